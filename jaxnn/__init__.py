@@ -1,0 +1,49 @@
+"""jaxnn: the classic neural-network exercise (ex4) in JAX.
+
+A fully connected network in the course's layout, its regularized cross-entropy, backpropagation
+written by hand and checked against ``jax.grad`` and finite differences, trained with scipy's
+L-BFGS or optax.
+"""
+
+from jaxnn.activations import sigmoid, sigmoid_gradient
+from jaxnn.backprop import backprop
+from jaxnn.gradcheck import GradientCheck, check_gradients, numerical_gradient
+from jaxnn.io import load_weights, save_weights
+from jaxnn.losses import autodiff, cost
+from jaxnn.model import (
+    accuracy,
+    debug_params,
+    forward,
+    init_params,
+    layer_sizes,
+    one_hot,
+    predict,
+    ravel_params,
+    unravel_params,
+)
+from jaxnn.precision import x64
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GradientCheck",
+    "accuracy",
+    "autodiff",
+    "backprop",
+    "check_gradients",
+    "cost",
+    "debug_params",
+    "forward",
+    "init_params",
+    "layer_sizes",
+    "load_weights",
+    "numerical_gradient",
+    "one_hot",
+    "predict",
+    "ravel_params",
+    "save_weights",
+    "sigmoid",
+    "sigmoid_gradient",
+    "unravel_params",
+    "x64",
+]

@@ -1,0 +1,108 @@
+"""The regularized cost, computed from the logits, and its automatic gradient.
+
+Output ``"sigmoid"`` (the course's): ``J = (1/m) sum_ik [-y log h - (1-y) log(1-h)]``, which from
+the logits ``z`` is ``(1/m) sum_ik [softplus(z) - y z]``. Output ``"softmax"``:
+``J = (1/m) sum_ik y_ik [logsumexp(z_i) - z_ik]``. Both add ``lam/(2m)`` times the sum of squares
+of every non-bias weight. No clipping: finite for any finite input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxnn._validation import Params, check_lam, check_targets
+from jaxnn.activations import check_output, get_activation
+from jaxnn.model import logits, prepare
+
+Array = jax.Array
+
+
+def targets(y: Array, K: int, dtype) -> Array:
+    """Integer labels ``(m,)`` become one-hot ``(m, K)``; a target matrix passes through."""
+    return jax.nn.one_hot(y, K, dtype=dtype) if y.ndim == 1 else y.astype(dtype)
+
+
+def data_loss(z: Array, Y: Array, output: str) -> Array:
+    """Mean cross-entropy of logits ``z`` ``(m, K)`` against targets ``Y`` ``(m, K)``."""
+    m = z.shape[0]
+    if output == "sigmoid":
+        per = jax.nn.softplus(z) - Y * z
+    else:
+        per = Y * (jax.nn.logsumexp(z, axis=1, keepdims=True) - z)
+    return jnp.sum(per) / m
+
+
+def penalty(params: Params, lam: ArrayLike, m: int) -> Array:
+    """``lam/(2m) * sum_l sum(Theta_l[:, 1:]**2)``: the bias column is never regularized."""
+    return lam / (2 * m) * sum(jnp.sum(t[:, 1:] ** 2) for t in params)
+
+
+def regularized_cost(params: Params, X: Array, Y: Array, lam: ArrayLike,
+                     activation: str, output: str) -> Array:
+    """The cost as a traceable function of ``params`` (no checks, no casting)."""
+    return data_loss(logits(params, X, activation), Y, output) + penalty(params, lam, X.shape[0])
+
+
+def prepare_problem(params, X, y, lam, activation, output):
+    """Validate every argument of a cost/gradient call; return the checked values and dtype."""
+    get_activation(activation), check_output(output)
+    params, X, dtype = prepare(params, X)
+    y = check_targets(y, X.shape[0], params[-1].shape[0])
+    return params, X, y, check_lam(lam), dtype
+
+
+def cast(params: Params, X: Array, y: Array, dtype) -> tuple[Params, Array, Array]:
+    """Cast params and X to ``dtype`` and turn ``y`` into a target matrix (inside ``jit``)."""
+    params = tuple(t.astype(dtype) for t in params)
+    return params, X.astype(dtype), targets(y, params[-1].shape[0], dtype)
+
+
+@partial(jax.jit, static_argnames=("activation", "output", "dtype"))
+def _cost(params, X, y, lam, activation, output, dtype):
+    params, X, Y = cast(params, X, y, dtype)
+    return regularized_cost(params, X, Y, lam, activation, output)
+
+
+@partial(jax.jit, static_argnames=("activation", "output", "dtype"))
+def _autodiff(params, X, y, lam, activation, output, dtype):
+    params, X, Y = cast(params, X, y, dtype)
+    return jax.value_and_grad(regularized_cost)(params, X, Y, lam, activation, output)
+
+
+def cost(
+    params: Sequence[ArrayLike],
+    X: ArrayLike,
+    y: ArrayLike,
+    lam: ArrayLike = 0.0,
+    *,
+    activation: str = "sigmoid",
+    output: str = "sigmoid",
+) -> Array:
+    """The regularized cost ``J`` (a scalar) of ``params`` on ``X`` ``(m, n_0)``.
+
+    ``y`` is integer labels ``(m,)`` in ``0..K-1`` or a target matrix ``(m, K)``. Raises
+    ``ValueError`` for shapes that do not chain or match, labels out of range, a target matrix
+    of the wrong width, negative ``lam``, and (when concrete) non-finite ``X``."""
+    args = prepare_problem(params, X, y, lam, activation, output)
+    return _cost(*args[:4], activation, output, args[4])
+
+
+def autodiff(
+    params: Sequence[ArrayLike],
+    X: ArrayLike,
+    y: ArrayLike,
+    lam: ArrayLike = 0.0,
+    *,
+    activation: str = "sigmoid",
+    output: str = "sigmoid",
+) -> tuple[Array, Params]:
+    """``(J, grads)`` from ``jax.value_and_grad`` of :func:`cost`; ``grads`` mirrors ``params``.
+
+    Same arguments and checks as :func:`cost`."""
+    args = prepare_problem(params, X, y, lam, activation, output)
+    return _autodiff(*args[:4], activation, output, args[4])

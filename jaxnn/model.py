@@ -1,0 +1,189 @@
+"""The network: parameters in the course's layout, initialization, forward pass, prediction.
+
+``params`` is a tuple of 2-D arrays, one per layer: ``Theta_l`` has shape ``(n_{l+1}, 1 + n_l)``
+and column 0 holds the bias weights (the course's ``Theta1``, ``Theta2``, ...).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike, DTypeLike
+
+from jaxnn._validation import Params, as_params, check_targets, check_X, float_dtype
+from jaxnn.activations import check_output, get_activation
+
+Array = jax.Array
+
+
+def _check_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(n) for n in layer_sizes)
+        ok = all(int(n) == n for n in layer_sizes)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(
+            f"layer_sizes must list at least two positive integers (inputs, ..., outputs), "
+            f"e.g. (400, 25, 10); got {layer_sizes!r}"
+        )
+    return sizes
+
+
+def init_params(
+    key: int | Array,
+    layer_sizes: Sequence[int],
+    epsilon: float = 0.12,
+    dtype: DTypeLike | None = None,
+) -> Params:
+    """Random weights, uniform in ``[-epsilon, epsilon]`` (the course's ``randInitializeWeights``).
+
+    ``key`` is a JAX PRNG key or an int seed. Returns ``Theta_l`` of shape
+    ``(n_{l+1}, 1 + n_l)``, in ``dtype`` (default: JAX's default float).
+    """
+    sizes = _check_sizes(layer_sizes)
+    if not (isinstance(epsilon, int | float) and math.isfinite(epsilon) and epsilon > 0):
+        raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
+    if isinstance(key, int | np.integer):
+        key = jax.random.key(int(key))
+    dtype = jax.dtypes.canonicalize_dtype(dtype or float)
+    keys = jax.random.split(key, len(sizes) - 1)
+    return tuple(
+        jax.random.uniform(k, (n_out, 1 + n_in), dtype, -epsilon, epsilon)
+        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
+    )
+
+
+def debug_params(layer_sizes: Sequence[int], dtype: DTypeLike | None = None) -> Params:
+    """The course's ``debugInitializeWeights``: ``Theta_l = sin(1..n_out*(1+n_in)) / 10``,
+    reshaped column-major to ``(n_out, 1 + n_in)``. Deterministic; for gradient checks."""
+    sizes = _check_sizes(layer_sizes)
+    dtype = jax.dtypes.canonicalize_dtype(dtype or float)
+    out = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        w = np.sin(np.arange(1, n_out * (1 + n_in) + 1, dtype=np.float64)) / 10
+        out.append(jnp.asarray(w.reshape((n_out, 1 + n_in), order="F"), dtype))
+    return tuple(out)
+
+
+def layer_sizes(params: Sequence[ArrayLike]) -> tuple[int, ...]:
+    """The sizes ``(n_0, n_1, ..., K)`` that ``params`` describe; checks that they chain."""
+    params = as_params(params)
+    return (params[0].shape[1] - 1, *(t.shape[0] for t in params))
+
+
+def ravel_params(params: Sequence[ArrayLike]) -> Array:
+    """Unroll into one vector in Octave's order ``[Theta1(:); Theta2(:); ...]`` (column-major)."""
+    params = as_params(params)
+    return jnp.concatenate([jnp.ravel(jnp.asarray(t).T) for t in params])
+
+
+def unravel_params(theta: ArrayLike, layer_sizes: Sequence[int]) -> Params:
+    """Inverse of :func:`ravel_params`: a vector of length ``sum n_{l+1} (1 + n_l)`` back to
+    ``(Theta1, ..., ThetaL)``."""
+    sizes = _check_sizes(layer_sizes)
+    theta = jnp.asarray(theta)
+    n = sum(o * (1 + i) for i, o in zip(sizes[:-1], sizes[1:], strict=True))
+    if theta.shape != (n,):
+        raise ValueError(
+            f"theta must be a vector of length {n} for layer_sizes {sizes}, "
+            f"got shape {tuple(theta.shape)}"
+        )
+    out, start = [], 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        size = n_out * (1 + n_in)
+        out.append(theta[start : start + size].reshape(1 + n_in, n_out).T)
+        start += size
+    return tuple(out)
+
+
+def one_hot(y: ArrayLike, K: int, dtype: DTypeLike | None = None) -> Array:
+    """Targets ``(m, K)``: a 1 in column ``y_i`` of row ``i``. ``y``: integer labels ``(m,)``."""
+    if not isinstance(K, int | np.integer) or K < 1:
+        raise ValueError(f"K must be a positive integer, got {K!r}")
+    y = check_targets(y, np.shape(y)[0] if np.ndim(y) else -1, int(K))
+    if np.ndim(y) != 1:
+        raise ValueError(f"y must be a vector of integer labels, got shape {np.shape(y)}")
+    return jax.nn.one_hot(y, int(K), dtype=jax.dtypes.canonicalize_dtype(dtype or float))
+
+
+# --- forward pass -------------------------------------------------------------------------------
+
+
+def affine(theta: Array, a: Array) -> Array:
+    """``z = [1, a] @ Theta.T`` for a batch ``a`` of shape ``(m, n_in)``: shape ``(m, n_out)``.
+
+    The bias column is added rather than a column of ones concatenated to ``a``."""
+    return a @ theta[:, 1:].T + theta[:, 0]
+
+
+def logits(params: Params, X: Array, activation: str = "sigmoid") -> Array:
+    """Output-layer pre-activations ``z_L`` of shape ``(m, K)``. Traceable; no checks."""
+    g = get_activation(activation).fn
+    a = X
+    for theta in params[:-1]:
+        a = g(affine(theta, a))
+    return affine(params[-1], a)
+
+
+def probabilities(z: Array, output: str) -> Array:
+    """Class probabilities from output logits: elementwise sigmoid, or row-wise softmax."""
+    return jax.nn.sigmoid(z) if output == "sigmoid" else jax.nn.softmax(z, axis=-1)
+
+
+def prepare(params: object, X: object) -> tuple[Params, Array, jnp.dtype]:
+    """Validate ``params`` and ``X`` and return them with the dtype the computation runs in."""
+    params = as_params(params)
+    X = check_X(X, params[0].shape[1] - 1)
+    return params, X, float_dtype(*params, X)
+
+
+@partial(jax.jit, static_argnames=("activation", "output", "dtype"))
+def _forward(params: Params, X: Array, activation: str, output: str, dtype) -> Array:
+    params = tuple(t.astype(dtype) for t in params)
+    return probabilities(logits(params, X.astype(dtype), activation), output)
+
+
+@partial(jax.jit, static_argnames=("activation", "dtype"))
+def _predict(params: Params, X: Array, activation: str, dtype) -> Array:
+    params = tuple(t.astype(dtype) for t in params)
+    return jnp.argmax(logits(params, X.astype(dtype), activation), axis=1)
+
+
+def forward(
+    params: Sequence[ArrayLike],
+    X: ArrayLike,
+    *,
+    activation: str = "sigmoid",
+    output: str = "sigmoid",
+) -> Array:
+    """Class probabilities ``h`` of shape ``(m, K)`` for inputs ``X`` of shape ``(m, n_0)``.
+
+    With ``output="sigmoid"`` (the course's) each column is an independent sigmoid; with
+    ``"softmax"`` the rows sum to one. Checks shapes always and that ``X`` is finite when it
+    is concrete (not inside a user's ``jit``)."""
+    get_activation(activation), check_output(output)
+    params, X, dtype = prepare(params, X)
+    return _forward(params, X, activation, output, dtype)
+
+
+def predict(params: Sequence[ArrayLike], X: ArrayLike, *, activation: str = "sigmoid",
+            output: str = "sigmoid") -> Array:
+    """Integer labels ``(m,)``: the index of the largest output (``output`` does not change it)."""
+    get_activation(activation), check_output(output)
+    params, X, dtype = prepare(params, X)
+    return _predict(params, X, activation, dtype)
+
+
+def accuracy(params: Sequence[ArrayLike], X: ArrayLike, y: ArrayLike, **kw: str) -> float:
+    """Fraction of rows of ``X`` whose predicted label equals ``y`` (integer labels ``(m,)``)."""
+    pred = predict(params, X, **kw)
+    y = check_targets(y, pred.shape[0], as_params(params)[-1].shape[0])
+    if np.ndim(y) != 1:
+        raise ValueError("accuracy needs integer labels y of shape (m,), not a target matrix")
+    return float(jnp.mean(pred == jnp.asarray(y)))

@@ -1,0 +1,30 @@
+"""A scoped switch for float64: JAX's x64 mode on inside a ``with`` block, restored after.
+
+jaxnn never changes JAX's global configuration; float64 work (gradient checks, ``--dtype
+float64`` training) runs inside :func:`x64`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import jax
+
+
+@contextlib.contextmanager
+def x64(enabled: bool = True) -> Iterator[None]:
+    """Context manager: JAX's 64-bit mode set to ``enabled`` for the block, then restored."""
+    if hasattr(jax, "enable_x64"):  # jax >= 0.6
+        with jax.enable_x64(enabled):
+            yield
+    else:  # pragma: no cover - older jax
+        from jax.experimental import disable_x64, enable_x64
+
+        with enable_x64() if enabled else disable_x64():
+            yield
+
+
+def x64_enabled() -> bool:
+    """Whether JAX's 64-bit mode is on here (globally or in a :func:`x64` block)."""
+    return bool(jax.config.read("jax_enable_x64"))

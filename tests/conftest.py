@@ -1,0 +1,24 @@
+"""Shared fixtures: the course's small gradient-check problem and the pretrained weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+EX4WEIGHTS = SHARED_DATA / "ex4weights.mat"
+
+
+def course_debug_problem() -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """``layer_sizes (3, 5, 3)``, ``X = sin(1..15)/10`` column-major ``(5, 3)``, ``y``."""
+    X = (np.sin(np.arange(1, 16, dtype=np.float64)) / 10).reshape((5, 3), order="F")
+    return (3, 5, 3), X, np.array([1, 2, 0, 1, 2])
+
+
+@pytest.fixture
+def ex4weights_path() -> Path:
+    if not EX4WEIGHTS.exists():
+        pytest.skip(f"the course's ex4weights.mat is not at {EX4WEIGHTS} (../shared is absent)")
+    return EX4WEIGHTS

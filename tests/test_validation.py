@@ -1,0 +1,78 @@
+"""Bad input gives a ValueError that names the argument and what was expected."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxnn as nn
+
+PARAMS = nn.debug_params((3, 4, 2))
+X = np.random.default_rng(0).normal(size=(5, 3))
+Y = np.array([0, 1, 1, 0, 1])
+
+
+@pytest.mark.parametrize("fn", [nn.cost, nn.backprop, nn.autodiff])
+def test_errors_name_the_argument(fn):
+    with pytest.raises(ValueError, match="do not chain"):
+        fn((np.ones((4, 4)), np.ones((2, 4))), X, Y)
+    with pytest.raises(ValueError, match=r"X has 4 features"):
+        fn(PARAMS, np.ones((5, 4)), Y)
+    with pytest.raises(ValueError, match=r"y has 4 labels but X has 5 rows"):
+        fn(PARAMS, X, Y[:4])
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.1"):
+        fn(PARAMS, X, np.array([0, 1, 2, 0, 1]))
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.1"):
+        fn(PARAMS, X, np.array([0, 1, -1, 0, 1]))
+    with pytest.raises(ValueError, match=r"target matrix must have shape \(m, K\) = \(5, 2\)"):
+        fn(PARAMS, X, np.ones((5, 3)))
+    bad = X.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fn(PARAMS, bad, Y)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fn(PARAMS, jnp.asarray(bad), Y)
+    with pytest.raises(ValueError, match="lam must be"):
+        fn(PARAMS, X, Y, -1.0)
+    with pytest.raises(ValueError, match="activation='elu'"):
+        fn(PARAMS, X, Y, activation="elu")
+    with pytest.raises(ValueError, match="output='linear'"):
+        fn(PARAMS, X, Y, output="linear")
+    with pytest.raises(ValueError, match="X must be a 2-D array"):
+        fn(PARAMS, X[0], Y)
+    with pytest.raises(ValueError, match="integer class labels"):
+        fn(PARAMS, X, Y + 0.5)
+
+
+def test_integer_valued_float_labels_are_accepted():
+    assert float(nn.cost(PARAMS, X, Y.astype(float))) == pytest.approx(float(nn.cost(PARAMS, X, Y)))
+
+
+def test_params_must_be_a_sequence_of_2d_arrays():
+    with pytest.raises(ValueError, match="tuple or list"):
+        nn.layer_sizes({"Theta1": np.ones((2, 3))})
+    with pytest.raises(ValueError, match="empty"):
+        nn.layer_sizes(())
+    with pytest.raises(ValueError, match=r"params\[0\] \(Theta1\) must be 2-D"):
+        nn.layer_sizes((np.ones(3),))
+    with pytest.raises(ValueError, match="layer_sizes"):
+        nn.init_params(0, (400,))
+    with pytest.raises(ValueError, match="theta must be a vector of length 13"):
+        nn.unravel_params(np.ones(10), (2, 3, 1))
+
+
+def test_value_checks_are_skipped_under_jit_but_shapes_still_checked():
+    f = jax.jit(lambda p, X, y: nn.backprop(p, X, y, 1.0)[0])
+    assert np.isfinite(float(f(PARAMS, X, Y)))
+    with pytest.raises(ValueError, match="features"):
+        f(PARAMS, np.ones((5, 2)), Y)
+
+
+def test_a_checked_array_mutated_copy_is_rechecked():
+    good = jnp.asarray(X)
+    nn.cost(PARAMS, good, Y)
+    bad = good.at[0, 0].set(jnp.inf)
+    with pytest.raises(ValueError, match="X contains NaN or infinite"):
+        nn.cost(PARAMS, bad, Y)
