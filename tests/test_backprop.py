@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import jax.numpy as jnp
@@ -12,7 +13,6 @@ from hypothesis import strategies as st
 from reference_numpy import cost_and_grad, one_hot
 
 import jaxnn as nn
-import jaxnn.backprop
 from jaxnn.gradcheck import relative_difference
 
 ARCHS = [(6, 3), (6, 5, 3), (4, 7, 5, 3), (5, 4, 4, 4, 2)]
@@ -96,7 +96,8 @@ def test_logistic_regression_without_hidden_layer():
 
 
 def test_backprop_source_uses_no_derivative_transformation():
-    src = inspect.getsource(jaxnn.backprop)
+    src = inspect.getsource(importlib.import_module("jaxnn.backprop"))
+    assert "def affine_backward" in src
     for forbidden in ("jax.grad", "value_and_grad", "jax.vjp", "jax.jvp", "jacfwd", "jacrev",
                       "linearize", "custom_vjp"):
         assert forbidden not in src
