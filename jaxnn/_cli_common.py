@@ -1,0 +1,268 @@
+"""Pieces shared by the ``jaxnn`` subcommands: user errors, optional packages, data and weights
+loading from command-line options, small file writers.
+
+Everything that can go wrong because of what the user typed or pointed at becomes a
+:class:`UsageError`, which :func:`jaxnn.cli.main` prints as one line (exit status 2).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from jaxnn._files import atomic_write
+
+EXTRA_HINT = "pip install 'jaxnn[all]'"
+
+# the import name of each optional package, and the name pip knows it by
+_PACKAGES = {"rich": "rich", "matplotlib": "matplotlib", "sklearn": "scikit-learn",
+             "mlxtend": "mlxtend"}
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A problem with the command line or the files it names: printed as one line, exit 2."""
+
+
+def require(command: str, *modules: str) -> None:
+    """Raise :class:`UsageError` naming the pip command if an optional package is missing."""
+    missing = [_PACKAGES.get(m, m) for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"jaxnn {command} needs the optional package(s) {', '.join(missing)}: {EXTRA_HINT}"
+        )
+
+
+def missing_module(exc: ImportError) -> str | None:
+    """The optional package (pip name) whose absence caused ``exc``, or None if it is not one
+    of jaxnn's optional packages (then ``exc`` is a real bug and should not be hidden)."""
+    for err in (exc, exc.__cause__):
+        name = (getattr(err, "name", None) or "").split(".")[0]
+        if isinstance(err, ImportError) and name in _PACKAGES:
+            return _PACKAGES[name]
+    return None
+
+
+def missing_extra(exc: ImportError) -> UsageError:
+    """A one-line :class:`UsageError` for an optional package that failed to import."""
+    name = missing_module(exc) or exc.name or str(exc)
+    return UsageError(f"missing optional package {name}: {EXTRA_HINT}")
+
+
+# ---- data ----------------------------------------------------------------------------------------
+
+Order = Literal["C", "F"]
+
+
+@dataclass(frozen=True)
+class Data:
+    """Examples loaded for a command: ``X`` ``(m, n)``, labels ``y`` ``(m,)`` or None,
+    a description for messages and summaries, and how a row becomes an image (or None)."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    name: str
+    image: tuple[tuple[int, int], Order] | None
+
+
+def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: bool) -> Data:
+    """Load the examples named by ``--data PATH [PATH]`` or ``--dataset NAME`` (mnist5k when
+    neither is given). Any problem with the files becomes a :class:`UsageError`."""
+    from jaxnn.plot import image_layout
+
+    try:
+        if paths:
+            data = _load_paths(list(paths), need_labels)
+        else:
+            data = _load_dataset(dataset or "mnist5k")
+    except FileNotFoundError as exc:
+        raise UsageError(f"{exc.filename or exc}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise UsageError(f"{exc.filename or exc}: is a directory, not a data file") from exc
+    except PermissionError as exc:
+        raise UsageError(f"{exc.filename or exc}: permission denied") from exc
+    except ImportError as exc:
+        if missing_module(exc) is None:
+            raise
+        raise missing_extra(exc) from exc
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    X, y, name, source = data
+    if need_labels and y is None:
+        raise UsageError(f"{name}: no labels (array y) found; training needs them")
+    image = {"mnist5k": ((20, 20), "F"), "digits": ((8, 8), "C")}.get(source)
+    return Data(X, y, name, image or image_layout(X.shape[1], source))
+
+
+def _load_dataset(name: str) -> tuple[np.ndarray, np.ndarray, str, str]:
+    from jaxnn import datasets
+
+    loaders = {"mnist5k": datasets.mnist5k, "digits": datasets.digits}
+    X, y = loaders[name]()
+    return X, y, name, name
+
+
+def _load_paths(paths: list[str], need_labels: bool) -> tuple[Any, ...]:
+    """``(X, y, name, source)`` from one ``.mat``/``.npz`` file or a pair of IDX files."""
+    from jaxnn import datasets
+
+    if len(paths) == 2:
+        X, y = datasets.load_idx(paths[0], paths[1])
+        return X, y, f"{paths[0]} + {paths[1]}", "idx"
+    if len(paths) != 1:
+        raise ValueError(f"--data takes one .mat or .npz file, or two IDX files; got {len(paths)}")
+    path = paths[0]
+    suffix = Path(path).suffix.lower()
+    if suffix == ".mat":
+        X, y = datasets.load_mat(path)
+        return X, y, path, "mat"
+    if suffix == ".npz":
+        X, y = _load_npz(path, need_labels)
+        return X, y, path, "npz"
+    if not Path(path).exists():
+        raise FileNotFoundError(2, "No such file", path)
+    if "idx" in Path(path).name.lower() or suffix in (".gz", ".ubyte"):
+        raise ValueError(f"{path}: IDX data needs two files: --data IMAGES LABELS")
+    raise ValueError(f"{path}: unsupported data file; expected .mat, .npz, or two IDX files")
+
+
+def _load_npz(path: str, need_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arrays ``X`` ``(m, n)`` and ``y`` ``(m,)`` (integer labels ``0..K-1``) of an ``.npz``."""
+    with open(path, "rb") as f:
+        try:
+            with np.load(f, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files if k in ("X", "y")}
+                found = sorted(npz.files)
+        except Exception as exc:  # zipfile/zlib/format errors on a corrupt file
+            raise ValueError(f"{path}: corrupt or not an .npz file ({type(exc).__name__})") from exc
+    if "X" not in arrays:
+        raise ValueError(f"{path}: no array X (examples, one per row); arrays found: {found}")
+    X = arrays["X"]
+    if X.ndim != 2 or X.shape[0] == 0 or X.dtype.kind not in "fiub":
+        raise ValueError(f"{path}: X must be a non-empty numeric 2-D array, got {X.dtype} "
+                         f"{X.shape}")
+    X = X.astype(np.float64)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{path}: X contains NaN or inf")
+    if "y" not in arrays:
+        return X, None
+    return X, _labels(arrays["y"], X.shape[0], path)
+
+
+def _labels(y: np.ndarray, m: int, path: str) -> np.ndarray:
+    """Validate labels: ``m`` whole numbers ``>= 0``, as int64."""
+    y = np.ravel(y) if y.ndim == 2 and 1 in y.shape else y
+    if y.ndim != 1 or y.shape[0] != m:
+        raise ValueError(f"{path}: y must hold {m} labels (one per row of X), got shape {y.shape}")
+    if y.dtype.kind not in "fiub" or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+        raise ValueError(f"{path}: y must hold whole-number class labels 0..K-1")
+    if y.min() < 0:
+        raise ValueError(f"{path}: y has negative labels; expected classes 0..K-1")
+    return y.astype(np.int64)
+
+
+# ---- weights -------------------------------------------------------------------------------------
+
+
+def load_weights(path: str) -> tuple[np.ndarray, ...]:
+    """:func:`jaxnn.load_weights` with file problems turned into :class:`UsageError`."""
+    from jaxnn.io import load_weights as load
+
+    try:
+        return load(path)
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise UsageError(f"{path}: is a directory, not a weights file") from exc
+    except PermissionError as exc:
+        raise UsageError(f"{path}: permission denied") from exc
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def check_fits(params: Sequence[np.ndarray], data: Data, weights: str) -> None:
+    """The weights' input size must match the data's features, and the labels its outputs."""
+    n_in, K = params[0].shape[1] - 1, params[-1].shape[0]
+    if data.X.shape[1] != n_in:
+        raise UsageError(
+            f"{weights} expects {n_in} inputs per example but {data.name} has "
+            f"{data.X.shape[1]} features"
+        )
+    if data.y is not None and data.y.max() >= K:
+        raise UsageError(
+            f"{data.name} has labels up to {int(data.y.max())} but {weights} has only {K} "
+            f"outputs (classes 0..{K - 1})"
+        )
+
+
+# ---- output files --------------------------------------------------------------------------------
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically. numpy scalars and arrays become numbers and
+    lists, non-finite floats ``null`` (so the file is strict JSON)."""
+    write_text(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy types, paths and tuples converted and NaN/inf replaced by None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def write_csv(path: str | os.PathLike[str], header: Sequence[str],
+              columns: Sequence[np.ndarray]) -> None:
+    """Write integer columns as CSV with a header row, atomically."""
+    buffer = io.StringIO()
+    np.savetxt(buffer, np.column_stack(columns), fmt="%d", delimiter=",",
+               header=",".join(header), comments="")
+    write_text(path, buffer.getvalue())
+
+
+def output_dir(path: str | None, default_parent: str = "runs") -> Path:
+    """Create and return the output directory: ``path``, or ``runs/<timestamp>`` (made unique)."""
+    import time
+
+    if path is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(default_parent) / stamp
+        out, k = base, 1
+        while out.exists():
+            k += 1
+            out = base.with_name(f"{stamp}-{k}")
+    else:
+        out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the output directory ({exc.strerror})") from exc
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"{out}: the output directory is not writable")
+    return out

@@ -1,0 +1,361 @@
+"""``jaxnn train``: train with a live progress bar, report, and write the run's files.
+
+Files written to the output directory (all atomically): ``weights.npz``, ``weights.mat`` (the
+course's layout), ``digits.png`` (sample inputs), ``hidden_units.png``, ``cost.png``,
+``confusion.png`` and ``summary.json``. On Ctrl-C the weights reached so far and the summary
+(``"interrupted": true``) are written and the exit status is 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxnn._cli_common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Data,
+    UsageError,
+    load_data,
+    output_dir,
+    require,
+    write_json,
+)
+
+FILES = {
+    "weights_npz": "weights.npz",
+    "weights_mat": "weights.mat",
+    "digits": "digits.png",
+    "hidden_units": "hidden_units.png",
+    "cost_curve": "cost.png",
+    "confusion_matrix": "confusion.png",
+    "summary": "summary.json",
+}
+
+
+@dataclass
+class Split:
+    """Training and held-out examples (the held-out set may be empty)."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    K: int
+
+
+@dataclass
+class Outcome:
+    """What a training run produced, whether it finished or was interrupted."""
+
+    params: tuple[np.ndarray, ...]
+    history: np.ndarray
+    cost: float
+    n_iter: int
+    n_evals: int | None
+    converged: bool
+    message: str
+    seconds: float
+    interrupted: bool
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """The ``train`` subcommand; returns the exit status."""
+    require("train", "rich", "matplotlib", "sklearn")
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    started = time.perf_counter()
+    options = fit_options(args)  # option errors before any file is read or directory made
+    data = load_data(args.data, args.dataset, need_labels=True)
+    split = split_data(data, args.test_size, args.seed)
+    out = output_dir(args.out)
+    sizes = (data.X.shape[1], *args.hidden, split.K)
+    header = (f"[bold]jaxnn train[/]: {'-'.join(map(str, sizes))} network on "
+              f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, {len(split.y_test)} "
+              f"held-out examples), {args.method}, lam={args.lam:g}, {args.iterations} "
+              f"iterations, {args.dtype}")
+    with _precision(args.dtype):
+        outcome = train(args, options, sizes, split, console, header)
+        if outcome.interrupted:  # save first: a second Ctrl-C must not lose them
+            save_weights(out, outcome.params)
+        evaluation = evaluate(outcome.params, split, args.activation)
+    summary = make_summary(args, data, split, sizes, outcome, evaluation, out)
+    summary["total_seconds"] = round(time.perf_counter() - started, 3)
+    if outcome.interrupted:
+        write_json(out / FILES["summary"], summary)
+        console.print(f"[bold yellow]interrupted[/] after {outcome.n_iter} iterations: saved the "
+                      f"weights and summary to {escape(str(out))}")
+        return EXIT_INTERRUPTED
+    print_report(console, evaluation, outcome)
+    write_outputs(out, data, split, outcome, evaluation, summary)
+    files = ", ".join(summary["files"].values())
+    console.print(f"files written to [bold]{escape(str(out))}[/]: {files}")
+    console.print(f"total time {time.perf_counter() - started:.1f} s")
+    return EXIT_OK
+
+
+def split_data(data: Data, test_size: float, seed: int) -> Split:
+    """A stratified, seeded held-out split (none when ``test_size`` is 0)."""
+    from jaxnn.datasets import train_test_split
+
+    X, y = data.X, data.y
+    K = int(y.max()) + 1
+    if K < 2:
+        raise UsageError(f"{data.name}: every label is {int(y.max())}; training needs at least "
+                         "two classes")
+    if test_size == 0:
+        return Split(X, y, X[:0], y[:0], K)
+    try:
+        X_train, X_test, y_train, y_test = train_test_split(X, y, test_size, seed)
+    except ValueError as exc:
+        raise UsageError(f"--test-size {test_size:g}: {exc}") from exc
+    return Split(X_train, y_train, X_test, y_test, K)
+
+
+@contextlib.contextmanager
+def _precision(dtype: str) -> Iterator[None]:
+    """float64 runs inside :func:`jaxnn.x64`; float32 under JAX's defaults."""
+    if dtype == "float64":
+        from jaxnn.precision import x64
+
+        with x64():
+            yield
+    else:
+        yield
+
+
+def fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for :func:`jaxnn.train.fit` from the command line."""
+    if args.method not in ("adam", "sgd") and (args.batch_size or args.learning_rate):
+        raise UsageError("--batch-size and --learning-rate apply to --method adam or sgd")
+    options: dict[str, Any] = {"method": args.method, "maxiter": args.iterations,
+                               "grad": args.grad, "activation": args.activation,
+                               "output": args.output, "dtype": args.dtype, "seed": args.seed}
+    if args.batch_size is not None:
+        options["batch_size"] = args.batch_size
+    if args.learning_rate is not None:
+        options["learning_rate"] = args.learning_rate
+    return options
+
+
+class ProgressBar:
+    """A rich progress bar over iterations with the live cost; also the ``fit`` callback.
+
+    It remembers the last parameters it was shown, so that a Ctrl-C that escapes ``fit``
+    (e.g. during compilation) still saves the furthest point reached."""
+
+    def __init__(self, console: Any, total: int, *, enabled: bool = True) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.total, self.iteration, self.cost = total, 0, float("nan")
+        self.history: list[float] = []
+        self.params: tuple[np.ndarray, ...] | None = None
+        self._progress = Progress(
+            TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("cost [bold cyan]{task.fields[cost]}"), TimeElapsedColumn(),
+            console=console, transient=False, disable=not enabled, refresh_per_second=8)
+        self._task = self._progress.add_task("training", total=total, cost="-")
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, iteration: int, cost: float, params: tuple[np.ndarray, ...]) -> None:
+        """The ``fit`` callback: ``(iteration, cost, params)``; never asks to stop."""
+        self.history.append(float(cost))
+        self.iteration, self.cost, self.params = iteration, float(cost), params
+        self._progress.update(self._task, completed=min(iteration, self.total),
+                              cost=f"{cost:.6f}")
+
+    def finish(self, n_iter: int, cost: float) -> None:
+        """Show the final iteration count and cost."""
+        self._progress.update(self._task, completed=min(n_iter, self.total), cost=f"{cost:.6f}")
+
+    def interrupted(self, params0: tuple[Any, ...], seconds: float) -> Outcome:
+        """The outcome when Ctrl-C escaped ``fit``: the last params seen, else the initial."""
+        params = self.params if self.params is not None else tuple(map(np.asarray, params0))
+        return Outcome(params=params, history=np.asarray(self.history), cost=self.cost,
+                       n_iter=self.iteration, n_evals=None, converged=False,
+                       message=f"interrupted (KeyboardInterrupt) after {self.iteration} "
+                               "iterations", seconds=seconds, interrupted=True)
+
+
+def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, ...],
+          split: Split, console: Any, header: str) -> Outcome:
+    """Initialize, print ``header`` and fit with a progress bar. From the header on, a Ctrl-C
+    yields the params reached (the initial ones if no iteration finished)."""
+    from jaxnn.model import init_params
+    from jaxnn.train import fit
+
+    params0 = init_params(args.seed, sizes, dtype=args.dtype)
+    progress = ProgressBar(console, args.iterations, enabled=not args.no_progress)
+    console.print(header)
+    started = time.perf_counter()
+    try:
+        with progress:
+            result = fit(params0, split.X_train, split.y_train, args.lam,
+                         callback=progress.update, **options)
+            progress.finish(result.n_iter, result.cost)
+    except KeyboardInterrupt:  # one that fit did not catch (e.g. while compiling)
+        return progress.interrupted(params0, time.perf_counter() - started)
+    return Outcome(params=tuple(np.asarray(t) for t in result.params),
+                   history=np.asarray(result.history, np.float64), cost=float(result.cost),
+                   n_iter=int(result.n_iter), n_evals=int(result.n_evals),
+                   converged=bool(result.converged), message=str(result.message),
+                   seconds=float(result.seconds), interrupted=bool(result.interrupted))
+
+
+# ---- evaluation and report -----------------------------------------------------------------------
+
+
+def evaluate(params: tuple[np.ndarray, ...], split: Split, activation: str) -> dict[str, Any]:
+    """Accuracy on both sets and the classification metrics of the held-out set (of the
+    training set when there is none)."""
+    from jaxnn._cli_report import classification_metrics
+    from jaxnn.model import predict
+
+    def labels(X: np.ndarray) -> np.ndarray:
+        return np.asarray(predict(params, X, activation=activation), np.int64)
+
+    pred_train = labels(split.X_train)
+    result: dict[str, Any] = {"train_accuracy": float(np.mean(pred_train == split.y_train))}
+    if len(split.y_test):
+        pred_test = labels(split.X_test)
+        result["test_accuracy"] = float(np.mean(pred_test == split.y_test))
+        result["report_on"] = "held-out"
+        result["metrics"] = classification_metrics(split.y_test, pred_test, split.K)
+    else:
+        result["test_accuracy"] = None
+        result["report_on"] = "training"
+        result["metrics"] = classification_metrics(split.y_train, pred_train, split.K)
+    return result
+
+
+def print_report(console: Any, evaluation: dict[str, Any], outcome: Outcome) -> None:
+    """The per-class table, the confusion matrix, accuracies and time."""
+    from jaxnn._cli_report import confusion_table, report_table
+
+    on = evaluation["report_on"]
+    metrics = evaluation["metrics"]
+    console.print()
+    console.print(report_table(metrics, f"Per-class report ({on} set)"))
+    console.print()
+    console.print(confusion_table(metrics["confusion_matrix"],
+                                  f"Confusion matrix ({on} set)"))
+    console.print()
+    console.print(outcome.message, markup=False)
+    console.print(f"final cost {outcome.cost:.6f} after {outcome.n_iter} iterations "
+                  f"({outcome.n_evals} evaluations) in {outcome.seconds:.1f} s")
+    line = f"[bold]training accuracy {100 * evaluation['train_accuracy']:.2f}%[/]"
+    if evaluation["test_accuracy"] is not None:
+        line += f", [bold]held-out accuracy {100 * evaluation['test_accuracy']:.2f}%[/]"
+    console.print(line)
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+
+def save_weights(out: Path, params: tuple[np.ndarray, ...]) -> None:
+    """``weights.npz`` (jaxnn's layout) and ``weights.mat`` (the course's)."""
+    from jaxnn.io import save_weights as save
+
+    save(out / FILES["weights_npz"], params)
+    save(out / FILES["weights_mat"], params)
+
+
+def write_outputs(out: Path, data: Data, split: Split, outcome: Outcome,
+                  evaluation: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Weights first, then the pictures, then the JSON summary. A Ctrl-C while drawing still
+    leaves the weights and a summary that lists only the files written."""
+    save_weights(out, outcome.params)
+    if data.image is None:  # rows are not square images: no digit or hidden-unit pictures
+        summary["files"] = {k: v for k, v in summary["files"].items()
+                            if k not in ("digits", "hidden_units")}
+    try:
+        write_pictures(out, data, split, outcome, evaluation, summary["method"])
+    except KeyboardInterrupt:
+        summary["files"] = {k: v for k, v in summary["files"].items()
+                            if (out / v).exists() or k == "summary"}
+        write_json(out / FILES["summary"], summary)
+        raise
+    write_json(out / FILES["summary"], summary)
+
+
+def write_pictures(out: Path, data: Data, split: Split, outcome: Outcome,
+                   evaluation: dict[str, Any], method: str) -> None:
+    """``digits.png`` and ``hidden_units.png`` (when rows are images), ``cost.png``,
+    ``confusion.png``."""
+    from jaxnn import plot
+
+    if data.image is not None:
+        shape, order = data.image
+        plot.save_png(plot.digit_grid(split.X_train, shape, order), out / FILES["digits"])
+        plot.save_png(plot.hidden_units(outcome.params, shape, order),
+                      out / FILES["hidden_units"])
+    plot.save_png(plot.cost_curve(outcome.history, title=f"Training cost ({method})"),
+                  out / FILES["cost_curve"])
+    on = evaluation["report_on"]
+    plot.save_png(plot.confusion_matrix(evaluation["metrics"]["confusion_matrix"],
+                                        title=f"Confusion matrix ({on} set)"),
+                  out / FILES["confusion_matrix"])
+
+
+def make_summary(args: argparse.Namespace, data: Data, split: Split, sizes: tuple[int, ...],
+                 outcome: Outcome, evaluation: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Everything about the run, for ``summary.json``."""
+    import jax
+
+    from jaxnn import __version__
+
+    files = dict(FILES)
+    if outcome.interrupted:
+        files = {k: v for k, v in files.items() if k in ("weights_npz", "weights_mat", "summary")}
+    return {
+        "jaxnn_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "data": data.name,
+        "layer_sizes": list(sizes),
+        "n_train": int(len(split.y_train)),
+        "n_test": int(len(split.y_test)),
+        "lam": args.lam, "method": args.method, "grad": args.grad,
+        "iterations": args.iterations, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "activation": args.activation,
+        "output": args.output, "dtype": args.dtype, "seed": args.seed,
+        "test_size": args.test_size,
+        "interrupted": outcome.interrupted,
+        "converged": outcome.converged,
+        "message": outcome.message,
+        "cost": outcome.cost,
+        "n_iter": outcome.n_iter,
+        "n_evals": outcome.n_evals,
+        "train_seconds": round(outcome.seconds, 3),
+        "train_accuracy": evaluation["train_accuracy"],
+        "test_accuracy": evaluation["test_accuracy"],
+        "report_on": evaluation["report_on"],
+        "metrics": evaluation["metrics"],
+        "history": outcome.history,
+        "platform": {"python": platform.python_version(), "jax": jax.__version__,
+                     "backend": jax.default_backend(),
+                     "devices": [str(d) for d in jax.devices()]},
+        "output_dir": str(out),
+        "files": files,
+    }

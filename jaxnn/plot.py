@@ -1,0 +1,231 @@
+"""Pictures: grids of digits, hidden units as images, cost curves, confusion matrices.
+
+Every function returns a :class:`matplotlib.figure.Figure` built directly (with an Agg canvas),
+so nothing here touches pyplot or matplotlib's global backend; :func:`save_png` writes a figure
+atomically. matplotlib is optional (``pip install 'jaxnn[plot]'``) and imported only when a
+function here is called.
+
+Images are rows of ``X`` (or of ``Theta1[:, 1:]``) reshaped to ``shape`` in ``order``: the
+course's 20x20 digits (and :func:`jaxnn.datasets.mnist5k`) are column-major (``order="F"``,
+Octave's ``X(:)``), scikit-learn's 8x8 digits and MNIST IDX files row-major (``order="C"``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from jaxnn._files import atomic_write
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "image_grid",
+    "image_layout",
+    "digit_grid",
+    "hidden_units",
+    "cost_curve",
+    "confusion_matrix",
+    "save_png",
+]
+
+Order = Literal["C", "F"]
+PathLike = str | os.PathLike[str]
+
+_PLOT_EXTRA = "pip install 'jaxnn[plot]'"
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A new Figure with its own Agg canvas (no pyplot, no global backend change)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(
+            f"jaxnn.plot needs the optional package matplotlib: {_PLOT_EXTRA}"
+        ) from exc
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def image_layout(
+    n_features: int, source: str | None = None
+) -> tuple[tuple[int, int], Order] | None:
+    """The image shape and pixel order for rows of ``n_features`` values, or None if not square.
+
+    400 features are taken to be the course's column-major 20x20 digits; other square sizes
+    (64 for scikit-learn's digits, 784 for MNIST) row-major. ``source`` ``"mat"`` (a course
+    data file) forces column-major.
+    """
+    side = math.isqrt(n_features)
+    if side * side != n_features:
+        return None
+    order: Order = "F" if (n_features == 400 or source == "mat") else "C"
+    return (side, side), order
+
+
+def image_grid(
+    images: Any,
+    shape: tuple[int, int],
+    order: Order = "C",
+    *,
+    ncols: int | None = None,
+    pad: int = 1,
+) -> np.ndarray:
+    """Tile the rows of ``images`` ``(n, h*w)`` into one 2-D mosaic, like the course's
+    ``displayData``.
+
+    Each image is reshaped to ``shape`` in ``order`` and divided by its largest absolute value,
+    so it lies in ``[-1, 1]``; the ``pad``-pixel borders between images are ``-1`` (black in a
+    gray map over ``[-1, 1]``). ``ncols`` defaults to ``round(sqrt(n))``.
+
+    Returns:
+        float64 array of shape ``(pad + nrows * (h + pad), pad + ncols * (w + pad))``.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    h, w = shape
+    if images.ndim != 2 or images.shape[0] == 0 or images.shape[1] != h * w:
+        raise ValueError(
+            f"images must be a non-empty 2-D array of shape (n, {h * w}) for {h}x{w} images, "
+            f"got shape {images.shape}"
+        )
+    if order not in ("C", "F"):
+        raise ValueError(f"order must be 'C' (row-major) or 'F' (column-major), got {order!r}")
+    n = images.shape[0]
+    ncols = ncols or max(1, round(math.sqrt(n)))
+    nrows = math.ceil(n / ncols)
+    mosaic = -np.ones((pad + nrows * (h + pad), pad + ncols * (w + pad)))
+    for i, row in enumerate(images):
+        scale = np.max(np.abs(row))
+        tile = row.reshape(shape, order=order) / (scale if scale > 0 else 1.0)
+        top, left = pad + (i // ncols) * (h + pad), pad + (i % ncols) * (w + pad)
+        mosaic[top : top + h, left : left + w] = tile
+    return mosaic
+
+
+def _mosaic_figure(mosaic: np.ndarray, title: str | None, size: float) -> Figure:
+    """A figure showing ``mosaic`` in gray over ``[-1, 1]``, no axes, about ``size`` inches."""
+    rows, cols = mosaic.shape
+    scale = size / max(rows, cols)
+    fig = _figure(max(cols * scale, 1.0), max(rows * scale, 1.0) + (0.4 if title else 0))
+    ax = fig.add_axes((0, 0, 1, 1 - (0.4 / fig.get_figheight() if title else 0)))
+    ax.imshow(mosaic, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=11, y=0.995, va="top")
+    return fig
+
+
+def digit_grid(
+    X: Any,
+    shape: tuple[int, int] = (20, 20),
+    order: Order = "F",
+    *,
+    n: int = 100,
+    seed: int | None = 0,
+    title: str | None = None,
+    size: float = 6.0,
+) -> Figure:
+    """``n`` examples of ``X`` ``(m, h*w)`` (chosen at random with ``seed``; the first ``n`` if
+    ``seed`` is None) as a square grid of images, as in the course's first figure."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"X must be a non-empty 2-D array (m, h*w), got shape {X.shape}")
+    k = min(int(n), X.shape[0])
+    if seed is None:
+        rows = np.arange(k)
+    else:
+        rows = np.random.default_rng(seed).choice(X.shape[0], size=k, replace=False)
+    return _mosaic_figure(image_grid(X[rows], shape, order), title, size)
+
+
+def hidden_units(
+    params: Sequence[Any] | Any,
+    shape: tuple[int, int] = (20, 20),
+    order: Order = "F",
+    *,
+    title: str | None = None,
+    size: float = 6.0,
+) -> Figure:
+    """The first hidden layer's units as images: row ``j`` of ``Theta1[:, 1:]`` (the weights
+    from every input pixel into unit ``j``), as in the course's figure of what the network
+    learned. ``params`` is the tuple of Thetas or ``Theta1`` alone."""
+    theta1 = params[0] if isinstance(params, list | tuple) else params
+    theta1 = np.asarray(theta1, dtype=np.float64)
+    if theta1.ndim != 2 or theta1.shape[1] < 2:
+        raise ValueError(f"Theta1 must be 2-D (units, 1 + inputs), got shape {theta1.shape}")
+    return _mosaic_figure(image_grid(theta1[:, 1:], shape, order), title, size)
+
+
+def cost_curve(
+    history: Any,
+    *,
+    title: str | None = "Training cost",
+    log: bool | None = None,
+    xlabel: str = "iteration",
+) -> Figure:
+    """The cost per iteration. ``log`` (default: when the cost spans more than a factor of 20
+    and stays positive) puts the cost on a log scale."""
+    cost = np.asarray(history, dtype=np.float64).ravel()
+    fig = _figure(6.4, 4.0)
+    ax = fig.add_subplot()
+    if cost.size:
+        ax.plot(np.arange(1, cost.size + 1), cost, color="tab:blue", lw=1.5)
+        ax.set_xlim(1, max(cost.size, 2))
+    positive = cost.size > 0 and bool(np.all(cost[np.isfinite(cost)] > 0))
+    if log is None:
+        finite = cost[np.isfinite(cost)]
+        log = positive and finite.size > 1 and finite.max() / finite.min() > 20
+    if log and positive:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("cost J")
+    ax.grid(True, alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(
+    cm: Any,
+    labels: Sequence[Any] | None = None,
+    *,
+    title: str | None = "Confusion matrix",
+) -> Figure:
+    """A heat map of the confusion matrix ``cm`` ``(K, K)`` (rows: true class, columns:
+    predicted), each cell annotated with its count."""
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
+        raise ValueError(f"cm must be a square (K, K) matrix, got shape {cm.shape}")
+    K = cm.shape[0]
+    labels = [str(c) for c in (labels if labels is not None else range(K))]
+    side = min(max(4.0, 0.5 * K + 1.5), 14.0)
+    fig = _figure(side + 1.0, side)
+    ax = fig.add_subplot()
+    image = ax.imshow(cm, cmap="Blues", interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(K), labels)
+    ax.set_yticks(range(K), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if K <= 30:
+        threshold = cm.max() / 2 if cm.size else 0
+        for (i, j), value in np.ndenumerate(cm):
+            ax.text(j, i, f"{value:g}", ha="center", va="center", fontsize=8,
+                    color="white" if value > threshold else "black")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_png(fig: Figure, path: PathLike, *, dpi: int = 100) -> None:
+    """Write ``fig`` to ``path`` as PNG, atomically (a crash leaves any old file intact)."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))

@@ -1,0 +1,477 @@
+"""End-to-end tests of the ``jaxnn`` command: every subcommand on small settings, the files it
+writes, exit statuses, and user errors reported as one line without a traceback.
+
+Most runs call ``jaxnn.cli.main`` in-process (one JAX start-up for the whole file); a few start
+``python -m jaxnn`` to check the real entry point, Ctrl-C, and what ``import jaxnn`` imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+import jaxnn
+from jaxnn.cli import main
+
+EX4WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ex4weights.mat"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TRAIN_FILES = ("weights.npz", "weights.mat", "digits.png", "hidden_units.png", "cost.png",
+               "confusion.png", "summary.json")
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    """``main(argv)`` in-process: ``(exit status, stdout, stderr)``."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_module(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m jaxnn ARGS`` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "jaxnn", *args], capture_output=True,
+                          text=True, timeout=timeout, env=_env())
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "COLUMNS": "100"}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk, after checking the signature."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_valid_png(path: Path, min_side: int = 100) -> None:
+    import matplotlib.image
+
+    width, height = png_size(path)
+    assert width >= min_side and height >= min_side
+    assert matplotlib.image.imread(path).shape[:2] == (height, width)  # decodes
+
+
+def assert_user_error(code: int, err: str, *words: str) -> None:
+    """Exit status 2 and one line on stderr, naming ``words``, without a traceback."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("jaxnn"), err
+    for word in words:
+        assert word in lines[0], err
+
+
+def write_idx(images: Path, labels: Path, X: np.ndarray, y: np.ndarray, side: int) -> None:
+    """MNIST IDX files (gzipped): uint8 images ``(m, side, side)`` and labels."""
+    pixels = np.clip(np.round(X * 255), 0, 255).astype(np.uint8)
+    with gzip.open(images, "wb") as f:
+        f.write(struct.pack(">4BIII", 0, 0, 8, 3, X.shape[0], side, side) + pixels.tobytes())
+    with gzip.open(labels, "wb") as f:
+        f.write(struct.pack(">4BI", 0, 0, 8, 1, y.shape[0]) + y.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+    """One short training run on the bundled 8x8 digits: ``(output dir, status, stdout)``."""
+    out = tmp_path_factory.mktemp("train") / "run"
+    code, stdout, err = run(["train", "--dataset", "digits", "--iterations", "5", "--out",
+                             str(out), "--seed", "1"])
+    assert code == 0, err
+    return out, code, stdout
+
+
+@pytest.fixture(scope="module")
+def ex4weights() -> Path:
+    if not EX4WEIGHTS.is_file():
+        pytest.skip(f"the course's ex4weights.mat is not at {EX4WEIGHTS} (../shared is absent)")
+    return EX4WEIGHTS
+
+
+# ---- help ---------------------------------------------------------------------------------------
+
+
+def test_help_lists_every_subcommand() -> None:
+    code, out, _ = run(["--help"])
+    assert code == 0
+    for command in ("train", "gradcheck", "predict", "show"):
+        assert command in out
+    for command in ("train", "gradcheck", "predict", "show"):
+        code, out, _ = run([command, "--help"])
+        assert code == 0 and "usage: jaxnn " + command in out
+
+
+def test_a_sweep_module_adds_its_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.machinery
+    import types
+
+    def register(subparsers) -> None:  # noqa: ANN001
+        parser = subparsers.add_parser("sweep", help="sweep lam")
+        parser.add_argument("--lams", nargs="+", type=float, required=True)
+        parser.set_defaults(func=lambda args: 0 if args.lams == [0.1, 1.0] else 1)
+
+    fake = types.ModuleType("jaxnn.sweep")
+    fake.__spec__ = importlib.machinery.ModuleSpec("jaxnn.sweep", None)
+    fake.register = register
+    monkeypatch.setitem(sys.modules, "jaxnn.sweep", fake)
+    assert "sweep" in run(["--help"])[1]
+    assert run(["sweep", "--lams", "0.1", "1"])[0] == 0
+    code, _, err = run(["sweep"])
+    assert_user_error(code, err, "--lams")
+
+
+def test_no_command_is_a_user_error() -> None:
+    code, _, err = run([])
+    assert_user_error(code, err, "choose a command")
+
+
+# ---- train --------------------------------------------------------------------------------------
+
+
+def test_train_writes_valid_files(digits_run: tuple[Path, int, str]) -> None:
+    out, _, _ = digits_run
+    for name in TRAIN_FILES:
+        assert (out / name).is_file(), name
+    for name in ("digits.png", "hidden_units.png", "cost.png", "confusion.png"):
+        assert_valid_png(out / name)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_train_weights_reload_in_both_formats(digits_run: tuple[Path, int, str]) -> None:
+    out, _, _ = digits_run
+    npz, mat = jaxnn.load_weights(out / "weights.npz"), jaxnn.load_weights(out / "weights.mat")
+    assert [t.shape for t in npz] == [(25, 65), (10, 26)]
+    for a, b in zip(npz, mat, strict=True):
+        np.testing.assert_array_equal(a, b)
+    summary = json.loads((out / "summary.json").read_text())
+    X, y = jaxnn.datasets.digits()
+    assert jaxnn.accuracy(npz, X, y) == pytest.approx(
+        (summary["train_accuracy"] * summary["n_train"] + summary["test_accuracy"]
+         * summary["n_test"]) / len(y), abs=1e-6)
+
+
+def test_train_summary_json(digits_run: tuple[Path, int, str]) -> None:
+    out, _, _ = digits_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["layer_sizes"] == [64, 25, 10]
+    assert summary["data"] == "digits"
+    assert (summary["n_train"], summary["n_test"]) == (1437, 360)
+    assert summary["method"] == "L-BFGS-B" and summary["lam"] == 1.0
+    assert summary["interrupted"] is False
+    assert 1 <= summary["n_iter"] <= 5 and len(summary["history"]) == summary["n_iter"]
+    assert 0 <= summary["train_accuracy"] <= 1 and 0 <= summary["test_accuracy"] <= 1
+    metrics = summary["metrics"]
+    assert len(metrics["per_class"]) == 10
+    cm = np.array(metrics["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == 360
+    assert np.trace(cm) / 360 == pytest.approx(summary["test_accuracy"])
+    assert set(summary["files"].values()) == set(TRAIN_FILES)
+
+
+def test_train_prints_report(digits_run: tuple[Path, int, str]) -> None:
+    _, _, stdout = digits_run
+    for text in ("64-25-10", "Per-class report", "Confusion matrix", "training accuracy",
+                 "held-out accuracy", "macro avg", "files written to"):
+        assert text in stdout, text
+
+
+def test_train_npz_float64_without_split(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 16))
+    y = np.arange(60) % 3
+    X[np.arange(60), y] += 2  # separable
+    data = tmp_path / "small.npz"
+    np.savez(data, X=X, y=y)
+    out = tmp_path / "out"
+    code, stdout, err = run(["train", "--data", str(data), "--hidden", "4", "3", "--dtype",
+                             "float64", "--test-size", "0", "--iterations", "5",
+                             "--no-progress", "--out", str(out)])
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["layer_sizes"] == [16, 4, 3, 3]
+    assert summary["dtype"] == "float64" and summary["test_accuracy"] is None
+    assert summary["report_on"] == "training" and summary["n_test"] == 0
+    assert [t.shape for t in jaxnn.load_weights(out / "weights.npz")] == [(4, 17), (3, 5),
+                                                                          (3, 4)]
+    assert_valid_png(out / "hidden_units.png")  # 16 features: 4x4 images
+    assert "held-out accuracy" not in stdout
+
+
+def test_train_adam_on_non_image_data(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    data = tmp_path / "tabular.npz"
+    np.savez(data, X=rng.random((50, 7)), y=rng.integers(0, 2, 50))
+    out = tmp_path / "out"
+    code, _, err = run(["train", "--data", str(data), "--hidden", "3", "--method", "adam",
+                        "--iterations", "3", "--batch-size", "10", "--learning-rate", "0.01",
+                        "--test-size", "0.2", "--out", str(out)])
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "adam" and summary["n_iter"] == 3
+    assert "digits" not in summary["files"] and "hidden_units" not in summary["files"]
+    assert not (out / "digits.png").exists()
+    for name in summary["files"].values():
+        assert (out / name).is_file()
+    assert_valid_png(out / "cost.png")
+
+
+def test_train_interrupted_saves_what_it_reached(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from jaxnn import _cli_train
+
+    update = _cli_train.ProgressBar.update
+
+    def interrupt_at_third(self, iteration, cost, params):  # noqa: ANN001
+        update(self, iteration, cost, params)
+        if iteration == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_train.ProgressBar, "update", interrupt_at_third)
+    out = tmp_path / "out"
+    code, stdout, _ = run(["train", "--dataset", "digits", "--iterations", "50", "--out",
+                           str(out)])
+    assert code == 130
+    assert "interrupted" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["n_iter"] == 3
+    assert len(jaxnn.load_weights(out / "weights.npz")) == 2
+    assert not (out / "cost.png").exists()
+
+
+def test_train_default_output_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(["train", "--dataset", "digits", "--iterations", "1", "--hidden", "2",
+                        "--no-progress"])
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "summary.json").is_file()
+
+
+# ---- predict ------------------------------------------------------------------------------------
+
+
+def test_predict_course_weights_on_mnist5k(ex4weights: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "preds.csv"
+    code, out, err = run(["predict", "--weights", str(ex4weights), "--out", str(csv)])
+    assert code == 0, err
+    assert "accuracy 97.60%" in out  # the course's weights on the 5000 mnist5k digits
+    rows = np.loadtxt(csv, delimiter=",", skiprows=1, dtype=np.int64)
+    assert csv.read_text().splitlines()[0] == "index,predicted,label"
+    assert rows.shape == (5000, 3)
+    assert np.mean(rows[:, 1] == rows[:, 2]) == pytest.approx(0.976)
+
+
+def test_predict_reads_mat_npz_and_idx_data(digits_run: tuple[Path, int, str],
+                                           tmp_path: Path) -> None:
+    weights = digits_run[0] / "weights.npz"
+    X, y = jaxnn.datasets.digits()
+    X, y = X[:100], y[:100]
+    expected = np.mean(np.asarray(jaxnn.predict(jaxnn.load_weights(weights), X)) == y)
+    mat = tmp_path / "data.mat"
+    scipy.io.savemat(mat, {"X": X, "y": np.where(y == 0, 10, y)[:, None]})  # Octave labels
+    npz = tmp_path / "data.npz"
+    np.savez(npz, X=X, y=y)
+    for data in ([str(mat)], [str(npz)]):
+        code, out, err = run(["predict", "--weights", str(weights), "--data", *data])
+        assert code == 0, err
+        assert f"accuracy {100 * expected:.2f}%" in out
+    images, labels = tmp_path / "img.idx3-ubyte.gz", tmp_path / "lab.idx1-ubyte.gz"
+    write_idx(images, labels, X, y, 8)
+    code, out, err = run(["predict", "--weights", str(weights), "--data", str(images),
+                          str(labels)])
+    assert code == 0, err
+    assert "100 examples" in out and "accuracy" in out
+
+
+def test_predict_without_labels(digits_run: tuple[Path, int, str], tmp_path: Path) -> None:
+    npz = tmp_path / "unlabelled.npz"
+    np.savez(npz, X=jaxnn.datasets.digits()[0][:20])
+    csv = tmp_path / "p.csv"
+    code, out, err = run(["predict", "--weights", str(digits_run[0] / "weights.mat"),
+                          "--data", str(npz), "--out", str(csv)])
+    assert code == 0, err
+    assert "no labels" in out
+    assert csv.read_text().splitlines()[0] == "index,predicted"
+
+
+# ---- show ---------------------------------------------------------------------------------------
+
+
+def test_show_course_weights(ex4weights: Path, tmp_path: Path) -> None:
+    png = tmp_path / "hidden.png"
+    code, out, err = run(["show", "--weights", str(ex4weights), "--out", str(png)])
+    assert code == 0, err
+    assert "25 hidden units as 20x20" in out
+    assert_valid_png(png, min_side=300)
+
+
+def test_show_trained_weights_and_shape_option(digits_run: tuple[Path, int, str],
+                                              tmp_path: Path) -> None:
+    weights = str(digits_run[0] / "weights.npz")
+    png = tmp_path / "h.png"
+    code, out, err = run(["show", "--weights", weights, "--out", str(png), "--no-title"])
+    assert code == 0, err
+    assert "8x8" in out and "row-major" in out
+    assert_valid_png(png)
+    code, out, err = run(["show", "--weights", weights, "--out", str(png), "--shape", "4x16"])
+    assert code == 0, err
+    code, _, err = run(["show", "--weights", weights, "--out", str(png), "--shape", "5x5"])
+    assert_user_error(code, err, "--shape", "64")
+
+
+# ---- gradcheck ----------------------------------------------------------------------------------
+
+
+def test_gradcheck_course_network_passes() -> None:
+    code, out, err = run(["gradcheck"])
+    assert code == 0, err
+    assert out.count("PASS") == 2  # lam 0 and lam 3
+    assert "3-5-3" in out and "numerical" in out and "autodiff" in out
+    assert "Theta1" in out and "Theta2" in out
+
+
+def test_gradcheck_fails_with_status_1_below_tolerance() -> None:
+    code, out, _ = run(["gradcheck", "--lam", "1", "--tol", "1e-30"])
+    assert code == 1
+    assert "FAIL" in out
+
+
+def test_gradcheck_full_on_a_subsample() -> None:
+    code, out, err = run(["gradcheck", "--full", "--dataset", "digits", "--examples", "20",
+                          "--hidden", "4"])
+    assert code == 0, err
+    assert "64-4-10 network" in out and "20 examples" in out and "PASS" in out
+
+
+# ---- user errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["train", "--lam", "-1"], ["--lam", ">= 0"]),
+        (["train", "--iterations", "0"], ["--iterations"]),
+        (["train", "--iterations", "many"], ["--iterations"]),
+        (["train", "--test-size", "1.5"], ["--test-size"]),
+        (["train", "--hidden", "0"], ["--hidden"]),
+        (["train", "--seed", "-1"], ["--seed"]),
+        (["train", "--method", "newton"], ["--method", "newton"]),
+        (["train", "--dataset", "cifar"], ["--dataset"]),
+        (["train", "--dataset", "digits", "--batch-size", "8"], ["--batch-size"]),
+        (["train", "--data", "a.npz", "--dataset", "digits"], ["not allowed"]),
+        (["train", "--bogus"], ["--bogus"]),
+        (["predict"], ["--weights"]),
+        (["gradcheck", "--examples", "5"], ["--full"]),
+        (["gradcheck", "--eps", "0"], ["--eps"]),
+        (["frobnicate"], ["frobnicate"]),
+    ],
+)
+def test_bad_options(argv: list[str], words: list[str], tmp_path: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(argv)
+    assert_user_error(code, err, *words)
+    assert not (tmp_path / "runs").exists()  # no output directory for a run that never started
+
+
+def test_missing_and_malformed_files(tmp_path: Path, digits_run: tuple[Path, int, str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    weights = str(digits_run[0] / "weights.npz")
+    text = tmp_path / "notes.npz"
+    text.write_text("not a zip file")
+    garbage = tmp_path / "garbage.mat"
+    garbage.write_bytes(b"\x00\x01" * 100)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, features=np.ones((3, 3)))
+    cases = [
+        (["predict", "--weights", str(tmp_path / "none.mat")], ["none.mat", "no such file"]),
+        (["predict", "--weights", str(text)], ["notes.npz"]),
+        (["predict", "--weights", str(garbage)], ["garbage.mat"]),
+        (["predict", "--weights", str(tmp_path / "w.txt")], ["w.txt"]),
+        (["predict", "--weights", weights, "--data", str(tmp_path / "d.npz")], ["d.npz"]),
+        (["predict", "--weights", weights, "--data", str(text)], ["notes.npz", "corrupt"]),
+        (["predict", "--weights", weights, "--data", str(wrong)], ["no array X"]),
+        (["predict", "--weights", weights, "--data", str(garbage)], ["garbage.mat"]),
+        (["predict", "--weights", weights, "--data", "a", "b", "c"], ["--data"]),
+        (["predict", "--weights", str(EX4WEIGHTS) if EX4WEIGHTS.exists() else weights,
+          "--dataset", "digits" if EX4WEIGHTS.exists() else "mnist5k"], ["inputs"]),
+        (["show", "--weights", weights, "--out", str(tmp_path / "no" / "dir.png")], ["dir.png"]),
+        (["train", "--data", str(wrong)], ["no array X"]),
+        (["train", "--dataset", "digits", "--out", str(text)], ["notes.npz", "directory"]),
+    ]
+    for argv, words in cases:
+        code, _, err = run(argv)
+        assert_user_error(code, err, *words)
+
+
+def test_missing_optional_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else find_spec(name, *a))
+    code, _, err = run(["show", "--weights", str(tmp_path / "w.npz")])
+    assert_user_error(code, err, "matplotlib", "pip install 'jaxnn[all]'")
+
+
+# ---- the real entry point -----------------------------------------------------------------------
+
+
+def test_module_entry_point_user_error_has_no_traceback(tmp_path: Path) -> None:
+    proc = run_module("predict", "--weights", str(tmp_path / "missing.mat"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"jaxnn predict: error: {tmp_path / 'missing.mat'}: no such file"
+
+
+def test_import_jaxnn_does_not_import_optional_packages() -> None:
+    code = ("import sys, jaxnn, jaxnn.cli, jaxnn.plot; jaxnn.cli.build_parser(); "
+            "print(sorted(m for m in ('matplotlib', 'rich', 'sklearn', 'mlxtend') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_cleanly_and_saves(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "noise.npz"
+    np.savez(data, X=rng.random((500, 100)), y=rng.integers(0, 10, 500))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(  # a million epochs of 500 adam steps: far from done in 2 s
+        [sys.executable, "-m", "jaxnn", "train", "--data", str(data), "--method", "adam",
+         "--batch-size", "1", "--hidden", "50", "--iterations", "1000000", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert proc.stdout.readline().startswith("jaxnn train:")  # training is about to start
+        import time
+
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted after" in stdout  # in training, not while writing the pictures
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["n_iter"] < 1000000
+    assert [t.shape for t in jaxnn.load_weights(out / "weights.npz")] == [(50, 101), (10, 51)]
+    assert [t.shape for t in jaxnn.load_weights(out / "weights.mat")] == [(50, 101), (10, 51)]
