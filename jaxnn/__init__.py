@@ -22,17 +22,31 @@ from jaxnn.model import (
     unravel_params,
 )
 from jaxnn.precision import x64
+from jaxnn.train import FitResult, fit
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``NeuralNetClassifier`` is imported on first use: it needs the optional scikit-learn."""
+    if name == "NeuralNetClassifier":
+        from jaxnn.estimator import NeuralNetClassifier
+
+        return NeuralNetClassifier
+    raise AttributeError(f"module 'jaxnn' has no attribute {name!r}")
+
+
 __all__ = [
+    "FitResult",
     "GradientCheck",
+    "NeuralNetClassifier",
     "accuracy",
     "autodiff",
     "backprop",
     "check_gradients",
     "cost",
     "debug_params",
+    "fit",
     "forward",
     "init_params",
     "layer_sizes",
