@@ -1,0 +1,550 @@
+"""Sweeps: validation curves over ``lam`` and learning curves over the training-set size.
+
+Both train many networks with :func:`jaxnn.parallel.fit_many` (several seeds per point) and
+report, for every point and seed, the training and validation **cost** and **accuracy**. The
+costs are the data loss alone (:func:`jaxnn.cost` with ``lam = 0``), as in the course's ex5
+curves: the penalty is part of what training minimizes, not of the error being compared.
+
+* :func:`validation_curve`: every ``(lam, seed)`` pair is one member of a single
+  ``fit_many`` batch: one compiled program for the whole curve.
+* :func:`learning_curve`: training sets of different sizes have different shapes, so each
+  size is one ``fit_many`` batch over the seeds (one compilation per size). Putting all sizes
+  in one ``vmap`` would need the examples padded to the largest size and masked out of the
+  mean in the cost and in its gradient: a weighted cost that the hand-written backprop (whose
+  output rule is ``(h - Y) / m``) does not have. The loop over sizes keeps the exact cost and
+  the same backprop, and costs only a compilation per size (a second or two on CPU).
+
+``jaxnn sweep lam`` and ``jaxnn sweep size`` run them from the command line (:func:`register`
+adds the subcommand to the ``jaxnn`` parser): a table on the terminal, a PNG plot and a JSON
+file with every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from jax.typing import ArrayLike
+
+from jaxnn.datasets import train_test_split
+from jaxnn.model import init_params
+from jaxnn.parallel import evaluate_many, fit_many
+from jaxnn.precision import x64
+
+__all__ = ["Curve", "learning_curve", "plot_curve", "register", "validation_curve"]
+
+METRICS = ("train_cost", "val_cost", "train_accuracy", "val_accuracy")
+DEFAULT_LAMS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """The result of a sweep: one row per swept value, one column per seed.
+
+    Attributes:
+        kind: ``"validation"`` (over ``lam``) or ``"learning"`` (over the training-set size).
+        param: the swept quantity, ``"lam"`` or ``"m"`` (training examples).
+        values: ``(P,)`` the swept values.
+        seeds: ``(S,)`` the initialization seeds (``init_params(seed, sizes)``).
+        train_cost, val_cost: ``(P, S)`` data loss (no penalty) on the training examples the
+            network was trained on and on the validation set.
+        train_accuracy, val_accuracy: ``(P, S)`` fraction correct.
+        n_iter: ``(P, S)`` iterations each network ran.
+        settings: the other choices (layer sizes, method, iterations, ``lam`` or ``m``, sizes of
+            the training and validation sets).
+        seconds: wall time of the sweep.
+    """
+
+    kind: str
+    param: str
+    values: np.ndarray
+    seeds: np.ndarray
+    train_cost: np.ndarray
+    val_cost: np.ndarray
+    train_accuracy: np.ndarray
+    val_accuracy: np.ndarray
+    n_iter: np.ndarray
+    settings: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def mean(self, metric: str) -> np.ndarray:
+        """``(P,)`` mean over seeds of one of :data:`METRICS`."""
+        return np.mean(getattr(self, _metric(metric)), axis=1)
+
+    def std(self, metric: str) -> np.ndarray:
+        """``(P,)`` standard deviation over seeds (0 with one seed)."""
+        return np.std(getattr(self, _metric(metric)), axis=1)
+
+    @property
+    def best(self) -> float:
+        """The swept value with the lowest mean validation cost."""
+        return float(self.values[int(np.argmin(self.mean("val_cost")))])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as plain lists and numbers (JSON-ready)."""
+        out: dict[str, Any] = {"kind": self.kind, "param": self.param,
+                               "values": self.values.tolist(), "seeds": self.seeds.tolist()}
+        for m in METRICS:
+            out[m] = getattr(self, m).tolist()
+            out[f"{m}_mean"] = self.mean(m).tolist()
+            out[f"{m}_std"] = self.std(m).tolist()
+        out["n_iter"] = self.n_iter.tolist()
+        out["best"] = self.best
+        out["settings"] = self.settings
+        out["seconds"] = self.seconds
+        return out
+
+
+def _metric(name: str) -> str:
+    if name not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}, got {name!r}")
+    return name
+
+
+# --- shared preparation ----------------------------------------------------------------------
+
+
+@dataclass
+class _Data:
+    X: np.ndarray
+    y: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    K: int
+
+
+def _labels(y: object, name: str, m: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != m:
+        raise ValueError(f"{name} must be integer labels of shape ({m},), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not (np.issubdtype(y.dtype, np.number) and np.all(y == np.round(y))):
+            raise ValueError(f"{name} must hold integer class labels 0..K-1")
+        y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise ValueError(f"{name} has negative labels; labels are 0..K-1")
+    return y
+
+
+def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike | None,
+           val_fraction: float, split_seed: int) -> _Data:
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise ValueError(f"X must be 2-D (m, n) with at least 2 rows, got shape {X.shape}")
+    y = _labels(y, "y", X.shape[0])
+    if (X_val is None) != (y_val is None):
+        raise ValueError("pass both X_val and y_val, or neither (then val_fraction of X is held "
+                         "out)")
+    if X_val is None:
+        if not (isinstance(val_fraction, float | int) and 0 < val_fraction < 1):
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+        X, X_val, y, y_val = train_test_split(X, y, test_size=float(val_fraction),
+                                              seed=split_seed)
+    else:
+        X_val = np.asarray(X_val)
+        if X_val.ndim != 2 or X_val.shape[1] != X.shape[1] or X_val.shape[0] < 1:
+            raise ValueError(f"X_val must be 2-D with {X.shape[1]} columns like X, got shape "
+                             f"{X_val.shape}")
+        y_val = _labels(y_val, "y_val", X_val.shape[0])
+    K = int(max(y.max(), y_val.max())) + 1
+    return _Data(X, y, X_val, y_val, max(K, 2))
+
+
+def _seeds(seeds: int | Sequence[int]) -> np.ndarray:
+    if isinstance(seeds, int | np.integer) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be a positive count or a list of ints, got {seeds}")
+        return np.arange(int(seeds))
+    arr = np.asarray(seeds)
+    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"seeds must be a positive count or a list of ints, got {seeds!r}")
+    return arr
+
+
+def _hidden(hidden: Sequence[int]) -> tuple[int, ...]:
+    try:
+        out = tuple(int(h) for h in hidden)
+    except TypeError:
+        raise ValueError(f"hidden must be a sequence of layer sizes, got {hidden!r}") from None
+    if any(h < 1 for h in out) or any(int(h) != h for h in hidden):
+        raise ValueError(f"hidden layer sizes must be positive integers, got {hidden!r}")
+    return out
+
+
+def _init(seeds: np.ndarray, sizes: tuple[int, ...], repeat: int, dtype: Any) -> tuple:
+    """``init_params(seed, sizes)`` for every seed, the whole list ``repeat`` times, stacked:
+    member ``p * S + s`` is seed ``s``."""
+    scope = x64() if dtype == np.float64 else contextlib.nullcontext()
+    with scope:
+        members = [init_params(int(s), sizes, dtype=dtype) for s in seeds]
+        layers = [np.stack([np.asarray(m[layer]) for m in members])
+                  for layer in range(len(sizes) - 1)]
+    return tuple(np.concatenate([t] * repeat) for t in layers)
+
+
+def _check_method(method: str) -> None:
+    from jaxnn.parallel import MANY_METHODS
+
+    if method not in MANY_METHODS:
+        raise ValueError(f"method={method!r} is not supported; choose one of "
+                         f"{list(MANY_METHODS)}")
+
+
+def _fit_kw(method: str, maxiter: int, kw: dict[str, Any]) -> dict[str, Any]:
+    return {"method": method, "maxiter": maxiter, **kw}
+
+
+def _dtype(dtype: Any) -> Any:
+    if dtype is None:
+        return None
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+# --- the two curves --------------------------------------------------------------------------
+
+
+def validation_curve(
+    X: ArrayLike,
+    y: ArrayLike,
+    lams: Sequence[float] = DEFAULT_LAMS,
+    *,
+    hidden: Sequence[int] = (25,),
+    seeds: int | Sequence[int] = 3,
+    maxiter: int = 100,
+    method: str = "lbfgs",
+    val_fraction: float = 0.2,
+    X_val: ArrayLike | None = None,
+    y_val: ArrayLike | None = None,
+    split_seed: int = 0,
+    activation: str = "sigmoid",
+    output: str = "sigmoid",
+    dtype: Any = None,
+    **fit_kw: Any,
+) -> Curve:
+    """Train a network for every ``lam`` and seed; training and validation cost and accuracy.
+
+    Args:
+        X: ``(m, n)`` examples; y: integer labels ``(m,)``.
+        lams: the penalties to try (``P`` values, each ``>= 0``).
+        hidden: hidden layer sizes; the network is ``(n, *hidden, K)``.
+        seeds: a count ``S`` (seeds ``0..S-1``) or a list of seeds for ``init_params``.
+        maxiter: iterations (epochs for adam/sgd) per network.
+        method: a :func:`jaxnn.parallel.fit_many` method; ``fit_kw`` go to it too
+            (``tol``, ``learning_rate``, ``batch_size``, ``options``, ``devices``, ...).
+        val_fraction: held-out fraction of ``X`` (stratified, ``split_seed``) unless
+            ``X_val``, ``y_val`` are given.
+        dtype: None (follow ``X``), ``"float32"`` or ``"float64"``.
+
+    Returns:
+        A :class:`Curve` with ``P x S`` entries, all trained in one ``fit_many`` batch.
+    """
+    t0 = time.perf_counter()
+    _check_method(method)
+    data = _split(X, y, X_val, y_val, val_fraction, split_seed)
+    lam_arr = np.asarray(lams, dtype=np.float64)
+    if lam_arr.ndim != 1 or lam_arr.size == 0 or not np.all(np.isfinite(lam_arr)) \
+            or np.any(lam_arr < 0):
+        raise ValueError(f"lams must be a non-empty list of numbers >= 0, got {lams!r}")
+    seed_arr = _seeds(seeds)
+    sizes = (data.X.shape[1], *_hidden(hidden), data.K)
+    dt = _dtype(dtype)
+    S, P = len(seed_arr), len(lam_arr)
+    pb = _init(seed_arr, sizes, P, dt)
+    lam_batch = np.repeat(lam_arr, S)  # member p * S + s: lams[p], seeds[s]
+    if method in ("adam", "sgd"):
+        fit_kw.setdefault("seed", np.tile(seed_arr, P))
+    res = fit_many(pb, data.X, data.y, lam_batch, activation=activation, output=output,
+                   dtype=dt, **_fit_kw(method, maxiter, fit_kw))
+    tr = evaluate_many(res.params, data.X, data.y, 0.0, activation=activation, output=output)
+    va = evaluate_many(res.params, data.X_val, data.y_val, 0.0, activation=activation,
+                       output=output)
+    shape = (P, S)
+    return Curve(
+        kind="validation", param="lam", values=lam_arr, seeds=seed_arr,
+        train_cost=tr["cost"].reshape(shape), val_cost=va["cost"].reshape(shape),
+        train_accuracy=tr["accuracy"].reshape(shape), val_accuracy=va["accuracy"].reshape(shape),
+        n_iter=res.n_iter.reshape(shape),
+        settings={"layer_sizes": list(sizes), "method": method, "maxiter": maxiter,
+                  "m_train": int(data.X.shape[0]), "m_val": int(data.X_val.shape[0]),
+                  "activation": activation, "output": output,
+                  "dtype": str(res.params[0].dtype)},
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def learning_curve(
+    X: ArrayLike,
+    y: ArrayLike,
+    sizes: Sequence[int | float] = (0.1, 0.25, 0.5, 1.0),
+    *,
+    lam: float = 1.0,
+    hidden: Sequence[int] = (25,),
+    seeds: int | Sequence[int] = 3,
+    maxiter: int = 100,
+    method: str = "lbfgs",
+    val_fraction: float = 0.2,
+    X_val: ArrayLike | None = None,
+    y_val: ArrayLike | None = None,
+    split_seed: int = 0,
+    activation: str = "sigmoid",
+    output: str = "sigmoid",
+    dtype: Any = None,
+    **fit_kw: Any,
+) -> Curve:
+    """Train on the first ``n`` training examples for every ``n`` in ``sizes`` and seed.
+
+    The training set is the (stratified, shuffled) split of ``X`` without the validation set;
+    size ``n`` takes its first ``n`` examples, so smaller sets are subsets of larger ones, and
+    every network of a size sees the same examples (the seeds vary the initial weights).
+    ``sizes`` are counts (ints ``>= 1``) or fractions of the training set (floats in
+    ``(0, 1]``). Training cost is measured on the ``n`` examples trained on, validation cost on
+    the whole validation set. Each size is one :func:`jaxnn.parallel.fit_many` batch over the
+    seeds (see the module docstring). Other arguments as in :func:`validation_curve`.
+    """
+    t0 = time.perf_counter()
+    _check_method(method)
+    data = _split(X, y, X_val, y_val, val_fraction, split_seed)
+    m = data.X.shape[0]
+    counts = _counts(sizes, m)
+    seed_arr = _seeds(seeds)
+    if not (isinstance(lam, int | float) and math.isfinite(lam) and lam >= 0):
+        raise ValueError(f"lam must be a number >= 0, got {lam!r}")
+    layer_sizes = (data.X.shape[1], *_hidden(hidden), data.K)
+    dt = _dtype(dtype)
+    pb = _init(seed_arr, layer_sizes, 1, dt)
+    if method in ("adam", "sgd"):
+        fit_kw.setdefault("seed", seed_arr)
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in (*METRICS, "n_iter")}
+    for n in counts:
+        Xn, yn = data.X[:n], data.y[:n]
+        res = fit_many(pb, Xn, yn, float(lam), activation=activation, output=output, dtype=dt,
+                       **_fit_kw(method, maxiter, fit_kw))
+        tr = evaluate_many(res.params, Xn, yn, 0.0, activation=activation, output=output)
+        va = evaluate_many(res.params, data.X_val, data.y_val, 0.0, activation=activation,
+                           output=output)
+        rows["train_cost"].append(tr["cost"])
+        rows["val_cost"].append(va["cost"])
+        rows["train_accuracy"].append(tr["accuracy"])
+        rows["val_accuracy"].append(va["accuracy"])
+        rows["n_iter"].append(res.n_iter)
+    return Curve(
+        kind="learning", param="m", values=np.asarray(counts), seeds=seed_arr,
+        **{k: np.stack(v) for k, v in rows.items()},
+        settings={"layer_sizes": list(layer_sizes), "method": method, "maxiter": maxiter,
+                  "lam": float(lam), "m_train": int(m), "m_val": int(data.X_val.shape[0]),
+                  "activation": activation, "output": output},
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _counts(sizes: Sequence[int | float], m: int) -> list[int]:
+    try:
+        items = list(sizes)
+    except TypeError:
+        raise ValueError(f"sizes must be a list of counts or fractions, got {sizes!r}") from None
+    if not items:
+        raise ValueError("sizes is empty; give at least one training-set size")
+    out = []
+    for s in items:
+        if isinstance(s, bool) or not isinstance(s, int | float | np.number):
+            raise ValueError(f"sizes must hold counts or fractions, got {s!r}")
+        if isinstance(s, int | np.integer):
+            n = int(s)
+        elif 0 < s <= 1:
+            n = max(1, round(float(s) * m))
+        else:
+            raise ValueError(f"a fractional size must be in (0, 1], got {s}")
+        if not 1 <= n <= m:
+            raise ValueError(f"size {s} is outside 1..{m} (the training examples)")
+        out.append(n)
+    return out
+
+
+# --- picture ---------------------------------------------------------------------------------
+
+
+def plot_curve(curve: Curve, title: str | None = None):  # noqa: ANN201 - matplotlib optional
+    """A :class:`matplotlib.figure.Figure` with two panels, cost and accuracy against the swept
+    value: training and validation means over seeds, with a band of one standard deviation
+    (built without pyplot; write it with :func:`jaxnn.plot.save_png`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    x = curve.values
+    for ax, what in zip(axes, ("cost", "accuracy"), strict=True):
+        for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
+            metric = f"{split}_{what}"
+            mean, std = curve.mean(metric), curve.std(metric)
+            label = {"train": "training", "val": "validation"}[split]
+            ax.plot(x, mean, "o-", color=color, label=label)
+            ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
+        ax.set_xlabel("lambda" if curve.param == "lam" else "training examples m")
+        ax.set_ylabel("cost (data loss, no penalty)" if what == "cost" else "accuracy")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        if curve.param == "lam" and np.any(x > 0):
+            positive = x[x > 0]
+            if np.any(x == 0):
+                ax.set_xscale("symlog", linthresh=float(positive.min()))
+            elif positive.max() / positive.min() > 20:
+                ax.set_xscale("log")
+    n_seeds = len(curve.seeds)
+    fig.suptitle(title or f"{curve.kind} curve ({n_seeds} seed{'s' * (n_seeds > 1)} per point, "
+                          f"layers {tuple(curve.settings.get('layer_sizes', ()))})")
+    fig.tight_layout()
+    return fig
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``jaxnn sweep lam`` and ``jaxnn sweep size`` to the ``jaxnn`` command's parser."""
+    from jaxnn import cli
+
+    p = subparsers.add_parser(
+        "sweep", help="validation curve over lambda, or learning curve over training-set size",
+        description="Train many networks at once (jaxnn.parallel.fit_many, several seeds per "
+                    "point) and report training and validation cost (data loss, no penalty) "
+                    "and accuracy: over lambda ('sweep lam') or over the training-set size "
+                    "('sweep size'). Prints a table and writes sweep_<kind>.png and "
+                    "sweep_<kind>.json to --out.")
+    p.add_argument("kind", choices=("lam", "size"),
+                   help="lam: validation curve over --values lambdas; size: learning curve "
+                        "over --values training-set sizes")
+    p.add_argument("--values", nargs="+", metavar="V",
+                   help="lambdas (default: 0 0.001 0.003 ... 3 10), or training-set sizes: "
+                        "counts or fractions of the training set (default: 0.1 0.25 0.5 1)")
+    cli._add_data_options(p, "mnist5k")
+    p.add_argument("--hidden", nargs="+", type=cli.positive_int, default=[25], metavar="N",
+                   help="hidden layer sizes (default: 25)")
+    p.add_argument("--lam", type=cli.non_negative, default=1.0,
+                   help="with 'size': the fixed lambda (default: %(default)s)")
+    p.add_argument("--seeds", type=cli.positive_int, default=3, metavar="S",
+                   help="networks (initial seeds 0..S-1) per point (default: %(default)s)")
+    p.add_argument("--iterations", type=cli.positive_int, default=100, metavar="N",
+                   help="iterations per network (epochs for adam and sgd) (default: "
+                        "%(default)s)")
+    p.add_argument("--method", choices=("lbfgs", "adam", "sgd"), default="lbfgs",
+                   help="fit_many method (default: %(default)s)")
+    p.add_argument("--batch-size", type=cli.positive_int, default=None, metavar="N",
+                   help="mini-batch size for adam and sgd")
+    p.add_argument("--learning-rate", type=cli.positive, default=None, metavar="LR",
+                   help="learning rate for adam and sgd")
+    cli._add_model_options(p)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating-point precision (default: %(default)s)")
+    p.add_argument("--val-size", type=float, default=0.2, metavar="FRACTION",
+                   help="held-out validation fraction (default: %(default)s)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation "
+                   "split (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>)")
+    p.set_defaults(func=run_sweep)
+
+
+def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int | float] | None:
+    from jaxnn._cli_common import UsageError
+
+    if texts is None:
+        return None
+    out: list[Any] = []
+    for t in texts:
+        try:
+            v = float(t)
+        except ValueError:
+            raise UsageError(f"--values: {t!r} is not a number") from None
+        if not math.isfinite(v) or v < 0:
+            raise UsageError(f"--values: {t!r} must be a finite number >= 0")
+        if kind == "size":
+            if v >= 1 and v == int(v) and "." not in t:
+                v = int(v)
+            elif not 0 < v <= 1:
+                raise UsageError(f"--values: a size is a count (1, 2, ...) or a fraction in "
+                                 f"(0, 1], got {t}")
+        out.append(v)
+    return out
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """The ``jaxnn sweep`` command: run the sweep, print a table, write the PNG and JSON."""
+    from jaxnn._cli_common import (
+        EXIT_OK,
+        UsageError,
+        load_data,
+        output_dir,
+        require,
+        write_json,
+    )
+
+    require("sweep", "rich", "matplotlib")
+    from rich.console import Console
+    from rich.table import Table
+
+    from jaxnn.plot import save_png
+
+    console = Console(highlight=False)
+    values = _parse_values(args.kind, args.values)
+    if not 0 < args.val_size < 1:
+        raise UsageError(f"--val-size must be a fraction in (0, 1), got {args.val_size}")
+    common = dict(hidden=args.hidden, seeds=args.seeds, maxiter=args.iterations,
+                  method=args.method, val_fraction=args.val_size, split_seed=args.split_seed,
+                  activation=args.activation, output=args.output, dtype=args.dtype)
+    if args.method != "lbfgs":
+        common.update(batch_size=args.batch_size, learning_rate=args.learning_rate)
+    elif args.batch_size is not None or args.learning_rate is not None:
+        raise UsageError("--batch-size and --learning-rate are only used by adam and sgd")
+    data = load_data(args.data, args.dataset, need_labels=True)
+    out = output_dir(args.out)
+    console.print(f"[bold]jaxnn sweep {args.kind}[/] on {data.name}: {data.X.shape[0]} examples, "
+                  f"{args.seeds} seed(s) per point, {args.iterations} {args.method} iterations")
+    try:
+        if args.kind == "lam":
+            curve = validation_curve(data.X, data.y, values or DEFAULT_LAMS, **common)
+        else:
+            curve = learning_curve(data.X, data.y, values or (0.1, 0.25, 0.5, 1.0),
+                                   lam=args.lam, **common)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    console.print(_table(curve, Table))
+    kind = "validation" if args.kind == "lam" else "learning"
+    png, js = out / f"sweep_{kind}.png", out / f"sweep_{kind}.json"
+    save_png(plot_curve(curve, title=f"{kind} curve on {data.name}"), png)
+    write_json(js, {**curve.to_dict(), "data": data.name})
+    what = "lambda" if args.kind == "lam" else "training-set size"
+    console.print(f"lowest mean validation cost at {what} = {curve.best:g}; "
+                  f"{curve.seconds:.1f} s")
+    console.print(f"files written: {os.fspath(png)}, {os.fspath(js)}")
+    return EXIT_OK
+
+
+def _table(curve: Curve, Table: Any) -> Any:  # noqa: N803 - the rich class, imported lazily
+    head = "lambda" if curve.param == "lam" else "m (train)"
+    table = Table(title=f"{curve.kind} curve: mean ± std over {len(curve.seeds)} seed(s); "
+                        "cost = data loss (no penalty)")
+    table.add_column(head, justify="right")
+    for name in ("train cost", "val cost", "train acc", "val acc"):
+        table.add_column(name, justify="right")
+    best = curve.best
+    for i, v in enumerate(curve.values):
+        cells = [f"{v:g}" + (" *" if v == best else "")]
+        for metric in METRICS:
+            mean, std = curve.mean(metric)[i], curve.std(metric)[i]
+            if "cost" in metric:
+                cells.append(f"{mean:.4f}±{std:.4f}")
+            else:
+                cells.append(f"{100 * mean:.2f}±{100 * std:.2f}%")
+        table.add_row(*cells)
+    return table

@@ -1,0 +1,162 @@
+"""Validation and learning curves (jaxnn.sweep) and the ``jaxnn sweep`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import jaxnn
+from jaxnn import parallel, sweep
+from jaxnn.datasets import train_test_split
+
+HIDDEN = (6,)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """A learnable 3-class problem with 10 features: X (150, 10), y (150,)."""
+    rng = np.random.default_rng(1)
+    centers = rng.normal(scale=1.5, size=(3, 10))
+    y = rng.integers(0, 3, 150)
+    return centers[y] + rng.normal(size=(150, 10)), y
+
+
+def member_params(X, y, sizes, seeds, lams, maxiter):
+    """fit_many run by hand on the same batch layout (member p * S + s), for comparison."""
+    members = [jaxnn.init_params(int(s), sizes) for s in seeds]
+    pb = tuple(np.concatenate([np.stack([np.asarray(m[i]) for m in members])] * len(lams))
+               for i in range(len(sizes) - 1))
+    return parallel.fit_many(pb, X, y, np.repeat(lams, len(seeds)), maxiter=maxiter)
+
+
+def test_validation_curve_matches_independent_evaluation(data):
+    X, y = data
+    lams = np.array([0.0, 1.0, 30.0])
+    curve = sweep.validation_curve(X, y, lams, hidden=HIDDEN, seeds=[0, 1], maxiter=25)
+    assert curve.kind == "validation" and curve.param == "lam"
+    assert curve.train_cost.shape == curve.val_accuracy.shape == (3, 2)
+    assert curve.settings["m_train"] == 120 and curve.settings["m_val"] == 30
+    # recompute every entry: same split, same batch, jaxnn.cost with lam 0 on each member
+    Xt, Xv, yt, yv = train_test_split(X, y, test_size=0.2, seed=0)
+    res = member_params(Xt, yt, (10, 6, 3), [0, 1], lams, 25)
+    for p in range(3):
+        for s in range(2):
+            net = res.member(p * 2 + s)
+            np.testing.assert_allclose(curve.train_cost[p, s], float(jaxnn.cost(net, Xt, yt)),
+                                       rtol=1e-5)
+            np.testing.assert_allclose(curve.val_cost[p, s], float(jaxnn.cost(net, Xv, yv)),
+                                       rtol=1e-5)
+            np.testing.assert_allclose(curve.val_accuracy[p, s], jaxnn.accuracy(net, Xv, yv))
+    # more regularization: a worse fit of the training data
+    assert curve.mean("train_cost")[0] < curve.mean("train_cost")[2]
+    assert curve.best in lams
+    d = curve.to_dict()
+    json.dumps(d)
+    assert d["values"] == lams.tolist() and len(d["val_cost_mean"]) == 3
+
+
+def test_learning_curve_trains_on_nested_subsets(data):
+    X, y = data
+    # 6 seeds: at m = 120 the same compiled program as the validation curve's 3 x 2 batch
+    curve = sweep.learning_curve(X, y, [30, 1.0], lam=0.5, hidden=HIDDEN, seeds=6, maxiter=25)
+    assert curve.param == "m" and curve.values.tolist() == [30, 120]
+    assert curve.val_cost.shape == (2, 6)
+    Xt, Xv, yt, yv = train_test_split(X, y, test_size=0.2, seed=0)
+    res = member_params(Xt[:30], yt[:30], (10, 6, 3), range(6), np.array([0.5]), 25)
+    for s in range(6):
+        net = res.member(s)
+        np.testing.assert_allclose(curve.train_cost[0, s],
+                                   float(jaxnn.cost(net, Xt[:30], yt[:30])), rtol=1e-5)
+        np.testing.assert_allclose(curve.val_cost[0, s], float(jaxnn.cost(net, Xv, yv)),
+                                   rtol=1e-5)
+    assert curve.settings["lam"] == 0.5
+    fig = sweep.plot_curve(curve)
+    assert len(fig.axes) == 2
+
+
+def test_explicit_validation_set(data):
+    X, y = data
+    curve = sweep.validation_curve(X[:100], y[:100], [1.0], X_val=X[100:], y_val=y[100:],
+                                   hidden=HIDDEN, seeds=1, maxiter=3, method="sgd")
+    assert curve.settings["m_train"] == 100 and curve.settings["m_val"] == 50
+    assert curve.std("val_cost")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"lams": [-1.0]}, "lams"),
+        ({"lams": []}, "lams"),
+        ({"seeds": 0}, "seeds"),
+        ({"hidden": (0,)}, "hidden"),
+        ({"val_fraction": 1.5}, "val_fraction"),
+        ({"X_val": np.zeros((3, 10))}, "X_val"),
+        ({"method": "L-BFGS-B"}, "method"),
+    ],
+)
+def test_validation_curve_errors(data, kw, match):
+    X, y = data
+    lams = kw.pop("lams", [1.0])
+    with pytest.raises(ValueError, match=match):
+        sweep.validation_curve(X, y, lams, maxiter=2, **kw)
+
+
+@pytest.mark.parametrize(("sizes", "match"), [([0], "outside"), ([500], "outside"),
+                                              ([1.5], "fraction"), ([], "empty")])
+def test_learning_curve_size_errors(data, sizes, match):
+    X, y = data
+    with pytest.raises(ValueError, match=match):
+        sweep.learning_curve(X, y, sizes, maxiter=2)
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def npz(tmp_path, data):
+    X, y = data
+    path = tmp_path / "toy.npz"
+    np.savez(path, X=X, y=y)
+    return path
+
+
+def test_cli_sweep_lam_writes_table_png_and_json(npz, tmp_path, capsys):
+    from jaxnn.cli import main
+
+    out = tmp_path / "run"
+    # the settings of the validation-curve test above: the same compiled program
+    code = main(["sweep", "lam", "--data", str(npz), "--values", "0", "1", "30", "--seeds", "2",
+                 "--iterations", "25", "--hidden", "6", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "validation curve" in printed and "val cost" in printed
+    png = out / "sweep_validation.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = json.loads((out / "sweep_validation.json").read_text())
+    assert result["values"] == [0.0, 1.0, 30.0] and result["seeds"] == [0, 1]
+    assert np.asarray(result["val_cost"]).shape == (3, 2)
+    assert result["data"] == str(npz)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sweep", "lam", "--values", "abc"], "not a number"),
+        (["sweep", "size", "--values", "2.5"], "fraction"),
+        (["sweep", "lam", "--val-size", "1.5"], "--val-size"),
+        (["sweep", "lam", "--learning-rate", "0.1"], "adam and sgd"),
+        (["sweep", "lam", "--data", "missing.npz"], "missing.npz"),
+        (["sweep", "lam", "--seeds", "0"], "--seeds"),
+        (["sweep", "rho"], "invalid choice"),
+    ],
+)
+def test_cli_sweep_user_errors_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    from jaxnn.cli import main
+
+    monkeypatch.chdir(tmp_path)  # an error must not leave output directories behind
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
