@@ -1,6 +1,6 @@
 """Time one cost-and-gradient evaluation of the course's 400-25-10 network on 5000 examples.
 
-Entries, all in one run and interleaved so that they see the same machine load:
+Entries, all in one run, timed in alternating blocks so that they see the same machine load:
   * jaxnn.backprop  - the hand-written backward pass (public call on device-resident arrays);
   * jaxnn.autodiff  - jax.value_and_grad of jaxnn.cost (same call path);
   * numpy           - the course's vectorized formulas in numpy (the usual Python port);
@@ -26,6 +26,7 @@ import jaxnn as nn
 
 SIZES = (400, 25, 10)
 M = 5000
+BLOCK = 10
 
 
 def flops_per_evaluation(sizes: tuple[int, ...], m: int) -> int:
@@ -78,11 +79,16 @@ def run(dtype: str, repeats: int, seed: int = 0) -> dict:
         for f in entries.values():  # compile and warm up
             jax.block_until_ready(f())
         times = {k: [] for k in entries}
-        for _ in range(repeats):
+        for _ in range(max(1, repeats // BLOCK)):
             for k, f in entries.items():
-                t = time.perf_counter()
+                # a block of calls per entry: the first call after switching libraries is not
+                # timed (OpenBLAS's threads spin for a while after numpy returns and would
+                # slow XLA's threads, and the other way round)
                 jax.block_until_ready(f())
-                times[k].append(time.perf_counter() - t)
+                for _ in range(BLOCK):
+                    t = time.perf_counter()
+                    jax.block_until_ready(f())
+                    times[k].append(time.perf_counter() - t)
         J_b = float(entries["jaxnn.backprop"]()[0])
         J_n = float(entries["numpy"]()[0])
     rate = 2 * 1024**3 / min(times["matmul 1024^3"])

@@ -21,6 +21,7 @@ from jaxnn.model import (
     ravel_params,
     unravel_params,
 )
+from jaxnn.parallel import FitManyResult, fit_many, init_many
 from jaxnn.precision import x64
 from jaxnn.train import FitResult, fit
 
@@ -37,6 +38,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "FitManyResult",
     "FitResult",
     "GradientCheck",
     "NeuralNetClassifier",
@@ -47,7 +49,9 @@ __all__ = [
     "cost",
     "debug_params",
     "fit",
+    "fit_many",
     "forward",
+    "init_many",
     "init_params",
     "layer_sizes",
     "load_weights",
