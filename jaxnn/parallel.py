@@ -36,7 +36,6 @@ processes (hosts), see ``docs/multihost.md`` and :func:`shard_local_examples`.
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,10 +45,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.typing import ArrayLike, DTypeLike
 
+from jaxnn._train_setup import check_dtype as _want64
+from jaxnn._train_setup import optimizer as _optimizer
+from jaxnn._train_setup import positive_int as _positive_int
 from jaxnn._validation import Params
 from jaxnn.activations import check_output, get_activation
 from jaxnn.losses import data_loss, penalty, prepare_problem, targets
@@ -169,30 +170,6 @@ def _seeds(seed: int | Sequence[int], B: int) -> np.ndarray:
     if arr.shape != (B,) or not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"seed must be an int or {B} ints (one per network), got {seed!r}")
     return arr
-
-
-def _positive_int(v: object, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _want64(dtype: object) -> bool | None:
-    if dtype is None:
-        return None
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
-    return dt == np.float64
-
-
-@functools.lru_cache(maxsize=64)
-def _optimizer(method: str, learning_rate: float) -> optax.GradientTransformation:
-    """One optimizer object per (method, rate): it is a static argument of the compiled loop."""
-    return optax.adam(learning_rate) if method == "adam" else optax.sgd(learning_rate)
 
 
 # --- fit_many -----------------------------------------------------------------------------------
