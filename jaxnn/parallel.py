@@ -11,10 +11,10 @@ iteration.
 * ``"adam"``/``"sgd"``: ``jax.vmap`` of :func:`jaxnn.train.minibatch_run`, the very loop of
   ``fit(method="adam")``: member ``i`` equals ``fit(member_i, X, y, lams[i], method="adam",
   seed=seed + i)`` to rounding.
-* ``"lbfgs"``: :func:`lbfgs_many_run`, an L-BFGS written for ``vmap`` (the comment above
-  :class:`LbfgsState` says why ``fit``'s optax loop is not simply vmapped): member ``i`` equals
-  the same loop run on network ``i`` alone, and reaches the minima ``fit``'s L-BFGS methods
-  reach.
+* ``"lbfgs"``: :func:`jaxnn.batched_lbfgs.lbfgs_many_run`, an L-BFGS written for ``vmap`` (the
+  comment in :mod:`jaxnn.batched_lbfgs` says why ``fit``'s optax loop is not simply vmapped):
+  member ``i`` equals the same loop run on network ``i`` alone, and reaches the minima ``fit``'s
+  L-BFGS methods reach.
 
 Under ``vmap`` a loop runs until its slowest member stops; members that stopped earlier are held
 fixed, so each member's iteration count and result are its own. :func:`evaluate_many`,
@@ -24,13 +24,14 @@ fixed, so each member's iteration count and result are its own. :func:`evaluate_
 
 **One network, many devices (data parallelism).** :func:`jaxnn.fit` takes ``devices=``: the
 examples (rows of ``X`` and ``Y``) are split across a ``Mesh`` axis ``"batch"`` and the
-parameters replicated, and every compiled function runs SPMD: XLA computes each device's
-partial sums and adds them with an all-reduce. :func:`data_mesh`, :func:`shard_examples` and
-:func:`replicate` place arrays the same way for users who call :func:`jaxnn.cost`,
-:func:`jaxnn.backprop` or their own jitted functions on sharded inputs: JAX's ``jit`` follows the
-inputs' shardings, so ``backprop(params, Xs, ys)`` with ``Xs, ys = shard_examples(X, y, 8)``
-runs on 8 devices and returns the gradients that one device computes, to rounding. For several
-processes (hosts), see ``docs/multihost.md`` and :func:`shard_local_examples`.
+parameters replicated, and every compiled function runs SPMD: XLA computes each device's partial
+sums and adds them with an all-reduce. :func:`data_mesh`, :func:`shard_examples` and
+:func:`replicate` (from :mod:`jaxnn.sharding`, re-exported here) place arrays the same way for
+users who call :func:`jaxnn.cost`, :func:`jaxnn.backprop` or their own jitted functions on
+sharded inputs: JAX's ``jit`` follows the inputs' shardings, so ``backprop(params, Xs, ys)``
+with ``Xs, ys = shard_examples(X, y, 8)`` runs on 8 devices and returns the gradients that one
+device computes, to rounding. For several processes (hosts), see ``docs/multihost.md`` and
+:func:`shard_local_examples`.
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn._train_setup import check_dtype as _want64
@@ -53,10 +54,18 @@ from jaxnn._train_setup import optimizer as _optimizer
 from jaxnn._train_setup import positive_int as _positive_int
 from jaxnn._validation import Params
 from jaxnn.activations import check_output, get_activation
+from jaxnn.batched_lbfgs import CONVERGED, NONFINITE, RUNNING, STALLED, LbfgsState, lbfgs_many_run
 from jaxnn.losses import data_loss, penalty, prepare_problem, targets
 from jaxnn.model import _check_sizes, init_params, logits, probabilities, ravel_params
 from jaxnn.model import unravel_params as _unravel
 from jaxnn.precision import x64, x64_enabled
+from jaxnn.sharding import (
+    Devices,
+    data_mesh,
+    replicate,
+    shard_examples,
+    shard_local_examples,
+)
 from jaxnn.train import minibatch_run, value_and_grad_flat
 
 __all__ = [
@@ -76,13 +85,11 @@ __all__ = [
 ]
 
 Array = jax.Array
-Devices = int | Sequence[jax.Device] | Mesh
 
 MANY_METHODS = ("lbfgs", "adam", "sgd")
 CPU_CHUNK = 16  # networks evaluated together on CPU (see lbfgs_many_run)
 DEFAULT_LEARNING_RATE = {"adam": 1e-3, "sgd": 0.1}
 GRADS = ("backprop", "autodiff")
-BATCH_AXIS = "batch"
 NETWORKS_AXIS = "networks"
 
 
@@ -226,238 +233,6 @@ class FitManyResult:
 
 
 _STATIC = ("sizes", "activation", "output", "grad")
-
-
-# --- an L-BFGS written for vmap -----------------------------------------------------------------
-#
-# optax's L-BFGS (what ``fit(method="lbfgs")`` runs) takes its steps with a zoom line search
-# whose ``lax.cond`` between "search an interval" and "zoom into it" evaluates the network in
-# *both* branches once the predicate is batched, and whose inner ``while_loop`` runs until the
-# slowest member's search ends: under ``vmap`` it costs 2-4 gradient evaluations per iteration
-# instead of about one. The loop below is L-BFGS (two-loop recursion, ``memory_size`` pairs,
-# ``H0 = (s'y / y'y) I``) whose line search is a *state machine without branches*: every pass
-# of the one ``while_loop`` evaluates each network once, at its current trial step ``t`` along
-# the direction ``d``, and then
-#
-# * accepts ``t`` if it satisfies the weak Wolfe conditions, sufficient decrease
-#   ``f(t) <= f(0) + c1 t f'(0)`` and curvature ``f'(t) >= c2 f'(0)`` (``c1 = 1e-4``,
-#   ``c2 = 0.9``): an iteration is done, the pair ``(s, y)`` (``s'y > 0`` by the curvature
-#   condition) enters the memory, the next trial is ``t = 1`` along the new direction;
-# * if the decrease fails, makes ``t`` the upper end of the bracket and tries a smaller step
-#   (the minimizer of the quadratic through ``f(0), f'(0), f(t)``, kept within
-#   ``[0.1 t, 0.5 t]``, while no lower end is known; bisection after);
-# * if only the curvature fails (the step was too short), makes ``t`` the lower end and tries
-#   ``2 t`` (or bisects a known bracket);
-# * after ``max_linesearch_steps`` trials it accepts the best lower end (sufficient decrease
-#   only), or stops the network as stalled when there is none.
-#
-# No network waits for another's line search, and no evaluation is thrown away.
-
-C1, C2 = 1e-4, 0.9
-# why a network's L-BFGS run stopped
-RUNNING, CONVERGED, STALLED, NONFINITE = 0, 1, 2, 3
-
-
-class LbfgsState(NamedTuple):
-    """State of :func:`lbfgs_many_run` for one network; with a leading axis ``B`` for a batch.
-
-    ``history`` ``(maxiter,)`` holds the cost after each iteration, NaN where none ran.
-    ``S``, ``Yd`` ``(memory_size, n)`` hold the last steps ``s`` and gradient changes ``y``,
-    oldest first (a new pair shifts them up: static slices, no gather or scatter, which XLA's
-    CPU backend runs element by element), ``rho = 1 / s'y`` (0 for an empty slot). The line
-    search's bracket is ``[t_lo, t_hi]`` with the cost and gradient at ``t_lo``."""
-
-    theta: Array
-    value: Array
-    grad: Array
-    direction: Array
-    slope: Array  # grad . direction at theta (< 0)
-    step: Array  # next trial step along direction
-    t_lo: Array
-    f_lo: Array
-    g_lo: Array
-    t_hi: Array
-    S: Array
-    Yd: Array
-    rho: Array
-    it: Array
-    n_evals: Array
-    ls_steps: Array  # trials since the last accepted step
-    status: Array
-    history: Array
-
-
-def _dot(a: Array, b: Array) -> Array:
-    """``a . b`` for vectors as a fused multiply-and-sum: under ``vmap`` ``jnp.vdot`` becomes a
-    batched matrix product, which XLA's CPU backend runs as many tiny products (slow)."""
-    return jnp.sum(a * b)
-
-
-def _first_step(g: Array) -> Array:
-    """With no curvature pairs, the first trial step is ``min(1, 1/||g||)`` along ``-g``."""
-    norm = jnp.sqrt(_dot(g, g))
-    return jnp.minimum(1.0, 1.0 / jnp.where(norm > 0, norm, 1.0)).astype(g.dtype)
-
-
-def _two_loop(g: Array, S: Array, Yd: Array, rho: Array) -> Array:
-    """``-H g`` by the L-BFGS two-loop recursion over the stored pairs (oldest first, newest
-    last); empty slots have ``rho = 0`` and drop out."""
-
-    def newest_first(q, pair):
-        s, y, r = pair
-        a = r * _dot(s, q)
-        return q - a * y, a
-
-    q, alphas = jax.lax.scan(newest_first, g, (S, Yd, rho), reverse=True)
-    sy = jnp.where(rho[-1] > 0, 1 / jnp.where(rho[-1] > 0, rho[-1], 1), 0)
-    yy = _dot(Yd[-1], Yd[-1])
-    gamma = jnp.where(sy > 0, sy / jnp.where(yy > 0, yy, 1), 1)
-
-    def oldest_first(r, pair):
-        s, y, rh, a = pair
-        return r + s * (a - rh * _dot(y, r)), None
-
-    r, _ = jax.lax.scan(oldest_first, gamma * q, (S, Yd, rho, alphas))
-    return -r
-
-
-def _status(value: Array, g: Array, tol: float) -> Array:
-    finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(g))
-    return jnp.where(~finite, NONFINITE,
-                     jnp.where(jnp.max(jnp.abs(g)) <= tol, CONVERGED, RUNNING)
-                     ).astype(jnp.int32)
-
-
-def _lbfgs_start(theta: Array, value: Array, g: Array, *, maxiter: int, tol: float,
-                 memory_size: int) -> LbfgsState:
-    n, dt = theta.shape[0], theta.dtype
-    zero = jnp.zeros((), dt)
-    return LbfgsState(
-        theta=theta, value=value, grad=g, direction=-g, slope=-_dot(g, g),
-        step=_first_step(g), t_lo=zero, f_lo=value, g_lo=g, t_hi=jnp.full((), jnp.inf, dt),
-        S=jnp.zeros((memory_size, n), dt), Yd=jnp.zeros((memory_size, n), dt),
-        rho=jnp.zeros((memory_size,), dt), it=jnp.asarray(0, jnp.int32),
-        n_evals=jnp.asarray(1, jnp.int32), ls_steps=jnp.asarray(0, jnp.int32),
-        status=_status(value, g, tol),
-        history=jnp.full((maxiter,), jnp.nan, dt))
-
-
-def _lbfgs_advance(c: LbfgsState, f: Array, g: Array, active: Array, *, tol: float,
-                   max_linesearch_steps: int) -> LbfgsState:
-    """One pass for one network: ``(f, g)`` were evaluated at ``theta + step * direction``.
-    An inactive network (stopped) comes back unchanged. Each memory buffer is read and
-    written once: the pass is bound by memory traffic as much as by arithmetic."""
-    dt = c.theta.dtype
-    t = c.step
-    finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g))
-    decrease = finite & (f <= c.value + C1 * t * c.slope)
-    curvature = _dot(g, c.direction) >= C2 * c.slope
-    # the bracket after this trial, and the next trial inside it
-    lower = active & decrease & ~curvature
-    t_lo = jnp.where(lower, t, c.t_lo)
-    f_lo = jnp.where(lower, f, c.f_lo)
-    g_lo = jnp.where(lower, g, c.g_lo)
-    t_hi = jnp.where(decrease, c.t_hi, t)
-    excess = f - c.value - c.slope * t
-    t_quad = -c.slope * t * t / (2 * jnp.where(excess > 0, excess, 1))
-    shrink = jnp.where(finite & (excess > 0), jnp.clip(t_quad, 0.1 * t, 0.5 * t), 0.1 * t)
-    t_next = jnp.where(jnp.isinf(t_hi), 2 * t_lo,
-                       jnp.where(t_lo > 0, 0.5 * (t_lo + t_hi), shrink))
-    ls_steps = c.ls_steps + 1
-    # accept this trial (both Wolfe conditions), or the lower end when out of trials
-    out_of_trials = ls_steps >= max_linesearch_steps
-    accept_now = decrease & curvature
-    accepted = active & (accept_now | (out_of_trials & (t_lo > 0)))
-    t_acc = jnp.where(accept_now, t, t_lo)
-    f_acc = jnp.where(accept_now, f, f_lo)
-    g_acc = jnp.where(accept_now, g, g_lo)
-    # the iteration: store the pair (s'y > 0 unless rounding spoils it), new direction
-    s, yv = t_acc * c.direction, g_acc - c.grad
-    sy, yy = _dot(s, yv), _dot(yv, yv)
-    write = accepted & (sy > jnp.finfo(dt).eps * yy)
-    S = jnp.where(write, jnp.concatenate([c.S[1:], s[None]]), c.S)
-    Yd = jnp.where(write, jnp.concatenate([c.Yd[1:], yv[None]]), c.Yd)
-    rho = jnp.where(write, jnp.concatenate([c.rho[1:], (1 / jnp.where(write, sy, 1))[None]]),
-                    c.rho)
-    d = _two_loop(g_acc, S, Yd, rho)
-    slope = _dot(g_acc, d)
-    reset = ~(slope < 0)  # not a descent direction (rounding): restart from -g, empty memory
-    d = jnp.where(reset, -g_acc, d)
-    slope = jnp.where(reset, -_dot(g_acc, g_acc), slope)
-    rho = jnp.where(accepted & reset, 0, rho)  # rho = 0 empties a slot; S, Yd need no clearing
-    step_new = jnp.where(jnp.all(rho == 0), _first_step(g_acc), jnp.ones((), dt))
-    status = jnp.where(accepted, _status(f_acc, g_acc, tol),
-                       jnp.where(active & out_of_trials, STALLED, c.status))
-
-    def pick(a, b, when=accepted):
-        return jnp.where(when, a, b)
-
-    inf = jnp.full((), jnp.inf, dt)
-    return LbfgsState(
-        theta=pick(c.theta + t_acc * c.direction, c.theta), value=pick(f_acc, c.value),
-        grad=pick(g_acc, c.grad), direction=pick(d, c.direction), slope=pick(slope, c.slope),
-        step=pick(step_new, pick(t_next, c.step, active)).astype(dt),
-        t_lo=pick(jnp.zeros((), dt), t_lo), f_lo=f_lo, g_lo=g_lo,
-        t_hi=pick(inf, pick(t_hi, c.t_hi, active)), S=S, Yd=Yd, rho=rho,
-        it=c.it + accepted.astype(jnp.int32), n_evals=c.n_evals + active.astype(jnp.int32),
-        ls_steps=pick(0, pick(ls_steps, c.ls_steps, active)).astype(jnp.int32),
-        status=status.astype(jnp.int32),
-        history=jnp.where(accepted & (jnp.arange(c.history.shape[0]) == c.it), f_acc,
-                          c.history))
-
-
-def lbfgs_many_run(
-    theta0: Array,
-    X: Array,
-    Y: Array,
-    lams: Array,
-    *,
-    sizes: tuple[int, ...],
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
-    grad: str = "backprop",
-    maxiter: int = 100,
-    tol: float = 1e-5,
-    memory_size: int = 10,
-    max_linesearch_steps: int = 20,
-    chunk_size: int | None = None,
-) -> LbfgsState:
-    """L-BFGS for ``B`` networks at once, one compiled ``while_loop``; pure and jittable.
-
-    ``theta0`` ``(B, n)`` (Octave order for ``sizes``), ``X`` ``(m, n_0)``, ``Y`` ``(m, K)``,
-    ``lams`` ``(B,)``. Each pass evaluates every running network once at its trial point
-    (:func:`jaxnn.train.value_and_grad_flat`; in groups of ``chunk_size`` networks, which keeps
-    the hidden activations of a group in cache on CPU; None: all at once) and accepts its step
-    or moves it within the line search's bracket (see the comment above :class:`LbfgsState`).
-    A network stops after ``maxiter`` iterations, when ``max|g| <= tol``, when its line search
-    finds no lower cost in ``max_linesearch_steps`` trials (stalled) or on a non-finite cost;
-    it is then held fixed while the others go on. With ``B = 1`` this is the single-network
-    loop: member ``i`` of a batch computes what ``B = 1`` computes for it, to rounding.
-    Returns the final :class:`LbfgsState`, batched (``history`` ``(B, maxiter)``, NaN-padded)."""
-    B = theta0.shape[0]
-    vg = partial(value_and_grad_flat, sizes=sizes, activation=activation, output=output,
-                 grad=grad)
-
-    def evaluate(thetas, lams):
-        one = lambda a: vg(a[0], X, Y, a[1])  # noqa: E731
-        if chunk_size is None or chunk_size >= B:
-            return jax.vmap(one)((thetas, lams))
-        return jax.lax.map(one, (thetas, lams), batch_size=chunk_size)
-
-    f0, g0 = evaluate(theta0, lams)
-    state = jax.vmap(partial(_lbfgs_start, maxiter=maxiter, tol=tol,
-                             memory_size=memory_size))(theta0, f0, g0)
-    advance = jax.vmap(partial(_lbfgs_advance, tol=tol,
-                               max_linesearch_steps=max_linesearch_steps))
-
-    def running(c: LbfgsState) -> Array:
-        return (c.status == RUNNING) & (c.it < maxiter)
-
-    def body(c: LbfgsState) -> LbfgsState:
-        f, g = evaluate(c.theta + c.step[:, None] * c.direction, lams)
-        return advance(c, f, g, running(c))
-
-    return jax.lax.while_loop(lambda c: jnp.any(running(c)), body, state)
 
 
 @partial(jax.jit, static_argnames=(*_STATIC, "maxiter", "tol", "memory_size",
@@ -737,114 +512,3 @@ def _prepare_member0(params_batch, X):
 
     member0 = tuple(t[0] for t in params_batch)
     return prepare(member0, X)
-
-
-# --- data parallelism: meshes and sharded arrays ------------------------------------------------
-
-
-def data_mesh(devices: Devices | None = None, axis_name: str = BATCH_AXIS) -> Mesh:
-    """A 1-D ``Mesh`` with axis ``axis_name`` over ``devices`` (the helpers here split arrays
-    over the mesh's one axis, whatever its name).
-
-    ``devices``: None (all of ``jax.devices()``, every process's in a multi-process run), a
-    count ``N`` (the first ``N``), a list of ``jax.Device``, or a 1-D ``Mesh`` (returned as is
-    as is)."""
-    if isinstance(devices, Mesh):
-        if len(devices.axis_names) != 1:
-            raise ValueError(f"devices: the mesh must be 1-D, got axes {devices.axis_names}")
-        return devices
-    available = jax.devices()
-    if devices is None:
-        devs = available
-    elif isinstance(devices, int | np.integer) and not isinstance(devices, bool):
-        if not 1 <= devices <= len(available):
-            raise ValueError(f"devices={devices} but {len(available)} JAX devices are available"
-                             " (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
-                             "before JAX starts makes N)")
-        devs = available[: int(devices)]
-    elif isinstance(devices, Sequence) and devices and all(isinstance(d, jax.Device)
-                                                           for d in devices):
-        devs = list(devices)
-    else:
-        raise ValueError(f"devices must be a positive count, a list of jax devices or a Mesh, "
-                         f"got {devices!r}")
-    return Mesh(np.array(devs), (axis_name,))
-
-
-def shard_examples(
-    X: ArrayLike,
-    y: ArrayLike | None = None,
-    devices: Devices | None = None,
-    *,
-    drop_remainder: bool = False,
-) -> tuple[Array, Array | None]:
-    """Place ``X`` ``(m, n)`` and ``y`` (``(m,)`` labels or ``(m, K)`` targets) on the devices,
-    split by rows over the mesh axis ``"batch"`` (``NamedSharding(mesh, P("batch"))``; a
-    ``Mesh`` passed as ``devices`` keeps its own axis name).
-
-    Every device holds ``m / N`` consecutive examples. ``m`` must be a multiple of the number
-    of devices ``N`` (an uneven split would need padding, which changes the mean in the cost);
-    with ``drop_remainder=True`` the last ``m mod N`` examples are dropped instead. Pass the
-    results to :func:`jaxnn.cost`, :func:`jaxnn.backprop` or any jitted function: the
-    computation runs on all ``N`` devices and reduces across them.
-
-    Arrays keep their dtype (a float64 numpy ``X`` stays float64 only under x64)."""
-    mesh = data_mesh(devices, BATCH_AXIS)
-    X = X if isinstance(X, jax.Array) else np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (m, n), got shape {tuple(X.shape)}")
-    m, N = X.shape[0], mesh.size
-    if y is not None:
-        y = y if isinstance(y, jax.Array) else np.asarray(y)
-        if y.ndim not in (1, 2) or y.shape[0] != m:
-            raise ValueError(f"y must have one row per row of X ({m}), got shape "
-                             f"{tuple(y.shape)}")
-    if m % N:
-        if not drop_remainder:
-            raise ValueError(
-                f"X has {m} rows, which {N} devices cannot share evenly; pass "
-                f"drop_remainder=True to drop the last {m % N}, or use a device count that "
-                f"divides {m}")
-        keep = m - m % N
-        if keep == 0:
-            raise ValueError(f"X has {m} rows: fewer than the {N} devices")
-        X, y = X[:keep], (y[:keep] if y is not None else None)
-    rows = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
-    Xs = jax.device_put(X, rows)
-    ys = jax.device_put(y, rows) if y is not None else None
-    return Xs, ys
-
-
-def replicate(tree: Any, devices: Devices | None = None) -> Any:
-    """Put every array of ``tree`` (e.g. params) on all devices of the mesh, whole
-    (``NamedSharding(mesh, P())``)."""
-    mesh = data_mesh(devices, BATCH_AXIS)
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
-
-
-def shard_local_examples(
-    X_local: ArrayLike,
-    y_local: ArrayLike | None = None,
-    devices: Devices | None = None,
-) -> tuple[Array, Array | None]:
-    """Multi-process form of :func:`shard_examples`: each process passes only *its own*
-    examples and gets the global arrays (rows of process 0 first, then process 1, ...).
-
-    Uses ``jax.make_array_from_process_local_data``; every process must pass the same number
-    of rows, a multiple of its number of local devices. In a single process it is
-    :func:`shard_examples`."""
-    mesh = data_mesh(devices, BATCH_AXIS)
-    rows = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
-    X_local = np.asarray(X_local)
-    n_local = len([d for d in mesh.devices.flat if d.process_index == jax.process_index()])
-    if X_local.ndim != 2 or X_local.shape[0] % max(n_local, 1):
-        raise ValueError(f"X_local must be 2-D with a multiple of {n_local} rows (this "
-                         f"process's devices), got shape {X_local.shape}")
-    Xs = jax.make_array_from_process_local_data(rows, X_local)
-    ys = None
-    if y_local is not None:
-        y_local = np.asarray(y_local)
-        if y_local.shape[0] != X_local.shape[0]:
-            raise ValueError(f"y_local must have {X_local.shape[0]} rows, got {y_local.shape}")
-        ys = jax.make_array_from_process_local_data(rows, y_local)
-    return Xs, ys
