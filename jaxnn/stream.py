@@ -77,7 +77,7 @@ class StreamResult:
 def idx_count(images: PathLike, labels: PathLike) -> int:
     """Number of examples in a pair of IDX files, from their headers (validated, nothing else
     read)."""
-    from jaxnn.datasets import _open_idx_pair  # the header reader behind load_idx/iter_idx
+    from jaxnn.idx import _open_idx_pair  # the header reader behind load_idx/iter_idx
 
     img, lab = _open_idx_pair(images, labels)
     img.close()
