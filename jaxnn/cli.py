@@ -1,4 +1,4 @@
-"""The ``jaxnn`` command: ``train``, ``gradcheck``, ``predict`` and ``show``.
+"""The ``jaxnn`` command: ``train``, ``gradcheck``, ``predict``, ``show`` and ``sweep``.
 
 ``main(argv)`` parses the arguments, runs a subcommand and returns the exit status:
 
@@ -8,9 +8,8 @@
   printed as one line without a traceback;
 * 130: interrupted with Ctrl-C (``train`` saves the weights it reached first).
 
-The subcommands live in ``jaxnn._cli_train`` and ``jaxnn._cli_commands``; rich, matplotlib and
-scikit-learn are imported only when a subcommand needs them. A ``jaxnn.sweep`` module, when
-present, adds its own subcommand through ``register(subparsers)``.
+The subcommands live in ``jaxnn._cli_train``, ``jaxnn._cli_commands`` and ``jaxnn._cli_sweep``;
+rich, matplotlib and scikit-learn are imported only when a subcommand needs them.
 """
 
 from __future__ import annotations
@@ -217,8 +216,9 @@ def build_parser() -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_train_parser, _gradcheck_parser, _predict_parser, _show_parser):
         add(sub)
-    if importlib.util.find_spec("jaxnn.sweep") is not None:
-        importlib.import_module("jaxnn.sweep").register(sub)
+    from jaxnn._cli_sweep import register as add_sweep_parser
+
+    add_sweep_parser(sub)
     parser.set_defaults(commands=tuple(sub.choices))
     return parser
 

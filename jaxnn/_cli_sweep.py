@@ -1,0 +1,150 @@
+"""``jaxnn sweep lam|size``: a validation or learning curve from the command line (a table, a
+PNG plot and a JSON file); the curves themselves are in :mod:`jaxnn.sweep`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from typing import Any
+
+from jaxnn.sweep import DEFAULT_LAMS, METRICS, Curve, learning_curve, plot_curve, validation_curve
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``jaxnn sweep lam`` and ``jaxnn sweep size`` to the ``jaxnn`` command's parser."""
+    from jaxnn import cli
+
+    p = subparsers.add_parser(
+        "sweep", help="validation curve over lambda, or learning curve over training-set size",
+        description="Train many networks at once (jaxnn.parallel.fit_many, several seeds per "
+                    "point) and report training and validation cost (data loss, no penalty) "
+                    "and accuracy: over lambda ('sweep lam') or over the training-set size "
+                    "('sweep size'). Prints a table and writes sweep_<kind>.png and "
+                    "sweep_<kind>.json to --out.")
+    p.add_argument("kind", choices=("lam", "size"),
+                   help="lam: validation curve over --values lambdas; size: learning curve "
+                        "over --values training-set sizes")
+    p.add_argument("--values", nargs="+", metavar="V",
+                   help="lambdas (default: 0 0.001 0.003 ... 3 10), or training-set sizes: "
+                        "counts or fractions of the training set (default: 0.1 0.25 0.5 1)")
+    cli._add_data_options(p, "mnist5k")
+    p.add_argument("--hidden", nargs="+", type=cli.positive_int, default=[25], metavar="N",
+                   help="hidden layer sizes (default: 25)")
+    p.add_argument("--lam", type=cli.non_negative, default=1.0,
+                   help="with 'size': the fixed lambda (default: %(default)s)")
+    p.add_argument("--seeds", type=cli.positive_int, default=3, metavar="S",
+                   help="networks (initial seeds 0..S-1) per point (default: %(default)s)")
+    p.add_argument("--iterations", type=cli.positive_int, default=100, metavar="N",
+                   help="iterations per network (epochs for adam and sgd) (default: "
+                        "%(default)s)")
+    p.add_argument("--method", choices=("lbfgs", "adam", "sgd"), default="lbfgs",
+                   help="fit_many method (default: %(default)s)")
+    p.add_argument("--batch-size", type=cli.positive_int, default=None, metavar="N",
+                   help="mini-batch size for adam and sgd")
+    p.add_argument("--learning-rate", type=cli.positive, default=None, metavar="LR",
+                   help="learning rate for adam and sgd")
+    cli._add_model_options(p)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating-point precision (default: %(default)s)")
+    p.add_argument("--val-size", type=float, default=0.2, metavar="FRACTION",
+                   help="held-out validation fraction (default: %(default)s)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation "
+                   "split (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>)")
+    p.set_defaults(func=run_sweep)
+
+
+def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int | float] | None:
+    from jaxnn._cli_common import UsageError
+
+    if texts is None:
+        return None
+    out: list[Any] = []
+    for t in texts:
+        try:
+            v = float(t)
+        except ValueError:
+            raise UsageError(f"--values: {t!r} is not a number") from None
+        if not math.isfinite(v) or v < 0:
+            raise UsageError(f"--values: {t!r} must be a finite number >= 0")
+        if kind == "size":
+            if v >= 1 and v == int(v) and "." not in t:
+                v = int(v)
+            elif not 0 < v <= 1:
+                raise UsageError(f"--values: a size is a count (1, 2, ...) or a fraction in "
+                                 f"(0, 1], got {t}")
+        out.append(v)
+    return out
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """The ``jaxnn sweep`` command: run the sweep, print a table, write the PNG and JSON."""
+    from jaxnn._cli_common import (
+        EXIT_OK,
+        UsageError,
+        load_data,
+        output_dir,
+        require,
+        write_json,
+    )
+
+    require("sweep", "rich", "matplotlib")
+    from rich.console import Console
+    from rich.table import Table
+
+    from jaxnn.plot import save_png
+
+    console = Console(highlight=False)
+    values = _parse_values(args.kind, args.values)
+    if not 0 < args.val_size < 1:
+        raise UsageError(f"--val-size must be a fraction in (0, 1), got {args.val_size}")
+    common = dict(hidden=args.hidden, seeds=args.seeds, maxiter=args.iterations,
+                  method=args.method, val_fraction=args.val_size, split_seed=args.split_seed,
+                  activation=args.activation, output=args.output, dtype=args.dtype)
+    if args.method != "lbfgs":
+        common.update(batch_size=args.batch_size, learning_rate=args.learning_rate)
+    elif args.batch_size is not None or args.learning_rate is not None:
+        raise UsageError("--batch-size and --learning-rate are only used by adam and sgd")
+    data = load_data(args.data, args.dataset, need_labels=True)
+    out = output_dir(args.out)
+    console.print(f"[bold]jaxnn sweep {args.kind}[/] on {data.name}: {data.X.shape[0]} examples, "
+                  f"{args.seeds} seed(s) per point, {args.iterations} {args.method} iterations")
+    try:
+        if args.kind == "lam":
+            curve = validation_curve(data.X, data.y, values or DEFAULT_LAMS, **common)
+        else:
+            curve = learning_curve(data.X, data.y, values or (0.1, 0.25, 0.5, 1.0),
+                                   lam=args.lam, **common)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    console.print(_table(curve, Table))
+    kind = "validation" if args.kind == "lam" else "learning"
+    png, js = out / f"sweep_{kind}.png", out / f"sweep_{kind}.json"
+    save_png(plot_curve(curve, title=f"{kind} curve on {data.name}"), png)
+    write_json(js, {**curve.to_dict(), "data": data.name})
+    what = "lambda" if args.kind == "lam" else "training-set size"
+    console.print(f"lowest mean validation cost at {what} = {curve.best:g}; "
+                  f"{curve.seconds:.1f} s")
+    console.print(f"files written: {os.fspath(png)}, {os.fspath(js)}")
+    return EXIT_OK
+
+
+def _table(curve: Curve, Table: Any) -> Any:  # noqa: N803 - the rich class, imported lazily
+    head = "lambda" if curve.param == "lam" else "m (train)"
+    table = Table(title=f"{curve.kind} curve: mean ± std over {len(curve.seeds)} seed(s); "
+                        "cost = data loss (no penalty)")
+    table.add_column(head, justify="right")
+    for name in ("train cost", "val cost", "train acc", "val acc"):
+        table.add_column(name, justify="right")
+    best = curve.best
+    for i, v in enumerate(curve.values):
+        cells = [f"{v:g}" + (" *" if v == best else "")]
+        for metric in METRICS:
+            mean, std = curve.mean(metric)[i], curve.std(metric)[i]
+            if "cost" in metric:
+                cells.append(f"{mean:.4f}±{std:.4f}")
+            else:
+                cells.append(f"{100 * mean:.2f}±{100 * std:.2f}%")
+        table.add_row(*cells)
+    return table
