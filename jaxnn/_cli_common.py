@@ -74,6 +74,15 @@ class Data:
     image: tuple[tuple[int, int], Order] | None
 
 
+def unreadable(exc: OSError, where: object, kind: str) -> UsageError:
+    """The one-line error for a ``kind`` file at ``where`` that could not be opened."""
+    if isinstance(exc, FileNotFoundError):
+        return UsageError(f"{where}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return UsageError(f"{where}: is a directory, not a {kind} file")
+    return UsageError(f"{where}: permission denied")
+
+
 def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: bool) -> Data:
     """Load the examples named by ``--data PATH [PATH]`` or ``--dataset NAME`` (mnist5k when
     neither is given). Any problem with the files becomes a :class:`UsageError`."""
@@ -84,12 +93,8 @@ def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: 
             data = _load_paths(list(paths), need_labels)
         else:
             data = _load_dataset(dataset or "mnist5k")
-    except FileNotFoundError as exc:
-        raise UsageError(f"{exc.filename or exc}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise UsageError(f"{exc.filename or exc}: is a directory, not a data file") from exc
-    except PermissionError as exc:
-        raise UsageError(f"{exc.filename or exc}: permission denied") from exc
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise unreadable(exc, exc.filename or exc, "data") from exc
     except ImportError as exc:
         if missing_module(exc) is None:
             raise
@@ -179,12 +184,8 @@ def load_weights(path: str) -> tuple[np.ndarray, ...]:
 
     try:
         return load(path)
-    except FileNotFoundError as exc:
-        raise UsageError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise UsageError(f"{path}: is a directory, not a weights file") from exc
-    except PermissionError as exc:
-        raise UsageError(f"{path}: permission denied") from exc
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise unreadable(exc, path, "weights") from exc
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
 
