@@ -270,8 +270,11 @@ def _matrix(payload: bytes, endian: str) -> tuple[str, Any]:
     if mclass not in _MX_NUMERIC:
         raise _Corrupt(f"variable {name!r} has unknown array class {mclass}")
     value = _numeric(parts, dims, _MX_NUMERIC[mclass], f"{name} (real part)")
-    if is_complex:
-        value = value + 1j * _numeric(parts, dims, _MX_NUMERIC[mclass], f"{name} (imag part)")
+    if is_complex:  # set the parts: value + 1j * imag would turn 0 + inf j into nan + inf j
+        imag = _numeric(parts, dims, _MX_NUMERIC[mclass], f"{name} (imag part)")
+        out = np.empty_like(value, dtype=np.result_type(value, 1j))
+        out.real, out.imag = value, imag
+        value = out
     elif is_logical:
         value = value.astype(bool)
     return name, value
