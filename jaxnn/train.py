@@ -292,10 +292,22 @@ def _interrupted_message(it: int) -> str:
             "last finished compiled segment")
 
 
+def _interrupted_at_start(prob: Problem) -> dict:
+    """What ``fit`` returns for a ``KeyboardInterrupt`` before the loop's state existed (while
+    the loop compiled): the initial parameters, no cost evaluated (NaN), no iteration."""
+    return dict(params=prob.unravel(prob.theta0), cost=float("nan"), history=np.zeros(0),
+                n_iter=0, n_evals=0, converged=False, interrupted=True,
+                message="interrupted (KeyboardInterrupt) before the first iteration; params are "
+                        "the initial ones")
+
+
 def _fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> dict:
     kw = dict(sizes=prob.sizes, activation=prob.activation, output=prob.output, grad=prob.grad,
               tol=1e-5 if tol is None else float(tol), **(options or {}))
-    carry = _lbfgs_init(prob.put(prob.theta0), prob.X, prob.Y, prob.lam, **kw)
+    try:
+        carry = _lbfgs_init(prob.put(prob.theta0), prob.X, prob.Y, prob.lam, **kw)
+    except KeyboardInterrupt:  # while compiling or at the first evaluation
+        return _interrupted_at_start(prob)
     seg = segment or LBFGS_SEGMENT
     length = max(seg, LBFGS_SEGMENT)  # one compiled program for every segment <= the default
 
@@ -330,7 +342,10 @@ def _fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int,
     seg = segment or max(1, MINIBATCH_SEGMENT_STEPS // nb)
     kw = dict(sizes=prob.sizes, activation=prob.activation, output=prob.output, grad=prob.grad,
               optimizer=optimizer, batch_size=b, length=max(seg, MINIBATCH_SEGMENT_STEPS))
-    carry = _minibatch_init(prob.put(prob.theta0), optimizer)
+    try:
+        carry = _minibatch_init(prob.put(prob.theta0), optimizer)
+    except KeyboardInterrupt:
+        return _interrupted_at_start(prob)
 
     def progress(c):
         it, finite = jax.device_get((c.epoch, c.finite))

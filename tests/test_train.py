@@ -377,6 +377,21 @@ def test_keyboard_interrupt_during_an_evaluation_or_a_segment(monkeypatch):
     assert all(np.array_equal(u, v) for u, v in zip(ref.params, r.params, strict=True))
 
 
+@pytest.mark.parametrize("method, init", [("lbfgs", "_lbfgs_init"), ("adam", "_minibatch_init")])
+def test_keyboard_interrupt_while_the_loop_compiles_returns_the_initial_params(
+        monkeypatch, method, init):
+    p0, X, y = _problem()
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, init, interrupted)
+    r = fit(p0, X, y, 1.0, method=method, maxiter=5)
+    assert r.interrupted and not r.converged and r.n_iter == 0 and r.history.shape == (0,)
+    assert np.isnan(r.cost) and "before the first iteration" in r.message
+    assert all(np.array_equal(u, np.asarray(v, u.dtype)) for u, v in zip(r.params, p0, strict=True))
+
+
 # --- argument checks ------------------------------------------------------------------------------
 
 
