@@ -1,4 +1,5 @@
-"""Pictures: grids of digits, hidden units as images, cost curves, confusion matrices.
+"""Pictures: grids of digits, hidden units as images, cost curves, confusion matrices, and the
+validation and learning curves of :mod:`jaxnn.sweep`.
 
 Every function returns a :class:`matplotlib.figure.Figure` built directly (with an Agg canvas),
 so nothing here touches pyplot or matplotlib's global backend; :func:`save_png` writes a figure
@@ -24,12 +25,15 @@ from jaxnn._files import atomic_write
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
+    from jaxnn.sweep import Curve
+
 __all__ = [
     "image_grid",
     "image_layout",
     "digit_grid",
     "hidden_units",
     "cost_curve",
+    "sweep_curve",
     "confusion_matrix",
     "save_png",
 ]
@@ -189,6 +193,36 @@ def cost_curve(
     ax.grid(True, alpha=0.3)
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_curve(curve: Curve, title: str | None = None) -> Figure:
+    """Two panels, cost and accuracy against the swept value of a :class:`jaxnn.sweep.Curve`:
+    training and validation means over the seeds, with a band of one standard deviation."""
+    fig = _figure(10, 4)
+    axes = fig.subplots(1, 2)
+    x = curve.values
+    for ax, what in zip(axes, ("cost", "accuracy"), strict=True):
+        for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
+            metric = f"{split}_{what}"
+            mean, std = curve.mean(metric), curve.std(metric)
+            label = {"train": "training", "val": "validation"}[split]
+            ax.plot(x, mean, "o-", color=color, label=label)
+            ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
+        ax.set_xlabel("lambda" if curve.param == "lam" else "training examples m")
+        ax.set_ylabel("cost (data loss, no penalty)" if what == "cost" else "accuracy")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        if curve.param == "lam" and np.any(x > 0):
+            positive = x[x > 0]
+            if np.any(x == 0):
+                ax.set_xscale("symlog", linthresh=float(positive.min()))
+            elif positive.max() / positive.min() > 20:
+                ax.set_xscale("log")
+    n_seeds = len(curve.seeds)
+    fig.suptitle(title or f"{curve.kind} curve ({n_seeds} seed{'s' * (n_seeds > 1)} per point, "
+                          f"layers {tuple(curve.settings.get('layer_sizes', ()))})")
     fig.tight_layout()
     return fig
 

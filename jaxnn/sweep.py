@@ -372,35 +372,7 @@ def _counts(sizes: Sequence[int | float], m: int) -> list[int]:
 
 
 def plot_curve(curve: Curve, title: str | None = None):  # noqa: ANN201 - matplotlib optional
-    """A :class:`matplotlib.figure.Figure` with two panels, cost and accuracy against the swept
-    value: training and validation means over seeds, with a band of one standard deviation
-    (built without pyplot; write it with :func:`jaxnn.plot.save_png`)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """The curve's picture: :func:`jaxnn.plot.sweep_curve` (two panels, cost and accuracy)."""
+    from jaxnn.plot import sweep_curve
 
-    fig = Figure(figsize=(10, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2)
-    x = curve.values
-    for ax, what in zip(axes, ("cost", "accuracy"), strict=True):
-        for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
-            metric = f"{split}_{what}"
-            mean, std = curve.mean(metric), curve.std(metric)
-            label = {"train": "training", "val": "validation"}[split]
-            ax.plot(x, mean, "o-", color=color, label=label)
-            ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
-        ax.set_xlabel("lambda" if curve.param == "lam" else "training examples m")
-        ax.set_ylabel("cost (data loss, no penalty)" if what == "cost" else "accuracy")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        if curve.param == "lam" and np.any(x > 0):
-            positive = x[x > 0]
-            if np.any(x == 0):
-                ax.set_xscale("symlog", linthresh=float(positive.min()))
-            elif positive.max() / positive.min() > 20:
-                ax.set_xscale("log")
-    n_seeds = len(curve.seeds)
-    fig.suptitle(title or f"{curve.kind} curve ({n_seeds} seed{'s' * (n_seeds > 1)} per point, "
-                          f"layers {tuple(curve.settings.get('layer_sizes', ()))})")
-    fig.tight_layout()
-    return fig
+    return sweep_curve(curve, title=title)
