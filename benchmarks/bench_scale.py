@@ -21,7 +21,10 @@ apart. The variants are timed in ``--repeats`` interleaved rounds and each figur
 round (the machines are shared: the best round is the least disturbed one); wall time and the
 process's CPU time (all threads) are both reported. The table gives seconds per network and
 each variant's time relative to ``fit_many``, plus the mean final cost and the mean number of
-value-and-gradient evaluations per network, so equal work can be checked.
+value-and-gradient evaluations per network, so equal work can be checked. Last, the bound on
+any batching here: one network's evaluations (their FLOPs, see ``bench_gradients.py``) at the
+float32 1024x1024 matmul rate measured in the same run, against each sequential variant's time
+per network.
 
 ``--stream N`` also writes IDX files of ``N`` random 28x28 images (MNIST's training-set size
 for 60000) and compares the host memory (numpy allocations traced by ``tracemalloc``, peak)
@@ -38,7 +41,9 @@ import platform
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from bench_gradients import flops_per_evaluation
 
 from jaxnn import datasets, parallel
 from jaxnn.train import fit
@@ -66,6 +71,16 @@ def run_sequential(pb, X, y, iterations: int, method: str):
         evals.append(r.n_evals)
         iters.append(r.n_iter)
     return np.array(costs), np.array(evals), np.array(iters)
+
+
+def matmul_rate(dtype=np.float32, n: int = 1024, calls: int = 30) -> float:
+    """This machine's matrix-multiply rate, FLOP/s: the fastest of ``calls`` jit-compiled
+    ``n x n`` products (as in bench_gradients.py)."""
+    a = jnp.asarray(np.random.default_rng(0).random((n, n)).astype(dtype))
+    f = jax.jit(lambda a: a @ a)
+    f(a).block_until_ready()
+    best = min(timed(lambda: f(a).block_until_ready())[0] for _ in range(calls))
+    return 2 * n**3 / best
 
 
 def bench_stream(n: int) -> dict:
@@ -171,11 +186,21 @@ def main() -> None:
           f"fit(lbfgs) ({ratio:.2f}x less; target >= 3x: {'met' if ratio >= 3 else 'NOT met'}); "
           f"CPU time {rows[1]['cpu_relative']:.2f}x less. 'first call' = compile + one run of "
           "fit_many, or compile + the first network for the loops.")
+    # the most any batching could gain here: one network's evaluations at the matmul peak
+    rate = matmul_rate()
+    floor = rows[0]["mean_evals"] * flops_per_evaluation(SIZES, len(y)) / rate
+    bounds = {r["variant"]: r["per_network"] / floor for r in rows[1:]}
+    print(f"bound: the {rows[0]['mean_evals']:.1f} evaluations of one network take at least "
+          f"{floor:.3f} s at this machine's float32 matmul rate ({rate / 1e9:.0f} GFLOP/s, "
+          "1024x1024, measured now), so no batching can make fit_many more than "
+          + ", ".join(f"{b:.2f}x faster than '{k}'" for k, b in bounds.items()) + " here.")
+    for r in rows[1:]:
+        r["bound"] = bounds[r["variant"]]
     stream = bench_stream(args.stream) if args.stream else None
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"networks": B, "iterations": it, "rows": rows, "stream": stream}, f,
-                      indent=2)
+            json.dump({"networks": B, "iterations": it, "rows": rows, "stream": stream,
+                       "matmul_gflops": rate / 1e9, "floor_per_network": floor}, f, indent=2)
 
 
 if __name__ == "__main__":
