@@ -45,6 +45,17 @@ def test_octave_classifies_jaxnn_weights_as_jaxnn_does(weights, X) -> None:
     assert np.array_equal(octave_to_class(p_octave), p_jaxnn)
 
 
+def test_ravel_params_is_octaves_unrolling(weights) -> None:
+    unrolled = read_mat(DATA / "octave_unrolled.mat")["nn_params"].ravel()
+    # save_weights stores the last layer in Octave's row order; unroll that layout
+    octave_layout = (weights[0], np.roll(weights[1], -1, axis=0))
+    with nn.x64():
+        assert np.array_equal(np.asarray(nn.ravel_params(octave_layout)), unrolled)
+        back = nn.unravel_params(unrolled, (6, 4, 3))
+        assert all(np.array_equal(np.asarray(a), b) for a, b in zip(back, octave_layout,
+                                                                      strict=True))
+
+
 @pytest.mark.parametrize("name", ["octave_weights_v7.mat", "octave_weights_v6.mat",
                                   "octave_weights_mat7_binary.mat"])
 def test_weights_saved_by_octave_load_exactly(weights, name: str) -> None:

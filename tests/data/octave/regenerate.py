@@ -5,8 +5,8 @@
 1. jaxnn writes a 6-4-3 network (``jaxnn_weights.mat``, :func:`jaxnn.save_weights`) and 20
    examples (``examples.mat``, written by scipy);
 2. Octave loads both, classifies the examples with the course's ``predict.m`` formulas (labels
-   ``1..K``) and saves the labels, the same weights in its three MAT formats and a data file
-   (``X``, ``y``) as ``-v6`` and ``-v7``.
+   ``1..K``) and saves the labels, the unrolled ``[Theta1(:); Theta2(:)]``, the same weights
+   in its three MAT formats and a data file (``X``, ``y``) as ``-v6`` and ``-v7``.
 
 Octave writes every file here except ``jaxnn_weights.mat`` and ``examples.mat``.
 """
@@ -31,6 +31,8 @@ h1 = 1 ./ (1 + exp(-([ones(m, 1) X] * Theta1')));
 h2 = 1 ./ (1 + exp(-([ones(m, 1) h1] * Theta2')));
 [dummy, p] = max(h2, [], 2);
 save('-v7', 'octave_predict.mat', 'p');
+nn_params = [Theta1(:); Theta2(:)];
+save('-v7', 'octave_unrolled.mat', 'nn_params');
 save('-v7', 'octave_weights_v7.mat', 'Theta1', 'Theta2');
 save('-v6', 'octave_weights_v6.mat', 'Theta1', 'Theta2');
 save('-mat7-binary', 'octave_weights_mat7_binary.mat', 'Theta1', 'Theta2');
