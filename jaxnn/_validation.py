@@ -53,6 +53,11 @@ def as_params(params: object, name: str = "params") -> Params:
                 f"{out[-1].shape[0]} rows, so Theta{i + 1} needs {1 + out[-1].shape[0]} columns "
                 "(bias + one per unit below): the layers do not chain"
             )
+        if jnp.issubdtype(t.dtype, jnp.complexfloating) or not (
+                jnp.issubdtype(t.dtype, jnp.number) or t.dtype == bool):
+            raise ValueError(
+                f"{name}[{i}] (Theta{i + 1}) must hold real numbers, got dtype {t.dtype}"
+            )
         if not isinstance(t, jax.Array | jax.core.Tracer):
             t = np.asarray(t)
             if not np.issubdtype(t.dtype, np.floating):
@@ -86,6 +91,8 @@ def check_X(X: object, n_in: int, name: str = "X") -> Array | np.ndarray:
         raise ValueError(f"{name} has no rows; pass at least one example")
     if not (jnp.issubdtype(X.dtype, jnp.number) or X.dtype == bool):
         raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
+    if jnp.issubdtype(X.dtype, jnp.complexfloating):
+        raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
     if not is_traced(X) and jnp.issubdtype(X.dtype, jnp.inexact):
         checked_once(X, "finite", lambda: _check_finite(X, name))
     return X

@@ -44,6 +44,18 @@ def test_errors_name_the_argument(fn):
         fn(PARAMS, X[0], Y)
     with pytest.raises(ValueError, match="integer class labels"):
         fn(PARAMS, X, Y + 0.5)
+    with pytest.raises(ValueError, match="X has no rows"):
+        fn(PARAMS, X[:0], Y[:0])
+    with pytest.raises(ValueError, match="X must be numeric"):
+        fn(PARAMS, X.astype(str), Y)
+    with pytest.raises(ValueError, match="X must hold real numbers"):
+        fn(PARAMS, X + 1j, Y)
+    with pytest.raises(ValueError, match=r"params\[1\] \(Theta2\) must hold real numbers"):
+        fn((PARAMS[0], PARAMS[1] + 0j), X, Y)
+    with pytest.raises(ValueError, match=r"lam must be a scalar, got shape \(2,\)"):
+        fn(PARAMS, X, Y, np.ones(2))
+    with pytest.raises(ValueError, match=r"Theta1\) has shape \(0, 4\)"):
+        fn((np.ones((0, 4)), np.ones((2, 1))), X, Y)
 
 
 def test_integer_valued_float_labels_are_accepted():
