@@ -409,6 +409,37 @@ def test_missing_and_malformed_files(tmp_path: Path, digits_run: tuple[Path, int
         assert_user_error(code, err, *words)
 
 
+def test_malformed_data_contents(tmp_path: Path, digits_run: tuple[Path, int, str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    weights = str(digits_run[0] / "weights.npz")  # 64 inputs, 10 classes
+    X = np.random.default_rng(0).random((6, 64))
+
+    def npz(name: str, **arrays: np.ndarray) -> str:
+        np.savez(tmp_path / name, **arrays)
+        return str(tmp_path / name)
+
+    nan = X.copy()
+    nan[1, 2] = np.nan
+    (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03")
+    (tmp_path / "table.csv").write_text("1,2,3\n")
+    cases = [
+        (npz("strings.npz", X=np.array([["a"] * 4] * 3)), ["X must be a non-empty numeric"]),
+        (npz("nan.npz", X=nan, y=np.zeros(6)), ["nan.npz", "NaN"]),
+        (npz("short_y.npz", X=X, y=np.zeros(5)), ["y must hold 6 labels"]),
+        (npz("half_y.npz", X=X, y=np.full(6, 0.5)), ["whole-number class labels"]),
+        (npz("negative_y.npz", X=X, y=-np.ones(6)), ["negative labels"]),
+        (npz("big_y.npz", X=X, y=np.full(6, 12)), ["labels up to 12", "10 outputs"]),
+        (str(tmp_path / "folder.npz"), ["folder.npz", "directory"]),
+        (str(tmp_path / "train-images-idx3-ubyte"), ["two files"]),
+        (str(tmp_path / "table.csv"), ["table.csv", "unsupported"]),
+    ]
+    for data, words in cases:
+        code, _, err = run(["predict", "--weights", weights, "--data", data])
+        assert_user_error(code, err, *words)
+
+
 def test_missing_optional_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import importlib.util
 
