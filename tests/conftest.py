@@ -1,11 +1,24 @@
-"""Shared fixtures: the course's small gradient-check problem and the pretrained weights."""
+"""Shared fixtures: the course's small gradient-check problem and the pretrained weights.
+
+Hypothesis draws the same examples on every run (``derandomize``), so that a test run, and CI,
+gives the same verdict each time; ``JAXNN_HYPOTHESIS=explore python -m pytest ...`` draws new
+random examples instead, to look for new failures.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(
+    "explore" if os.environ.get("JAXNN_HYPOTHESIS", "").lower() == "explore" else "repeatable"
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EX4WEIGHTS = SHARED_DATA / "ex4weights.mat"
