@@ -18,10 +18,9 @@ iteration.
 
 Under ``vmap`` a loop runs until its slowest member stops; members that stopped earlier are held
 fixed, so each member's iteration count and result are its own. :func:`evaluate_many`,
-:func:`ensemble_proba` and :func:`ensemble_predict` evaluate and combine such batches (they
-live in :mod:`jaxnn.batches`, with :func:`init_many` and :func:`member`, and are re-exported
-here). With
-``fit_many(..., devices=N)`` the *networks* are split across ``N`` devices (a ``Mesh`` axis
+:func:`ensemble_proba` and :func:`ensemble_predict` evaluate and combine such batches (they live
+in :mod:`jaxnn.batches`, with :func:`init_many` and :func:`member`, and are re-exported here).
+With ``fit_many(..., devices=N)`` the *networks* are split across ``N`` devices (a ``Mesh`` axis
 ``"networks"``), the data replicated: ``B`` must be a multiple of ``N``.
 
 **One network, many devices (data parallelism).** :func:`jaxnn.fit` takes ``devices=``: the
@@ -102,7 +101,7 @@ GRADS = ("backprop", "autodiff")
 NETWORKS_AXIS = "networks"
 
 
-# --- batches of networks ------------------------------------------------------------------------
+# --- per-member arguments -----------------------------------------------------------------------
 
 
 def _lams(lams: ArrayLike, B: int) -> np.ndarray:
