@@ -5,7 +5,8 @@ puts ``X`` and the one-hot targets on the device once, and then
 
 * ``"L-BFGS-B"``, ``"TNC"``, ``"CG"``, ``"BFGS"``: ``scipy.optimize.minimize(jac=True)`` calls a
   jit-compiled value-and-gradient function once per evaluation; ``theta`` goes to the device and
-  ``[J, g]`` comes back in one array (see :class:`jaxnn._train_objective.ScipyObjective`);
+  ``[J, g]`` comes back in one array (:mod:`jaxnn._train_scipy`,
+  :class:`jaxnn._train_objective.ScipyObjective`);
 * ``"lbfgs"``: optax's L-BFGS with its zoom line search, the loop compiled as one
   ``lax.while_loop`` (:func:`lbfgs_run`);
 * ``"adam"``, ``"sgd"`` (or any optax ``GradientTransformation`` passed as ``method``): shuffled
@@ -29,12 +30,12 @@ from typing import Any
 import jax
 import numpy as np
 import optax
-import scipy.optimize
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn import _train_optax as loops
 from jaxnn._train_objective import ScipyObjective, check_grad, value_and_grad_flat
 from jaxnn._train_optax import lbfgs_run, minibatch_run
+from jaxnn._train_scipy import fit_scipy
 from jaxnn._train_setup import (
     METHODS,
     SCIPY_METHODS,
@@ -100,10 +101,6 @@ class FitResult:
                 f"n_iter={self.n_iter}, n_evals={self.n_evals}, converged={self.converged}, "
                 f"interrupted={self.interrupted}, seconds={self.seconds:.3g}, "
                 f"message={self.message!r}, params shapes [{shapes}])")
-
-
-class _Stop(Exception):
-    """Raised inside scipy's callback to end a run (callback asked, or TNC's maxiter)."""
 
 
 def fit(
@@ -183,70 +180,12 @@ def fit(
     with scope:
         prob = make_problem(params, X, y, lam, activation, output, grad, want64, devices)
         if name in SCIPY_METHODS:
-            out = _fit_scipy(prob, name, maxiter, tol, options, callback)
+            out = fit_scipy(prob, name, maxiter, tol, options, callback)
         elif name == "lbfgs":
             out = _fit_lbfgs(prob, maxiter, tol, options, callback, segment)
         else:
             out = _fit_minibatch(prob, optimizer, maxiter, batch_size, seed, callback, segment)
     return FitResult(**out, seconds=time.perf_counter() - t0, method=name, grad=grad)
-
-
-# --- scipy ---------------------------------------------------------------------------------------
-
-
-def _blas_single_thread() -> contextlib.AbstractContextManager:
-    """One BLAS thread while scipy runs, when threadpoolctl is installed.
-
-    scipy's optimizers call BLAS on vectors of length n (``ddot``, ``daxpy``); OpenBLAS
-    spreads even those over its threads, which costs more than it saves and, on a busy
-    machine, up to tens of ms per iteration. jaxnn's own arithmetic runs in XLA, unaffected."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) -> dict:
-    obj = ScipyObjective(prob.X, prob.Y, prob.lam, sizes=prob.sizes, activation=prob.activation,
-                         output=prob.output, grad=prob.grad, theta_sharding=prob.replicated)
-    history: list[float] = []
-    last = {"x": prob.theta0.astype(np.float64)}
-
-    def on_iteration(xk: np.ndarray, fk: float) -> None:
-        history.append(fk)
-        last["x"] = xk.copy()
-        if callback is not None and callback(len(history), fk, prob.unravel(xk)):
-            raise _Stop(f"stopped by callback after {len(history)} iterations")
-        if method == "TNC" and len(history) >= maxiter:
-            raise _Stop(f"maximum number of iterations ({maxiter}) reached")
-
-    if method == "TNC":  # TNC passes only xk; its last evaluation is usually at xk
-        def scipy_callback(xk):
-            on_iteration(xk, obj.cost_at(xk))
-        opts = {}
-    else:
-        def scipy_callback(intermediate_result):
-            on_iteration(intermediate_result.x, float(intermediate_result.fun))
-        opts = {"maxiter": maxiter}
-    opts.update(options or {})
-    interrupted = False
-    try:
-        with _blas_single_thread():
-            res = scipy.optimize.minimize(obj, last["x"], jac=True, method=method, tol=tol,
-                                          callback=scipy_callback, options=opts)
-        x, J, converged, message = res.x, float(res.fun), bool(res.success), str(res.message)
-    except (_Stop, KeyboardInterrupt) as e:
-        interrupted = isinstance(e, KeyboardInterrupt)
-        x, converged = last["x"], False
-        # no iteration finished: the cost at theta0 if it was evaluated (no new work after ^C)
-        J = history[-1] if history else obj.cost_at(x, evaluate=not interrupted)
-        message = str(e) if not interrupted else (
-            f"interrupted (KeyboardInterrupt) after {len(history)} iterations; params are the "
-            "last completed iterate")
-    return dict(params=prob.unravel(x), cost=J, history=np.asarray(history, np.float64),
-                n_iter=len(history), n_evals=obj.n_evals, converged=converged, message=message,
-                interrupted=interrupted)
 
 
 # --- compiled optax loops -----------------------------------------------------------------------

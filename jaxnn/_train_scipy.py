@@ -1,0 +1,79 @@
+"""The scipy bridge of :func:`jaxnn.fit`: ``scipy.optimize.minimize(jac=True)`` driving one
+jit-compiled value-and-gradient call per evaluation
+(:class:`jaxnn._train_objective.ScipyObjective`).
+
+:func:`fit_scipy` runs a prepared problem with ``"L-BFGS-B"``, ``"TNC"``, ``"CG"`` or
+``"BFGS"``, calls the user's callback after every iteration, and keeps the last completed
+iterate when a callback or a ``KeyboardInterrupt`` stops the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import scipy.optimize
+
+from jaxnn._train_objective import ScipyObjective
+from jaxnn._train_setup import Problem
+
+
+class _Stop(Exception):
+    """Raised inside scipy's callback to end a run (callback asked, or TNC's maxiter)."""
+
+
+def _blas_single_thread() -> contextlib.AbstractContextManager:
+    """One BLAS thread while scipy runs, when threadpoolctl is installed.
+
+    scipy's optimizers call BLAS on vectors of length n (``ddot``, ``daxpy``); OpenBLAS
+    spreads even those over its threads, which costs more than it saves and, on a busy
+    machine, up to tens of ms per iteration. jaxnn's own arithmetic runs in XLA, unaffected."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) -> dict:
+    """Run scipy's ``method`` on ``prob`` from ``prob.theta0``; the fields of a FitResult
+    (without ``seconds``, ``method``, ``grad``) as a dict."""
+    obj = ScipyObjective(prob.X, prob.Y, prob.lam, sizes=prob.sizes, activation=prob.activation,
+                         output=prob.output, grad=prob.grad, theta_sharding=prob.replicated)
+    history: list[float] = []
+    last = {"x": prob.theta0.astype(np.float64)}
+
+    def on_iteration(xk: np.ndarray, fk: float) -> None:
+        history.append(fk)
+        last["x"] = xk.copy()
+        if callback is not None and callback(len(history), fk, prob.unravel(xk)):
+            raise _Stop(f"stopped by callback after {len(history)} iterations")
+        if method == "TNC" and len(history) >= maxiter:
+            raise _Stop(f"maximum number of iterations ({maxiter}) reached")
+
+    if method == "TNC":  # TNC passes only xk; its last evaluation is usually at xk
+        def scipy_callback(xk):
+            on_iteration(xk, obj.cost_at(xk))
+        opts = {}
+    else:
+        def scipy_callback(intermediate_result):
+            on_iteration(intermediate_result.x, float(intermediate_result.fun))
+        opts = {"maxiter": maxiter}
+    opts.update(options or {})
+    interrupted = False
+    try:
+        with _blas_single_thread():
+            res = scipy.optimize.minimize(obj, last["x"], jac=True, method=method, tol=tol,
+                                          callback=scipy_callback, options=opts)
+        x, J, converged, message = res.x, float(res.fun), bool(res.success), str(res.message)
+    except (_Stop, KeyboardInterrupt) as e:
+        interrupted = isinstance(e, KeyboardInterrupt)
+        x, converged = last["x"], False
+        # no iteration finished: the cost at theta0 if it was evaluated (no new work after ^C)
+        J = history[-1] if history else obj.cost_at(x, evaluate=not interrupted)
+        message = str(e) if not interrupted else (
+            f"interrupted (KeyboardInterrupt) after {len(history)} iterations; params are the "
+            "last completed iterate")
+    return dict(params=prob.unravel(x), cost=J, history=np.asarray(history, np.float64),
+                n_iter=len(history), n_evals=obj.n_evals, converged=converged, message=message,
+                interrupted=interrupted)
