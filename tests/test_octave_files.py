@@ -37,8 +37,13 @@ def X() -> np.ndarray:
     return scipy.io.loadmat(DATA / "examples.mat")["X"]
 
 
-def test_octave_classifies_jaxnn_weights_as_jaxnn_does(weights, X) -> None:
-    p_octave = read_mat(DATA / "octave_predict.mat")["p"].ravel()
+@pytest.fixture(scope="module")
+def p_octave() -> np.ndarray:
+    """Octave's labels ``1..K`` for the 20 examples."""
+    return read_mat(DATA / "octave_predict.mat")["p"].ravel()
+
+
+def test_octave_classifies_jaxnn_weights_as_jaxnn_does(weights, X, p_octave) -> None:
     assert sorted(set(p_octave.tolist())) == [1, 2, 3]  # every class occurs: a real check
     with nn.x64():
         p_jaxnn = np.asarray(nn.predict(weights, X))
@@ -65,8 +70,7 @@ def test_weights_saved_by_octave_load_exactly(weights, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["octave_data_v6.mat", "octave_data_v7.mat"])
-def test_data_saved_by_octave_loads_with_labels_rotated(X, name: str) -> None:
+def test_data_saved_by_octave_loads_with_labels_rotated(X, p_octave, name: str) -> None:
     Xo, y = load_mat(DATA / name)
-    p_octave = read_mat(DATA / "octave_predict.mat")["p"].ravel()
     assert np.array_equal(Xo, X)
     assert np.array_equal(y, octave_to_class(p_octave))
