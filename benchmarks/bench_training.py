@@ -264,21 +264,18 @@ def _interleaved(fns: dict[str, Callable[[], object]], seconds: float = 2.0) -> 
 
 def _overhead_one(X, y, p, sizes, dtype: str) -> tuple[float, float, float]:
     """``(raw jitted call, bridge call, scipy's own time per evaluation)`` in seconds."""
-    from jaxnn._train_objective import ScipyObjective, _value_and_grad_packed
-    from jaxnn.losses import targets
-    from jaxnn.train import _blas_single_thread
+    from jaxnn.train import ScipyObjective, blas_single_thread, packed_value_and_grad
 
     with jaxnn.x64(dtype == "float64"):
         Xd = jnp.asarray(X, dtype)
-        Yd = targets(jnp.asarray(y), sizes[-1], dtype)
+        Yd = jaxnn.one_hot(jnp.asarray(y), sizes[-1], dtype)
         lam = jnp.asarray(LAM, dtype)
         theta = np.asarray(jaxnn.ravel_params(tuple(jnp.asarray(t, dtype) for t in p)),
                            np.float64)
         theta_dev = jnp.asarray(theta, dtype)
-        raw_fn = partial(_value_and_grad_packed, sizes=sizes, activation="sigmoid",
-                         output="sigmoid", grad="backprop")
-        obj = ScipyObjective(Xd, Yd, lam, sizes=sizes, activation="sigmoid", output="sigmoid",
-                             grad="backprop")
+        spec = jaxnn.NetSpec(tuple(sizes))
+        raw_fn = partial(packed_value_and_grad, spec=spec)
+        obj = ScipyObjective(Xd, Yd, lam, spec)
         t = _interleaved({"raw": lambda: raw_fn(theta_dev, Xd, Yd, lam).block_until_ready(),
                           "bridge": lambda: obj(theta)})
         raw, bridge = t["raw"], t["bridge"]
@@ -293,7 +290,7 @@ def _overhead_one(X, y, p, sizes, dtype: str) -> tuple[float, float, float]:
             return out
 
         t = time.perf_counter()
-        with _blas_single_thread():  # as fit runs scipy
+        with blas_single_thread():  # as fit runs scipy
             scipy.optimize.minimize(timed, theta, jac=True, method="L-BFGS-B",
                                     options={"maxiter": 200, "ftol": 0, "gtol": 0})
         scipy_own = (time.perf_counter() - t - inside[0]) / inside[1]

@@ -2,66 +2,83 @@
 
 A fully connected network in the course's layout, its regularized cross-entropy, backpropagation
 written by hand and checked against ``jax.grad`` and finite differences, trained with scipy's
-L-BFGS or optax.
+L-BFGS, optax or the course's own ``fmincg``.
+
+The names below are loaded on first use (PEP 562), so ``import jaxnn`` (and the ``jaxnn``
+command's ``--help``) does not import JAX until something needs it.
 """
 
-from jaxnn.activations import sigmoid, sigmoid_gradient
-from jaxnn.backprop import backprop
-from jaxnn.gradcheck import GradientCheck, check_gradients, numerical_gradient
-from jaxnn.io import load_weights, save_weights
-from jaxnn.losses import autodiff, cost
-from jaxnn.model import (
-    accuracy,
-    debug_params,
-    forward,
-    init_params,
-    layer_sizes,
-    one_hot,
-    predict,
-    ravel_params,
-    unravel_params,
-)
-from jaxnn.parallel import FitManyResult, fit_many, init_many
-from jaxnn.precision import x64
-from jaxnn.train import FitResult, fit
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
 
 __version__ = "0.1.0"
 
+# public name -> the module that defines it
+_EXPORTS = {
+    "sigmoid": "jaxnn.activations",
+    "sigmoid_gradient": "jaxnn.activations",
+    "backprop": "jaxnn.backprop",
+    "GradientCheck": "jaxnn.gradcheck",
+    "check_gradients": "jaxnn.gradcheck",
+    "numerical_gradient": "jaxnn.gradcheck",
+    "load_weights": "jaxnn.io",
+    "save_weights": "jaxnn.io",
+    "autodiff": "jaxnn.losses",
+    "cost": "jaxnn.losses",
+    "accuracy": "jaxnn.model",
+    "debug_params": "jaxnn.model",
+    "forward": "jaxnn.model",
+    "init_params": "jaxnn.model",
+    "layer_sizes": "jaxnn.model",
+    "one_hot": "jaxnn.model",
+    "predict": "jaxnn.model",
+    "ravel_params": "jaxnn.model",
+    "unravel_params": "jaxnn.model",
+    "FitManyResult": "jaxnn.parallel.fit_many",
+    "fit_many": "jaxnn.parallel.fit_many",
+    "init_many": "jaxnn.parallel.members",
+    "x64": "jaxnn.precision",
+    "NetSpec": "jaxnn.spec",
+    "FitResult": "jaxnn.train.trainer",
+    "fit": "jaxnn.train.trainer",
+}
+# needs the optional scikit-learn: in dir(jaxnn), not in __all__ (so `import *` works without it)
+_OPTIONAL = {"NeuralNetClassifier": "jaxnn.estimator"}
+_SUBMODULES = ("activations", "backprop", "checks", "cli", "datasets", "estimator", "files",
+               "gradcheck", "io", "losses", "model", "outputs", "parallel", "plot", "precision",
+               "spec", "stream", "sweep", "train")
 
-def __getattr__(name: str):
-    """``NeuralNetClassifier`` is imported on first use: it needs the optional scikit-learn."""
-    if name == "NeuralNetClassifier":
-        from jaxnn.estimator import NeuralNetClassifier
+__all__ = sorted(_EXPORTS)
 
-        return NeuralNetClassifier
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name) or _OPTIONAL.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"jaxnn.{name}")
     raise AttributeError(f"module 'jaxnn' has no attribute {name!r}")
 
 
-__all__ = [
-    "FitManyResult",
-    "FitResult",
-    "GradientCheck",
-    "NeuralNetClassifier",
-    "accuracy",
-    "autodiff",
-    "backprop",
-    "check_gradients",
-    "cost",
-    "debug_params",
-    "fit",
-    "fit_many",
-    "forward",
-    "init_many",
-    "init_params",
-    "layer_sizes",
-    "load_weights",
-    "numerical_gradient",
-    "one_hot",
-    "predict",
-    "ravel_params",
-    "save_weights",
-    "sigmoid",
-    "sigmoid_gradient",
-    "unravel_params",
-    "x64",
-]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_OPTIONAL, *_SUBMODULES})
+
+
+class _Package(types.ModuleType):
+    """``jaxnn`` itself. Importing the submodule ``jaxnn.backprop`` would make the attribute
+    ``jaxnn.backprop`` that module; the public name is the function, as it always was (the
+    module stays importable by its dotted name)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -45,9 +45,6 @@ ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation(jax.nn.relu, lambda a: (a > 0).astype(a.dtype)),
 }
 
-OUTPUTS: tuple[str, ...] = ("sigmoid", "softmax")
-
-
 def get_activation(name: str) -> Activation:
     """Look up a hidden activation by name, with an error that lists the choices."""
     try:
@@ -56,10 +53,3 @@ def get_activation(name: str) -> Activation:
         raise ValueError(
             f"activation={name!r} is not supported; choose one of {sorted(ACTIVATIONS)}"
         ) from None
-
-
-def check_output(name: str) -> str:
-    """Validate an output-layer name (``"sigmoid"`` or ``"softmax"``)."""
-    if name not in OUTPUTS:
-        raise ValueError(f"output={name!r} is not supported; choose one of {list(OUTPUTS)}")
-    return name

@@ -6,7 +6,8 @@ Theta_l[:, 0]`` and ``a_l = g(z_l)``:
 
 * output layer: ``delta_L = dJ/dz_L = (h - Y) / m`` for sigmoid outputs with the summed binary
   cross-entropy, ``(softmax(z_L) * rowsum(Y) - Y) / m`` for softmax (``= (h - Y)/m`` for one-hot
-  targets), computed with the loss from the same exponentials (:func:`output_loss_and_delta`);
+  targets), computed with the loss from the same exponentials (the output's
+  ``loss_and_delta`` in :mod:`jaxnn.outputs`);
 * affine layer (the backward rule of ``z = W a + b``): ``dTheta[:, 0] = sum_i delta_i``,
   ``dTheta[:, 1:] = delta a^T``, and the signal sent down is ``W^T delta``;
 * activation: ``delta_{l-1} = (W_l^T delta_l) * g'(z_{l-1})``, with ``g'`` written through
@@ -29,33 +30,12 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxnn._validation import Params
 from jaxnn.activations import get_activation
+from jaxnn.checks import Params
 from jaxnn.losses import cast, penalty, prepare_problem
+from jaxnn.outputs import get_output
 
 Array = jax.Array
-
-
-def output_loss_and_delta(z_t: Array, Y_t: Array, output: str) -> tuple[Array, Array]:
-    """The mean cross-entropy and ``delta_L = dJ/dz_L`` from the output logits, one column per
-    example: ``z_t`` and the targets ``Y_t`` ``(K, m)``, delta ``(K, m)``.
-
-    Sigmoid outputs: ``softplus(z) - y z`` and ``(sigmoid(z) - y) / m``, both from one
-    ``e = exp(-|z|)``: ``softplus(z) = max(z, 0) + log1p(e)``, ``sigmoid(z) = 1/(1+e)`` for
-    ``z >= 0`` and ``e/(1+e)`` below (no overflow for any finite ``z``). Softmax outputs:
-    ``y (logsumexp(z) - z)`` and ``(softmax(z) * sum_k y_k - y) / m``, per column."""
-    m = z_t.shape[1]
-    if output == "sigmoid":
-        e = jnp.exp(-jnp.abs(z_t))
-        loss = jnp.maximum(z_t, 0) + jnp.log1p(e) - Y_t * z_t
-        h = jnp.where(z_t >= 0, 1, e) / (1 + e)
-        return jnp.sum(loss) / m, (h - Y_t) / m
-    shifted = z_t - jnp.max(z_t, axis=0, keepdims=True)
-    e = jnp.exp(shifted)
-    total = jnp.sum(e, axis=0, keepdims=True)
-    log_h = shifted - jnp.log(total)  # log softmax
-    delta = (e / total) * jnp.sum(Y_t, axis=0, keepdims=True) - Y_t
-    return -jnp.sum(Y_t * log_h) / m, delta / m
 
 
 def affine_forward(theta: Array, a_t: Array) -> Array:
@@ -87,8 +67,8 @@ def backprop_arrays(params: Params, X: Array, Y: Array, lam: ArrayLike,
     acts_t = [X.T]
     for theta in params[:-1]:
         acts_t.append(act.fn(affine_forward(theta, acts_t[-1])))
-    loss, delta_t = output_loss_and_delta(affine_forward(params[-1], acts_t[-1]), Y.T, output)
-    J = loss + penalty(params, lam, m)
+    loss, delta_t = get_output(output).loss_and_delta(affine_forward(params[-1], acts_t[-1]), Y.T)
+    J, delta_t = loss / m + penalty(params, lam, m), delta_t / m
     # backward pass
     grads = []
     for layer in range(len(params) - 1, -1, -1):

@@ -27,8 +27,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jaxnn._files import atomic_write, mat_keys, read_mat, real_matrix
-from jaxnn.idx import iter_idx, load_idx
+from jaxnn.files.atomic import atomic_write
+from jaxnn.files.idx import idx_count, iter_idx, load_idx
+from jaxnn.files.mat import mat_keys, read_mat, real_matrix
 
 __all__ = [
     "mnist5k",
@@ -36,6 +37,7 @@ __all__ = [
     "load_mat",
     "load_idx",
     "iter_idx",
+    "idx_count",
     "train_test_split",
     "default_cache_dir",
 ]

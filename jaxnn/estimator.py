@@ -30,10 +30,11 @@ except ImportError:  # pragma: no cover - older scikit-learn
     def _validate_data(estimator, *args, **kw):
         return estimator._validate_data(*args, **kw)
 
-from jaxnn.activations import check_output, get_activation
+from jaxnn.checks import check_hidden, check_number, positive_int
 from jaxnn.model import logits
+from jaxnn.outputs import get_output
 from jaxnn.precision import x64, x64_enabled
-from jaxnn.train import FitResult, fit
+from jaxnn.train.trainer import FitResult, fit
 
 __all__ = ["NeuralNetClassifier"]
 
@@ -44,9 +45,7 @@ def _proba(params: tuple[jax.Array, ...], X: jax.Array, activation: str, output:
     """Rows summing to one: ``softmax(z)``, or for sigmoid outputs ``sigmoid(z_k) / sum_j
     sigmoid(z_j)`` computed as ``softmax(log_sigmoid(z))`` (no 0/0 when every output
     underflows)."""
-    get_activation(activation), check_output(output)
-    z = logits(params, X, activation)
-    return jax.nn.softmax(jax.nn.log_sigmoid(z) if output == "sigmoid" else z, axis=1)
+    return get_output(output).normalized(logits(params, X, activation))
 
 
 class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
@@ -121,18 +120,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     # --- helpers ------------------------------------------------------------------------------
 
     def _hidden(self) -> tuple[int, ...]:
-        h = self.hidden_layer_sizes
-        h = (h,) if isinstance(h, int | np.integer) and not isinstance(h, bool) else h
-        try:
-            sizes = tuple(h)
-        except TypeError:
-            sizes = None
-        if sizes is None or not all(
-                isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1
-                for n in sizes):
-            raise ValueError(f"hidden_layer_sizes must be a positive int or a sequence of "
-                             f"positive ints, got {self.hidden_layer_sizes!r}")
-        return tuple(int(n) for n in sizes)
+        return check_hidden(self.hidden_layer_sizes, "hidden_layer_sizes")
 
     def _precision(self) -> contextlib.AbstractContextManager:
         if self.dtype not in ("float32", "float64"):
@@ -144,9 +132,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
                      ) -> tuple[np.ndarray, ...]:
         """Uniform in ``[-epsilon, epsilon]`` (the course's ``randInitializeWeights``), drawn
         with numpy from ``random_state`` (no JAX compilation per network shape)."""
-        eps = self.epsilon
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps < np.inf:
-            raise ValueError(f"epsilon must be a positive number, got {eps!r}")
+        eps = check_number(self.epsilon, "epsilon", low=0.0, strict=True)
         return tuple(rng.uniform(-eps, eps, size=(n_out, 1 + n_in)).astype(self.dtype)
                      for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
 
@@ -163,9 +149,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
                 f"({encoder.classes_[0]!r})"
             )
         sizes = (X.shape[1], *self._hidden(), len(encoder.classes_))
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int | np.integer) \
-                or self.max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+        positive_int(self.max_iter, "max_iter")
         precision = self._precision()  # checks dtype
         rng = check_random_state(self.random_state)
         params = self._init_params(rng, sizes)

@@ -24,7 +24,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from jaxnn._files import atomic_write, mat_keys, read_mat, real_matrix
+from jaxnn.files.atomic import atomic_write
+from jaxnn.files.mat import mat_keys, read_mat, real_matrix
 
 __all__ = [
     "SUPPORTED_SUFFIXES",

@@ -15,9 +15,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxnn._validation import Params, check_lam, check_targets
-from jaxnn.activations import check_output, get_activation
+from jaxnn.activations import get_activation
+from jaxnn.checks import Params, check_lam, check_targets
 from jaxnn.model import logits, prepare
+from jaxnn.outputs import get_output
 
 Array = jax.Array
 
@@ -29,12 +30,7 @@ def targets(y: Array, K: int, dtype) -> Array:
 
 def data_loss(z: Array, Y: Array, output: str) -> Array:
     """Mean cross-entropy of logits ``z`` ``(m, K)`` against targets ``Y`` ``(m, K)``."""
-    m = z.shape[0]
-    if output == "sigmoid":
-        per = jax.nn.softplus(z) - Y * z
-    else:
-        per = Y * (jax.nn.logsumexp(z, axis=1, keepdims=True) - z)
-    return jnp.sum(per) / m
+    return jnp.sum(get_output(output).loss(z, Y)) / z.shape[0]
 
 
 def penalty(params: Params, lam: ArrayLike, m: int) -> Array:
@@ -50,7 +46,7 @@ def regularized_cost(params: Params, X: Array, Y: Array, lam: ArrayLike,
 
 def prepare_problem(params, X, y, lam, activation, output):
     """Validate every argument of a cost/gradient call; return the checked values and dtype."""
-    get_activation(activation), check_output(output)
+    get_activation(activation), get_output(output)
     params, X, dtype = prepare(params, X)
     y = check_targets(y, X.shape[0], params[-1].shape[0])
     return params, X, y, check_lam(lam), dtype

@@ -15,24 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxnn._validation import Params, as_params, check_targets, check_X, float_dtype
-from jaxnn.activations import check_output, get_activation
+from jaxnn.activations import get_activation
+from jaxnn.checks import Params, as_params, check_sizes, check_targets, check_X, float_dtype
+from jaxnn.outputs import get_output
 
 Array = jax.Array
-
-
-def _check_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(n) for n in layer_sizes)
-        ok = all(int(n) == n for n in layer_sizes)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(
-            f"layer_sizes must list at least two positive integers (inputs, ..., outputs), "
-            f"e.g. (400, 25, 10); got {layer_sizes!r}"
-        )
-    return sizes
 
 
 def init_params(
@@ -46,7 +33,7 @@ def init_params(
     ``key`` is a JAX PRNG key or an int seed. Returns ``Theta_l`` of shape
     ``(n_{l+1}, 1 + n_l)``, in ``dtype`` (default: JAX's default float).
     """
-    sizes = _check_sizes(layer_sizes)
+    sizes = check_sizes(layer_sizes)
     if not (isinstance(epsilon, int | float) and math.isfinite(epsilon) and epsilon > 0):
         raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
     if isinstance(key, int | np.integer):
@@ -62,7 +49,7 @@ def init_params(
 def debug_params(layer_sizes: Sequence[int], dtype: DTypeLike | None = None) -> Params:
     """The course's ``debugInitializeWeights``: ``Theta_l = sin(1..n_out*(1+n_in)) / 10``,
     reshaped column-major to ``(n_out, 1 + n_in)``. Deterministic; for gradient checks."""
-    sizes = _check_sizes(layer_sizes)
+    sizes = check_sizes(layer_sizes)
     dtype = jax.dtypes.canonicalize_dtype(dtype or float)
     out = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
@@ -77,29 +64,52 @@ def layer_sizes(params: Sequence[ArrayLike]) -> tuple[int, ...]:
     return (params[0].shape[1] - 1, *(t.shape[0] for t in params))
 
 
-def ravel_params(params: Sequence[ArrayLike]) -> Array:
-    """Unroll into one vector in Octave's order ``[Theta1(:); Theta2(:); ...]`` (column-major)."""
-    params = as_params(params)
-    return jnp.concatenate([jnp.ravel(jnp.asarray(t).T) for t in params])
+def ravel_params(params: Sequence[ArrayLike]) -> Array | np.ndarray:
+    """Unroll into one vector in Octave's order ``[Theta1(:); Theta2(:); ...]`` (column-major).
+
+    The one unrolling of jaxnn, on the host and on the device: numpy arrays give a numpy
+    vector (no transfer, no compilation), JAX arrays (or tracers) a JAX array. Leading batch
+    axes shared by every ``Theta`` are kept: ``(B, n_out, 1 + n_in)`` layers give ``(B, n)``."""
+    params = _as_layers(params)
+    xp = np if all(isinstance(t, np.ndarray) for t in params) else jnp
+    lead = params[0].shape[:-2]
+    return xp.concatenate(
+        [xp.reshape(xp.swapaxes(xp.asarray(t), -1, -2), (*lead, -1)) for t in params], axis=-1)
 
 
 def unravel_params(theta: ArrayLike, layer_sizes: Sequence[int]) -> Params:
     """Inverse of :func:`ravel_params`: a vector of length ``sum n_{l+1} (1 + n_l)`` back to
-    ``(Theta1, ..., ThetaL)``."""
-    sizes = _check_sizes(layer_sizes)
-    theta = jnp.asarray(theta)
+    ``(Theta1, ..., ThetaL)``; numpy in, numpy out; leading batch axes ``(..., n)`` are kept."""
+    sizes = check_sizes(layer_sizes)
+    xp = np if isinstance(theta, np.ndarray) else jnp
+    theta = xp.asarray(theta)
     n = sum(o * (1 + i) for i, o in zip(sizes[:-1], sizes[1:], strict=True))
-    if theta.shape != (n,):
+    if theta.ndim < 1 or theta.shape[-1] != n:
         raise ValueError(
             f"theta must be a vector of length {n} for layer_sizes {sizes}, "
             f"got shape {tuple(theta.shape)}"
         )
+    lead = theta.shape[:-1]
     out, start = [], 0
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
         size = n_out * (1 + n_in)
-        out.append(theta[start : start + size].reshape(1 + n_in, n_out).T)
+        chunk = theta[..., start : start + size].reshape(*lead, 1 + n_in, n_out)
+        out.append(xp.swapaxes(chunk, -1, -2))
         start += size
     return tuple(out)
+
+
+def _as_layers(params: object) -> Params:
+    """``params`` checked as by :func:`jaxnn.checks.as_params`, or a batch of them: arrays of
+    ``2 + k`` dimensions sharing ``k`` leading axes."""
+    seq = params if isinstance(params, Sequence) and not isinstance(params, str) else None
+    if seq and all(hasattr(t, "shape") and len(t.shape) > 2 for t in seq):
+        lead = {tuple(t.shape[:-2]) for t in seq}
+        if len(lead) != 1:
+            raise ValueError(f"params: every Theta needs the same leading batch axes, got "
+                             f"shapes {[tuple(t.shape) for t in seq]}")
+        return tuple(seq)
+    return as_params(params)
 
 
 def one_hot(y: ArrayLike, K: int, dtype: DTypeLike | None = None) -> Array:
@@ -133,7 +143,7 @@ def logits(params: Params, X: Array, activation: str = "sigmoid") -> Array:
 
 def probabilities(z: Array, output: str) -> Array:
     """Class probabilities from output logits: elementwise sigmoid, or row-wise softmax."""
-    return jax.nn.sigmoid(z) if output == "sigmoid" else jax.nn.softmax(z, axis=-1)
+    return get_output(output).probabilities(z)
 
 
 def prepare(params: object, X: object) -> tuple[Params, Array, jnp.dtype]:
@@ -167,7 +177,7 @@ def forward(
     With ``output="sigmoid"`` (the course's) each column is an independent sigmoid; with
     ``"softmax"`` the rows sum to one. Checks shapes always and that ``X`` is finite when it
     is concrete (not inside a user's ``jit``)."""
-    get_activation(activation), check_output(output)
+    get_activation(activation), get_output(output)
     params, X, dtype = prepare(params, X)
     return _forward(params, X, activation, output, dtype)
 
@@ -175,7 +185,7 @@ def forward(
 def predict(params: Sequence[ArrayLike], X: ArrayLike, *, activation: str = "sigmoid",
             output: str = "sigmoid") -> Array:
     """Integer labels ``(m,)``: the index of the largest output (``output`` does not change it)."""
-    get_activation(activation), check_output(output)
+    get_activation(activation), get_output(output)
     params, X, dtype = prepare(params, X)
     return _predict(params, X, activation, dtype)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -31,21 +32,26 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from jaxnn._validation import Params, as_params, check_lam
-from jaxnn.activations import check_output, get_activation
-from jaxnn.backprop import backprop_arrays
-from jaxnn.datasets import iter_idx
-from jaxnn.losses import data_loss, penalty, regularized_cost
-from jaxnn.model import logits
+from jaxnn.checks import (
+    Params,
+    as_params,
+    check_grad,
+    check_lam,
+    check_learning_rate,
+    check_seed,
+    positive_int,
+)
+from jaxnn.files.idx import idx_count, iter_idx
+from jaxnn.losses import data_loss, penalty
+from jaxnn.model import logits, ravel_params
+from jaxnn.names import MINIBATCH_METHODS
+from jaxnn.spec import NetSpec
+from jaxnn.train.loops import minibatch_optimizer
 
 __all__ = ["StreamResult", "evaluate_stream", "fit_stream", "idx_count"]
 
 Array = jax.Array
 PathLike = str | os.PathLike[str]
-
-GRADS = ("backprop", "autodiff")
-OPTIMIZERS = ("adam", "sgd")
-DEFAULT_LEARNING_RATE = {"adam": 1e-3, "sgd": 0.1}
 
 
 @dataclass(frozen=True)
@@ -74,59 +80,26 @@ class StreamResult:
     seconds: float
 
 
-def idx_count(images: PathLike, labels: PathLike) -> int:
-    """Number of examples in a pair of IDX files, from their headers (validated, nothing else
-    read)."""
-    from jaxnn.idx import _open_idx_pair  # the header reader behind load_idx/iter_idx
-
-    img, lab = _open_idx_pair(images, labels)
-    img.close()
-    lab.close()
-    return int(img.count)
-
-
-def _make_tx(optimizer: str | optax.GradientTransformation, learning_rate: float | None
-             ) -> optax.GradientTransformation:
-    if isinstance(optimizer, optax.GradientTransformation):
+def _optimizer(method: object, learning_rate: object) -> optax.GradientTransformation:
+    """The optax optimizer of ``method``: adam/sgd with ``learning_rate``, or a given one."""
+    if isinstance(method, optax.GradientTransformation):
         if learning_rate is not None:
-            raise ValueError(
-                "learning_rate is only used with optimizer='adam' or 'sgd'; an optax "
-                "GradientTransformation carries its own"
-            )
-        return optimizer
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(
-            f"optimizer={optimizer!r} is not supported; choose one of {list(OPTIMIZERS)} or "
-            "pass an optax.GradientTransformation"
-        )
-    lr = DEFAULT_LEARNING_RATE[optimizer] if learning_rate is None else learning_rate
-    if not (isinstance(lr, int | float) and np.isfinite(lr) and lr > 0):
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-    return optax.adam(lr) if optimizer == "adam" else optax.sgd(lr)
+            raise ValueError("learning_rate is part of an optax optimizer passed as method")
+        return method
+    if not isinstance(method, str) or method not in MINIBATCH_METHODS:
+        raise ValueError(f"method={method!r} is not supported by fit_stream; choose one of "
+                         f"{list(MINIBATCH_METHODS)} or pass an optax GradientTransformation")
+    return minibatch_optimizer(method, check_learning_rate(learning_rate, method))
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _value_and_grad(params: Params, X: Array, Y: Array, lam: Array, activation: str,
-                    output: str, grad: str) -> tuple[Array, Params]:
-    if grad == "backprop":
-        return backprop_arrays(params, X, Y, lam, activation, output)
-    return jax.value_and_grad(regularized_cost)(params, X, Y, lam, activation, output)
-
-
-def _step(params: Params, opt_state: Any, X: Array, y: Array, lam: Array, *,
-          tx: optax.GradientTransformation, activation: str, output: str, grad: str):
+def _step(theta: Array, opt_state: Any, X: Array, y: Array, lam: Array, *,
+          tx: optax.GradientTransformation, spec: NetSpec):
     """One optax update on a mini-batch ``X`` ``(b, n_0)``, labels ``y`` ``(b,)``; returns
-    ``(params, opt_state, J)`` with ``J`` the batch cost before the update."""
-    dtype = params[0].dtype
-    Y = jax.nn.one_hot(y, params[-1].shape[0], dtype=dtype)
-    J, g = _value_and_grad(params, X.astype(dtype), Y, lam, activation, output, grad)
-    updates, opt_state = tx.update(g, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, J
+    ``(theta, opt_state, J)`` with ``J`` the batch cost before the update."""
+    Y = jax.nn.one_hot(y, spec.sizes[-1], dtype=theta.dtype)
+    J, g = spec.value_and_grad(theta, X.astype(theta.dtype), Y, lam)
+    updates, opt_state = tx.update(g, opt_state, theta)
+    return optax.apply_updates(theta, updates), opt_state, J
 
 
 def _check_chunk(X: np.ndarray, y: np.ndarray, n_in: int, K: int, images: PathLike,
@@ -149,9 +122,9 @@ def fit_stream(
     labels: PathLike,
     lam: float = 0.0,
     *,
-    optimizer: Literal["adam", "sgd"] | optax.GradientTransformation = "adam",
-    learning_rate: float | None = None,
-    epochs: int = 1,
+    method: Literal["adam", "sgd"] | optax.GradientTransformation = "adam",
+    maxiter: int = 1,
+    learning_rate: float | optax.Schedule | None = None,
     batch_size: int = 256,
     chunk_size: int | None = None,
     seed: int = 0,
@@ -161,6 +134,7 @@ def fit_stream(
     output: str = "sigmoid",
     order: Literal["C", "F"] = "C",
     dtype: Any = None,
+    **renamed: Any,
 ) -> StreamResult:
     """Train on IDX files (``train-images-idx3-ubyte[.gz]`` and its labels) by streaming them.
 
@@ -175,9 +149,10 @@ def fit_stream(
         params: initial ``(Theta1, ..., ThetaL)``; ``n_0`` must equal the images' pixel count.
         images, labels: the IDX files (gzip detected by content).
         lam: regularization strength of the full-data cost.
-        optimizer: ``"adam"`` (default learning rate 1e-3), ``"sgd"`` (0.1) or an optax
-            ``GradientTransformation``.
-        epochs: passes over the files.
+        method: ``"adam"`` (default learning rate 1e-3), ``"sgd"`` (0.1) or an optax
+            ``GradientTransformation``, as in :func:`jaxnn.fit`.
+        maxiter: epochs, passes over the files (``fit``'s word for adam/sgd epochs).
+        learning_rate: a float or an optax schedule (adam/sgd).
         batch_size: examples per update.
         chunk_size: examples read (and shuffled) at once; default the largest multiple of
             ``batch_size`` not above 10,000 (at least ``batch_size``). Host memory is about
@@ -187,34 +162,35 @@ def fit_stream(
             course's column-major layout).
         dtype: float dtype of the computation; default the params' dtype (float32 without
             x64).
+        renamed: the names of earlier versions, ``optimizer=`` (now ``method``) and
+            ``epochs=`` (now ``maxiter``), still accepted with a ``DeprecationWarning``.
 
     Returns:
         A :class:`StreamResult`.
     """
     t0 = time.perf_counter()
+    method, maxiter = _renamed(renamed, method, maxiter)
     params = as_params(params)
-    get_activation(activation), check_output(output)
-    if grad not in GRADS:
-        raise ValueError(f"grad={grad!r} is not supported; choose one of {list(GRADS)}")
+    spec = NetSpec((params[0].shape[1] - 1, *(t.shape[0] for t in params)), activation,
+                   output, check_grad(grad))
     lam = float(check_lam(lam))
-    epochs = _positive_int(epochs, "epochs")
-    batch_size = _positive_int(batch_size, "batch_size")
+    epochs = positive_int(maxiter, "maxiter")
+    batch_size = positive_int(batch_size, "batch_size")
     if chunk_size is None:
         chunk_size = max(1, 10_000 // batch_size) * batch_size
-    chunk_size = _positive_int(chunk_size, "chunk_size")
-    tx = _make_tx(optimizer, learning_rate)
+    chunk_size = positive_int(chunk_size, "chunk_size")
+    rng = np.random.default_rng(check_seed(seed))
+    tx = _optimizer(method, learning_rate)
     m = idx_count(images, labels)
     if m == 0:
         raise ValueError(f"{images} holds no examples")
     dtype = jax.dtypes.canonicalize_dtype(dtype if dtype is not None else params[0].dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")
-    n_in, K = params[0].shape[1] - 1, params[-1].shape[0]
-    params = tuple(jnp.array(t, dtype, copy=True) for t in params)  # the steps donate them
-    step = jax.jit(partial(_step, tx=tx, activation=activation, output=output, grad=grad),
-                   donate_argnums=(0, 1))
-    opt_state = tx.init(params)
-    rng = np.random.default_rng(seed)
+    n_in, K = spec.sizes[0], spec.sizes[-1]
+    theta = jnp.array(ravel_params(tuple(np.asarray(t) for t in params)), dtype)
+    step = jax.jit(partial(_step, tx=tx, spec=spec), donate_argnums=(0, 1))
+    opt_state = tx.init(theta)
     host_dtype = np.float32 if dtype == jnp.float32 else np.float64
     history, batch_costs = [], []
     for _ in range(epochs):
@@ -226,16 +202,16 @@ def fit_stream(
             for s in range(0, len(yc), batch_size):
                 idx = perm[s:s + batch_size]
                 lam_b = jnp.asarray(lam * len(idx) / m, dtype)
-                params, opt_state, J = step(params, opt_state, Xc[idx], yc[idx].astype(np.int32),
-                                            lam_b)
+                theta, opt_state, J = step(theta, opt_state, Xc[idx], yc[idx].astype(np.int32),
+                                           lam_b)
                 epoch_costs.append(J)
-            jax.block_until_ready(params)  # bound the work queued ahead of the device
+            jax.block_until_ready(theta)  # bound the work queued ahead of the device
         costs = np.asarray(jnp.stack(epoch_costs), dtype=np.float64)
         batch_costs.append(costs)
         history.append(float(costs.mean()))
     batch_costs = np.concatenate(batch_costs)
     return StreamResult(
-        params=params,
+        params=spec.unravel(theta),
         cost=history[-1],
         history=np.asarray(history),
         batch_costs=batch_costs,
@@ -244,6 +220,18 @@ def fit_stream(
         epochs=epochs,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _renamed(renamed: dict[str, Any], method: Any, maxiter: Any) -> tuple[Any, Any]:
+    """Accept the earlier names ``optimizer=`` and ``epochs=``, with a DeprecationWarning."""
+    for old, new in (("optimizer", "method"), ("epochs", "maxiter")):
+        if old in renamed:
+            warnings.warn(f"fit_stream({old}=...) is now {new}=...", DeprecationWarning,
+                          stacklevel=3)
+    unknown = set(renamed) - {"optimizer", "epochs"}
+    if unknown:
+        raise TypeError(f"fit_stream() got unexpected keyword arguments {sorted(unknown)}")
+    return renamed.get("optimizer", method), renamed.get("epochs", maxiter)
 
 
 @partial(jax.jit, static_argnames=("activation", "output"))
@@ -272,9 +260,9 @@ def evaluate_stream(
     Returns ``{"cost": J, "accuracy": fraction correct, "m": number of examples}``, where
     ``J`` equals :func:`jaxnn.cost` on the whole file (with ``lam``) up to rounding."""
     params = as_params(params)
-    get_activation(activation), check_output(output)
+    NetSpec((params[0].shape[1] - 1, *(t.shape[0] for t in params)), activation, output)
     lam = float(check_lam(lam))
-    chunk_size = _positive_int(chunk_size, "chunk_size")
+    chunk_size = positive_int(chunk_size, "chunk_size")
     dtype = jax.dtypes.canonicalize_dtype(params[0].dtype)
     params = tuple(jnp.asarray(t, dtype) for t in params)
     host_dtype = np.float32 if dtype == jnp.float32 else np.float64

@@ -15,14 +15,13 @@ curves: the penalty is part of what training minimizes, not of the error being c
   the same backprop, and costs only a compilation per size (a second or two on CPU).
 
 ``jaxnn sweep lam`` and ``jaxnn sweep size`` run them from the command line
-(:mod:`jaxnn._cli_sweep`): a table on the terminal, a PNG plot and a JSON file with every
+(:mod:`jaxnn.cli.sweep`): a table on the terminal, a PNG plot and a JSON file with every
 number.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,9 +30,11 @@ from typing import Any
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxnn.checks import check_dtype, check_hidden, check_labels, check_lam, check_seed
 from jaxnn.datasets import train_test_split
 from jaxnn.model import init_params
-from jaxnn.parallel import evaluate_many, fit_many
+from jaxnn.parallel.fit_many import MANY_METHODS, fit_many
+from jaxnn.parallel.members import evaluate_many
 from jaxnn.precision import x64
 
 __all__ = ["DEFAULT_LAMS", "METRICS", "Curve", "learning_curve", "plot_curve", "validation_curve"]
@@ -81,8 +82,11 @@ class Curve:
         return np.std(getattr(self, _metric(metric)), axis=1)
 
     @property
-    def best(self) -> float:
-        """The swept value with the lowest mean validation cost."""
+    def best(self) -> float | None:
+        """The ``lam`` with the lowest mean validation cost (validation curves; None for a
+        learning curve, where the largest training set is always expected to win)."""
+        if self.kind != "validation":
+            return None
         return float(self.values[int(np.argmin(self.mean("val_cost")))])
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,25 +122,12 @@ class _Data:
     K: int
 
 
-def _labels(y: object, name: str, m: int) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != m:
-        raise ValueError(f"{name} must be integer labels of shape ({m},), got shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        if not (np.issubdtype(y.dtype, np.number) and np.all(y == np.round(y))):
-            raise ValueError(f"{name} must hold integer class labels 0..K-1")
-        y = y.astype(np.int64)
-    if y.size and y.min() < 0:
-        raise ValueError(f"{name} has negative labels; labels are 0..K-1")
-    return y
-
-
 def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike | None,
            val_fraction: float, split_seed: int) -> _Data:
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] < 2:
         raise ValueError(f"X must be 2-D (m, n) with at least 2 rows, got shape {X.shape}")
-    y = _labels(y, "y", X.shape[0])
+    y = check_labels(y, "y", X.shape[0])
     if (X_val is None) != (y_val is None):
         raise ValueError("pass both X_val and y_val, or neither (then val_fraction of X is held "
                          "out)")
@@ -150,7 +141,7 @@ def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike
         if X_val.ndim != 2 or X_val.shape[1] != X.shape[1] or X_val.shape[0] < 1:
             raise ValueError(f"X_val must be 2-D with {X.shape[1]} columns like X, got shape "
                              f"{X_val.shape}")
-        y_val = _labels(y_val, "y_val", X_val.shape[0])
+        y_val = check_labels(y_val, "y_val", X_val.shape[0])
     K = int(max(y.max(), y_val.max())) + 1
     return _Data(X, y, X_val, y_val, max(K, 2))
 
@@ -163,17 +154,7 @@ def _seeds(seeds: int | Sequence[int]) -> np.ndarray:
     arr = np.asarray(seeds)
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"seeds must be a positive count or a list of ints, got {seeds!r}")
-    return arr
-
-
-def _hidden(hidden: Sequence[int]) -> tuple[int, ...]:
-    try:
-        out = tuple(int(h) for h in hidden)
-    except TypeError:
-        raise ValueError(f"hidden must be a sequence of layer sizes, got {hidden!r}") from None
-    if any(h < 1 for h in out) or any(int(h) != h for h in hidden):
-        raise ValueError(f"hidden layer sizes must be positive integers, got {hidden!r}")
-    return out
+    return np.asarray([check_seed(int(s), "seeds") for s in arr])
 
 
 def _init(seeds: np.ndarray, sizes: tuple[int, ...], repeat: int, dtype: Any) -> tuple:
@@ -188,24 +169,14 @@ def _init(seeds: np.ndarray, sizes: tuple[int, ...], repeat: int, dtype: Any) ->
 
 
 def _check_method(method: str) -> None:
-    from jaxnn.parallel import MANY_METHODS
-
-    if method not in MANY_METHODS:
+    if not isinstance(method, str) or method not in MANY_METHODS:
         raise ValueError(f"method={method!r} is not supported; choose one of "
                          f"{list(MANY_METHODS)}")
 
 
-def _fit_kw(method: str, maxiter: int, kw: dict[str, Any]) -> dict[str, Any]:
-    return {"method": method, "maxiter": maxiter, **kw}
-
-
 def _dtype(dtype: Any) -> Any:
-    if dtype is None:
-        return None
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
-    return dt
+    want64 = check_dtype(dtype)
+    return None if want64 is None else np.dtype(np.float64 if want64 else np.float32)
 
 
 # --- the two curves --------------------------------------------------------------------------
@@ -254,7 +225,7 @@ def validation_curve(
             or np.any(lam_arr < 0):
         raise ValueError(f"lams must be a non-empty list of numbers >= 0, got {lams!r}")
     seed_arr = _seeds(seeds)
-    sizes = (data.X.shape[1], *_hidden(hidden), data.K)
+    sizes = (data.X.shape[1], *check_hidden(hidden), data.K)
     dt = _dtype(dtype)
     S, P = len(seed_arr), len(lam_arr)
     pb = _init(seed_arr, sizes, P, dt)
@@ -262,7 +233,7 @@ def validation_curve(
     if method in ("adam", "sgd"):
         fit_kw.setdefault("seed", np.tile(seed_arr, P))
     res = fit_many(pb, data.X, data.y, lam_batch, activation=activation, output=output,
-                   dtype=dt, **_fit_kw(method, maxiter, fit_kw))
+                   dtype=dt, method=method, maxiter=maxiter, **fit_kw)
     tr = evaluate_many(res.params, data.X, data.y, 0.0, activation=activation, output=output)
     va = evaluate_many(res.params, data.X_val, data.y_val, 0.0, activation=activation,
                        output=output)
@@ -315,9 +286,8 @@ def learning_curve(
     m = data.X.shape[0]
     counts = _counts(sizes, m)
     seed_arr = _seeds(seeds)
-    if not (isinstance(lam, int | float) and math.isfinite(lam) and lam >= 0):
-        raise ValueError(f"lam must be a number >= 0, got {lam!r}")
-    layer_sizes = (data.X.shape[1], *_hidden(hidden), data.K)
+    lam = float(check_lam(lam))
+    layer_sizes = (data.X.shape[1], *check_hidden(hidden), data.K)
     dt = _dtype(dtype)
     pb = _init(seed_arr, layer_sizes, 1, dt)
     if method in ("adam", "sgd"):
@@ -326,7 +296,7 @@ def learning_curve(
     for n in counts:
         Xn, yn = data.X[:n], data.y[:n]
         res = fit_many(pb, Xn, yn, float(lam), activation=activation, output=output, dtype=dt,
-                       **_fit_kw(method, maxiter, fit_kw))
+                       method=method, maxiter=maxiter, **fit_kw)
         tr = evaluate_many(res.params, Xn, yn, 0.0, activation=activation, output=output)
         va = evaluate_many(res.params, data.X_val, data.y_val, 0.0, activation=activation,
                            output=output)

@@ -221,16 +221,16 @@ def test_train_adam_on_non_image_data(tmp_path: Path) -> None:
 
 def test_train_interrupted_saves_what_it_reached(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from jaxnn import _cli_train
+    from jaxnn.cli import train as cli_train
 
-    update = _cli_train.ProgressBar.update
+    update = cli_train.ProgressBar.update
 
     def interrupt_at_third(self, iteration, cost, params):  # noqa: ANN001
         update(self, iteration, cost, params)
         if iteration == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli_train.ProgressBar, "update", interrupt_at_third)
+    monkeypatch.setattr(cli_train.ProgressBar, "update", interrupt_at_third)
     out = tmp_path / "out"
     code, stdout, _ = run(["train", "--dataset", "digits", "--iterations", "50", "--out",
                            str(out)])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from jaxnn import io as jio
-from jaxnn._files import Unsupported, mat_keys, read_mat
+from jaxnn.files.mat import Unsupported, mat_keys, read_mat
 from jaxnn.io import load_weights, save_weights
 
 EX4WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ex4weights.mat"

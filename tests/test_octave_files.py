@@ -14,8 +14,8 @@ import pytest
 import scipy.io
 
 import jaxnn as nn
-from jaxnn._files import read_mat
 from jaxnn.datasets import load_mat
+from jaxnn.files.mat import read_mat
 from jaxnn.io import load_weights
 
 DATA = Path(__file__).resolve().parent / "data" / "octave"

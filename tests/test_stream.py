@@ -76,8 +76,8 @@ def test_fit_stream_matches_in_memory_updates(idx_files):
     with x64():
         X, y = load_idx(images, labels)
         p0 = jaxnn.init_params(1, (25, 6, 4), dtype=jnp.float64)
-        res = stream.fit_stream(p0, images, labels, 0.5, optimizer="adam", learning_rate=0.05,
-                                epochs=3, batch_size=32, chunk_size=96, seed=7)
+        res = stream.fit_stream(p0, images, labels, 0.5, method="adam", learning_rate=0.05,
+                                maxiter=3, batch_size=32, chunk_size=96, seed=7)
         ref, ref_costs = reference_run(p0, X, y, 0.5, tx=optax.adam(0.05), batch_size=32,
                                        chunk_size=96, seed=7, epochs=3)
     # 230 = 96 + 96 + 38 per epoch: batches 32,32,32 | 32,32,32 | 32,6
@@ -94,8 +94,8 @@ def test_fit_stream_learns_and_evaluate_matches_cost(tmp_path):
     imgs, y = toy_digits(400, seed=3)
     images, labels = write_idx(tmp_path, imgs, y, gz=True)
     p0 = jaxnn.init_params(0, (25, 8, 4))
-    res = stream.fit_stream(p0, images, labels, 1.0, epochs=8, batch_size=20,
-                            learning_rate=0.05, optimizer="adam")
+    res = stream.fit_stream(p0, images, labels, 1.0, maxiter=8, batch_size=20,
+                            learning_rate=0.05, method="adam")
     X, yy = load_idx(images, labels, dtype=np.float32)
     ev = stream.evaluate_stream(res.params, images, labels, 1.0, chunk_size=64)
     assert ev["m"] == 400
@@ -121,8 +121,8 @@ def test_memory_bounded_by_chunk(idx_files, monkeypatch):
 
     monkeypatch.setattr(stream, "iter_idx", spy)
     monkeypatch.setattr(jaxnn.datasets, "load_idx", forbidden)
-    res = stream.fit_stream(jaxnn.init_params(0, (25, 5, 4)), images, labels, epochs=2,
-                            batch_size=16, chunk_size=48, optimizer="sgd")
+    res = stream.fit_stream(jaxnn.init_params(0, (25, 5, 4)), images, labels, maxiter=2,
+                            batch_size=16, chunk_size=48, method="sgd")
     assert max(seen) == 48 and sum(seen) == 2 * 230  # two epochs, each re-reads the file
     # per epoch: 4 chunks of 48 (3 batches of 16 each), then 38 = 16 + 16 + 6
     assert res.n_steps == 2 * (4 * 3 + 3)
@@ -134,8 +134,8 @@ def test_no_shuffle_sgd_matches_full_batch_gradient_descent(idx_files):
     with x64():
         X, y = load_idx(images, labels)
         p = jaxnn.init_params(2, (25, 4, 4), dtype=jnp.float64)
-        res = stream.fit_stream(p, images, labels, 2.0, optimizer="sgd", learning_rate=0.5,
-                                epochs=4, batch_size=230, chunk_size=230, shuffle=False)
+        res = stream.fit_stream(p, images, labels, 2.0, method="sgd", learning_rate=0.5,
+                                maxiter=4, batch_size=230, chunk_size=230, shuffle=False)
         for _ in range(4):
             _, g = jaxnn.backprop(p, X, y, 2.0)
             p = tuple(t - 0.5 * d for t, d in zip(p, g, strict=True))
@@ -146,9 +146,9 @@ def test_no_shuffle_sgd_matches_full_batch_gradient_descent(idx_files):
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        ({"epochs": 0}, "epochs"),
+        ({"maxiter": 0}, "maxiter"),
         ({"batch_size": 2.5}, "batch_size"),
-        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"method": "rmsprop"}, "method"),
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"grad": "numeric"}, "grad"),
         ({"activation": "elu"}, "activation"),

@@ -19,11 +19,11 @@ from reference_numpy import cost_and_grad, one_hot
 
 import jaxnn as nn
 from jaxnn import train
-from jaxnn._train_objective import flat_cost
-from jaxnn._train_setup import optimizer
 from jaxnn.losses import targets
 from jaxnn.precision import x64_enabled
-from jaxnn.train import fit, lbfgs_run, minibatch_run, value_and_grad_flat
+from jaxnn.spec import NetSpec
+from jaxnn.train import compiled, fit, lbfgs_run, minibatch_run, value_and_grad_flat
+from jaxnn.train.loops import minibatch_optimizer as optimizer
 
 SIZES = (4, 5, 3)
 
@@ -68,7 +68,7 @@ def test_value_and_grad_flat_matches_numpy_reference(grad, output):
         fn = jax.jit(partial(value_and_grad_flat, sizes=SIZES, output=output, grad=grad))
         J, g = fn(theta, jnp.asarray(X), Y, 1.5)
         # the flat cost's JAX derivative is the chosen gradient (custom_vjp for backprop)
-        cost = flat_cost(SIZES, "sigmoid", output, grad)
+        cost = NetSpec(SIZES, "sigmoid", output, grad).differentiable_cost()
         J2, g2 = jax.jit(jax.value_and_grad(cost))(theta, jnp.asarray(X), Y, 1.5)
     assert g.shape == theta.shape
     assert float(J) == pytest.approx(J_ref, rel=1e-12)
@@ -348,7 +348,7 @@ def test_keyboard_interrupt_during_an_evaluation_or_a_segment(monkeypatch):
     ref = fit(p0, X, y, 1.0, method="lbfgs", maxiter=4)
     # a compiled segment interrupted: the last finished segment's params come back
     calls = {"n": 0}
-    segment = train._lbfgs_segment
+    segment = compiled._lbfgs_segment
 
     def interrupted_segment(*a, **kw):
         calls["n"] += 1
@@ -356,7 +356,7 @@ def test_keyboard_interrupt_during_an_evaluation_or_a_segment(monkeypatch):
             raise KeyboardInterrupt
         return segment(*a, **kw)
 
-    monkeypatch.setattr(train, "_lbfgs_segment", interrupted_segment)
+    monkeypatch.setattr(compiled, "_lbfgs_segment", interrupted_segment)
     r = fit(p0, X, y, 1.0, method="lbfgs", maxiter=50, segment=2)
     assert r.interrupted and r.n_iter == 4 and r.history.shape == (4,)
     assert all(np.array_equal(u, v) for u, v in zip(ref.params, r.params, strict=True))
@@ -385,7 +385,7 @@ def test_keyboard_interrupt_while_the_loop_compiles_returns_the_initial_params(
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, init, interrupted)
+    monkeypatch.setattr(compiled, init, interrupted)
     r = fit(p0, X, y, 1.0, method=method, maxiter=5)
     assert r.interrupted and not r.converged and r.n_iter == 0 and r.history.shape == (0,)
     assert np.isnan(r.cost) and "before the first iteration" in r.message
@@ -402,7 +402,7 @@ def test_keyboard_interrupt_while_the_loop_compiles_returns_the_initial_params(
     ({"grad": "numerical"}, "grad='numerical' is not supported"),
     ({"dtype": "float16"}, "dtype must be None"),
     ({"method": "adam", "tol": 1e-3}, "tol is not used by method 'adam'"),
-    ({"tol": -1.0}, "tol must be a number >= 0"),
+    ({"tol": -1.0}, "tol must be a finite number >= 0"),
     ({"learning_rate": 0.1}, "learning_rate is only used by adam/sgd"),
     ({"batch_size": 10}, "batch_size is only used by adam/sgd"),
     ({"method": "sgd", "batch_size": 0}, "batch_size must be a positive integer"),
@@ -440,7 +440,7 @@ _DEVICES_SCRIPT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, 40)
     p0 = jaxnn.init_params(0, (4, 5, 3))
-    from jaxnn._train_setup import make_problem
+    from jaxnn.train.problem import make_problem
     prob = make_problem(p0, X, y, 1.0, "sigmoid", "sigmoid", "backprop", None, 4)
     assert len(prob.X.sharding.device_set) == 4
     assert prob.X.sharding.spec == jax.sharding.PartitionSpec("batch")

@@ -12,7 +12,7 @@ numbers.
 
 from __future__ import annotations
 
-from functools import partial
+import functools
 from typing import NamedTuple
 
 import jax
@@ -20,12 +20,17 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from jaxnn._train_objective import flat_cost, value_and_grad_flat
+from jaxnn.spec import NetSpec
+from jaxnn.train.status import Status
 
 Array = jax.Array
 
-# why an L-BFGS run stopped (LbfgsCarry.status)
-RUNNING, CONVERGED, STALLED, NONFINITE = 0, 1, 2, 3
+
+@functools.lru_cache(maxsize=64)
+def minibatch_optimizer(method: str, learning_rate) -> optax.GradientTransformation:
+    """optax's ``adam`` or ``sgd`` with ``learning_rate`` (a float or a schedule). One object
+    per (method, learning rate), so a compiled loop that takes it as static is reused."""
+    return optax.adam(learning_rate) if method == "adam" else optax.sgd(learning_rate)
 
 
 def lbfgs_optimizer(memory_size: int = 10, max_linesearch_steps: int = 20
@@ -51,16 +56,12 @@ class LbfgsCarry(NamedTuple):
     status: Array  # RUNNING, CONVERGED, STALLED or NONFINITE
 
 
-def _lbfgs_parts(sizes, activation, output, grad, memory_size, max_linesearch_steps):
-    return (flat_cost(sizes, activation, output, grad),
-            lbfgs_optimizer(memory_size, max_linesearch_steps))
-
-
-def lbfgs_init(theta0: Array, X: Array, Y: Array, lam: ArrayLike, *, sizes, activation, output,
-               grad, tol: float = 1e-5, memory_size: int = 10,
+def lbfgs_init(theta0: Array, X: Array, Y: Array, lam: ArrayLike, *, spec: NetSpec,
+               tol: float = 1e-5, memory_size: int = 10,
                max_linesearch_steps: int = 20) -> LbfgsCarry:
     """The loop's carry at ``theta0``: one value-and-gradient evaluation. Traceable."""
-    cost, opt = _lbfgs_parts(sizes, activation, output, grad, memory_size, max_linesearch_steps)
+    cost = spec.differentiable_cost()
+    opt = lbfgs_optimizer(memory_size, max_linesearch_steps)
     value, g = jax.value_and_grad(cost)(theta0, X, Y, lam)
     return LbfgsCarry(
         theta=theta0, value=value, grad=g, opt_state=opt.init(theta0),
@@ -72,25 +73,25 @@ def lbfgs_init(theta0: Array, X: Array, Y: Array, lam: ArrayLike, *, sizes, acti
 def _status(value: Array, g: Array, tol: float, stalled: Array) -> Array:
     return jnp.select(
         [~(jnp.isfinite(value) & jnp.all(jnp.isfinite(g))), jnp.max(jnp.abs(g)) <= tol, stalled],
-        [NONFINITE, CONVERGED, STALLED], RUNNING,
+        [Status.NONFINITE, Status.CONVERGED, Status.STALLED], Status.RUNNING,
     ).astype(jnp.int32)
 
 
 def lbfgs_segment(carry: LbfgsCarry, X: Array, Y: Array, lam: ArrayLike, stop: ArrayLike, *,
-                  sizes, activation, output, grad, length: int, tol: float = 1e-5,
-                  memory_size: int = 10, max_linesearch_steps: int = 20
-                  ) -> tuple[LbfgsCarry, Array]:
+                  spec: NetSpec, length: int, tol: float = 1e-5, memory_size: int = 10,
+                  max_linesearch_steps: int = 20) -> tuple[LbfgsCarry, Array]:
     """L-BFGS iterations from ``carry`` until ``stop`` iterations are done in all (at most
     ``length`` more), the largest gradient component is ``<= tol``, the line search makes no
     progress, or the cost turns non-finite. Returns the new carry and ``(length,)`` costs after
     each iteration of this segment, NaN-padded. Traceable; ``stop`` may be traced."""
-    cost, opt = _lbfgs_parts(sizes, activation, output, grad, memory_size, max_linesearch_steps)
+    cost = spec.differentiable_cost()
+    opt = lbfgs_optimizer(memory_size, max_linesearch_steps)
     start = carry.it
     stop = jnp.minimum(stop, start + length)
 
     def cond(state: tuple[LbfgsCarry, Array]) -> Array:
         c, _ = state
-        return (c.it < stop) & (c.status == RUNNING)
+        return (c.it < stop) & (c.status == Status.RUNNING)
 
     def body(state: tuple[LbfgsCarry, Array]) -> tuple[LbfgsCarry, Array]:
         c, history = state
@@ -136,7 +137,7 @@ def lbfgs_run(
     plus the initial one). Pure: ``jit`` it, or ``vmap`` it over ``(theta0, lam)`` with
     ``jax.vmap(partial(lbfgs_run, sizes=..., ...), in_axes=(0, None, None, 0))`` (under
     ``vmap`` the line search's ``lax.cond`` runs both branches)."""
-    kw = dict(sizes=sizes, activation=activation, output=output, grad=grad, tol=tol,
+    kw = dict(spec=NetSpec(tuple(sizes), activation, output, grad), tol=tol,
               memory_size=memory_size, max_linesearch_steps=max_linesearch_steps)
     carry = lbfgs_init(theta0, X, Y, lam, **kw)
     carry, history = lbfgs_segment(carry, X, Y, lam, maxiter, length=maxiter, **kw)
@@ -167,7 +168,7 @@ def n_batches(m: int, batch_size: int | None) -> tuple[int, int]:
 
 
 def minibatch_segment(carry: MinibatchCarry, X: Array, Y: Array, lam: ArrayLike, key: Array,
-                      stop: ArrayLike, *, sizes, activation, output, grad,
+                      stop: ArrayLike, *, spec: NetSpec,
                       optimizer: optax.GradientTransformation, batch_size: int | None,
                       length: int) -> tuple[MinibatchCarry, Array]:
     """Epochs from ``carry`` until ``stop`` epochs are done in all (at most ``length`` more) or
@@ -184,8 +185,7 @@ def minibatch_segment(carry: MinibatchCarry, X: Array, Y: Array, lam: ArrayLike,
     lam_b = lam * (b / m)
     start = carry.epoch
     stop = jnp.minimum(stop, start + length)
-    vg = partial(value_and_grad_flat, sizes=sizes, activation=activation, output=output,
-                 grad=grad)
+    vg = spec.value_and_grad
 
     def step(state, batch):
         theta, opt_state = state
@@ -236,7 +236,7 @@ def minibatch_run(
     epoch (the cost before each step, averaged; NaN-padded if a cost turned non-finite). Pure:
     ``vmap`` it over ``(theta0, lam, key)`` with ``in_axes=(0, None, None, 0, 0)``."""
     carry = minibatch_init(theta0, optimizer)
-    carry, history = minibatch_segment(carry, X, Y, lam, key, epochs, sizes=sizes,
-                                       activation=activation, output=output, grad=grad,
+    spec = NetSpec(tuple(sizes), activation, output, grad)
+    carry, history = minibatch_segment(carry, X, Y, lam, key, epochs, spec=spec,
                                        optimizer=optimizer, batch_size=batch_size, length=epochs)
     return carry.theta, history

@@ -1,6 +1,6 @@
 """The scipy bridge of :func:`jaxnn.fit`: ``scipy.optimize.minimize(jac=True)`` driving one
 jit-compiled value-and-gradient call per evaluation
-(:class:`jaxnn._train_objective.ScipyObjective`).
+(:class:`jaxnn.train.objective.ScipyObjective`).
 
 :func:`fit_scipy` runs a prepared problem with ``"L-BFGS-B"``, ``"TNC"``, ``"CG"`` or
 ``"BFGS"``, calls the user's callback after every iteration, and keeps the last completed
@@ -14,15 +14,15 @@ import contextlib
 import numpy as np
 import scipy.optimize
 
-from jaxnn._train_objective import ScipyObjective
-from jaxnn._train_setup import Problem
+from jaxnn.train.objective import ScipyObjective
+from jaxnn.train.problem import Problem
 
 
 class _Stop(Exception):
     """Raised inside scipy's callback to end a run (callback asked, or TNC's maxiter)."""
 
 
-def _blas_single_thread() -> contextlib.AbstractContextManager:
+def blas_single_thread() -> contextlib.AbstractContextManager:
     """One BLAS thread while scipy runs, when threadpoolctl is installed.
 
     scipy's optimizers call BLAS on vectors of length n (``ddot``, ``daxpy``); OpenBLAS
@@ -38,8 +38,7 @@ def _blas_single_thread() -> contextlib.AbstractContextManager:
 def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) -> dict:
     """Run scipy's ``method`` on ``prob`` from ``prob.theta0``; the fields of a FitResult
     (without ``seconds``, ``method``, ``grad``) as a dict."""
-    obj = ScipyObjective(prob.X, prob.Y, prob.lam, sizes=prob.sizes, activation=prob.activation,
-                         output=prob.output, grad=prob.grad, theta_sharding=prob.replicated)
+    obj = ScipyObjective(prob.X, prob.Y, prob.lam, prob.spec, prob.replicated)
     history: list[float] = []
     last = {"x": prob.theta0.astype(np.float64)}
 
@@ -62,7 +61,7 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
     opts.update(options or {})
     interrupted = False
     try:
-        with _blas_single_thread():
+        with blas_single_thread():
             res = scipy.optimize.minimize(obj, last["x"], jac=True, method=method, tol=tol,
                                           callback=scipy_callback, options=opts)
         x, J, converged, message = res.x, float(res.fun), bool(res.success), str(res.message)

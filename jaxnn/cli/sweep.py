@@ -8,56 +8,57 @@ import math
 import os
 from typing import Any
 
-from jaxnn.sweep import DEFAULT_LAMS, METRICS, Curve, learning_curve, plot_curve, validation_curve
+from jaxnn.cli.common import EXIT_OK, UsageError, require
+from jaxnn.cli.inputs import load_data
+from jaxnn.cli.options import (
+    MANY_METHODS,
+    add_data_options,
+    add_model_options,
+    add_training_options,
+    non_negative,
+    positive_int,
+)
+from jaxnn.cli.writers import output_dir, write_json
+
+DEFAULT_SIZES = (0.1, 0.25, 0.5, 1.0)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``jaxnn sweep lam`` and ``jaxnn sweep size`` to the ``jaxnn`` command's parser."""
-    from jaxnn import cli
-
     p = subparsers.add_parser(
         "sweep", help="validation curve over lambda, or learning curve over training-set size",
         description="Train many networks at once (jaxnn.parallel.fit_many, several seeds per "
                     "point) and report training and validation cost (data loss, no penalty) "
                     "and accuracy: over lambda ('sweep lam') or over the training-set size "
-                    "('sweep size'). Prints a table and writes sweep_<kind>.png and "
-                    "sweep_<kind>.json to --out.")
+                    "('sweep size'). Prints a table and writes sweep_validation.png and "
+                    "sweep_validation.json ('lam') or sweep_learning.png and "
+                    "sweep_learning.json ('size') to --out.")
     p.add_argument("kind", choices=("lam", "size"),
                    help="lam: validation curve over --values lambdas; size: learning curve "
                         "over --values training-set sizes")
     p.add_argument("--values", nargs="+", metavar="V",
                    help="lambdas (default: 0 0.001 0.003 ... 3 10), or training-set sizes: "
                         "counts or fractions of the training set (default: 0.1 0.25 0.5 1)")
-    cli._add_data_options(p, "mnist5k")
-    p.add_argument("--hidden", nargs="+", type=cli.positive_int, default=[25], metavar="N",
+    add_data_options(p, "mnist5k")
+    p.add_argument("--hidden", nargs="+", type=positive_int, default=[25], metavar="N",
                    help="hidden layer sizes (default: 25)")
-    p.add_argument("--lam", type=cli.non_negative, default=1.0,
+    p.add_argument("--lam", type=non_negative, default=1.0,
                    help="with 'size': the fixed lambda (default: %(default)s)")
-    p.add_argument("--seeds", type=cli.positive_int, default=3, metavar="S",
+    p.add_argument("--seeds", type=positive_int, default=3, metavar="S",
                    help="networks (initial seeds 0..S-1) per point (default: %(default)s)")
-    p.add_argument("--iterations", type=cli.positive_int, default=100, metavar="N",
-                   help="iterations per network (epochs for adam and sgd) (default: "
-                        "%(default)s)")
-    p.add_argument("--method", choices=("lbfgs", "adam", "sgd"), default="lbfgs",
+    p.add_argument("--method", choices=MANY_METHODS, default="lbfgs",
                    help="fit_many method (default: %(default)s)")
-    p.add_argument("--batch-size", type=cli.positive_int, default=None, metavar="N",
-                   help="mini-batch size for adam and sgd")
-    p.add_argument("--learning-rate", type=cli.positive, default=None, metavar="LR",
-                   help="learning rate for adam and sgd")
-    cli._add_model_options(p)
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="floating-point precision (default: %(default)s)")
+    add_training_options(p, iterations=100)
+    add_model_options(p)
     p.add_argument("--val-size", type=float, default=0.2, metavar="FRACTION",
                    help="held-out validation fraction (default: %(default)s)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation "
                    "split (default: %(default)s)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>)")
-    p.set_defaults(func=run_sweep)
+    p.set_defaults(func=run)
 
 
 def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int | float] | None:
-    from jaxnn._cli_common import UsageError
-
     if texts is None:
         return None
     out: list[Any] = []
@@ -78,22 +79,14 @@ def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int 
     return out
 
 
-def run_sweep(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """The ``jaxnn sweep`` command: run the sweep, print a table, write the PNG and JSON."""
-    from jaxnn._cli_common import (
-        EXIT_OK,
-        UsageError,
-        load_data,
-        output_dir,
-        require,
-        write_json,
-    )
-
     require("sweep", "rich", "matplotlib")
     from rich.console import Console
     from rich.table import Table
 
-    from jaxnn.plot import save_png
+    from jaxnn.plot import save_png, sweep_curve
+    from jaxnn.sweep import DEFAULT_LAMS, learning_curve, validation_curve
 
     console = Console(highlight=False)
     values = _parse_values(args.kind, args.values)
@@ -114,23 +107,25 @@ def run_sweep(args: argparse.Namespace) -> int:
         if args.kind == "lam":
             curve = validation_curve(data.X, data.y, values or DEFAULT_LAMS, **common)
         else:
-            curve = learning_curve(data.X, data.y, values or (0.1, 0.25, 0.5, 1.0),
+            curve = learning_curve(data.X, data.y, values or DEFAULT_SIZES,
                                    lam=args.lam, **common)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     console.print(_table(curve, Table))
     kind = "validation" if args.kind == "lam" else "learning"
     png, js = out / f"sweep_{kind}.png", out / f"sweep_{kind}.json"
-    save_png(plot_curve(curve, title=f"{kind} curve on {data.name}"), png)
+    save_png(sweep_curve(curve, title=f"{kind} curve on {data.name}"), png)
     write_json(js, {**curve.to_dict(), "data": data.name})
-    what = "lambda" if args.kind == "lam" else "training-set size"
-    console.print(f"lowest mean validation cost at {what} = {curve.best:g}; "
-                  f"{curve.seconds:.1f} s")
+    if curve.best is not None:
+        console.print(f"lowest mean validation cost at lambda = {curve.best:g} (marked *)")
+    console.print(f"{curve.seconds:.1f} s")
     console.print(f"files written: {os.fspath(png)}, {os.fspath(js)}")
     return EXIT_OK
 
 
-def _table(curve: Curve, Table: Any) -> Any:  # noqa: N803 - the rich class, imported lazily
+def _table(curve: Any, Table: Any) -> Any:  # noqa: N803 - the rich class, imported lazily
+    from jaxnn.sweep import METRICS
+
     head = "lambda" if curve.param == "lam" else "m (train)"
     table = Table(title=f"{curve.kind} curve: mean ± std over {len(curve.seeds)} seed(s); "
                         "cost = data loss (no penalty)")
@@ -139,7 +134,7 @@ def _table(curve: Curve, Table: Any) -> Any:  # noqa: N803 - the rich class, imp
         table.add_column(name, justify="right")
     best = curve.best
     for i, v in enumerate(curve.values):
-        cells = [f"{v:g}" + (" *" if v == best else "")]
+        cells = [f"{v:g}" + (" *" if best is not None and v == best else "")]
         for metric in METRICS:
             mean, std = curve.mean(metric)[i], curve.std(metric)[i]
             if "cost" in metric:

@@ -15,6 +15,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from jaxnn.gradcheck import GradientCheck
 
 
+def console():  # noqa: ANN201 - rich is optional, so no annotation at import time
+    """A rich console on standard output (resolved when writing, so capture works)."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, K: int) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1/support, macro and weighted averages and the
     confusion matrix (rows: true class, columns: predicted), for classes ``0..K-1``."""
@@ -86,10 +93,10 @@ def gradient_tables(report: GradientCheck) -> list[Table]:
     only, as the course prints them) and the per-layer relative differences."""
     from rich.table import Table
 
-    from jaxnn.gradcheck import _octave
+    from jaxnn.model import ravel_params  # numpy in, numpy out: Octave's order
 
     tables = []
-    numerical, backprop, autodiff = (_octave(g) for g in
+    numerical, backprop, autodiff = (ravel_params(g) for g in
                                      (report.numerical, report.backprop, report.autodiff))
     if numerical.size <= 60:
         values = Table(title="Gradients (Octave order)", title_justify="left", show_edge=False)

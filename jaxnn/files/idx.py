@@ -19,7 +19,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-__all__ = ["iter_idx", "load_idx"]
+__all__ = ["idx_count", "iter_idx", "load_idx"]
 
 PathLike = str | os.PathLike[str]
 Order = Literal["C", "F"]
@@ -187,6 +187,15 @@ def _open_idx_pair(images: PathLike, labels: PathLike) -> tuple[_IdxReader, _Idx
             "they must match"
         )
     return img, lab
+
+
+def idx_count(images: PathLike, labels: PathLike) -> int:
+    """Number of examples in a pair of IDX files, from their headers (validated; nothing else
+    is read)."""
+    img, lab = _open_idx_pair(images, labels)
+    img.close()
+    lab.close()
+    return int(img.count)
 
 
 def _pixels_to_X(pixels: np.ndarray, rows: int, cols: int, order: Order, dtype: Any) -> np.ndarray:

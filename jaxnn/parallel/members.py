@@ -1,10 +1,11 @@
-"""Batches of networks: the params pytree with a leading axis ``B`` on every ``Theta``.
+"""Members of a batch of networks: the params pytree with a leading axis ``B`` on every
+``Theta``.
 
 ``(Theta1 (B, n_1, 1 + n_0), Theta2 (B, n_2, 1 + n_1), ...)``, as made by :func:`init_many`
 and trained by :func:`jaxnn.parallel.fit_many`. Here: making such a batch, taking a member out,
 and evaluating and combining all members at once (one ``vmap``-ed, compiled call):
 :func:`evaluate_many` (cost and accuracy of each), :func:`ensemble_proba` and
-:func:`ensemble_predict` (the members' averaged probabilities). Re-exported by
+:func:`ensemble_predict` (the members' averaged probabilities). Exported by
 :mod:`jaxnn.parallel`.
 """
 
@@ -19,11 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxnn._train_setup import positive_int as _positive_int
-from jaxnn._validation import Params
-from jaxnn.activations import check_output, get_activation
+from jaxnn.activations import get_activation
+from jaxnn.checks import Params, check_sizes, positive_int
 from jaxnn.losses import data_loss, penalty, prepare_problem, targets
-from jaxnn.model import _check_sizes, init_params, logits, prepare, probabilities
+from jaxnn.model import init_params, logits, prepare, probabilities
+from jaxnn.outputs import get_output
 
 __all__ = ["ensemble_predict", "ensemble_proba", "evaluate_many", "init_many", "member"]
 
@@ -45,8 +46,8 @@ def init_many(
     Member ``i`` is ``init_params(jax.random.split(key, n)[i], layer_sizes, epsilon, dtype)``
     (``key``: a JAX PRNG key or an int seed). Returns ``Theta_l`` of shape
     ``(n, n_{l+1}, 1 + n_l)``."""
-    n = _positive_int(n, "n")
-    sizes = _check_sizes(layer_sizes)
+    n = positive_int(n, "n")
+    sizes = check_sizes(layer_sizes)
     if isinstance(key, int | np.integer) and not isinstance(key, bool):
         key = jax.random.key(int(key))
     keys = jax.random.split(key, n)
@@ -153,8 +154,8 @@ def ensemble_proba(
     with ``h_i = jaxnn.forward(member i, X)`` and weights ``w`` ``(B,)`` (default uniform,
     normalized to sum 1)."""
     B = n_networks(params_batch)
-    get_activation(activation), check_output(output)
-    p0, Xc, dt = _prepare_member0(params_batch, X)
+    get_activation(activation), get_output(output)
+    p0, Xc, dt = prepare(tuple(t[0] for t in params_batch), X)
     if weights is None:
         w = np.full(B, 1.0 / B)
     else:
@@ -170,8 +171,3 @@ def ensemble_proba(
 def ensemble_predict(params_batch: Sequence[ArrayLike], X: ArrayLike, **kw: Any) -> Array:
     """Labels ``(m,)`` of the ensemble: argmax of :func:`ensemble_proba`."""
     return jnp.argmax(ensemble_proba(params_batch, X, **kw), axis=1)
-
-
-def _prepare_member0(params_batch, X):
-    member0 = tuple(t[0] for t in params_batch)
-    return prepare(member0, X)

@@ -19,16 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from jaxnn._cli_common import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    Data,
-    UsageError,
-    load_data,
-    output_dir,
-    require,
-    write_json,
+from jaxnn.cli.common import EXIT_INTERRUPTED, EXIT_OK, UsageError, require
+from jaxnn.cli.inputs import Data, load_data
+from jaxnn.cli.options import (
+    METHODS,
+    add_data_options,
+    add_model_options,
+    add_training_options,
+    non_negative,
+    positive_int,
+    seed_int,
 )
+from jaxnn.cli.writers import output_dir, write_json
 
 FILES = {
     "weights_npz": "weights.npz",
@@ -67,7 +69,43 @@ class Outcome:
     interrupted: bool
 
 
-def run_train(args: argparse.Namespace) -> int:
+def _fraction(text: str) -> float:
+    """``--test-size``: 0 (no held-out set) or a fraction in (0, 1)."""
+    value = non_negative(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be 0 or a fraction in (0, 1), got {text}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add this subcommand to the ``jaxnn`` parser."""
+    p = sub.add_parser(
+        "train", help="train a network and write weights, pictures and a report",
+        description="Train a network (by default the course's 400-25-10 on the bundled mnist5k "
+                    "digits, lam 1, L-BFGS, 400 iterations), evaluate it on a held-out split and "
+                    "write weights (.npz and the course's .mat), PNG pictures and summary.json "
+                    "to the output directory. Ctrl-C stops and saves what was reached.")
+    add_data_options(p, "mnist5k")
+    p.add_argument("--hidden", nargs="+", type=positive_int, default=[25], metavar="N",
+                   help="hidden layer sizes (default: 25)")
+    p.add_argument("--lam", type=non_negative, default=1.0,
+                   help="regularization strength lambda (default: %(default)s)")
+    p.add_argument("--method", choices=METHODS, default="L-BFGS-B",
+                   help="optimizer: scipy's L-BFGS-B, TNC, CG, BFGS (small networks only: it "
+                        "keeps a dense n x n matrix); compiled: optax's lbfgs, the course's "
+                        "fmincg; optax's adam, sgd (default: %(default)s)")
+    add_training_options(p, iterations=400)
+    add_model_options(p)
+    p.add_argument("--seed", type=seed_int, default=0, help="seed for the split and the initial "
+                   "weights (default: %(default)s)")
+    p.add_argument("--test-size", type=_fraction, default=0.2, metavar="FRACTION",
+                   help="held-out fraction, 0 for none (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
     """The ``train`` subcommand; returns the exit status."""
     require("train", "rich", "matplotlib", "sklearn")
     from rich.console import Console
@@ -204,7 +242,7 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
     """Initialize, print ``header`` and fit with a progress bar. From the header on, a Ctrl-C
     yields the params reached (the initial ones if no iteration finished)."""
     from jaxnn.model import init_params
-    from jaxnn.train import fit
+    from jaxnn.train.trainer import fit
 
     params0 = init_params(args.seed, sizes, dtype=args.dtype)
     progress = ProgressBar(console, args.iterations, enabled=not args.no_progress)
@@ -230,7 +268,7 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
 def evaluate(params: tuple[np.ndarray, ...], split: Split, activation: str) -> dict[str, Any]:
     """Accuracy on both sets and the classification metrics of the held-out set (of the
     training set when there is none)."""
-    from jaxnn._cli_report import classification_metrics
+    from jaxnn.cli.report import classification_metrics
     from jaxnn.model import predict
 
     def labels(X: np.ndarray) -> np.ndarray:
@@ -252,7 +290,7 @@ def evaluate(params: tuple[np.ndarray, ...], split: Split, activation: str) -> d
 
 def print_report(console: Any, evaluation: dict[str, Any], outcome: Outcome) -> None:
     """The per-class table, the confusion matrix, accuracies and time."""
-    from jaxnn._cli_report import confusion_table, report_table
+    from jaxnn.cli.report import confusion_table, report_table
 
     on = evaluation["report_on"]
     metrics = evaluation["metrics"]

@@ -1,38 +1,8 @@
-"""Many networks at once (``vmap``) and one network over many devices (``jax.sharding``).
+""":func:`fit_many`: ``B`` networks trained on the same data in one compiled, ``vmap``-ed program.
 
-**Many networks.** A *batch* of networks is the params pytree with a leading axis ``B`` on every
-``Theta``: ``(Theta1 (B, n_1, 1 + n_0), Theta2 (B, n_2, 1 + n_1), ...)``, as made by
-:func:`init_many` (member ``i`` is :func:`jaxnn.init_params` with the ``i``-th of ``B`` keys).
-:func:`fit_many` trains the whole batch, each member with its own ``lam`` (and for adam/sgd its
-own shuffling seed), as **one compiled program**: the B small matrix products of every layer
-become one batched product, and there is one dispatch per run instead of one per network and
-iteration.
-
-* ``"adam"``/``"sgd"``: ``jax.vmap`` of :func:`jaxnn.train.minibatch_run`, the very loop of
-  ``fit(method="adam")``: member ``i`` equals ``fit(member_i, X, y, lams[i], method="adam",
-  seed=seed + i)`` to rounding.
-* ``"lbfgs"``: :func:`jaxnn.batched_lbfgs.lbfgs_many_run`, an L-BFGS written for ``vmap`` (the
-  comment in :mod:`jaxnn.batched_lbfgs` says why ``fit``'s optax loop is not simply vmapped):
-  member ``i`` equals the same loop run on network ``i`` alone, and reaches the minima ``fit``'s
-  L-BFGS methods reach.
-
-Under ``vmap`` a loop runs until its slowest member stops; members that stopped earlier are held
-fixed, so each member's iteration count and result are its own. :func:`evaluate_many`,
-:func:`ensemble_proba` and :func:`ensemble_predict` evaluate and combine such batches (they live
-in :mod:`jaxnn.batches`, with :func:`init_many` and :func:`member`, and are re-exported here).
-With ``fit_many(..., devices=N)`` the *networks* are split across ``N`` devices (a ``Mesh`` axis
-``"networks"``), the data replicated: ``B`` must be a multiple of ``N``.
-
-**One network, many devices (data parallelism).** :func:`jaxnn.fit` takes ``devices=``: the
-examples (rows of ``X`` and ``Y``) are split across a ``Mesh`` axis ``"batch"`` and the
-parameters replicated, and every compiled function runs SPMD: XLA computes each device's partial
-sums and adds them with an all-reduce. :func:`data_mesh`, :func:`shard_examples` and
-:func:`replicate` (from :mod:`jaxnn.sharding`, re-exported here) place arrays the same way for
-users who call :func:`jaxnn.cost`, :func:`jaxnn.backprop` or their own jitted functions on
-sharded inputs: JAX's ``jit`` follows the inputs' shardings, so ``backprop(params, Xs, ys)``
-with ``Xs, ys = shard_examples(X, y, 8)`` runs on 8 devices and returns the gradients that one
-device computes, to rounding. For several processes (hosts), see ``docs/multihost.md`` and
-:func:`shard_local_examples`.
+``"adam"``/``"sgd"`` vmap the very loop of ``fit(method="adam")``
+(:func:`jaxnn.train.minibatch_run`); ``"lbfgs"`` runs :func:`jaxnn.parallel.lbfgs.lbfgs_many_run`,
+an L-BFGS written for ``vmap``. See :mod:`jaxnn.parallel`.
 """
 
 from __future__ import annotations
@@ -50,80 +20,45 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxnn._train_setup import check_dtype as _want64
-from jaxnn._train_setup import optimizer as _optimizer
-from jaxnn._train_setup import positive_int as _positive_int
-from jaxnn._validation import Params
-from jaxnn.batched_lbfgs import CONVERGED, NONFINITE, RUNNING, STALLED, LbfgsState, lbfgs_many_run
-from jaxnn.batches import (
-    ensemble_predict,
-    ensemble_proba,
-    evaluate_many,
-    init_many,
-    member,
-    n_networks,
+from jaxnn.checks import (
+    Params,
+    check_devices,
+    check_dtype,
+    check_grad,
+    check_learning_rate,
+    check_number,
+    check_seeds,
+    check_tol,
+    positive_int,
 )
 from jaxnn.losses import prepare_problem, targets
 from jaxnn.model import ravel_params
-from jaxnn.model import unravel_params as _unravel
+from jaxnn.names import MANY_METHODS
+from jaxnn.parallel.lbfgs import lbfgs_many_run
+from jaxnn.parallel.members import n_networks
+from jaxnn.parallel.sharding import Devices
 from jaxnn.precision import x64, x64_enabled
-from jaxnn.sharding import (
-    Devices,
-    data_mesh,
-    replicate,
-    shard_examples,
-    shard_local_examples,
-)
-from jaxnn.train import minibatch_run, value_and_grad_flat
-
-__all__ = [
-    "FitManyResult",
-    "LbfgsState",
-    "data_mesh",
-    "ensemble_predict",
-    "ensemble_proba",
-    "evaluate_many",
-    "fit_many",
-    "init_many",
-    "lbfgs_many_run",
-    "member",
-    "replicate",
-    "shard_examples",
-    "shard_local_examples",
-]
+from jaxnn.spec import NetSpec
+from jaxnn.train.fmincg import fmincg_init, fmincg_segment
+from jaxnn.train.loops import minibatch_optimizer, minibatch_run
+from jaxnn.train.status import Status, message
 
 Array = jax.Array
 
-MANY_METHODS = ("lbfgs", "adam", "sgd")
 CPU_CHUNK = 16  # networks evaluated together on CPU (see lbfgs_many_run)
-DEFAULT_LEARNING_RATE = {"adam": 1e-3, "sgd": 0.1}
-GRADS = ("backprop", "autodiff")
 NETWORKS_AXIS = "networks"
-
-
-# --- per-member arguments -----------------------------------------------------------------------
+LBFGS_MANY_OPTIONS = {"memory_size": 10, "max_linesearch_steps": 20, "chunk_size": None}
 
 
 def _lams(lams: ArrayLike, B: int) -> np.ndarray:
-    arr = np.asarray(lams, dtype=np.float64) if not isinstance(lams, jax.Array) \
-        else np.asarray(lams).astype(np.float64)
+    """``lams``: one penalty for all networks or one per network, each finite and >= 0."""
+    arr = np.asarray(lams) if not isinstance(lams, jax.Array) else np.asarray(lams)
     if arr.ndim == 0:
-        arr = np.full(B, float(arr))
+        return np.full(B, check_number(lams, "lams", low=0.0))
     if arr.shape != (B,):
         raise ValueError(f"lams must be a scalar or have one value per network, shape ({B},); "
                          f"got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"lams must be finite numbers >= 0, got {arr.tolist()}")
-    return arr
-
-
-def _seeds(seed: int | Sequence[int], B: int) -> np.ndarray:
-    if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
-        return int(seed) + np.arange(B)
-    arr = np.asarray(seed)
-    if arr.shape != (B,) or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"seed must be an int or {B} ints (one per network), got {seed!r}")
-    return arr
+    return np.asarray([check_number(v, f"lams[{i}]", low=0.0) for i, v in enumerate(arr)])
 
 
 # --- fit_many -----------------------------------------------------------------------------------
@@ -179,47 +114,38 @@ class FitManyResult:
                 f"seconds={self.seconds:.3g}, params shapes [{shapes}])")
 
 
-_STATIC = ("sizes", "activation", "output", "grad")
-
-
-@partial(jax.jit, static_argnames=(*_STATIC, "maxiter", "tol", "memory_size",
+@partial(jax.jit, static_argnames=("spec", "maxiter", "tol", "memory_size",
                                    "max_linesearch_steps", "chunk_size"))
 def _lbfgs_many(theta0, X, Y, lams, **kw):
     c = lbfgs_many_run(theta0, X, Y, lams, **kw)
     return c.theta, c.value, c.history, c.it, c.n_evals, c.status
 
 
-@partial(jax.jit, static_argnames=(*_STATIC, "optimizer", "epochs", "batch_size"))
-def _minibatch_many(theta0, X, Y, lams, keys, *, sizes, activation, output, grad, optimizer,
-                    epochs, batch_size):
+@partial(jax.jit, static_argnames=("spec", "maxiter"))
+def _fmincg_many(theta0, X, Y, lams, *, spec, maxiter):
+    """vmap of the course's ``fmincg`` over ``(theta0, lams)``: its line search is a
+    branch-free state machine, so no member evaluates twice per pass."""
+
+    def one(theta, lam):
+        args = (X, Y, lam)
+        state = fmincg_init(spec.value_and_grad, theta, args=args)
+        state, history = fmincg_segment(spec.value_and_grad, state, maxiter, length=maxiter,
+                                        args=args)
+        return state.theta, state.value, history, state.it, state.n_evals, state.status
+
+    return jax.vmap(one)(theta0, lams)
+
+
+@partial(jax.jit, static_argnames=("spec", "optimizer", "epochs", "batch_size"))
+def _minibatch_many(theta0, X, Y, lams, keys, *, spec, optimizer, epochs, batch_size):
     """vmap of jaxnn.train's mini-batch loop over ``(theta0, lams, keys)``, then each member's
     full-batch cost at its final ``theta``."""
-    run = partial(minibatch_run, sizes=sizes, activation=activation, output=output,
-                  grad=grad, optimizer=optimizer, epochs=epochs, batch_size=batch_size)
+    run = partial(minibatch_run, sizes=spec.sizes, activation=spec.activation,
+                  output=spec.output, grad=spec.grad, optimizer=optimizer, epochs=epochs,
+                  batch_size=batch_size)
     theta, history = jax.vmap(run, in_axes=(0, None, None, 0, 0))(theta0, X, Y, lams, keys)
-    vg = partial(value_and_grad_flat, sizes=sizes, activation=activation, output=output,
-                 grad=grad)
-    cost = jax.vmap(lambda t, lam: vg(t, X, Y, lam)[0])(theta, lams)
+    cost = jax.vmap(lambda t, lam: spec.value_and_grad(t, X, Y, lam)[0])(theta, lams)
     return theta, cost, history
-
-
-@partial(jax.jit, static_argnames=("sizes",))
-def _unravel_many(theta: Array, sizes: tuple[int, ...]) -> Params:
-    return jax.vmap(lambda t: _unravel(t, sizes))(theta)
-
-
-@jax.jit
-def _ravel_many(params_batch: Params) -> Array:
-    return jax.vmap(ravel_params)(params_batch)
-
-
-def _lbfgs_message(status: int, n_iter: int, maxiter: int, tol: float) -> str:
-    return {
-        RUNNING: f"maximum number of iterations ({maxiter}) reached",
-        CONVERGED: f"converged: max |gradient| <= tol ({tol:g})",
-        STALLED: f"stopped after {n_iter} iterations: the line search found no lower cost",
-        NONFINITE: "stopped: the cost or its gradient is not finite",
-    }[status]
 
 
 def fit_many(
@@ -250,9 +176,11 @@ def fit_many(
         method: ``"lbfgs"``: L-BFGS written for ``vmap`` (:func:`lbfgs_many_run`: one gradient
             evaluation per network per pass, weak-Wolfe line search; ``fit(method="lbfgs")``'s
             optax loop costs 2-4 evaluations per iteration under ``vmap``, see the comment
-            above :class:`LbfgsState`); ``"adam"`` or ``"sgd"``: ``vmap`` of
+            above :class:`LbfgsState`); ``"fmincg"``: ``vmap`` of the course's conjugate
+            gradient (:mod:`jaxnn.train.fmincg`, one evaluation per network per pass, as in
+            ``fit(method="fmincg")``); ``"adam"`` or ``"sgd"``: ``vmap`` of
             :func:`jaxnn.train.minibatch_run`, the loop of ``fit(method="adam")``.
-        maxiter: iterations (lbfgs) or epochs (adam/sgd).
+        maxiter: iterations (lbfgs), line searches (fmincg) or epochs (adam/sgd).
         grad: ``"backprop"`` (hand-written) or ``"autodiff"``.
         activation, output: as in :func:`jaxnn.cost`.
         dtype: None (follow the inputs), ``"float32"`` or ``"float64"`` (x64 is switched on for
@@ -283,16 +211,15 @@ def fit_many(
     t0 = time.perf_counter()
     B = n_networks(params_batch)
     lam_arr = _lams(lams, B)
-    if method not in MANY_METHODS:
+    if not isinstance(method, str) or method not in MANY_METHODS:
         raise ValueError(f"method={method!r} is not supported by fit_many; choose one of "
                          f"{list(MANY_METHODS)}")
-    if grad not in GRADS:
-        raise ValueError(f"grad={grad!r} is not supported; choose one of {list(GRADS)}")
-    maxiter = _positive_int(maxiter, "maxiter")
-    want64 = _want64(dtype)
+    check_grad(grad)
+    maxiter = positive_int(maxiter, "maxiter")
+    want64 = check_dtype(dtype)
     kw_loop = _method_options(method, tol, learning_rate, batch_size, options)
-    seeds = _seeds(seed, B)
-    mesh = data_mesh(devices, NETWORKS_AXIS) if devices is not None else None
+    seeds = check_seeds(seed, B)
+    mesh = check_devices(devices, NETWORKS_AXIS) if devices is not None else None
     if mesh is not None and B % mesh.size:
         raise ValueError(f"fit_many with {mesh.size} devices needs a number of networks that "
                          f"they share evenly; got B = {B}")
@@ -304,12 +231,12 @@ def fit_many(
                                             output)
         if want64 is not None:
             dt = np.dtype(np.float64 if want64 else np.float32)
-        sizes = (p0[0].shape[1] - 1, *(t.shape[0] for t in p0))
-        theta0 = _ravel_many(tuple(jnp.asarray(t, dt) for t in params_batch))
+        spec = NetSpec((p0[0].shape[1] - 1, *(t.shape[0] for t in p0)), activation, output,
+                       grad)
+        theta0 = jnp.asarray(ravel_params(tuple(np.asarray(t, dt) for t in params_batch)))
         Xd = jnp.asarray(Xc, dt)
-        Yd = targets(jnp.asarray(yc), sizes[-1], dt)
+        Yd = targets(jnp.asarray(yc), spec.sizes[-1], dt)
         lam_d = jnp.asarray(lam_arr, dt)
-        static = dict(sizes=sizes, activation=activation, output=output, grad=grad)
         if mesh is not None:
             split, whole = (NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])),
                             NamedSharding(mesh, PartitionSpec()))
@@ -320,11 +247,17 @@ def fit_many(
             if chunk is None and mesh is None and jax.default_backend() == "cpu":
                 chunk = CPU_CHUNK
             theta, value, hist, it, n_evals, status = jax.device_get(_lbfgs_many(
-                theta0, Xd, Yd, lam_d, maxiter=maxiter, chunk_size=chunk, **static, **kw_loop))
-            tol_used = kw_loop["tol"]
-            messages = tuple(_lbfgs_message(int(s), int(n), maxiter, tol_used)
+                theta0, Xd, Yd, lam_d, spec=spec, maxiter=maxiter, chunk_size=chunk,
+                **kw_loop))
+            messages = tuple(message(s, n_iter=int(n), maxiter=maxiter, tol=kw_loop["tol"])
                              for s, n in zip(status, it, strict=True))
-            converged = np.asarray(status) == CONVERGED
+            converged = np.asarray(status) == Status.CONVERGED
+        elif method == "fmincg":
+            theta, value, hist, it, n_evals, status = jax.device_get(_fmincg_many(
+                theta0, Xd, Yd, lam_d, spec=spec, maxiter=maxiter))
+            messages = tuple(message(s, n_iter=int(n), maxiter=maxiter)
+                             for s, n in zip(status, it, strict=True))
+            converged = np.zeros(B, dtype=bool)
         else:
             keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
             if mesh is not None:
@@ -333,14 +266,14 @@ def fit_many(
             b = m if batch_size is None else min(batch_size, m)  # as fit: m // b batches of b
             nb = m // b
             theta, value, hist = jax.device_get(_minibatch_many(
-                theta0, Xd, Yd, lam_d, keys, **static, **kw_loop, epochs=maxiter))
+                theta0, Xd, Yd, lam_d, keys, spec=spec, **kw_loop, epochs=maxiter))
             it = np.sum(np.isfinite(hist), axis=1)
             n_evals = it * nb
             converged = np.zeros(B, dtype=bool)
             messages = tuple(
                 f"finished {int(n)} epochs of {nb} batches of {b}" if n == maxiter
                 else f"stopped: the cost became non-finite in epoch {int(n) + 1}" for n in it)
-        params = tuple(np.asarray(t) for t in _unravel_many(jnp.asarray(theta), sizes))
+        params = spec.unravel(np.asarray(theta))
     return FitManyResult(
         params=params, lams=lam_arr, cost=np.asarray(value, np.float64),
         history=np.asarray(hist, np.float64), n_iter=np.asarray(it, np.int64),
@@ -351,25 +284,26 @@ def fit_many(
 
 def _method_options(method: str, tol, learning_rate, batch_size, options) -> dict[str, Any]:
     """Check the method-specific arguments; return the static options of its compiled loop."""
+    if method == "fmincg":
+        for name, v in (("tol", tol), ("options", options), ("learning_rate", learning_rate),
+                        ("batch_size", batch_size)):
+            if v is not None:
+                raise ValueError(f"{name} is not used by method 'fmincg'")
+        return {}
     if method == "lbfgs":
         for name, v in (("learning_rate", learning_rate), ("batch_size", batch_size)):
             if v is not None:
                 raise ValueError(f"{name} is only used by adam/sgd, not by method 'lbfgs'")
-        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, int | float)
-                                or not tol >= 0):
-            raise ValueError(f"tol must be a number >= 0, got {tol!r}")
-        opts: dict[str, Any] = {"memory_size": 10, "max_linesearch_steps": 20,
-                                "chunk_size": None}
+        tol = check_tol(tol)
+        opts: dict[str, Any] = dict(LBFGS_MANY_OPTIONS)
         if options is not None:
             if not isinstance(options, dict) or set(options) - set(opts):
                 raise ValueError(f"options for lbfgs take only {sorted(opts)}, got {options!r}")
-            opts.update({k: _positive_int(v, f"options[{k!r}]") for k, v in options.items()})
-        return {"tol": 1e-5 if tol is None else float(tol), **opts}
+            opts.update({k: positive_int(v, f"options[{k!r}]") for k, v in options.items()})
+        return {"tol": 1e-5 if tol is None else tol, **opts}
     if tol is not None or options is not None:
         raise ValueError(f"tol and options are only used by method 'lbfgs', not {method!r}")
-    lr = DEFAULT_LEARNING_RATE[method] if learning_rate is None else learning_rate
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not np.isfinite(lr) or lr <= 0:
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
     if batch_size is not None:
-        batch_size = _positive_int(batch_size, "batch_size")
-    return {"optimizer": _optimizer(method, float(lr)), "batch_size": batch_size}
+        batch_size = positive_int(batch_size, "batch_size")
+    return {"optimizer": minibatch_optimizer(method, check_learning_rate(learning_rate, method)),
+            "batch_size": batch_size}

@@ -16,14 +16,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.typing import ArrayLike
 
+from jaxnn.checks import check_devices
+from jaxnn.train.problem import BATCH_AXIS
+
 __all__ = ["data_mesh", "replicate", "shard_examples", "shard_local_examples"]
 
 Array = jax.Array
 Devices = int | Sequence[jax.Device] | Mesh
-BATCH_AXIS = "batch"
-
-
-# --- data parallelism: meshes and sharded arrays ------------------------------------------------
 
 
 def data_mesh(devices: Devices | None = None, axis_name: str = BATCH_AXIS) -> Mesh:
@@ -31,28 +30,11 @@ def data_mesh(devices: Devices | None = None, axis_name: str = BATCH_AXIS) -> Me
     over the mesh's one axis, whatever its name).
 
     ``devices``: None (all of ``jax.devices()``, every process's in a multi-process run), a
-    count ``N`` (the first ``N``), a list of ``jax.Device``, or a 1-D ``Mesh`` (returned as is
-    as is)."""
-    if isinstance(devices, Mesh):
-        if len(devices.axis_names) != 1:
-            raise ValueError(f"devices: the mesh must be 1-D, got axes {devices.axis_names}")
-        return devices
-    available = jax.devices()
+    count ``N`` (the first ``N``), a list of ``jax.Device``, or a 1-D ``Mesh`` (returned as
+    is). The rule is :func:`jaxnn.checks.check_devices`, which ``fit`` and ``fit_many`` use."""
     if devices is None:
-        devs = available
-    elif isinstance(devices, int | np.integer) and not isinstance(devices, bool):
-        if not 1 <= devices <= len(available):
-            raise ValueError(f"devices={devices} but {len(available)} JAX devices are available"
-                             " (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
-                             "before JAX starts makes N)")
-        devs = available[: int(devices)]
-    elif isinstance(devices, Sequence) and devices and all(isinstance(d, jax.Device)
-                                                           for d in devices):
-        devs = list(devices)
-    else:
-        raise ValueError(f"devices must be a positive count, a list of jax devices or a Mesh, "
-                         f"got {devices!r}")
-    return Mesh(np.array(devs), (axis_name,))
+        return Mesh(np.array(jax.devices()), (axis_name,))
+    return check_devices(devices, axis_name)
 
 
 def shard_examples(

@@ -13,7 +13,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxnn.train import value_and_grad_flat
+from jaxnn.spec import NetSpec
+from jaxnn.train.status import Status
 
 __all__ = ["LbfgsState", "lbfgs_many_run"]
 
@@ -46,8 +47,6 @@ Array = jax.Array
 # No network waits for another's line search, and no evaluation is thrown away.
 
 C1, C2 = 1e-4, 0.9
-# why a network's L-BFGS run stopped
-RUNNING, CONVERGED, STALLED, NONFINITE = 0, 1, 2, 3
 
 
 class LbfgsState(NamedTuple):
@@ -115,8 +114,8 @@ def _two_loop(g: Array, S: Array, Yd: Array, rho: Array) -> Array:
 
 def _status(value: Array, g: Array, tol: float) -> Array:
     finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(g))
-    return jnp.where(~finite, NONFINITE,
-                     jnp.where(jnp.max(jnp.abs(g)) <= tol, CONVERGED, RUNNING)
+    return jnp.where(~finite, Status.NONFINITE,
+                     jnp.where(jnp.max(jnp.abs(g)) <= tol, Status.CONVERGED, Status.RUNNING)
                      ).astype(jnp.int32)
 
 
@@ -179,7 +178,7 @@ def _lbfgs_advance(c: LbfgsState, f: Array, g: Array, active: Array, *, tol: flo
     rho = jnp.where(accepted & reset, 0, rho)  # rho = 0 empties a slot; S, Yd need no clearing
     step_new = jnp.where(jnp.all(rho == 0), _first_step(g_acc), jnp.ones((), dt))
     status = jnp.where(accepted, _status(f_acc, g_acc, tol),
-                       jnp.where(active & out_of_trials, STALLED, c.status))
+                       jnp.where(active & out_of_trials, Status.STALLED, c.status))
 
     def pick(a, b, when=accepted):
         return jnp.where(when, a, b)
@@ -204,7 +203,8 @@ def lbfgs_many_run(
     Y: Array,
     lams: Array,
     *,
-    sizes: tuple[int, ...],
+    spec: NetSpec | None = None,
+    sizes: tuple[int, ...] | None = None,
     activation: str = "sigmoid",
     output: str = "sigmoid",
     grad: str = "backprop",
@@ -216,9 +216,11 @@ def lbfgs_many_run(
 ) -> LbfgsState:
     """L-BFGS for ``B`` networks at once, one compiled ``while_loop``; pure and jittable.
 
-    ``theta0`` ``(B, n)`` (Octave order for ``sizes``), ``X`` ``(m, n_0)``, ``Y`` ``(m, K)``,
-    ``lams`` ``(B,)``. Each pass evaluates every running network once at its trial point
-    (:func:`jaxnn.train.value_and_grad_flat`; in groups of ``chunk_size`` networks, which keeps
+    The network is ``spec`` (a :class:`jaxnn.spec.NetSpec`), or ``sizes``, ``activation``,
+    ``output`` and ``grad`` as in :func:`jaxnn.train.value_and_grad_flat`.
+    ``theta0`` ``(B, n)`` (Octave order for ``spec.sizes``), ``X`` ``(m, n_0)``, ``Y``
+    ``(m, K)``, ``lams`` ``(B,)``. Each pass evaluates every running network once at its trial
+    point (``spec.value_and_grad``; in groups of ``chunk_size`` networks, which keeps
     the hidden activations of a group in cache on CPU; None: all at once) and accepts its step
     or moves it within the line search's bracket (see the comment above :class:`LbfgsState`).
     A network stops after ``maxiter`` iterations, when ``max|g| <= tol``, when its line search
@@ -226,9 +228,10 @@ def lbfgs_many_run(
     it is then held fixed while the others go on. With ``B = 1`` this is the single-network
     loop: member ``i`` of a batch computes what ``B = 1`` computes for it, to rounding.
     Returns the final :class:`LbfgsState`, batched (``history`` ``(B, maxiter)``, NaN-padded)."""
+    if spec is None:
+        spec = NetSpec(tuple(sizes), activation, output, grad)
     B = theta0.shape[0]
-    vg = partial(value_and_grad_flat, sizes=sizes, activation=activation, output=output,
-                 grad=grad)
+    vg = spec.value_and_grad
 
     def evaluate(thetas, lams):
         one = lambda a: vg(a[0], X, Y, a[1])  # noqa: E731
@@ -243,7 +246,7 @@ def lbfgs_many_run(
                                max_linesearch_steps=max_linesearch_steps))
 
     def running(c: LbfgsState) -> Array:
-        return (c.status == RUNNING) & (c.it < maxiter)
+        return (c.status == Status.RUNNING) & (c.it < maxiter)
 
     def body(c: LbfgsState) -> LbfgsState:
         f, g = evaluate(c.theta + c.step[:, None] * c.direction, lams)

@@ -1,16 +1,8 @@
-"""Pieces shared by the ``jaxnn`` subcommands: user errors, optional packages, data and weights
-loading from command-line options, small file writers.
-
-Everything that can go wrong because of what the user typed or pointed at becomes a
-:class:`UsageError`, which :func:`jaxnn.cli.main` prints as one line (exit status 2).
-"""
+"""The inputs of a ``jaxnn`` command: the examples named by ``--data``/``--dataset`` and the
+weights named by ``--weights``, with every problem turned into a :class:`UsageError`."""
 
 from __future__ import annotations
 
-import importlib.util
-import io
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,47 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jaxnn._files import atomic_write
-
-EXTRA_HINT = "pip install 'jaxnn[all]'"
-
-# the import name of each optional package, and the name pip knows it by
-_PACKAGES = {"rich": "rich", "matplotlib": "matplotlib", "sklearn": "scikit-learn",
-             "mlxtend": "mlxtend"}
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class UsageError(Exception):
-    """A problem with the command line or the files it names: printed as one line, exit 2."""
-
-
-def require(command: str, *modules: str) -> None:
-    """Raise :class:`UsageError` naming the pip command if an optional package is missing."""
-    missing = [_PACKAGES.get(m, m) for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise UsageError(
-            f"jaxnn {command} needs the optional package(s) {', '.join(missing)}: {EXTRA_HINT}"
-        )
-
-
-def missing_module(exc: ImportError) -> str | None:
-    """The optional package (pip name) whose absence caused ``exc``, or None if it is not one
-    of jaxnn's optional packages (then ``exc`` is a real bug and should not be hidden)."""
-    for err in (exc, exc.__cause__):
-        name = (getattr(err, "name", None) or "").split(".")[0]
-        if isinstance(err, ImportError) and name in _PACKAGES:
-            return _PACKAGES[name]
-    return None
-
-
-def missing_extra(exc: ImportError) -> UsageError:
-    """A one-line :class:`UsageError` for an optional package that failed to import."""
-    name = missing_module(exc) or exc.name or str(exc)
-    return UsageError(f"missing optional package {name}: {EXTRA_HINT}")
-
-
-# ---- data ----------------------------------------------------------------------------------------
+from jaxnn.cli.common import UsageError, missing_extra, missing_module
 
 Order = Literal["C", "F"]
 
@@ -205,65 +157,3 @@ def check_fits(params: Sequence[np.ndarray], data: Data, weights: str) -> None:
         )
 
 
-# ---- output files --------------------------------------------------------------------------------
-
-
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically. numpy scalars and arrays become numbers and
-    lists, non-finite floats ``null`` (so the file is strict JSON)."""
-    write_text(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` with numpy types, paths and tuples converted and NaN/inf replaced by None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
-
-
-def write_csv(path: str | os.PathLike[str], header: Sequence[str],
-              columns: Sequence[np.ndarray]) -> None:
-    """Write integer columns as CSV with a header row, atomically."""
-    buffer = io.StringIO()
-    np.savetxt(buffer, np.column_stack(columns), fmt="%d", delimiter=",",
-               header=",".join(header), comments="")
-    write_text(path, buffer.getvalue())
-
-
-def output_dir(path: str | None, default_parent: str = "runs") -> Path:
-    """Create and return the output directory: ``path``, or ``runs/<timestamp>`` (made unique)."""
-    import time
-
-    if path is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(default_parent) / stamp
-        out, k = base, 1
-        while out.exists():
-            k += 1
-            out = base.with_name(f"{stamp}-{k}")
-    else:
-        out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{out}: cannot create the output directory ({exc.strerror})") from exc
-    if not os.access(out, os.W_OK):
-        raise UsageError(f"{out}: the output directory is not writable")
-    return out

@@ -1,14 +1,16 @@
-"""Training: :func:`fit` with scipy's optimizers, optax L-BFGS in one compiled loop, adam or sgd.
+""":func:`fit`: the one training call, and the :class:`FitResult` it returns.
 
 ``fit(params, X, y, lam)`` unrolls ``params`` into the Octave-order vector ``theta`` once,
 puts ``X`` and the one-hot targets on the device once, and then
 
 * ``"L-BFGS-B"``, ``"TNC"``, ``"CG"``, ``"BFGS"``: ``scipy.optimize.minimize(jac=True)`` calls a
   jit-compiled value-and-gradient function once per evaluation; ``theta`` goes to the device and
-  ``[J, g]`` comes back in one array (:mod:`jaxnn._train_scipy`,
-  :class:`jaxnn._train_objective.ScipyObjective`);
+  ``[J, g]`` comes back in one array (:mod:`jaxnn.train.scipy_bridge`,
+  :class:`jaxnn.train.objective.ScipyObjective`);
 * ``"lbfgs"``: optax's L-BFGS with its zoom line search, the loop compiled as one
   ``lax.while_loop`` (:func:`lbfgs_run`);
+* ``"fmincg"``: the course's own nonlinear conjugate gradient, compiled the same way
+  (:func:`jaxnn.train.fmincg.fmincg_run`);
 * ``"adam"``, ``"sgd"`` (or any optax ``GradientTransformation`` passed as ``method``): shuffled
   mini-batches, the epochs compiled (:func:`minibatch_run`).
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,35 +34,12 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxnn import _train_optax as loops
-from jaxnn._train_objective import ScipyObjective, check_grad, value_and_grad_flat
-from jaxnn._train_optax import lbfgs_run, minibatch_run
-from jaxnn._train_scipy import fit_scipy
-from jaxnn._train_setup import (
-    METHODS,
-    SCIPY_METHODS,
-    Problem,
-    check_dtype,
-    check_method,
-    check_options,
-    make_problem,
-    positive_int,
-)
+from jaxnn.checks import check_dtype, check_learning_rate, check_seed, positive_int
 from jaxnn.precision import x64, x64_enabled
-
-__all__ = [
-    "METHODS",
-    "FitResult",
-    "fit",
-    "lbfgs_run",
-    "minibatch_run",
-    "value_and_grad_flat",
-]
-
-LBFGS_SEGMENT = 25  # default iterations per compiled segment
-MINIBATCH_SEGMENT_STEPS = 100  # default optimizer steps per compiled segment (whole epochs)
-
-Callback = Callable[[int, float, tuple[np.ndarray, ...]], Any]
+from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_minibatch
+from jaxnn.train.loops import minibatch_optimizer
+from jaxnn.train.problem import SCIPY_METHODS, check_method, check_options, make_problem
+from jaxnn.train.scipy_bridge import fit_scipy
 
 
 @dataclass(frozen=True, repr=False, eq=False)  # eq: params are arrays
@@ -133,6 +112,8 @@ def fit(
         lam: the L2 penalty ``lam/(2m) sum W^2`` (bias weights excluded).
         method: ``"L-BFGS-B"``, ``"TNC"``, ``"CG"``, ``"BFGS"`` (scipy; BFGS keeps a dense
             ``n x n`` matrix, for small networks only), ``"lbfgs"`` (optax, compiled loop),
+            ``"fmincg"`` (the course's conjugate gradient, compiled loop; ``maxiter`` counts
+            its line searches and ``history`` has the cost after each successful one),
             ``"adam"``, ``"sgd"`` (optax, mini-batches), or any optax ``GradientTransformation``
             (used like adam/sgd).
         maxiter: iterations; for adam/sgd epochs (passes through the data).
@@ -171,139 +152,24 @@ def fit(
         reached so far with ``interrupted=True`` rather than raising.
     """
     t0 = time.perf_counter()
-    name, optimizer = check_method(method, learning_rate)
+    name = check_method(method)
     maxiter = positive_int(maxiter, "maxiter")
-    check_grad(grad)
     want64 = check_dtype(dtype)
-    check_options(name, tol, learning_rate, batch_size, segment, options, callback)
+    loop_options = check_options(name, grad=grad, tol=tol, learning_rate=learning_rate,
+                                 batch_size=batch_size, segment=segment, options=options,
+                                 callback=callback)
+    seed = check_seed(seed)
+    if name in ("adam", "sgd"):
+        method = minibatch_optimizer(name, check_learning_rate(learning_rate, name))
     scope = x64() if want64 and not x64_enabled() else contextlib.nullcontext()
     with scope:
         prob = make_problem(params, X, y, lam, activation, output, grad, want64, devices)
         if name in SCIPY_METHODS:
-            out = fit_scipy(prob, name, maxiter, tol, options, callback)
+            out = fit_scipy(prob, name, maxiter, tol, loop_options, callback)
         elif name == "lbfgs":
-            out = _fit_lbfgs(prob, maxiter, tol, options, callback, segment)
+            out = fit_lbfgs(prob, maxiter, tol, loop_options, callback, segment)
+        elif name == "fmincg":
+            out = fit_fmincg(prob, maxiter, callback, segment)
         else:
-            out = _fit_minibatch(prob, optimizer, maxiter, batch_size, seed, callback, segment)
+            out = fit_minibatch(prob, method, maxiter, batch_size, seed, callback, segment)
     return FitResult(**out, seconds=time.perf_counter() - t0, method=name, grad=grad)
-
-
-# --- compiled optax loops -----------------------------------------------------------------------
-
-_LOOP_STATIC = ("sizes", "activation", "output", "grad")
-_LBFGS_STATIC = (*_LOOP_STATIC, "tol", "memory_size", "max_linesearch_steps")
-_lbfgs_init = jax.jit(loops.lbfgs_init, static_argnames=_LBFGS_STATIC)
-_lbfgs_segment = jax.jit(loops.lbfgs_segment, static_argnames=(*_LBFGS_STATIC, "length"))
-_minibatch_init = jax.jit(loops.minibatch_init, static_argnames=("optimizer",))
-_minibatch_segment = jax.jit(loops.minibatch_segment, static_argnames=(
-    *_LOOP_STATIC, "optimizer", "batch_size", "length"))
-
-
-def _run_segments(step: Callable, carry, total: int, seg: int, progress: Callable,
-                  callback: Callback | None, prob: Problem):
-    """Call ``step(carry, stop) -> (carry, costs)`` segment by segment up to ``total``
-    iterations, ``seg`` at a time.
-
-    ``progress(carry) -> (iterations done, finished)`` on the host. A carry replaces the
-    previous one only once it is computed, so a ``KeyboardInterrupt`` keeps the last finished
-    segment. Returns ``(carry, iterations, history, interrupted, stop message)``."""
-    it, history, interrupted, stopped = 0, [], False, None
-    try:
-        while True:
-            new, costs = step(carry, min(it + seg, total))
-            (done, finished), costs = progress(new), np.asarray(costs)
-            history.append(costs[: done - it])
-            carry, it = new, done
-            if callback is not None and it > 0 and callback(
-                    it, float(history[-1][-1]), prob.unravel(np.asarray(carry.theta))):
-                stopped = f"stopped by callback after {it} iterations"
-                break
-            if finished or it >= total:
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-    history = np.concatenate(history).astype(np.float64) if history else np.zeros(0)
-    return carry, it, history, interrupted, stopped
-
-
-def _interrupted_message(it: int) -> str:
-    return (f"interrupted (KeyboardInterrupt) after {it} iterations; params are those of the "
-            "last finished compiled segment")
-
-
-def _interrupted_at_start(prob: Problem) -> dict:
-    """What ``fit`` returns for a ``KeyboardInterrupt`` before the loop's state existed (while
-    the loop compiled): the initial parameters, no cost evaluated (NaN), no iteration."""
-    return dict(params=prob.unravel(prob.theta0), cost=float("nan"), history=np.zeros(0),
-                n_iter=0, n_evals=0, converged=False, interrupted=True,
-                message="interrupted (KeyboardInterrupt) before the first iteration; params are "
-                        "the initial ones")
-
-
-def _fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> dict:
-    kw = dict(sizes=prob.sizes, activation=prob.activation, output=prob.output, grad=prob.grad,
-              tol=1e-5 if tol is None else float(tol), **(options or {}))
-    try:
-        carry = _lbfgs_init(prob.put(prob.theta0), prob.X, prob.Y, prob.lam, **kw)
-    except KeyboardInterrupt:  # while compiling or at the first evaluation
-        return _interrupted_at_start(prob)
-    seg = segment or LBFGS_SEGMENT
-    length = max(seg, LBFGS_SEGMENT)  # one compiled program for every segment <= the default
-
-    def progress(c):
-        it, status = jax.device_get((c.it, c.status))
-        return int(it), int(status) != loops.RUNNING
-
-    carry, it, history, interrupted, stopped = _run_segments(
-        lambda c, stop: _lbfgs_segment(c, prob.X, prob.Y, prob.lam, stop, length=length, **kw),
-        carry, maxiter, seg, progress, callback, prob)
-    status = int(carry.status)
-    message = stopped or {
-        loops.RUNNING: f"maximum number of iterations ({maxiter}) reached",
-        loops.CONVERGED: f"converged: max |gradient| <= tol ({kw['tol']:g})",
-        loops.STALLED: "stopped: the line search made no progress",
-        loops.NONFINITE: "stopped: the cost or its gradient is not finite",
-    }[status]
-    if interrupted:
-        message = _interrupted_message(it)
-    return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
-                history=history, n_iter=it, n_evals=int(carry.n_evals),
-                converged=status == loops.CONVERGED, message=message, interrupted=interrupted)
-
-
-def _fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, callback,
-                   segment) -> dict:
-    m = prob.X.shape[0]
-    b, nb = loops.n_batches(m, batch_size)
-    key = jax.random.key(int(seed))
-    if prob.replicated is not None:
-        key = jax.device_put(key, prob.replicated)
-    seg = segment or max(1, MINIBATCH_SEGMENT_STEPS // nb)
-    kw = dict(sizes=prob.sizes, activation=prob.activation, output=prob.output, grad=prob.grad,
-              optimizer=optimizer, batch_size=b, length=max(seg, MINIBATCH_SEGMENT_STEPS))
-    try:
-        carry = _minibatch_init(prob.put(prob.theta0), optimizer)
-    except KeyboardInterrupt:
-        return _interrupted_at_start(prob)
-
-    def progress(c):
-        it, finite = jax.device_get((c.epoch, c.finite))
-        return int(it), not bool(finite)
-
-    carry, it, history, interrupted, stopped = _run_segments(
-        lambda c, stop: _minibatch_segment(c, prob.X, prob.Y, prob.lam, key, stop, **kw),
-        carry, epochs, seg, progress, callback, prob)
-    theta = np.asarray(carry.theta)
-    obj = ScipyObjective(prob.X, prob.Y, prob.lam, sizes=prob.sizes, activation=prob.activation,
-                         output=prob.output, grad=prob.grad, theta_sharding=prob.replicated)
-    cost = float(obj.packed(theta)[0])
-    if interrupted:
-        message = _interrupted_message(it)
-    elif stopped:
-        message = stopped
-    elif not bool(carry.finite):
-        message = f"stopped: the cost became non-finite in epoch {it}"
-    else:
-        message = f"finished {it} epochs of {nb} batches of {b}"
-    return dict(params=prob.unravel(theta), cost=cost, history=history, n_iter=it,
-                n_evals=it * nb, converged=False, message=message, interrupted=interrupted)

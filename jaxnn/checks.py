@@ -1,0 +1,429 @@
+"""The one home of jaxnn's argument rules and the constants they share.
+
+Every entry point (``cost``/``backprop``/..., ``fit``, ``fit_many``, ``fit_stream``, the
+estimator, the sweeps and the command line) checks its arguments with the functions here, so
+one rule gives one outcome and one message everywhere. Each raises ``ValueError`` naming the
+argument, what was wrong and what is accepted (``TypeError`` is never raised: a value of the
+wrong type is a ``ValueError`` too, so one ``except ValueError`` catches every bad argument).
+
+Shape checks always run (shapes are static, even under ``jit``). Value checks (finite ``X``,
+labels in ``0..K-1``, targets in ``[0, 1]``) need concrete values, so they run on ordinary
+calls and are skipped when the function is being traced inside a user's ``jit``/``vmap``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnn.names import GRADS
+
+Array = jax.Array
+Params = tuple[Array, ...]
+
+
+def is_traced(*xs: object) -> bool:
+    """True if any argument is a JAX tracer (we are inside a transformation)."""
+    return any(isinstance(x, jax.core.Tracer) for x in xs)
+
+
+def as_params(params: object, name: str = "params") -> Params:
+    """Check that ``params`` is a non-empty sequence of 2-D arrays whose shapes chain:
+    ``Theta_{l+1}.shape[1] == 1 + Theta_l.shape[0]``. Returns them as a tuple of arrays."""
+    if isinstance(params, dict) or not isinstance(params, Sequence) or isinstance(params, str):
+        raise ValueError(
+            f"{name} must be a tuple or list of 2-D arrays (Theta1, Theta2, ...), "
+            f"got {type(params).__name__}"
+        )
+    if len(params) == 0:
+        raise ValueError(f"{name} is empty; it needs at least one Theta of shape (K, 1 + n)")
+    out = []
+    for i, t in enumerate(params):
+        if not hasattr(t, "shape"):
+            t = np.asarray(t)
+        if len(t.shape) != 2:
+            raise ValueError(
+                f"{name}[{i}] (Theta{i + 1}) must be 2-D of shape (n_out, 1 + n_in), "
+                f"got shape {tuple(t.shape)}"
+            )
+        if t.shape[1] < 1 or t.shape[0] < 1:
+            raise ValueError(
+                f"{name}[{i}] (Theta{i + 1}) has shape {tuple(t.shape)}; it needs at least one "
+                "row and a bias column"
+            )
+        if i > 0 and t.shape[1] != 1 + out[-1].shape[0]:
+            raise ValueError(
+                f"{name}[{i}] (Theta{i + 1}) has shape {tuple(t.shape)} but Theta{i} has "
+                f"{out[-1].shape[0]} rows, so Theta{i + 1} needs {1 + out[-1].shape[0]} columns "
+                "(bias + one per unit below): the layers do not chain"
+            )
+        if jnp.issubdtype(t.dtype, jnp.complexfloating) or not (
+                jnp.issubdtype(t.dtype, jnp.number) or t.dtype == bool):
+            raise ValueError(
+                f"{name}[{i}] (Theta{i + 1}) must hold real numbers, got dtype {t.dtype}"
+            )
+        if not isinstance(t, jax.Array | jax.core.Tracer):
+            t = np.asarray(t)
+            if not np.issubdtype(t.dtype, np.floating):
+                t = t.astype(np.float64)
+        out.append(t)
+    return tuple(out)
+
+
+def float_dtype(*arrays: object) -> jnp.dtype:
+    """The floating dtype the computation runs in: the promotion of the inputs' dtypes,
+    or JAX's default float if none is floating. float64 becomes float32 unless x64 is on."""
+    dts = [np.dtype(a.dtype) for a in arrays if jnp.issubdtype(a.dtype, jnp.floating)]
+    return jax.dtypes.canonicalize_dtype(np.result_type(*dts) if dts else float)
+
+
+def check_X(X: object, n_in: int, name: str = "X") -> Array | np.ndarray:
+    """``X`` must be 2-D ``(m, n_in)`` with ``m >= 1``, numeric, and (when concrete) finite."""
+    if not hasattr(X, "shape"):
+        X = np.asarray(X)
+    if len(X.shape) != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (m, {n_in}) with one example per row, "
+            f"got shape {tuple(X.shape)}"
+        )
+    if X.shape[1] != n_in:
+        raise ValueError(
+            f"{name} has {X.shape[1]} features (shape {tuple(X.shape)}) but the first Theta "
+            f"expects {n_in} (its shape is (n_1, 1 + {n_in})); pass X of shape (m, {n_in})"
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has no rows; pass at least one example")
+    if not (jnp.issubdtype(X.dtype, jnp.number) or X.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
+    if jnp.issubdtype(X.dtype, jnp.complexfloating):
+        raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    if not is_traced(X) and jnp.issubdtype(X.dtype, jnp.inexact):
+        checked_once(X, "finite", lambda: _check_finite(X, name))
+    return X
+
+
+def _check_finite(x: Array | np.ndarray, name: str) -> None:
+    finite = np.isfinite(x).all() if isinstance(x, np.ndarray) else bool(_all_finite(x))
+    if not finite:
+        raise ValueError(
+            f"{name} contains NaN or infinite values; clean or impute them before training"
+        )
+
+
+@jax.jit
+def _all_finite(x: Array) -> Array:
+    return jnp.isfinite(x).all()
+
+
+# jax.Arrays are immutable, so a value check that passed once holds for the array's lifetime:
+# remember the arrays already checked (weakly, so they are still freed) and skip repeats.
+_checked: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def checked_once(x: object, what: str, check: Callable[[], None]) -> None:
+    """Run ``check()`` unless this same immutable ``jax.Array`` already passed ``what``."""
+    if not isinstance(x, jax.Array):
+        check()
+        return
+    key = (id(x), what)
+    if _checked.get(key) is x:
+        return
+    check()
+    _checked[key] = x
+
+
+@jax.jit
+def _label_range(y: Array) -> tuple[Array, Array]:
+    return y.min(), y.max()
+
+
+def check_targets(y: object, m: int, K: int, name: str = "y") -> Array | np.ndarray:
+    """``y`` is either integer labels ``(m,)`` in ``0..K-1`` or a target matrix ``(m, K)``.
+
+    Integer-valued float labels are accepted and cast to int32. Label range and finiteness are
+    checked when ``y`` is concrete."""
+    if not hasattr(y, "shape"):
+        y = np.asarray(y)
+    traced = is_traced(y)
+    if len(y.shape) == 1:
+        if y.shape[0] != m:
+            raise ValueError(
+                f"{name} has {y.shape[0]} labels but X has {m} rows; they must match"
+            )
+        if not jnp.issubdtype(y.dtype, jnp.integer):
+            if traced or not jnp.issubdtype(y.dtype, jnp.number):
+                raise ValueError(
+                    f"{name} must hold integer class labels 0..{K - 1}, got dtype {y.dtype}"
+                )
+            yn = np.asarray(y)
+            if not (np.isfinite(yn).all() and (yn == np.round(yn)).all()):
+                raise ValueError(
+                    f"{name} must hold integer class labels 0..{K - 1}; it has non-integer values"
+                )
+            y = yn.astype(np.int32)
+        if not traced:
+            checked_once(y, f"labels<{K}", lambda: _check_labels(y, K, name))
+        return y
+    if len(y.shape) == 2:
+        if y.shape != (m, K):
+            raise ValueError(
+                f"{name} as a target matrix must have shape (m, K) = ({m}, {K}), "
+                f"got {tuple(y.shape)}"
+            )
+        if jnp.issubdtype(y.dtype, jnp.complexfloating) or not (
+                jnp.issubdtype(y.dtype, jnp.number) or y.dtype == bool):
+            raise ValueError(f"{name} as a target matrix must hold real numbers in [0, 1], "
+                             f"got dtype {y.dtype}")
+        if not traced:
+            checked_once(y, "targets", lambda: _check_target_values(y, name))
+        return y
+    raise ValueError(
+        f"{name} must be integer labels of shape (m,) or a target matrix of shape (m, K), "
+        f"got shape {tuple(y.shape)}"
+    )
+
+
+def _check_labels(y: Array | np.ndarray, K: int, name: str) -> None:
+    lo, hi = (y.min(), y.max()) if isinstance(y, np.ndarray) else _label_range(y)
+    if lo < 0 or hi > K - 1:
+        raise ValueError(
+            f"{name} has labels in {int(lo)}..{int(hi)} but the network has K={K} "
+            f"outputs, so labels must lie in 0..{K - 1} (course files number classes "
+            "1..K: load them with jaxnn.datasets.load_mat, which maps label k to k mod K)"
+        )
+
+
+def _check_target_values(y: Array | np.ndarray, name: str) -> None:
+    lo, hi = (np.min(y), np.max(y)) if isinstance(y, np.ndarray) else _label_range(y)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or infinite values; targets must lie in [0, 1]")
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{name} as a target matrix must hold values in [0, 1] (one-hot rows "
+                         f"or probabilities), got values in {float(lo):g}..{float(hi):g}")
+
+
+def check_lam(lam: object, name: str = "lam") -> object:
+    """``lam`` must be a real, finite, non-negative scalar (its value checked when concrete;
+    a traced ``lam`` inside a user's ``jit`` passes through)."""
+    if is_traced(lam):
+        if len(lam.shape) != 0:
+            raise ValueError(f"{name} must be a scalar, got shape {tuple(lam.shape)}")
+        return lam
+    if hasattr(lam, "shape") and len(lam.shape) != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {tuple(lam.shape)}")
+    check_number(lam, name, low=0.0)
+    return lam
+
+
+# --- numbers, counts, choices -------------------------------------------------------------------
+
+
+def _is_real_number(value: object) -> bool:
+    """A real scalar: Python or numpy int/float, or a 0-d real array; not bool, str, complex."""
+    if isinstance(value, bool | np.bool_ | str | bytes):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    return shape == () and dtype is not None and (
+        np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating))
+
+
+def check_number(value: object, name: str, *, low: float | None = None,
+                 strict: bool = False) -> float:
+    """A finite real scalar, at least ``low`` (above it when ``strict``); returned as float.
+
+    Refuses bools, strings, complex numbers and arrays with more than one value."""
+    bound = "" if low is None else (f" > {low:g}" if strict else f" >= {low:g}")
+    if not _is_real_number(value):
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or (low is not None and (v <= low if strict else v < low)):
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return v
+
+
+def positive_int(value: object, name: str) -> int:
+    """A positive integer (Python or numpy int; not bool, not a float)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) \
+            or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_choice(value: object, choices: Sequence[str], name: str) -> str:
+    """``value`` must be one of ``choices`` (strings)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}={value!r} is not supported; choose one of {list(choices)}")
+    return value
+
+
+def check_grad(grad: object) -> str:
+    """``"backprop"`` (hand-written) or ``"autodiff"`` (``jax.value_and_grad``)."""
+    return check_choice(grad, GRADS, "grad")
+
+
+# seeds go to jax.random.key (a 64-bit value) and numpy's generators
+SEED_RANGE = (-(2**63), 2**63 - 1)
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """An integer seed that a JAX key and numpy's generators accept (64-bit signed)."""
+    if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) \
+            or not SEED_RANGE[0] <= int(seed) <= SEED_RANGE[1]:
+        raise ValueError(f"{name} must be an integer in [-2**63, 2**63 - 1], got {seed!r}")
+    return int(seed)
+
+
+def check_seeds(seed: object, B: int, name: str = "seed") -> np.ndarray:
+    """``B`` seeds, one per network: an int ``s`` gives ``s, s + 1, ..., s + B - 1``, or a
+    sequence of ``B`` ints."""
+    if isinstance(seed, int | np.integer) and not isinstance(seed, bool | np.bool_):
+        s = check_seed(seed, name)
+        check_seed(s + B - 1, name)
+        return s + np.arange(B, dtype=np.int64)
+    arr = np.asarray(seed) if isinstance(seed, Sequence | np.ndarray) else None
+    if arr is None or arr.shape != (B,) or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must be an int or {B} ints (one per network), got {seed!r}")
+    for s in arr:
+        check_seed(int(s), name)
+    return arr.astype(np.int64)
+
+
+def check_dtype(dtype: object) -> bool | None:
+    """The training precision: None (follow the inputs), False (float32) or True (float64)."""
+    if dtype is None:
+        return None
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    return dt == np.float64
+
+
+def check_tol(tol: object) -> float | None:
+    """A convergence tolerance: None (the method's default) or a number >= 0."""
+    return None if tol is None else check_number(tol, "tol", low=0.0)
+
+
+#: learning rates of the mini-batch methods when none is given
+DEFAULT_LEARNING_RATE = {"adam": 1e-3, "sgd": 0.1}
+
+
+def check_learning_rate(learning_rate: object, method: str) -> float | Callable:
+    """The learning rate of ``method`` (``"adam"``/``"sgd"``): its default for None, a
+    positive finite number, or an optax schedule (a callable of the step count)."""
+    if learning_rate is None:
+        return DEFAULT_LEARNING_RATE[method]
+    if callable(learning_rate):
+        return learning_rate
+    if not _is_real_number(learning_rate) or not 0 < float(learning_rate) < math.inf:
+        raise ValueError(f"learning_rate must be a positive number or an optax schedule, "
+                         f"got {learning_rate!r}")
+    return float(learning_rate)
+
+
+def check_callback(callback: object) -> Any:
+    """None or a callable."""
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable, got {type(callback).__name__}")
+    return callback
+
+
+# --- network shapes and labels --------------------------------------------------------------
+
+
+def check_sizes(layer_sizes: object, name: str = "layer_sizes") -> tuple[int, ...]:
+    """At least two positive integers (inputs, ..., outputs), e.g. ``(400, 25, 10)``."""
+    try:
+        sizes = tuple(int(n) for n in layer_sizes)
+        ok = all(int(n) == n and not isinstance(n, bool) for n in layer_sizes)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok or len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(
+            f"{name} must list at least two positive integers (inputs, ..., outputs), "
+            f"e.g. (400, 25, 10); got {layer_sizes!r}"
+        )
+    return sizes
+
+
+def check_hidden(hidden: object, name: str = "hidden") -> tuple[int, ...]:
+    """Hidden layer sizes: a positive int (one layer) or a sequence of them (``()``: none)."""
+    if isinstance(hidden, int | np.integer) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    try:
+        sizes = tuple(hidden)
+    except TypeError:
+        sizes = None
+    if sizes is None or isinstance(hidden, str) or not all(
+            isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1
+            for n in sizes):
+        raise ValueError(f"{name} must be a positive int or a sequence of positive ints "
+                         f"(units per hidden layer), got {hidden!r}")
+    return tuple(int(n) for n in sizes)
+
+
+def check_labels(y: object, name: str = "y", m: int | None = None) -> np.ndarray:
+    """Host-side class labels: a vector of ``m`` whole numbers ``>= 0`` (an ``(m, 1)`` or
+    ``(1, m)`` column or row is flattened), returned as int64."""
+    y = np.asarray(y)
+    if y.ndim == 2 and 1 in y.shape:
+        y = y.ravel()
+    want = f"({m},)" if m is not None else "(m,)"
+    if y.ndim != 1 or (m is not None and y.shape[0] != m):
+        raise ValueError(f"{name} must be integer labels of shape {want} (one per example), "
+                         f"got shape {y.shape}")
+    if y.dtype.kind not in "iufb":
+        raise ValueError(f"{name} must hold whole-number class labels 0..K-1, got dtype "
+                         f"{y.dtype}")
+    if y.dtype.kind == "f" and not (np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+        raise ValueError(f"{name} must hold whole-number class labels 0..K-1")
+    if y.size and y.min() < 0:
+        raise ValueError(f"{name} has negative labels; labels are classes 0..K-1")
+    if y.size and y.max() > MAX_CLASSES - 1:
+        raise ValueError(f"{name} has a label {y.max():g}, which would make {int(y.max()) + 1} "
+                         f"classes; jaxnn takes at most {MAX_CLASSES} (labels are 0..K-1)")
+    return y.astype(np.int64)
+
+
+#: the most classes a label vector may imply (a one-hot target row has K entries)
+MAX_CLASSES = 100_000
+
+
+# --- devices --------------------------------------------------------------------------------
+
+
+def check_devices(devices: object, axis_name: str) -> Any:
+    """A 1-D ``jax.sharding.Mesh`` from ``devices``: a count ``N`` (the first ``N`` of
+    ``jax.devices()``), a list of ``jax.Device``, or a 1-D ``Mesh`` (returned as is)."""
+    from jax.sharding import Mesh
+
+    if isinstance(devices, Mesh):
+        if len(devices.axis_names) != 1:
+            raise ValueError(f"devices: the mesh must be 1-D, got axes {devices.axis_names}")
+        return devices
+    available = jax.devices()
+    if isinstance(devices, int | np.integer) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(available):
+            raise ValueError(f"devices={devices} but {len(available)} JAX devices are available"
+                             " (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
+                             "before JAX starts makes N)")
+        devs = available[: int(devices)]
+    elif isinstance(devices, Sequence) and not isinstance(devices, str) and devices and all(
+            isinstance(d, jax.Device) for d in devices):
+        devs = list(devices)
+    else:
+        raise ValueError(f"devices must be a positive count, a list of jax devices or a 1-D "
+                         f"Mesh, got {devices!r}")
+    return Mesh(np.array(devs), (axis_name,))

@@ -1,0 +1,130 @@
+"""The ``jaxnn`` command: ``train``, ``gradcheck``, ``predict``, ``show`` and ``sweep``.
+
+``main(argv)`` parses the arguments, runs a subcommand and returns the exit status:
+
+* 0: done;
+* 1: a check failed (``gradcheck`` found gradients that disagree), or training diverged;
+* 2: a user error (missing or malformed file, bad option value, missing optional package, a
+  problem too large for memory), printed as one line without a traceback;
+* 130: interrupted with Ctrl-C (``train`` saves the weights it reached first).
+
+Each subcommand is one module of this package (:mod:`jaxnn.cli.train`,
+:mod:`~jaxnn.cli.gradcheck`, :mod:`~jaxnn.cli.predict`, :mod:`~jaxnn.cli.show`,
+:mod:`~jaxnn.cli.sweep`) with an ``add_parser`` and a ``run``; the options they share are in
+:mod:`jaxnn.cli.options`. The parser imports neither JAX nor the optional packages: ``--help``
+and argument errors answer at once, and JAX, optax, scipy, rich and matplotlib are imported
+when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from jaxnn.cli import gradcheck, predict, show, sweep, train
+from jaxnn.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    UsageError,
+    missing_extra,
+    missing_module,
+)
+
+__all__ = ["main", "build_parser"]
+
+COMMANDS = (train, gradcheck, predict, show, sweep)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors raise :class:`UsageError` (one line, exit 2) instead of
+    printing the usage block and exiting; subparsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> ArgumentParser:
+    """The ``jaxnn`` argument parser with every subcommand."""
+    from jaxnn import __version__
+
+    parser = ArgumentParser(
+        prog="jaxnn",
+        description="The classic neural-network exercise (ex4) in JAX: train, check gradients, "
+                    "predict and draw hidden units.")
+    parser.add_argument("--version", action="version", version=f"jaxnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    parser.set_defaults(commands=tuple(sub.choices))
+    return parser
+
+
+# ---- entry point ---------------------------------------------------------------------------------
+
+
+MAX_MESSAGE = 400  # characters of an error message shown (one line)
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line, at most :data:`MAX_MESSAGE` characters (a library's message
+    can quote megabytes of a corrupt file)."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 5] + " ..."
+
+
+def _fail(prog: str, message: str) -> int:
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``jaxnn`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit
+    status (see the module docstring). Every error that reaches here is one line on standard
+    error: a user error, a file-system error, a value the library refused, memory that cannot
+    be had; a Ctrl-C is exit 130."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = "jaxnn" + (f" {argv[0]}" if argv and not argv[0].startswith("-") else "")
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version
+            return exc.code if isinstance(exc.code, int) else 0
+        if getattr(args, "func", None) is None:
+            raise UsageError(f"choose a command: {', '.join(args.commands)} "
+                             "(see 'jaxnn --help')")
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        return _fail(prog, str(exc))
+    except ImportError as exc:
+        if missing_module(exc) is None:
+            raise
+        return _fail(prog, str(missing_extra(exc)))
+    except BrokenPipeError:  # e.g. `jaxnn predict ... | head`
+        return 0
+    except OSError as exc:  # anything the file system says: missing, loop, permission, ...
+        return _fail(prog, _os_error(exc))
+    except (ValueError, TypeError, OverflowError) as exc:  # an argument the library refused
+        return _fail(prog, str(exc))
+    except MemoryError:
+        return _fail(prog, "not enough memory for this problem; use fewer examples, smaller "
+                           "layers or --dtype float32")
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RuntimeError as exc:  # XLA's errors (XlaRuntimeError) are RuntimeErrors
+        if "RESOURCE_EXHAUSTED" in str(exc) or "Out of memory" in str(exc):
+            return _fail(prog, "not enough memory for this problem (XLA could not allocate "
+                               "it); use fewer examples or smaller layers")
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

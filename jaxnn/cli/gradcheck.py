@@ -1,0 +1,133 @@
+"""``jaxnn gradcheck``: numerical, hand-written and automatic gradients side by side."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from jaxnn.cli.common import EXIT_FAILED, EXIT_OK, UsageError, require
+from jaxnn.cli.inputs import check_fits, load_data, load_weights
+from jaxnn.cli.options import (
+    add_data_options,
+    add_model_options,
+    non_negative,
+    positive,
+    positive_int,
+    seed_int,
+)
+from jaxnn.cli.report import console
+
+SMALL_SIZES = (3, 5, 3)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add this subcommand to the ``jaxnn`` parser."""
+    p = sub.add_parser(
+        "gradcheck", help="compare numerical, hand-written and automatic gradients",
+        description="Compare the numerical gradient (central differences), the hand-written "
+                    "backprop and jax.grad, in float64. By default on the course's small 3-5-3 "
+                    "network at lam 0 and 3; --full checks the 400-25-10 network on mnist5k "
+                    "(about a minute on two cores; --examples N is faster). Exit status 0 if "
+                    "every relative difference is below --tol, 1 otherwise.")
+    p.add_argument("--full", action="store_true", help="the 400-25-10 network on data")
+    p.add_argument("--examples", type=positive_int, metavar="N",
+                   help="with --full: check on N random examples")
+    p.add_argument("--weights", metavar="FILE", help="with --full: check at these weights "
+                   "(.mat or .npz) instead of random ones")
+    add_data_options(p, None)
+    p.add_argument("--hidden", nargs="+", type=positive_int, default=[25], metavar="N",
+                   help="with --full: hidden layer sizes (default: 25)")
+    p.add_argument("--lam", nargs="+", type=non_negative, metavar="LAM",
+                   help="one or more lambdas (default: 0 3; with --full: 1)")
+    p.add_argument("--eps", type=positive, default=1e-4, help="finite-difference step "
+                   "(default: %(default)g)")
+    p.add_argument("--tol", type=positive, default=1e-9, help="largest relative difference "
+                   "that passes (default: %(default)g)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed for random weights and examples")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def course_problem() -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    """The course's ``checkNNGradients`` problem: a 3-5-3 network with ``debug_params``,
+    ``X = sin(1..15)/10`` column-major ``(5, 3)`` and ``y = [1, 2, 0, 1, 2]``."""
+    from jaxnn.model import debug_params
+    from jaxnn.precision import x64
+
+    X = (np.sin(np.arange(1, 16, dtype=np.float64)) / 10).reshape((5, 3), order="F")
+    with x64():
+        params = tuple(np.asarray(t) for t in debug_params(SMALL_SIZES, np.float64))
+    return params, X, np.array([1, 2, 0, 1, 2])
+
+
+def full_problem(args: argparse.Namespace) -> tuple[tuple[np.ndarray, ...], np.ndarray,
+                                                       np.ndarray]:
+    """The 400-25-10 network on mnist5k (or ``--data``), random or ``--weights``, optionally
+    on ``--examples N`` of the examples."""
+    from jaxnn.model import init_params
+
+    data = load_data(args.data, args.dataset, need_labels=True)
+    X, y = data.X, data.y
+    if args.examples is not None:
+        if not 1 <= args.examples <= X.shape[0]:
+            raise UsageError(f"--examples must be in 1..{X.shape[0]}, got {args.examples}")
+        rows = np.random.default_rng(args.seed).permutation(X.shape[0])[: args.examples]
+        X, y = X[rows], y[rows]
+    if args.weights:
+        params = load_weights(args.weights)
+        check_fits(params, data, args.weights)
+    else:
+        sizes = (X.shape[1], *args.hidden, int(y.max()) + 1)
+        params = tuple(np.asarray(t, np.float64) for t in init_params(args.seed, sizes))
+    return params, X, y
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compare numerical, hand-written and automatic gradients; 0 if they agree, 1 if not."""
+    require("gradcheck", "rich")
+    from jaxnn.gradcheck import check_gradients
+
+    if args.eps <= 0 or args.tol <= 0:
+        raise UsageError("--eps and --tol must be positive")
+    if args.full:
+        params, X, y = full_problem(args)
+        lams = args.lam if args.lam is not None else [1.0]
+    else:
+        if args.weights or args.data or args.dataset or args.examples is not None:
+            raise UsageError("--weights, --data, --dataset and --examples need --full")
+        params, X, y = course_problem()
+        lams = args.lam if args.lam is not None else [0.0, 3.0]
+    if any(lam < 0 for lam in lams):
+        raise UsageError(f"--lam must be >= 0, got {lams}")
+    out, ok = console(), True
+    sizes = "-".join(str(n) for n in (params[0].shape[1] - 1, *(t.shape[0] for t in params)))
+    for lam in lams:
+        model = "" if (args.activation, args.output) == ("sigmoid", "sigmoid") else \
+            f", {args.activation}/{args.output}"
+        out.print(f"[bold]Gradient check[/]: {sizes} network{model}, {X.shape[0]} examples, "
+                  f"lam={lam:g}, eps={args.eps:g}, float64")
+        started = time.perf_counter()
+        report = check_gradients(params, X, y, lam, eps=args.eps, activation=args.activation,
+                                 output=args.output)
+        out.print(f"cost J = {report.cost:.6f}; checked in "
+                  f"{time.perf_counter() - started:.1f} s")
+        ok &= _print_gradcheck(out, report, args.tol)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _print_gradcheck(out, report, tol: float) -> bool:  # noqa: ANN001
+    from jaxnn.cli.report import gradient_tables
+
+    for table in gradient_tables(report):
+        out.print(table)
+    passed = report.passed(tol)
+    if passed:
+        out.print(f"[bold green]PASS[/]: both relative differences are below {tol:g}\n")
+    else:
+        out.print(f"[bold red]FAIL[/]: a relative difference is above {tol:g}: the gradients "
+                  "disagree\n")
+    return passed
+
+

@@ -1,0 +1,96 @@
+"""Options shared by the ``jaxnn`` subcommands: argument types and the data and model options.
+
+Imports nothing heavy (no JAX, no numpy): the parser is built and ``--help`` answered before
+JAX is imported. Number types report the same rules the library applies
+(:mod:`jaxnn.checks`), in argparse's one-line form.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from jaxnn.names import ACTIVATIONS, GRADS, MANY_METHODS, METHODS, OUTPUTS
+
+DATASETS = ("mnist5k", "digits")
+MAX_SEED = 2**63 - 1  # jaxnn.checks.SEED_RANGE: what a JAX key and numpy's generators take
+
+
+def _number(kind: type, low: float | None = None, *, strict: bool = False,
+            what: str = "") -> Callable[[str], float]:
+    """An argparse type: ``kind(text)``, at least ``low`` (above it if ``strict``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what or kind.__name__}") from None
+        if kind is float and value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if low is not None and (value <= low if strict else value < low):
+            bound = f"> {low:g}" if strict else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    parse.__name__ = what or kind.__name__
+    return parse
+
+
+positive_int = _number(int, 1, what="a positive integer")
+non_negative = _number(float, 0.0, what="a number >= 0")
+positive = _number(float, 0.0, strict=True, what="a positive number")
+
+
+def _fraction(text: str) -> float:
+    """``--test-size``: 0 (no held-out set) or a fraction in (0, 1)."""
+    value = non_negative(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be 0 or a fraction in (0, 1), got {text}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """``--seed``: an integer in ``0..2**63 - 1``."""
+    value = _number(int, 0, what="an integer >= 0")(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be at most 2**63 - 1, got {text}")
+    return value
+
+
+def add_data_options(p: argparse.ArgumentParser, default: str | None) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--data", nargs="+", metavar="PATH",
+                       help="a course .mat file (X, y), an .npz with arrays X and y, or two IDX "
+                            "files: IMAGES LABELS (gzipped or not)")
+    group.add_argument("--dataset", choices=DATASETS,
+                       help=f"a bundled dataset (default: {default})" if default else
+                       "a bundled dataset")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid",
+                   help="hidden-layer activation (default: %(default)s)")
+    p.add_argument("--output", choices=OUTPUTS, default="sigmoid",
+                   help="output layer: the course's sigmoid or softmax (default: %(default)s)")
+
+
+
+
+def add_training_options(p: argparse.ArgumentParser, *, iterations: int) -> None:
+    """``--iterations``, ``--batch-size``, ``--learning-rate``, ``--grad``, ``--dtype``."""
+    p.add_argument("--iterations", type=positive_int, default=iterations, metavar="N",
+                   help="maximum iterations: line searches for fmincg, epochs for adam and sgd "
+                        "(default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="mini-batch size for adam and sgd (default: the full training set)")
+    p.add_argument("--learning-rate", type=positive, default=None, metavar="LR",
+                   help="learning rate for adam and sgd (default: 0.001 for adam, 0.1 for sgd)")
+    p.add_argument("--grad", choices=GRADS, default="backprop",
+                   help="gradient: hand-written backprop or jax.grad (default: %(default)s)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating-point precision (default: %(default)s)")
+
+
+__all__ = ["ACTIVATIONS", "DATASETS", "MANY_METHODS", "METHODS", "OUTPUTS", "add_data_options",
+           "add_model_options", "add_training_options", "non_negative", "positive",
+           "positive_int", "seed_int"]

@@ -1,0 +1,86 @@
+"""The files a ``jaxnn`` command writes: JSON, CSV and text, atomically, and its output
+directory."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxnn.cli.common import UsageError
+from jaxnn.files.atomic import atomic_write
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically. numpy scalars and arrays become numbers and
+    lists, non-finite floats ``null`` (so the file is strict JSON)."""
+    write_text(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy types, paths and tuples converted and NaN/inf replaced by None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def write_csv(path: str | os.PathLike[str], header: Sequence[str],
+              columns: Sequence[np.ndarray]) -> None:
+    """Write integer columns as CSV with a header row, atomically."""
+    buffer = io.StringIO()
+    np.savetxt(buffer, np.column_stack(columns), fmt="%d", delimiter=",",
+               header=",".join(header), comments="")
+    write_text(path, buffer.getvalue())
+
+
+def output_dir(path: str | None, default_parent: str = "runs") -> Path:
+    """Create and return the output directory: ``path``, or ``runs/<timestamp>`` (made unique)."""
+    import time
+
+    if path is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(default_parent) / stamp
+        out, k = base, 1
+        while out.exists():
+            k += 1
+            out = base.with_name(f"{stamp}-{k}")
+    else:
+        out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the output directory ({exc.strerror})") from exc
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"{out}: the output directory is not writable")
+    return out
+
+
+def write_or_fail(path: str, write) -> None:  # noqa: ANN001
+    """Run ``write()``; a missing or unwritable directory is a :class:`UsageError` naming
+    ``path`` (never the temporary file of the atomic write)."""
+    try:
+        write()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from exc

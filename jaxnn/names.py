@@ -1,0 +1,17 @@
+"""The names users choose things by: training methods, activations, outputs, gradients.
+
+Kept free of imports (no JAX, no numpy) so that the ``jaxnn`` command can build its parser and
+answer ``--help`` before JAX is imported. The registries that implement them
+(:data:`jaxnn.activations.ACTIVATIONS`, :data:`jaxnn.outputs.OUTPUTS`) are keyed by exactly
+these names, which a test checks.
+"""
+
+SCIPY_METHODS = ("L-BFGS-B", "TNC", "CG", "BFGS")  # scipy.optimize.minimize
+COMPILED_METHODS = ("lbfgs", "fmincg")  # whole loop compiled: optax L-BFGS, the course's fmincg
+MINIBATCH_METHODS = ("adam", "sgd")  # optax, mini-batches
+METHODS = (*SCIPY_METHODS, *COMPILED_METHODS, *MINIBATCH_METHODS)
+MANY_METHODS = ("lbfgs", "fmincg", "adam", "sgd")  # what jaxnn.parallel.fit_many runs
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+OUTPUTS = ("sigmoid", "softmax")
+GRADS = ("backprop", "autodiff")

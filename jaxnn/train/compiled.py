@@ -1,0 +1,166 @@
+"""The host side of :func:`jaxnn.fit`'s compiled methods: their loops run segment by segment.
+
+A compiled loop (:mod:`jaxnn.train.loops`) runs from its carry up to a dynamic stop iteration;
+:func:`run_segments` calls it ``segment`` iterations at a time, so that between two segments the
+callback runs and a ``KeyboardInterrupt`` keeps the parameters of the last finished segment.
+One compiled program serves every segment of every run of the same problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxnn.train import fmincg, loops
+from jaxnn.train.objective import ScipyObjective
+from jaxnn.train.problem import Problem
+from jaxnn.train.status import Status, message
+
+LBFGS_SEGMENT = 25  # default iterations (line searches) per compiled segment, lbfgs and fmincg
+MINIBATCH_SEGMENT_STEPS = 100  # default optimizer steps per compiled segment (whole epochs)
+
+Callback = Callable[[int, float, tuple[np.ndarray, ...]], Any]
+
+_LBFGS_STATIC = ("spec", "tol", "memory_size", "max_linesearch_steps")
+_lbfgs_init = jax.jit(loops.lbfgs_init, static_argnames=_LBFGS_STATIC)
+_lbfgs_segment = jax.jit(loops.lbfgs_segment, static_argnames=(*_LBFGS_STATIC, "length"))
+_fmincg_init = jax.jit(fmincg.fmincg_init, static_argnames=("value_and_grad",))
+_fmincg_segment = jax.jit(fmincg.fmincg_segment, static_argnames=("value_and_grad", "length"))
+_minibatch_init = jax.jit(loops.minibatch_init, static_argnames=("optimizer",))
+_minibatch_segment = jax.jit(loops.minibatch_segment, static_argnames=(
+    "spec", "optimizer", "batch_size", "length"))
+
+
+def run_segments(step: Callable, carry, total: int, seg: int, progress: Callable,
+                 callback: Callback | None, prob: Problem):
+    """Call ``step(carry, stop) -> (carry, costs)`` segment by segment up to ``total``
+    iterations, ``seg`` at a time.
+
+    ``progress(carry) -> (iterations done, costs recorded, finished)`` on the host (a loop
+    records one cost per iteration, except ``fmincg``, whose failed line searches record none).
+    A carry replaces the previous one only once it is computed, so a ``KeyboardInterrupt``
+    keeps the last finished segment. Returns ``(carry, iterations, history, interrupted, stop
+    message)``."""
+    it, recorded, history, interrupted, stopped = 0, 0, [], False, None
+    try:
+        while True:
+            new, costs = step(carry, min(it + seg, total))
+            (done, n_costs, finished), costs = progress(new), np.asarray(costs)
+            history.append(costs[: n_costs - recorded])
+            carry, it, recorded = new, done, n_costs
+            if callback is not None and it > 0 and callback(
+                    it, float(np.concatenate(history)[-1]) if recorded else float("nan"),
+                    prob.unravel(np.asarray(carry.theta))):
+                stopped = f"stopped by callback after {it} iterations"
+                break
+            if finished or it >= total:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    history = np.concatenate(history).astype(np.float64) if history else np.zeros(0)
+    return carry, it, history, interrupted, stopped
+
+
+def _interrupted_message(it: int) -> str:
+    return (f"interrupted (KeyboardInterrupt) after {it} iterations; params are those of the "
+            "last finished compiled segment")
+
+
+def _interrupted_at_start(prob: Problem) -> dict:
+    """What ``fit`` returns for a ``KeyboardInterrupt`` before the loop's state existed (while
+    the loop compiled): the initial parameters, no cost evaluated (NaN), no iteration."""
+    return dict(params=prob.unravel(prob.theta0), cost=float("nan"), history=np.zeros(0),
+                n_iter=0, n_evals=0, converged=False, interrupted=True,
+                message="interrupted (KeyboardInterrupt) before the first iteration; params are "
+                        "the initial ones")
+
+
+def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> dict:
+    kw = dict(spec=prob.spec, tol=1e-5 if tol is None else float(tol), **(options or {}))
+    try:
+        carry = _lbfgs_init(prob.put(prob.theta0), prob.X, prob.Y, prob.lam, **kw)
+    except KeyboardInterrupt:  # while compiling or at the first evaluation
+        return _interrupted_at_start(prob)
+    seg = segment or LBFGS_SEGMENT
+    length = max(seg, LBFGS_SEGMENT)  # one compiled program for every segment <= the default
+
+    def progress(c):
+        it, status = jax.device_get((c.it, c.status))
+        return int(it), int(it), int(status) != Status.RUNNING
+
+    carry, it, history, interrupted, stopped = run_segments(
+        lambda c, stop: _lbfgs_segment(c, prob.X, prob.Y, prob.lam, stop, length=length, **kw),
+        carry, maxiter, seg, progress, callback, prob)
+    status = int(carry.status)
+    text = stopped or message(status, n_iter=it, maxiter=maxiter, tol=kw["tol"])
+    if interrupted:
+        text = _interrupted_message(it)
+    return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
+                history=history, n_iter=it, n_evals=int(carry.n_evals),
+                converged=status == Status.CONVERGED, message=text, interrupted=interrupted)
+
+
+def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
+    """The course's ``fmincg`` (:mod:`jaxnn.train.fmincg`): ``maxiter`` line searches; the
+    history holds the cost after each successful one, as ``fmincg.m``'s ``fX``."""
+    vg, args = prob.spec.value_and_grad, (prob.X, prob.Y, prob.lam)
+    try:
+        carry = _fmincg_init(vg, prob.put(prob.theta0), args=args)
+    except KeyboardInterrupt:  # while compiling or at the first evaluation
+        return _interrupted_at_start(prob)
+    seg = segment or LBFGS_SEGMENT
+    length = max(seg, LBFGS_SEGMENT)
+
+    def progress(c):
+        it, n_success, status = jax.device_get((c.it, c.n_success, c.status))
+        return int(it), int(n_success), int(status) != Status.RUNNING
+
+    carry, it, history, interrupted, stopped = run_segments(
+        lambda c, stop: _fmincg_segment(vg, c, stop, length=length, args=args),
+        carry, maxiter, seg, progress, callback, prob)
+    text = stopped or message(int(carry.status), n_iter=it, maxiter=maxiter)
+    if interrupted:
+        text = _interrupted_message(it)
+    return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
+                history=history, n_iter=it, n_evals=int(carry.n_evals), converged=False,
+                message=text, interrupted=interrupted)
+
+
+def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, callback,
+                   segment) -> dict:
+    m = prob.X.shape[0]
+    b, nb = loops.n_batches(m, batch_size)
+    key = jax.random.key(int(seed))
+    if prob.replicated is not None:
+        key = jax.device_put(key, prob.replicated)
+    seg = segment or max(1, MINIBATCH_SEGMENT_STEPS // nb)
+    kw = dict(spec=prob.spec, optimizer=optimizer, batch_size=b,
+              length=max(seg, MINIBATCH_SEGMENT_STEPS))
+    try:
+        carry = _minibatch_init(prob.put(prob.theta0), optimizer)
+    except KeyboardInterrupt:
+        return _interrupted_at_start(prob)
+
+    def progress(c):
+        it, finite = jax.device_get((c.epoch, c.finite))
+        return int(it), int(it), not bool(finite)
+
+    carry, it, history, interrupted, stopped = run_segments(
+        lambda c, stop: _minibatch_segment(c, prob.X, prob.Y, prob.lam, key, stop, **kw),
+        carry, epochs, seg, progress, callback, prob)
+    theta = np.asarray(carry.theta)
+    cost = float(ScipyObjective(prob.X, prob.Y, prob.lam, prob.spec,
+                                prob.replicated).packed(theta)[0])
+    if interrupted:
+        text = _interrupted_message(it)
+    elif stopped:
+        text = stopped
+    elif not bool(carry.finite):
+        text = f"stopped: the cost became non-finite in epoch {it}"
+    else:
+        text = f"finished {it} epochs of {nb} batches of {b}"
+    return dict(params=prob.unravel(theta), cost=cost, history=history, n_iter=it,
+                n_evals=it * nb, converged=False, message=text, interrupted=interrupted)

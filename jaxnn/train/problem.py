@@ -1,0 +1,178 @@
+"""What :func:`jaxnn.fit` does before training: its arguments checked, the problem on the device.
+
+The problem is prepared once per call: ``theta0`` unrolled on the host (numpy: no per-shape
+compilation), ``X`` and the one-hot targets ``Y`` placed on the device (or sharded over the
+example axis of a device mesh), ``lam`` a device scalar in the training dtype, and the network
+described by one :class:`jaxnn.spec.NetSpec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxnn.checks import (
+    check_callback,
+    check_devices,
+    check_grad,
+    check_tol,
+    positive_int,
+)
+from jaxnn.losses import prepare_problem, targets
+from jaxnn.model import ravel_params
+from jaxnn.names import COMPILED_METHODS, METHODS, SCIPY_METHODS
+from jaxnn.spec import NetSpec
+
+LBFGS_OPTIONS = ("memory_size", "max_linesearch_steps")
+BATCH_AXIS = "batch"  # the mesh axis over examples for data parallelism
+
+
+@dataclass
+class Problem:
+    """The validated problem: ``theta0`` on the host, the data on the device(s)."""
+
+    spec: NetSpec
+    theta0: np.ndarray  # (n,) Octave order, training dtype
+    X: jax.Array  # (m, n_0)
+    Y: jax.Array  # (m, K) targets
+    lam: jax.Array  # scalar
+    replicated: Any = None  # the sharding for theta when data-parallel, else None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.X.dtype)
+
+    def unravel(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``theta`` back to host arrays ``(Theta1, ..., ThetaL)`` in the training dtype."""
+        return self.spec.unravel(np.asarray(theta, self.dtype))
+
+    def put(self, theta: np.ndarray) -> jax.Array:
+        """``theta`` on the device (replicated over the mesh when data-parallel)."""
+        return jax.device_put(np.asarray(theta, self.dtype), self.replicated)
+
+
+def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
+                 want64: bool | None, devices) -> Problem:
+    """Validate (as :func:`jaxnn.cost` does) and place the problem; see :func:`jaxnn.fit`."""
+    params, X, y, lam, dtype = prepare_problem(params, X, y, lam, activation, output)
+    if want64 is not None:
+        dtype = np.dtype(np.float64 if want64 else np.float32)
+    rows, replicated = (None, None) if devices is None else _shardings(devices, X.shape[0])
+    spec = NetSpec((params[0].shape[1] - 1, *(t.shape[0] for t in params)), activation,
+                   output, grad)
+    theta0 = ravel_params(tuple(np.asarray(t, dtype) for t in params))
+    if isinstance(X, jax.Array):
+        X = X if X.dtype == dtype else X.astype(dtype)
+    else:  # device_put, not jnp.asarray, which compiles a copy per shape
+        X = np.asarray(X, dtype)
+    K = spec.sizes[-1]
+    if isinstance(y, jax.Array):
+        Y = targets(y, K, dtype)
+    else:
+        y = np.asarray(y)
+        Y = np.eye(K, dtype=dtype)[y] if y.ndim == 1 else y.astype(dtype)
+    return Problem(spec, theta0, jax.device_put(X, rows), jax.device_put(Y, rows),
+                   jax.device_put(np.asarray(lam, dtype), replicated), replicated)
+
+
+def _shardings(devices, m: int):
+    """``(rows, replicated)``: examples split over a 1-D mesh, and whole copies."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    mesh = check_devices(devices, BATCH_AXIS)
+    if m % mesh.size:
+        raise ValueError(f"X has {m} rows, which {mesh.size} devices cannot share evenly; use "
+                         f"a device count that divides m, or drop {m % mesh.size} rows")
+    return (NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])),
+            NamedSharding(mesh, PartitionSpec()))
+
+
+def check_method(method: object) -> str:
+    """The method's name (``"optax"`` for an optax ``GradientTransformation``)."""
+    import optax
+
+    if isinstance(method, optax.GradientTransformation):
+        return "optax"
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method={method!r} is not supported; choose one of {list(METHODS)} "
+                         "or pass an optax GradientTransformation")
+    return method
+
+
+def check_options(name: str, *, grad, tol, learning_rate, batch_size, segment, options,
+                  callback) -> dict[str, Any]:
+    """Each option is checked, and refused by the methods that would silently ignore it.
+    Returns the compiled loop's options (lbfgs: ``memory_size``, ``max_linesearch_steps``)."""
+    check_grad(grad)
+    check_callback(callback)
+    minibatch = name not in (*SCIPY_METHODS, *COMPILED_METHODS)
+    if tol is not None:
+        if minibatch or name == "fmincg":
+            raise ValueError(f"tol is not used by method {name!r} (it runs all iterations)")
+        check_tol(tol)
+    if not minibatch:
+        for arg, v in (("learning_rate", learning_rate), ("batch_size", batch_size)):
+            if v is not None:
+                raise ValueError(f"{arg} is only used by adam/sgd, not by method {name!r}")
+    elif name == "optax" and learning_rate is not None:
+        raise ValueError("learning_rate is part of an optax optimizer passed as method")
+    if batch_size is not None:
+        positive_int(batch_size, "batch_size")
+    if segment is not None:
+        if name in SCIPY_METHODS:
+            raise ValueError(f"segment is only used by the compiled methods, not {name!r}")
+        positive_int(segment, "segment")
+    if options is None:
+        return {}
+    if minibatch or name == "fmincg":
+        raise ValueError(f"options are not used by method {name!r}")
+    if not isinstance(options, dict):
+        raise ValueError(f"options must be a dict, got {type(options).__name__}")
+    if name == "lbfgs":
+        unknown = set(options) - set(LBFGS_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown lbfgs options {sorted(unknown)}; it takes "
+                             f"{' and '.join(LBFGS_OPTIONS)}")
+        return {k: positive_int(v, f"options[{k!r}]") for k, v in options.items()}
+    return check_scipy_options(name, options)
+
+
+# options scipy.optimize.minimize accepts per method, besides maxiter (given by fit's own
+# argument) and callback/disp (fit's own); anything else scipy would ignore with a warning
+SCIPY_OPTIONS = {
+    "L-BFGS-B": {"maxcor": int, "ftol": float, "gtol": float, "eps": float, "maxfun": int,
+                 "maxls": int, "iprint": int, "finite_diff_rel_step": float},
+    "TNC": {"eps": float, "scale": None, "offset": None, "maxCGit": int, "eta": float,
+            "stepmx": float, "accuracy": float, "minfev": float, "ftol": float, "xtol": float,
+            "gtol": float, "rescale": float, "maxfun": int, "finite_diff_rel_step": float},
+    "CG": {"gtol": float, "norm": float, "eps": float, "return_all": bool,
+           "finite_diff_rel_step": float, "c1": float, "c2": float},
+    "BFGS": {"gtol": float, "norm": float, "eps": float, "return_all": bool,
+             "finite_diff_rel_step": float, "xrtol": float, "c1": float, "c2": float,
+             "hess_inv0": None},
+}
+
+
+def check_scipy_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """scipy ``options`` for ``method``: known names only (``maxiter`` is ``fit``'s own
+    argument), counts positive and tolerances finite and >= 0."""
+    from jaxnn.checks import check_number
+
+    known = SCIPY_OPTIONS[method]
+    out = {}
+    for k, v in options.items():
+        if k == "maxiter":
+            raise ValueError("options['maxiter']: pass maxiter= to fit instead")
+        if k not in known:
+            raise ValueError(f"unknown {method} option {k!r}; scipy's {method} takes "
+                             f"{sorted(known)}")
+        kind = known[k]
+        if kind is int and k != "iprint":
+            v = positive_int(v, f"options[{k!r}]")
+        elif kind is float:
+            v = check_number(v, f"options[{k!r}]", low=0.0)
+        out[k] = v
+    return out
