@@ -78,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9, help="warm loads to time")
     parser.add_argument("--idx", action="store_true", help="also time MNIST-sized IDX files")
+    parser.add_argument("--smoke", action="store_true", help="one warm load: a check that the "
+                        "script runs, not a measurement")
     args = parser.parse_args(argv)
-    bench_mnist5k(args.repeats)
+    bench_mnist5k(1 if args.smoke else args.repeats)
     if args.idx:
         bench_idx()
     return 0

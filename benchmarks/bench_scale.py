@@ -103,9 +103,9 @@ def bench_stream(n: int) -> dict:
                 f.write(rng.integers(0, 256, (min(10_000, n - start), 784), np.uint8).tobytes())
         lab.write_bytes(struct.pack(">II", 0x801, n) + rng.integers(0, 10, n, np.uint8).tobytes())
         params = init_params(0, (784, 25, 10))
-        fit_stream(params, img, lab, epochs=1, batch_size=128, chunk_size=1280)  # compile
+        fit_stream(params, img, lab, maxiter=1, batch_size=128, chunk_size=1280)  # compile
         tracemalloc.start()
-        t, res = timed(lambda: fit_stream(params, img, lab, epochs=1, batch_size=128))
+        t, res = timed(lambda: fit_stream(params, img, lab, maxiter=1, batch_size=128))
         stream_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         tracemalloc.start()
@@ -124,7 +124,7 @@ def bench_stream(n: int) -> dict:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--networks", type=int, default=32)
     p.add_argument("--iterations", type=int, default=100)
@@ -132,10 +132,17 @@ def main() -> None:
     p.add_argument("--scipy", action="store_true", help="also time sequential L-BFGS-B")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     p.add_argument("--stream", type=int, metavar="N", help="also measure streaming N images")
-    args = p.parse_args()
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, every code path, seconds: "
+                   "a check that the script runs, not a measurement")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.networks, args.iterations, args.repeats, args.scipy = 2, 3, 1, True
+        args.stream = args.stream or 1000
 
     X, y = datasets.mnist5k()
     X = X.astype(np.float32)
+    if args.smoke:
+        X, y = X[:500], y[:500]
     B, it = args.networks, args.iterations
     pb = parallel.init_many(0, B, SIZES)
     print(f"{B} networks {SIZES}, {it} L-BFGS iterations each, lam 1, float32, m = {len(y)}; "
@@ -187,7 +194,7 @@ def main() -> None:
           f"CPU time {rows[1]['cpu_relative']:.2f}x less. 'first call' = compile + one run of "
           "fit_many, or compile + the first network for the loops.")
     # the most any batching could gain here: one network's evaluations at the matmul peak
-    rate = matmul_rate()
+    rate = matmul_rate(calls=3 if args.smoke else 30)
     floor = rows[0]["mean_evals"] * flops_per_evaluation(SIZES, len(y)) / rate
     bounds = {r["variant"]: r["per_network"] / floor for r in rows[1:]}
     print(f"bound: the {rows[0]['mean_evals']:.1f} evaluations of one network take at least "

@@ -70,8 +70,8 @@ def main() -> int:
         params = jaxnn.init_params(args.seed, (784, args.hidden, 10))
         print(f"{m} training examples, network (784, {args.hidden}, 10), {args.epochs} epochs "
               f"of adam, batches of {args.batch_size}, lam {args.lam}")
-        result = fit_stream(params, *train, args.lam, optimizer="adam",
-                            learning_rate=args.learning_rate, epochs=args.epochs,
+        result = fit_stream(params, *train, args.lam, method="adam",
+                            learning_rate=args.learning_rate, maxiter=args.epochs,
                             batch_size=args.batch_size, seed=args.seed)
         for epoch, cost in enumerate(result.history, 1):
             print(f"  epoch {epoch}: mean mini-batch cost {cost:.4f}")

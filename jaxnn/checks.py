@@ -290,8 +290,10 @@ def check_seeds(seed: object, B: int, name: str = "seed") -> np.ndarray:
         s = check_seed(seed, name)
         check_seed(s + B - 1, name)
         return s + np.arange(B, dtype=np.int64)
-    arr = np.asarray(seed) if isinstance(seed, Sequence | np.ndarray) else None
-    if arr is None or arr.shape != (B,) or not np.issubdtype(arr.dtype, np.integer):
+    if not isinstance(seed, Sequence | np.ndarray) or isinstance(seed, str):
+        check_seed(seed, name)  # a single seed that is not an int: the seed rule says why
+    arr = np.asarray(seed)
+    if arr.shape != (B,) or not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{name} must be an int or {B} ints (one per network), got {seed!r}")
     for s in arr:
         check_seed(int(s), name)

@@ -20,8 +20,19 @@ settings.load_profile(
     "explore" if os.environ.get("JAXNN_HYPOTHESIS", "").lower() == "explore" else "repeatable"
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-EX4WEIGHTS = SHARED_DATA / "ex4weights.mat"
+# the course's pretrained 400-25-10 network: $JAXNN_EX4WEIGHTS names a copy; a checkout that
+# sits beside the project's shared/ folder finds it there
+EX4WEIGHTS = Path(os.environ.get("JAXNN_EX4WEIGHTS") or
+                  Path(__file__).resolve().parents[2] / "shared" / "data" / "ex4weights.mat")
+EX4WEIGHTS_SKIP = (f"the course's ex4weights.mat was not found at {EX4WEIGHTS}: set "
+                   "JAXNN_EX4WEIGHTS to the path of your copy to run this test")
+
+
+def ex4weights_or_skip() -> Path:
+    """The path of the course's ``ex4weights.mat``, or skip the test saying how to provide it."""
+    if not EX4WEIGHTS.is_file():
+        pytest.skip(EX4WEIGHTS_SKIP)
+    return EX4WEIGHTS
 
 
 def course_debug_problem() -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
@@ -32,6 +43,4 @@ def course_debug_problem() -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def ex4weights_path() -> Path:
-    if not EX4WEIGHTS.exists():
-        pytest.skip(f"the course's ex4weights.mat is not at {EX4WEIGHTS} (../shared is absent)")
-    return EX4WEIGHTS
+    return ex4weights_or_skip()

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from conftest import EX4WEIGHTS, ex4weights_or_skip
 
 import jaxnn
 from jaxnn.cli import main
 
-EX4WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ex4weights.mat"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TRAIN_FILES = ("weights.npz", "weights.mat", "digits.png", "hidden_units.png", "cost.png",
                "confusion.png", "summary.json")
@@ -97,9 +97,7 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str
 
 @pytest.fixture(scope="module")
 def ex4weights() -> Path:
-    if not EX4WEIGHTS.is_file():
-        pytest.skip(f"the course's ex4weights.mat is not at {EX4WEIGHTS} (../shared is absent)")
-    return EX4WEIGHTS
+    return ex4weights_or_skip()
 
 
 # ---- help ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from conftest import ex4weights_or_skip
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -17,7 +18,6 @@ from jaxnn import io as jio
 from jaxnn.files.mat import Unsupported, mat_keys, read_mat
 from jaxnn.io import load_weights, save_weights
 
-EX4WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ex4weights.mat"
 FAST = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -25,9 +25,7 @@ FAST = settings(
 
 @pytest.fixture(scope="module")
 def ex4() -> Path:
-    if not EX4WEIGHTS.is_file():
-        pytest.skip(f"the course's ex4weights.mat is not at {EX4WEIGHTS} (../shared is absent)")
-    return EX4WEIGHTS
+    return ex4weights_or_skip()
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:

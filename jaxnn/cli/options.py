@@ -16,32 +16,34 @@ DATASETS = ("mnist5k", "digits")
 MAX_SEED = 2**63 - 1  # jaxnn.checks.SEED_RANGE: what a JAX key and numpy's generators take
 
 
-def _number(kind: type, low: float | None = None, *, strict: bool = False,
-            what: str = "") -> Callable[[str], float]:
-    """An argparse type: ``kind(text)``, at least ``low`` (above it if ``strict``)."""
+def _number(kind: type, low: float, *, strict: bool = False) -> Callable[[str], float]:
+    """An argparse type: ``kind(text)``, at least ``low`` (above it if ``strict``), refused in
+    the words of :mod:`jaxnn.checks` (``positive_int``, ``check_number``)."""
+    if kind is int:
+        rule = "a positive integer"
+    else:
+        rule = f"a finite number {'>' if strict else '>='} {low:g}"
 
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what or kind.__name__}") from None
-        if kind is float and value != value or value in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-        if low is not None and (value <= low if strict else value < low):
-            bound = f"> {low:g}" if strict else f">= {low:g}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+            value = None
+        if value is None or value != value or value in (float("inf"), float("-inf")) or (
+                value <= low if strict else value < low):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
         return value
 
-    parse.__name__ = what or kind.__name__
+    parse.__name__ = rule
     return parse
 
 
-positive_int = _number(int, 1, what="a positive integer")
-non_negative = _number(float, 0.0, what="a number >= 0")
-positive = _number(float, 0.0, strict=True, what="a positive number")
+positive_int = _number(int, 1)
+non_negative = _number(float, 0.0)
+positive = _number(float, 0.0, strict=True)
 
 
-def _fraction(text: str) -> float:
+def fraction(text: str) -> float:
     """``--test-size``: 0 (no held-out set) or a fraction in (0, 1)."""
     value = non_negative(text)
     if value >= 1:
@@ -51,9 +53,12 @@ def _fraction(text: str) -> float:
 
 def seed_int(text: str) -> int:
     """``--seed``: an integer in ``0..2**63 - 1``."""
-    value = _number(int, 0, what="an integer >= 0")(text)
-    if value > MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be at most 2**63 - 1, got {text}")
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63 - 1], got {text!r}")
     return value
 
 
@@ -92,5 +97,5 @@ def add_training_options(p: argparse.ArgumentParser, *, iterations: int) -> None
 
 
 __all__ = ["ACTIVATIONS", "DATASETS", "MANY_METHODS", "METHODS", "OUTPUTS", "add_data_options",
-           "add_model_options", "add_training_options", "non_negative", "positive",
+           "add_model_options", "add_training_options", "fraction", "non_negative", "positive",
            "positive_int", "seed_int"]

@@ -26,6 +26,7 @@ from jaxnn.cli.options import (
     add_data_options,
     add_model_options,
     add_training_options,
+    fraction,
     non_negative,
     positive_int,
     seed_int,
@@ -69,14 +70,6 @@ class Outcome:
     interrupted: bool
 
 
-def _fraction(text: str) -> float:
-    """``--test-size``: 0 (no held-out set) or a fraction in (0, 1)."""
-    value = non_negative(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be 0 or a fraction in (0, 1), got {text}")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add this subcommand to the ``jaxnn`` parser."""
     p = sub.add_parser(
@@ -98,7 +91,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_options(p)
     p.add_argument("--seed", type=seed_int, default=0, help="seed for the split and the initial "
                    "weights (default: %(default)s)")
-    p.add_argument("--test-size", type=_fraction, default=0.2, metavar="FRACTION",
+    p.add_argument("--test-size", type=fraction, default=0.2, metavar="FRACTION",
                    help="held-out fraction, 0 for none (default: %(default)s)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

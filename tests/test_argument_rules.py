@@ -1,0 +1,176 @@
+"""One rule, one outcome: the same bad argument through every entry point (fit, fit_many,
+fit_stream, the estimator, the sweeps, the command line) gives the same error and message,
+and the same good one is accepted everywhere."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import jax
+import numpy as np
+import optax
+import pytest
+from jax.sharding import Mesh
+
+import jaxnn
+from jaxnn.cli import main
+from jaxnn.estimator import NeuralNetClassifier
+from jaxnn.parallel import fit_many, init_many
+from jaxnn.stream import fit_stream
+from jaxnn.sweep import learning_curve, validation_curve
+
+SIZES = (4, 3, 3)
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(30, 4))
+Y = np.arange(30) % 3
+
+
+@pytest.fixture(scope="module")
+def idx(tmp_path_factory):
+    d = tmp_path_factory.mktemp("idx")
+    pixels = (RNG.random((30, 2, 2)) * 255).astype(np.uint8)
+    (d / "img.gz").write_bytes(gzip.compress(struct.pack(">4B3I", 0, 0, 8, 3, 30, 2, 2)
+                                             + pixels.tobytes()))
+    (d / "lab.gz").write_bytes(gzip.compress(struct.pack(">4BI", 0, 0, 8, 1, 30)
+                                             + Y.astype(np.uint8).tobytes()))
+    return d / "img.gz", d / "lab.gz"
+
+
+def _fit(**kw):
+    lam = kw.pop("lam", 1.0)
+    return jaxnn.fit(jaxnn.init_params(0, SIZES), X, Y, lam, maxiter=kw.pop("maxiter", 2),
+                     **kw)
+
+
+def _fit_many(**kw):
+    lam = kw.pop("lam", 1.0)
+    kw.setdefault("method", "lbfgs")
+    return fit_many(init_many(0, 2, SIZES), X, Y, lam, maxiter=kw.pop("maxiter", 2), **kw)
+
+
+def _stream(idx_files):
+    def run(**kw):
+        lam = kw.pop("lam", 0.0)
+        kw.setdefault("method", "adam")
+        return fit_stream(jaxnn.init_params(0, SIZES), *idx_files, lam,
+                          maxiter=kw.pop("maxiter", 1), batch_size=10, **kw)
+    return run
+
+
+def _estimator(**kw):
+    renamed = {"lam": "lam", "maxiter": "max_iter", "method": "method", "grad": "grad",
+               "learning_rate": "learning_rate"}
+    kw = {renamed[k]: v for k, v in kw.items()}
+    kw.setdefault("max_iter", 2)
+    return NeuralNetClassifier((3,), **kw).fit(X, Y)
+
+
+def _validation_curve(**kw):
+    lam = kw.pop("lam", 1.0)
+    return validation_curve(X, Y, [lam], hidden=(3,), seeds=1, maxiter=kw.pop("maxiter", 2),
+                            **kw)
+
+
+def _learning_curve(**kw):
+    return learning_curve(X, Y, [10], hidden=(3,), seeds=1, maxiter=kw.pop("maxiter", 2),
+                          **kw)
+
+
+def _message(call, **kw) -> str:
+    with pytest.raises(ValueError) as info:
+        call(**kw)
+    return str(info.value)
+
+
+@pytest.fixture(scope="module")
+def entry_points(idx):
+    return {"fit": _fit, "fit_many": _fit_many, "fit_stream": _stream(idx),
+            "estimator": _estimator, "validation_curve": _validation_curve,
+            "learning_curve": _learning_curve}
+
+
+BAD = [
+    # (keyword, value, entry points it applies to, the message every one of them gives)
+    ("lam", -1.0, ("fit", "fit_many", "fit_stream", "estimator", "learning_curve"),
+     "must be a finite number >= 0, got -1.0"),
+    ("lam", "1", ("fit", "fit_many", "fit_stream", "estimator", "learning_curve"),
+     "must be a finite number >= 0, got '1'"),
+    ("maxiter", 0, ("fit", "fit_many", "fit_stream", "validation_curve", "learning_curve"),
+     "maxiter must be a positive integer, got 0"),
+    ("grad", "numeric", ("fit", "fit_many", "fit_stream", "estimator", "validation_curve"),
+     "grad='numeric' is not supported; choose one of ['backprop', 'autodiff']"),
+    ("learning_rate", True, ("fit", "fit_many", "fit_stream", "estimator"),
+     "learning_rate must be a positive number or an optax schedule, got True"),
+    ("learning_rate", -0.1, ("fit", "fit_many", "fit_stream", "estimator"),
+     "learning_rate must be a positive number or an optax schedule, got -0.1"),
+]
+
+
+@pytest.mark.parametrize(("keyword", "value", "where", "expected"), BAD,
+                         ids=[f"{k}={v!r}" for k, v, _, _ in BAD])
+def test_a_bad_argument_gets_the_same_message_everywhere(entry_points, keyword, value, where,
+                                                         expected):
+    extra = {"method": "adam"} if keyword == "learning_rate" else {}
+    messages = {}
+    for name in where:
+        kw = {keyword: value, **extra}
+        if name == "estimator" and keyword == "maxiter":
+            kw = {"maxiter": value}
+        messages[name] = _message(entry_points[name], **kw)
+    assert all(expected in m for m in messages.values()), messages
+
+
+def test_the_maxiter_rule_names_each_entry_points_own_argument(entry_points):
+    assert "max_iter must be a positive integer, got 0" in _message(_estimator, maxiter=0)
+
+
+def test_unknown_methods_list_what_each_entry_point_runs(entry_points):
+    assert "method='newton' is not supported" in _message(_fit, method="newton")
+    assert "method='newton' is not supported by fit_many" in _message(_fit_many,
+                                                                      method="newton")
+    assert "method='newton' is not supported by fit_stream" in _message(
+        entry_points["fit_stream"], method="newton")
+    assert "method='newton' is not supported" in _message(_validation_curve, method="newton")
+
+
+def test_good_arguments_are_accepted_everywhere(entry_points):
+    schedule = optax.exponential_decay(0.05, 10, 0.5)
+    for name in ("fit", "fit_many", "fit_stream"):
+        entry_points[name](method="adam", learning_rate=schedule)  # schedules everywhere
+        entry_points[name](method="sgd", learning_rate=np.float32(0.1))  # numpy scalars
+    mesh = Mesh(np.array(jax.devices()[:1]), ("any",))
+    for devices in (1, jax.devices()[:1], mesh):  # a count, a list and a Mesh
+        assert _fit(devices=devices).n_iter >= 1
+        assert len(_fit_many(devices=devices)) == 2
+
+
+@pytest.mark.parametrize("devices", [0, "cpu", [1, 2]])
+def test_bad_devices_get_the_same_message(devices):
+    expected = "devices" if devices == 0 else \
+        "devices must be a positive count, a list of jax devices or a 1-D Mesh"
+    assert expected in _message(_fit, devices=devices)
+    assert expected in _message(_fit_many, devices=devices)
+
+
+@pytest.mark.parametrize("seed", [1.5, 2**70, True])
+def test_seeds_follow_one_rule(seed, entry_points):
+    expected = f"seed must be an integer in [-2**63, 2**63 - 1], got {seed!r}"
+    assert expected in _message(_fit, seed=seed, method="adam")
+    assert expected in _message(_fit_many, seed=seed, method="adam")
+    assert expected in _message(entry_points["fit_stream"], seed=seed)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["train", "--lam", "-1"], "argument --lam: must be a finite number >= 0, got '-1'"),
+    (["train", "--iterations", "0"], "argument --iterations: must be a positive integer, got '0'"),
+    (["train", "--grad", "numeric"], "argument --grad: invalid choice: 'numeric'"),
+    (["train", "--seed", "1180591620717411303424"],
+     "argument --seed: must be an integer in [0, 2**63 - 1]"),
+    (["sweep", "lam", "--iterations", "0"],
+     "argument --iterations: must be a positive integer, got '0'"),
+])
+def test_the_command_line_gives_the_rule_in_one_line(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err, err

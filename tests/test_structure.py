@@ -1,0 +1,125 @@
+"""The package's structure, read from its source: no import cycles, no private name imported
+from another module, no package facade imported from inside the package, one registry per
+name list."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "jaxnn"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+PACKAGES = {name for name, p in MODULES.items() if p.name == "__init__.py"}
+
+
+def _imports(name: str) -> list[tuple[str, str | None, int]]:
+    """Every ``(module, imported name or None, line)`` a module imports, anywhere in it
+    (function-level and ``TYPE_CHECKING`` imports count: they are dependencies too)."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, None, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            out += [(base, alias.name, node.lineno) for alias in node.names]
+    return [(m, n, line) for m, n, line in out if m == "jaxnn" or m.startswith("jaxnn.")]
+
+
+def _target(module: str, name: str | None) -> str:
+    """The module an import depends on: ``from jaxnn import datasets`` is the submodule."""
+    if name is not None and f"{module}.{name}" in MODULES:
+        return f"{module}.{name}"
+    return module
+
+
+def _graph() -> dict[str, set[str]]:
+    return {name: {_target(m, n) for m, n, _ in _imports(name)} - {name} for name in MODULES}
+
+
+def test_the_import_reader_sees_imports():
+    # a test that could not fail would be a defect: the reader finds known edges
+    graph = _graph()
+    assert "jaxnn.backprop" in graph["jaxnn.spec"]
+    assert "jaxnn.train.loops" in graph["jaxnn.train.compiled"]
+    assert len(MODULES) > 30 and {"jaxnn", "jaxnn.train", "jaxnn.cli"} <= PACKAGES
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt in graph and nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+
+
+def test_no_private_name_is_imported_from_another_module():
+    bad = [f"{MODULES[name].relative_to(ROOT.parent)}:{line}: from {m} import {n}"
+           for name in MODULES for m, n, line in _imports(name)
+           if n is not None and n.startswith("_") and not n.startswith("__")
+           and _target(m, n) == m]
+    assert not bad, "private names imported across modules:\n" + "\n".join(bad)
+
+
+def test_modules_import_internal_modules_not_package_facades():
+    # a package's __init__ re-exports for users; inside jaxnn a module imports the module
+    # that defines a name (facades may import facades; __main__ runs the command's facade).
+    # __version__ is the one exception.
+    bad = []
+    for name, path in MODULES.items():
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        for m, n, line in _imports(name):
+            if m in PACKAGES and _target(m, n) == m and n != "__version__":
+                bad.append(f"{path.relative_to(ROOT.parent)}:{line}: from {m} import {n}")
+    assert not bad, "package facades imported from inside the package:\n" + "\n".join(bad)
+
+
+def test_the_registries_are_keyed_by_the_names():
+    from jaxnn import names
+    from jaxnn.activations import ACTIVATIONS
+    from jaxnn.outputs import OUTPUTS
+    from jaxnn.train.problem import METHODS
+
+    assert tuple(ACTIVATIONS) == names.ACTIVATIONS
+    assert tuple(OUTPUTS) == names.OUTPUTS
+    assert METHODS == names.METHODS and set(names.MANY_METHODS) <= set(names.METHODS)
+
+
+def test_the_command_parses_without_jax():
+    import subprocess
+    import sys
+
+    code = ("import sys, jaxnn.cli; jaxnn.cli.build_parser(); "
+            "heavy = [m for m in ('jax', 'optax', 'scipy', 'matplotlib', 'rich') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
