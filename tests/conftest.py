@@ -14,6 +14,10 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+# the command's persistent compilation cache would change JAX's configuration for the whole
+# test process and write to the user's cache: off in tests (test_cli checks it in a subprocess)
+os.environ.setdefault("JAXNN_COMPILE_CACHE", "0")
+
 settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(

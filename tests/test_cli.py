@@ -425,7 +425,7 @@ def test_malformed_data_contents(tmp_path: Path, digits_run: tuple[Path, int, st
     cases = [
         (npz("strings.npz", X=np.array([["a"] * 4] * 3)), ["X must be a non-empty numeric"]),
         (npz("nan.npz", X=nan, y=np.zeros(6)), ["nan.npz", "NaN"]),
-        (npz("short_y.npz", X=X, y=np.zeros(5)), ["y must hold 6 labels"]),
+        (npz("short_y.npz", X=X, y=np.zeros(5)), ["y must be integer labels of shape (6,)"]),
         (npz("half_y.npz", X=X, y=np.full(6, 0.5)), ["whole-number class labels"]),
         (npz("negative_y.npz", X=X, y=-np.ones(6)), ["negative labels"]),
         (npz("big_y.npz", X=X, y=np.full(6, 12)), ["labels up to 12", "10 outputs"]),

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPTS = [
     # (script, arguments, a line its report prints)
+    ("benchmarks/bench_cli.py", ["--smoke"], "second run, same shape, from the cache"),
     ("benchmarks/bench_datasets.py", ["--smoke"], "mnist5k: X (5000, 400)"),
     ("benchmarks/bench_gradients.py", ["--smoke"], "backprop"),
     ("benchmarks/bench_training.py", ["--smoke"], "fmincg"),

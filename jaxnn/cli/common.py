@@ -7,6 +7,9 @@ Everything that can go wrong because of what the user typed or pointed at become
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
+from pathlib import Path
 
 EXTRA_HINT = "pip install 'jaxnn[all]'"
 
@@ -46,3 +49,52 @@ def missing_extra(exc: ImportError) -> UsageError:
     """A one-line :class:`UsageError` for an optional package that failed to import."""
     name = missing_module(exc) or exc.name or str(exc)
     return UsageError(f"missing optional package {name}: {EXTRA_HINT}")
+
+
+# ---- the command's own JAX settings ------------------------------------------------------------
+
+COMPILE_CACHE_ENV = "JAXNN_COMPILE_CACHE"  # "0": no persistent compilation cache
+
+
+def use_compile_cache(enabled: bool = True) -> Path | None:
+    """Turn on JAX's persistent compilation cache, in ``<jaxnn cache>/xla`` (see
+    :func:`jaxnn.datasets.default_cache_dir`), so that a second ``jaxnn train`` of the same
+    shape loads its compiled programs instead of compiling them again.
+
+    The command's choice for itself: the library never changes JAX's configuration. Off with
+    ``enabled=False`` (``--no-compile-cache``) or ``JAXNN_COMPILE_CACHE=0``; a cache directory
+    that cannot be made leaves it off. Returns the directory, or None."""
+    if not enabled or os.environ.get(COMPILE_CACHE_ENV, "1").strip() in ("0", "false", "no"):
+        return None
+    import jax
+
+    from jaxnn.datasets import default_cache_dir
+
+    path = default_cache_dir() / "xla"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+def make_console():  # noqa: ANN201 - rich is optional, so no annotation at import time
+    """A rich console on standard output. On a terminal it wraps at the terminal's width;
+    piped to a file or another program it neither wraps text nor pads lines with spaces."""
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+
+    class PlainConsole(Console):
+        def print(self, *objects, **kw) -> None:  # noqa: ANN002, ANN003
+            with self.capture() as captured:
+                super().print(*objects, **kw)
+            text = "\n".join(line.rstrip() for line in captured.get().split("\n"))
+            self.file.write(text)
+            self.file.flush()
+
+    return PlainConsole(highlight=False, soft_wrap=True, width=160)

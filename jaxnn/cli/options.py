@@ -72,11 +72,14 @@ def add_data_options(p: argparse.ArgumentParser, default: str | None) -> None:
                        "a bundled dataset")
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid",
-                   help="hidden-layer activation (default: %(default)s)")
-    p.add_argument("--output", choices=OUTPUTS, default="sigmoid",
-                   help="output layer: the course's sigmoid or softmax (default: %(default)s)")
+def add_model_options(p: argparse.ArgumentParser, default: str | None = "sigmoid") -> None:
+    """``--activation`` and ``--output``. ``default=None``: not given stays None, for commands
+    that read the network from a weights file (which then decides)."""
+    when = "sigmoid" if default else "the weights file's, else sigmoid"
+    p.add_argument("--activation", choices=ACTIVATIONS, default=default,
+                   help=f"hidden-layer activation (default: {when})")
+    p.add_argument("--output", choices=OUTPUTS, default=default,
+                   help=f"output layer: the course's sigmoid or softmax (default: {when})")
 
 
 
@@ -94,8 +97,18 @@ def add_training_options(p: argparse.ArgumentParser, *, iterations: int) -> None
                    help="gradient: hand-written backprop or jax.grad (default: %(default)s)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="floating-point precision (default: %(default)s)")
+    add_compile_cache_option(p)
 
 
-__all__ = ["ACTIVATIONS", "DATASETS", "MANY_METHODS", "METHODS", "OUTPUTS", "add_data_options",
-           "add_model_options", "add_training_options", "fraction", "non_negative", "positive",
-           "positive_int", "seed_int"]
+def add_compile_cache_option(p: argparse.ArgumentParser) -> None:
+    """``--no-compile-cache``: do not keep compiled programs between runs."""
+    p.add_argument("--no-compile-cache", action="store_true",
+                   help="do not use JAX's persistent compilation cache (kept in the jaxnn cache "
+                        "directory, ~/.cache/jaxnn/xla by default, so that a second run of the "
+                        "same shape starts at once; JAXNN_COMPILE_CACHE=0 turns it off too)")
+
+
+__all__ = ["ACTIVATIONS", "DATASETS", "MANY_METHODS", "METHODS", "OUTPUTS",
+           "add_compile_cache_option", "add_data_options", "add_model_options",
+           "add_training_options", "fraction", "non_negative", "positive", "positive_int",
+           "seed_int"]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 
-from jaxnn.cli.common import EXIT_OK, require
+from jaxnn.cli.common import EXIT_OK, UsageError, make_console, require
 from jaxnn.cli.inputs import check_fits, load_data, load_weights
-from jaxnn.cli.options import ACTIVATIONS, add_data_options
-from jaxnn.cli.report import console
+from jaxnn.cli.options import ACTIVATIONS, OUTPUTS, add_data_options
 from jaxnn.cli.writers import write_csv, write_or_fail
+
+SPLITS = ("held-out", "training", "all")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,36 +22,55 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "predict", help="predictions and accuracy for a weights file",
         description="Predict the labels of a dataset with a weights file (.npz from jaxnn or a "
                     ".mat such as the course's ex4weights.mat) and print the accuracy and a "
-                    "per-class report.")
-    p.add_argument("--weights", required=True, metavar="FILE", help="weights (.mat or .npz)")
+                    "per-class report. With --run DIR (a directory written by 'jaxnn train') "
+                    "the run's weights score its held-out split, the examples it did not train "
+                    "on; otherwise every example of the data is scored.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--weights", metavar="FILE", help="weights (.mat or .npz)")
+    source.add_argument("--run", metavar="DIR", help="a 'jaxnn train' output directory: its "
+                        "weights.npz, data, seed and split")
+    p.add_argument("--split", choices=SPLITS, default=None,
+                   help="with --run: which examples to score (default: held-out)")
     add_data_options(p, "mnist5k")
-    p.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid",
-                   help="hidden activation the weights were trained with (default: %(default)s)")
+    p.add_argument("--activation", choices=ACTIVATIONS, default=None,
+                   help="hidden activation, for weights files that do not say (default: the "
+                        "file's, else sigmoid)")
+    p.add_argument("--output", choices=OUTPUTS, default=None,
+                   help="output layer, for weights files that do not say (default: the file's, "
+                        "else sigmoid)")
     p.add_argument("--out", metavar="CSV", help="write index,predicted,label rows to this file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Predict labels for ``--data`` with ``--weights``; print accuracy and a per-class table."""
+    """Predict labels with ``--weights`` (or a run's); print what was scored, the accuracy and
+    a per-class table."""
     require("predict", "rich", "sklearn")
     from rich.markup import escape
 
     from jaxnn.cli.report import classification_metrics, report_table
     from jaxnn.model import predict
 
-    params = load_weights(args.weights)
-    data = load_data(args.data, args.dataset, need_labels=False)
-    check_fits(params, data, args.weights)
-    pred = np.asarray(predict(params, data.X, activation=args.activation), dtype=np.int64)
-    out = console()
-    sizes = "-".join(str(n) for n in (params[0].shape[1] - 1, *(t.shape[0] for t in params)))
-    out.print(f"[bold]{escape(args.weights)}[/] ({sizes}) on [bold]{escape(data.name)}[/]: "
-              f"{pred.shape[0]} examples")
+    if args.run is None and args.split is not None:
+        raise UsageError("--split needs --run DIR (a 'jaxnn train' output directory)")
+    if args.run is not None:
+        weights, data, scored = _run_inputs(args)
+    else:
+        weights = load_weights(args.weights, args.activation, args.output)
+        data = load_data(args.data, args.dataset, need_labels=False)
+        scored = (f"all {data.X.shape[0]} examples of {data.name} (if these weights were "
+                  "trained on it, its training examples are included)")
+    check_fits(weights.params, data, weights.path)
+    pred = np.asarray(predict(weights.params, data.X, activation=weights.activation),
+                      dtype=np.int64)
+    out = make_console()
+    out.print(f"[bold]{escape(weights.path)}[/] ({weights.sizes}, {weights.activation} hidden "
+              f"units, {weights.output} outputs) scoring {escape(scored)}")
     if data.y is not None:
-        metrics = classification_metrics(data.y, pred, params[-1].shape[0])
+        metrics = classification_metrics(data.y, pred, weights.params[-1].shape[0])
         out.print(report_table(metrics, "Per-class report"))
         correct = int(np.sum(pred == data.y))
-        out.print(f"[bold]accuracy {100 * metrics['accuracy']:.2f}%[/] "
+        out.print(f"[bold]accuracy {100 * correct / pred.shape[0]:.2f}%[/] "
                   f"({correct} of {pred.shape[0]} correct)")
     else:
         out.print(f"no labels: predicted class counts {np.bincount(pred).tolist()}")
@@ -58,3 +80,41 @@ def run(args: argparse.Namespace) -> int:
         write_or_fail(args.out, lambda: write_csv(args.out, header, columns))
         out.print(f"predictions written to {escape(args.out)}")
     return EXIT_OK
+
+
+def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
+    """The weights, the examples to score and their description for ``--run DIR``."""
+    from jaxnn.cli.inputs import Data
+    from jaxnn.cli.train import FILES, split_data
+
+    run_dir = Path(args.run)
+    summary_path = run_dir / FILES["summary"]
+    try:
+        summary = json.loads(summary_path.read_text())
+        source = summary["inputs"]
+        seed, test_size = int(summary["seed"]), float(summary["test_size"])
+    except OSError as exc:
+        raise UsageError(f"{summary_path}: cannot read the run's summary "
+                         f"({exc.strerror or exc}); is {run_dir} a 'jaxnn train' output "
+                         "directory?") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{summary_path}: not a summary written by this jaxnn's 'train' "
+                         f"(missing or malformed {exc})") from exc
+    if args.data or args.dataset:
+        raise UsageError("--run uses the run's own data; leave out --data and --dataset")
+    weights = load_weights(str(run_dir / FILES["weights_npz"]), args.activation, args.output)
+    data = load_data(source.get("data"), source.get("dataset"), need_labels=True)
+    split = split_data(data, test_size, seed)
+    which = args.split or "held-out"
+    if which == "held-out":
+        if not len(split.y_test):
+            raise UsageError(f"{run_dir} was trained without a held-out split (--test-size 0); "
+                             "use --split training or all")
+        X, y = split.X_test, split.y_test
+    elif which == "training":
+        X, y = split.X_train, split.y_train
+    else:
+        X, y = data.X, data.y
+    scored = (f"the {which} split of run {run_dir}: {len(y)} examples of {data.name} "
+              f"(seed {seed}, test size {test_size:g})")
+    return weights, Data(X, y, data.name, data.image), scored

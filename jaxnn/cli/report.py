@@ -15,13 +15,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from jaxnn.gradcheck import GradientCheck
 
 
-def console():  # noqa: ANN201 - rich is optional, so no annotation at import time
-    """A rich console on standard output (resolved when writing, so capture works)."""
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, K: int) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1/support, macro and weighted averages and the
     confusion matrix (rows: true class, columns: predicted), for classes ``0..K-1``."""

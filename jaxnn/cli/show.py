@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     require("show", "matplotlib")
     from jaxnn.plot import hidden_units, save_png
 
-    params = load_weights(args.weights)
+    params = load_weights(args.weights).params
     shape, order = image_shape(args.shape, params[0].shape[1] - 1, args.order)
     out = Path(args.out)
     title = None if args.no_title else f"Hidden units of {Path(args.weights).name}"

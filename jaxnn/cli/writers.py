@@ -3,6 +3,7 @@ directory."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -84,3 +85,74 @@ def write_or_fail(path: str, write) -> None:  # noqa: ANN001
         write()
     except OSError as exc:
         raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+
+# ---- one run owns its output directory -----------------------------------------------------------
+
+LOCK = ".jaxnn-run.lock"
+
+
+class RunDirectory:
+    """``with RunDirectory(path) as out:``: the output directory of one run, owned by it.
+
+    Entering creates the directory (see :func:`output_dir`) and takes its lock, a file made
+    with ``O_EXCL`` that holds the owner's process id: a second run into a directory that a
+    live run holds is refused with a :class:`UsageError` (the two would mix their files); a
+    lock left by a dead run is taken over. Then the temporary files of interrupted writes
+    (``.*.tmp``) and the files a previous run left under ``names`` are removed, so the
+    directory never shows one run's pictures beside another run's summary. Leaving releases
+    the lock."""
+
+    def __init__(self, path: str | None, names: Sequence[str] = ()) -> None:
+        self.path, self.names = path, tuple(names)
+        self.out: Path | None = None
+
+    def __enter__(self) -> Path:
+        out = output_dir(self.path)
+        lock = out / LOCK
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = _lock_owner(lock)
+                if owner is not None and _alive(owner):
+                    raise UsageError(f"{out}: another jaxnn run (process {owner}) is writing "
+                                     "this directory; wait for it or choose another --out") \
+                        from None
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()  # a dead run's lock
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            break
+        else:  # pragma: no cover - another run took the stale lock at the same moment
+            raise UsageError(f"{out}: another jaxnn run is starting in this directory")
+        self.out = out
+        for stale in [*out.glob(".*.tmp"), *(out / n for n in self.names)]:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        return out
+
+    def __exit__(self, *exc: object) -> None:
+        if self.out is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.out / LOCK).unlink()
+
+
+def _lock_owner(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True

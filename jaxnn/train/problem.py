@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnn.checks import (
@@ -63,11 +64,14 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
     rows, replicated = (None, None) if devices is None else _shardings(devices, X.shape[0])
     spec = NetSpec((params[0].shape[1] - 1, *(t.shape[0] for t in params)), activation,
                    output, grad)
-    theta0 = ravel_params(tuple(np.asarray(t, dtype) for t in params))
-    if isinstance(X, jax.Array):
-        X = X if X.dtype == dtype else X.astype(dtype)
-    else:  # device_put, not jnp.asarray, which compiles a copy per shape
-        X = np.asarray(X, dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+        theta0 = ravel_params(tuple(np.asarray(t, dtype) for t in params))
+        if isinstance(X, jax.Array):
+            X = X if X.dtype == dtype else X.astype(dtype)
+        else:  # device_put, not jnp.asarray, which compiles a copy per shape
+            X = np.asarray(X, dtype)
+        lam_t = np.asarray(lam, dtype)
+    _representable(theta0, X, lam_t, lam, dtype)
     K = spec.sizes[-1]
     if isinstance(y, jax.Array):
         Y = targets(y, K, dtype)
@@ -75,7 +79,25 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
         y = np.asarray(y)
         Y = np.eye(K, dtype=dtype)[y] if y.ndim == 1 else y.astype(dtype)
     return Problem(spec, theta0, jax.device_put(X, rows), jax.device_put(Y, rows),
-                   jax.device_put(np.asarray(lam, dtype), replicated), replicated)
+                   jax.device_put(lam_t, replicated), replicated)
+
+
+def _representable(theta0: np.ndarray, X, lam_t: np.ndarray, lam, dtype) -> None:
+    """Everything must be finite in the training dtype: training from NaN weights, or from
+    data or a ``lam`` that overflow float32, can only end in NaN."""
+    hint = "scale it down, or train in float64 (dtype='float64')" if dtype == np.float32 \
+        else "pass finite values"
+    if not np.isfinite(lam_t):
+        raise ValueError(f"lam={lam!r} is not representable in {np.dtype(dtype).name} (it "
+                         f"overflows to {float(lam_t)}); {hint}")
+    if not np.isfinite(theta0).all():
+        raise ValueError(f"params hold {int(np.sum(~np.isfinite(theta0)))} NaN or infinite "
+                         f"value(s) in {np.dtype(dtype).name}; start from finite weights, e.g. "
+                         "jaxnn.init_params")
+    finite = np.isfinite(X).all() if isinstance(X, np.ndarray) else bool(jnp.isfinite(X).all())
+    if not finite:
+        raise ValueError(f"X has values that overflow {np.dtype(dtype).name} (the largest "
+                         f"float32 is 3.4e38); {hint}")
 
 
 def _shardings(devices, m: int):

@@ -1,0 +1,192 @@
+"""The command's promises under hostile but realistic use: one run owns its directory, nothing
+is lost or mixed, every error is one line, the text tells the truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxnn.cli import main
+from jaxnn.cli.common import UsageError, require
+from jaxnn.cli.writers import LOCK, RunDirectory
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code: int, err: str, *words: str) -> None:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 6))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez(path, X=X, y=y)
+    return path
+
+
+# --- one run owns its directory ---------------------------------------------------------------
+
+
+def test_a_live_run_owns_its_directory_and_a_dead_runs_lock_is_taken_over(tmp_path):
+    with RunDirectory(str(tmp_path / "out")) as out:
+        assert (out / LOCK).read_text().split()[0] == str(os.getpid())
+        with pytest.raises(UsageError, match="another jaxnn run"):
+            RunDirectory(str(out)).__enter__()
+    assert not (tmp_path / "out" / LOCK).exists()  # released
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "out" / LOCK).write_text(f"{dead}\n")
+    with RunDirectory(str(tmp_path / "out")) as out:  # the dead run's lock: taken over
+        assert (out / LOCK).read_text().split()[0] == str(os.getpid())
+
+
+def test_a_rerun_removes_the_previous_runs_files_and_stale_temporaries(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("digits.png", "summary.json", ".weights.npz.abc123.tmp", "mine.txt"):
+        (out / name).write_text("old")
+    with RunDirectory(str(out), ["digits.png", "summary.json"]):
+        left = sorted(p.name for p in out.iterdir())
+    assert left == [LOCK, "mine.txt"]  # files it does not own are kept
+
+
+def test_two_runs_into_one_directory_never_mix(tmp_path, small_npz):
+    out = tmp_path / "shared-out"
+    cmd = [sys.executable, "-m", "jaxnn", "train", "--data", str(small_npz), "--hidden", "4",
+           "--iterations", "30", "--no-progress", "--out", str(out)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    # either one ran and the other was refused in one line, or they ran one after the other
+    assert codes in ([0, 0], [0, 2]), results
+    for code, err in results:
+        if code == 2:
+            assert "another jaxnn run" in err and len(err.strip().splitlines()) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["output_dir"] == str(out) and not (out / LOCK).exists()
+    assert not list(out.glob(".*.tmp"))
+
+
+# --- errors are one line ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "{loop}"],
+    ["predict", "--weights", "{loop}"],
+    ["show", "--weights", "{loop}"],
+    ["gradcheck", "--full", "--weights", "{loop}"],
+    ["gradcheck", "--full", "--data", "{loop}"],
+    ["sweep", "lam", "--data", "{loop}"],
+])
+def test_any_file_system_error_is_one_line_in_every_command(argv, tmp_path, capsys):
+    loop = tmp_path / "loop.npz"
+    os.symlink(loop, loop)  # a symlink loop: ELOOP, an OSError that is none of the usual ones
+    code, _, err = run([a.replace("{loop}", str(loop)) for a in argv], capsys)
+    one_line_error(code, err, str(loop))
+
+
+def test_training_data_that_overflows_float32_is_an_input_error(tmp_path, capsys):
+    path = tmp_path / "big.npz"
+    np.savez(path, X=np.full((20, 3), 1e39), y=np.arange(20) % 2)
+    code, _, err = run(["train", "--data", str(path), "--hidden", "2", "--out",
+                        str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "overflow float32")
+    code, _, err = run(["train", "--data", str(path), "--lam", "1e39", "--out",
+                        str(tmp_path / "o")], capsys)
+    one_line_error(code, err)
+
+
+def test_a_run_that_diverges_says_so_keeps_finite_weights_and_fails(tmp_path, small_npz,
+                                                                    capsys):
+    out = tmp_path / "div"
+    code, stdout, _ = run(["train", "--data", str(small_npz), "--hidden", "4", "--method",
+                           "sgd", "--learning-rate", "1e30", "--iterations", "20",
+                           "--no-progress", "--out", str(out)], capsys)
+    assert code == 1 and "diverged" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["diverged"] is True and not summary["converged"]
+    with np.load(out / "weights.npz") as npz:
+        thetas = [npz[k] for k in npz.files if k.startswith("theta_")]
+    assert thetas and all(np.isfinite(t).all() for t in thetas)
+
+
+# --- text that is true ------------------------------------------------------------------------
+
+
+def test_missing_extras_are_named_at_once_with_the_extra(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("rich", "mlxtend") else real(name, *a))
+    with pytest.raises(UsageError) as info:
+        require("train", "rich", "matplotlib", "sklearn", "mlxtend")
+    assert "rich, mlxtend" in str(info.value) and "jaxnn[all]" in str(info.value)
+
+
+def test_help_shows_every_default(capsys):
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("default: the full training set", "0.001 for adam, 0.1 for sgd",
+                    "default: L-BFGS-B", "default: 400", "--no-compile-cache"):
+        assert default in text, default
+    assert main(["sweep", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "sweep_validation.png" in text and "sweep_learning.json" in text
+    assert "sweep_<kind>" not in text
+
+
+def test_a_tolerance_below_the_finite_difference_error_is_explained(capsys):
+    code, out, _ = run(["gradcheck", "--tol", "1e-13", "--lam", "0"], capsys)
+    assert code == 1
+    text = " ".join(out.split())
+    assert "error of central differences" in text and "not a wrong backprop" in text
+    assert "the gradients disagree" not in text
+
+
+def test_piped_output_is_not_wrapped(small_npz, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "jaxnn", "train", "--data", str(small_npz),
+                           "--hidden", "3", "--iterations", "5", "--no-progress", "--out",
+                           str(tmp_path / "o" / ("a-rather-long-directory-name" * 3))],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    written = [line for line in lines if line.startswith("files written to")]
+    assert len(written) == 1 and len(written[0]) > 100  # one line, not cut at 80 columns
+    assert not [line for line in lines if line != line.rstrip()]
+
+
+def test_the_compile_cache_is_the_commands_and_can_be_turned_off(tmp_path, small_npz):
+    env = {**os.environ, "JAXNN_COMPILE_CACHE": "1", "XDG_CACHE_HOME": str(tmp_path / "c")}
+    cmd = [sys.executable, "-m", "jaxnn", "train", "--data", str(small_npz), "--hidden", "3",
+           "--iterations", "5", "--no-progress"]
+    proc = subprocess.run([*cmd, "--out", str(tmp_path / "a")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    cache = tmp_path / "c" / "jaxnn" / "xla"
+    assert cache.is_dir() and any(cache.iterdir())
+    off = tmp_path / "c2"
+    proc = subprocess.run([*cmd, "--no-compile-cache", "--out", str(tmp_path / "b")],
+                          env={**env, "XDG_CACHE_HOME": str(off)}, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and not (off / "jaxnn" / "xla").exists()
