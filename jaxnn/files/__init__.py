@@ -10,9 +10,23 @@
 Weights files (``.mat`` and ``.npz``) are :mod:`jaxnn.io`; datasets are :mod:`jaxnn.datasets`.
 """
 
-from jaxnn.files.atomic import atomic_write
-from jaxnn.files.idx import idx_count, iter_idx, load_idx
-from jaxnn.files.mat import Unsupported, mat_keys, read_mat, real_matrix
+from __future__ import annotations
 
-__all__ = ["Unsupported", "atomic_write", "idx_count", "iter_idx", "load_idx", "mat_keys",
-           "read_mat", "real_matrix"]
+import importlib
+from typing import Any
+
+# loaded on first use, so that the command's writers (jaxnn.files.atomic) do not import JAX
+_EXPORTS = {"atomic_write": "atomic", "idx_count": "idx", "iter_idx": "idx", "load_idx": "idx",
+            "Unsupported": "mat", "mat_keys": "mat", "read_mat": "mat", "real_matrix": "mat"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"jaxnn.files.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'jaxnn.files' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
