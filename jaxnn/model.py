@@ -16,7 +16,18 @@ import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.activations import get_activation
-from jaxnn.checks import Params, as_params, check_sizes, check_targets, check_X, float_dtype
+from jaxnn.checks import (
+    Params,
+    as_params,
+    check_memory,
+    check_seed,
+    check_sizes,
+    check_targets,
+    check_X,
+    float_dtype,
+    param_count,
+    problem_bytes,
+)
 from jaxnn.outputs import get_output
 
 Array = jax.Array
@@ -30,15 +41,24 @@ def init_params(
 ) -> Params:
     """Random weights, uniform in ``[-epsilon, epsilon]`` (the course's ``randInitializeWeights``).
 
-    ``key`` is a JAX PRNG key or an int seed. Returns ``Theta_l`` of shape
-    ``(n_{l+1}, 1 + n_l)``, in ``dtype`` (default: JAX's default float).
+    ``key`` is a JAX PRNG key or an int seed (in ``[-2**63, 2**63 - 1]``, the rule of
+    :func:`jaxnn.checks.check_seed`). Returns ``Theta_l`` of shape ``(n_{l+1}, 1 + n_l)``, in
+    ``dtype`` (default: JAX's default float). Sizes whose weights cannot fit in memory are a
+    ``ValueError`` (:func:`jaxnn.checks.check_memory`), not an abort inside XLA.
     """
     sizes = check_sizes(layer_sizes)
     if not (isinstance(epsilon, int | float) and math.isfinite(epsilon) and epsilon > 0):
         raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
-    if isinstance(key, int | np.integer):
-        key = jax.random.key(int(key))
+    if not isinstance(key, jax.Array | np.ndarray):
+        if isinstance(key, bool | np.bool_) or not isinstance(key, int | np.integer):
+            raise ValueError(f"key must be a JAX PRNG key or an integer seed, got {key!r}")
+        key = jax.random.key(check_seed(key, "key"))
     dtype = jax.dtypes.canonicalize_dtype(dtype or float)
+    count = param_count(sizes)
+    # the weights, and as many random bits drawn to make them
+    check_memory(2 * count * np.dtype(dtype).itemsize,
+                 f"init_params: layer_sizes {sizes} ({count:,} weights)",
+                 hint="reduce layer_sizes")
     keys = jax.random.split(key, len(sizes) - 1)
     return tuple(
         jax.random.uniform(k, (n_out, 1 + n_in), dtype, -epsilon, epsilon)
@@ -113,13 +133,19 @@ def _as_layers(params: object) -> Params:
 
 
 def one_hot(y: ArrayLike, K: int, dtype: DTypeLike | None = None) -> Array:
-    """Targets ``(m, K)``: a 1 in column ``y_i`` of row ``i``. ``y``: integer labels ``(m,)``."""
+    """Targets ``(m, K)``: a 1 in column ``y_i`` of row ``i``. ``y``: integer labels ``(m,)``.
+
+    ``K`` is at most ``jaxnn.checks.MAX_CLASSES``, and ``(m, K)`` must fit in memory."""
     if not isinstance(K, int | np.integer) or K < 1:
         raise ValueError(f"K must be a positive integer, got {K!r}")
     y = check_targets(y, np.shape(y)[0] if np.ndim(y) else -1, int(K))
     if np.ndim(y) != 1:
         raise ValueError(f"y must be a vector of integer labels, got shape {np.shape(y)}")
-    return jax.nn.one_hot(y, int(K), dtype=jax.dtypes.canonicalize_dtype(dtype or float))
+    dtype = jax.dtypes.canonicalize_dtype(dtype or float)
+    m = int(np.shape(y)[0])
+    check_memory(m * int(K) * np.dtype(dtype).itemsize,
+                 f"one_hot: {m:,} labels x K={int(K):,} classes", hint="reduce K or y")
+    return jax.nn.one_hot(y, int(K), dtype=dtype)
 
 
 # --- forward pass -------------------------------------------------------------------------------
@@ -147,10 +173,19 @@ def probabilities(z: Array, output: str) -> Array:
 
 
 def prepare(params: object, X: object) -> tuple[Params, Array, jnp.dtype]:
-    """Validate ``params`` and ``X`` and return them with the dtype the computation runs in."""
+    """Validate ``params`` and ``X`` and return them with the dtype the computation runs in.
+
+    A network and ``X`` whose computation cannot fit in memory (the estimate of
+    :func:`jaxnn.checks.problem_bytes`: weights, gradient, every layer's activations and
+    deltas for the ``m`` rows) are a ``ValueError``; pure arithmetic, no array is touched."""
     params = as_params(params)
     X = check_X(X, params[0].shape[1] - 1)
-    return params, X, float_dtype(*params, X)
+    dtype = float_dtype(*params, X)
+    sizes = (params[0].shape[1] - 1, *(t.shape[0] for t in params))
+    check_memory(problem_bytes(sizes, X.shape[0], dtype, optimizer_copies=0),
+                 f"{X.shape[0]:,} examples through layer_sizes {sizes}",
+                 hint="use fewer examples at a time (a batch) or smaller layers")
+    return params, X, dtype
 
 
 @partial(jax.jit, static_argnames=("activation", "output", "dtype"))
@@ -191,9 +226,13 @@ def predict(params: Sequence[ArrayLike], X: ArrayLike, *, activation: str = "sig
 
 
 def accuracy(params: Sequence[ArrayLike], X: ArrayLike, y: ArrayLike, **kw: str) -> float:
-    """Fraction of rows of ``X`` whose predicted label equals ``y`` (integer labels ``(m,)``)."""
+    """Fraction of rows of ``X`` whose predicted label equals ``y`` (integer labels ``(m,)``).
+
+    Exact: the number correct is counted as an integer on the host and divided in Python, so
+    4880 of 5000 is ``0.976``, not float32's ``0.97599995``."""
     pred = predict(params, X, **kw)
     y = check_targets(y, pred.shape[0], as_params(params)[-1].shape[0])
     if np.ndim(y) != 1:
         raise ValueError("accuracy needs integer labels y of shape (m,), not a target matrix")
-    return float(jnp.mean(pred == jnp.asarray(y)))
+    correct = int(np.count_nonzero(np.asarray(pred) == np.asarray(y)))
+    return correct / int(pred.shape[0])

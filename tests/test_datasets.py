@@ -382,9 +382,12 @@ def test_load_mat_round_trip(tmp_path: Path, m: int, n: int, K: int, seed: int) 
 )
 @given(compress=st.booleans(), data=st.data())
 def test_load_mat_corrupt_bytes(tmp_path: Path, compress: bool, data: st.DataObject) -> None:
-    """Truncations are ValueError; flipped bytes are ValueError or a well-formed result."""
+    """Truncations are ValueError; flipped bytes are ValueError or a well-formed result.
+
+    The file holds text too (a char array, which the reader decodes), and compressed
+    variables exercise the bounded, incremental inflation."""
     path = tmp_path / "c.mat"
-    variables = {"X": np.arange(6.0).reshape(3, 2), "y": [[1], [2], [3]]}
+    variables = {"X": np.arange(6.0).reshape(3, 2), "y": [[1], [2], [3]], "note": "digits"}
     scipy.io.savemat(path, variables, do_compression=compress)
     raw = bytearray(path.read_bytes())
     if data.draw(st.booleans(), label="truncate"):

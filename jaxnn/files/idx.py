@@ -4,6 +4,11 @@
 so that memory follows the batch, not the file. Magic numbers, dimensions and counts are
 checked, and a truncated or corrupt file is a ``ValueError`` naming the file. Both are also
 available as ``jaxnn.datasets.load_idx`` and ``jaxnn.datasets.iter_idx``.
+
+Memory follows the header: the dimensions give the exact number of bytes, nothing past them
+is inflated (a gzip stream that goes on is corrupt), a result that cannot fit in memory is
+refused before anything is read (:func:`jaxnn.checks.check_memory`), and pixels are converted
+to floats in chunks of 4 MiB, so loading costs the result plus a few MiB.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
+from jaxnn.checks import check_float_dtype, check_input_file, check_memory
+
 __all__ = ["idx_count", "iter_idx", "load_idx"]
 
 PathLike = str | os.PathLike[str]
@@ -29,7 +36,7 @@ Order = Literal["C", "F"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_UBYTE = 0x08
-_CHUNK = 1 << 24  # read at most 16 MiB at a time, so corrupt headers cannot force huge reads
+_CHUNK = 1 << 22  # read at most 4 MiB at a time, so corrupt headers cannot force huge reads
 
 
 class _IdxReader:
@@ -44,6 +51,7 @@ class _IdxReader:
     def __init__(self, path: PathLike, kind: Literal["images", "labels"]) -> None:
         self.path = Path(path)
         self.kind = kind
+        check_input_file(self.path)  # OSError naming the path; a FIFO or device: ValueError
         self._raw: IO[bytes] = open(self.path, "rb")  # closed in close()
         try:
             self.compressed = self._raw.read(2) == _GZIP_MAGIC
@@ -121,19 +129,22 @@ class _IdxReader:
         return f"{self.dims[0]} labels"
 
     def _read_exact(self, n: int, what: str) -> bytearray:
-        """Read exactly `n` bytes in bounded chunks; truncation and gzip errors -> ValueError."""
-        buf = bytearray()
+        """Read exactly `n` bytes into a buffer of that size, in bounded chunks (never more);
+        truncation and gzip errors -> ValueError."""
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
         try:
-            while len(buf) < n:
-                chunk = self._f.read(min(n - len(buf), _CHUNK))
-                if not chunk:
+            while got < n:
+                k = self._f.readinto(view[got : got + min(n - got, _CHUNK)])
+                if not k:
                     break
-                buf += chunk
+                got += k
         except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             problem = f"corrupt or truncated gzip data while reading {what}: {exc}"
             raise self._error(problem) from exc
-        if len(buf) < n:
-            raise self._error(f"truncated file: needed {n} bytes for {what}, got {len(buf)}")
+        if got < n:
+            raise self._error(f"truncated file: needed {n} bytes for {what}, got {got}")
         return buf
 
     def skip(self, k: int) -> None:
@@ -198,13 +209,24 @@ def idx_count(images: PathLike, labels: PathLike) -> int:
     return int(img.count)
 
 
-def _pixels_to_X(pixels: np.ndarray, rows: int, cols: int, order: Order, dtype: Any) -> np.ndarray:
-    """uint8 `(k, rows*cols)` row-major pixels -> `dtype` `(k, rows*cols)` in `order`, / 255."""
+def _pixels_to_X(pixels: np.ndarray, rows: int, cols: int, order: Order, dtype: Any,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 `(k, rows*cols)` row-major pixels -> `dtype` `(k, rows*cols)` in `order`, / 255
+    (into `out` when given)."""
     if order == "F":
         pixels = pixels.reshape(-1, rows, cols).transpose(0, 2, 1).reshape(-1, rows * cols)
-    X = np.empty(pixels.shape, dtype=dtype)
+    X = np.empty(pixels.shape, dtype=dtype) if out is None else out
     np.divide(pixels, 255, out=X, casting="unsafe")
     return X
+
+
+def _check_size(img: _IdxReader, k: int, dtype: np.dtype, what: str) -> None:
+    """`k` examples as `dtype` (plus their int64 labels) must fit in memory."""
+    need = k * (img.item_size * dtype.itemsize + 8) + min(k * img.item_size, _CHUNK)
+    smaller = ", or pass dtype=np.float32" if dtype.itemsize > 4 else ""
+    check_memory(need, f"{img.path}: {what} of {img.dims[1]}x{img.dims[2]} pixels as {dtype}",
+                 hint=f"read a slice (offset=, max_examples=) or stream them with "
+                 f"iter_idx{smaller}", device="host")
 
 
 def _check_order(order: str) -> None:
@@ -233,25 +255,38 @@ def load_idx(
             upright; the usual MNIST layout) or "F" column-major, the course's layout
             (`X[i].reshape(rows, cols, order="F")`; what `mnist5k()` and ex4 use).
         dtype: floating dtype of `X` (`np.float32` halves the memory of the 60,000 training
-            images: 188 MB instead of 376 MB).
+            images: 188 MB instead of 376 MB); any other kind is a `ValueError`.
         offset: index of the first example to read.
         max_examples: read at most this many examples (default: all the rest). With
             `offset` this reads a slice without reading the rest of an uncompressed file.
 
     Returns:
         `(X, y)`: `X` of shape `(m, rows * cols)` with pixels / 255 in `[0, 1]`, `y` int64 `(m,)`.
+
+    Raises:
+        FileNotFoundError (and other `OSError`s, naming the file): a file cannot be opened.
+        ValueError: bad `order`, `dtype`, `offset` or `max_examples`; corrupt, truncated or
+            mismatched files; a result that cannot fit in memory (refused before reading).
     """
     _check_order(order)
+    dtype = check_float_dtype(dtype)
     img, lab = _open_idx_pair(images, labels)
     with img, lab:
         start, stop = _window(img.count, offset, max_examples)
+        k = stop - start
+        _check_size(img, k, dtype, f"{k:,} images")
         img.skip(start)
         lab.skip(start)
-        pixels, y = img.read(stop - start), lab.read(stop - start)
+        X = np.empty((k, img.item_size), dtype=dtype)
+        step = max(1, _CHUNK // img.item_size)
+        for s in range(0, k, step):
+            e = min(k, s + step)
+            _pixels_to_X(img.read(e - s), *img.dims[1:], order, dtype, out=X[s:e])
+        y = lab.read(k)
         if stop == img.count:
             img.check_end()
             lab.check_end()
-    return _pixels_to_X(pixels, *img.dims[1:], order, dtype), y.ravel().astype(np.int64)
+    return X, y.ravel().astype(np.int64)
 
 
 def iter_idx(
@@ -269,11 +304,13 @@ def iter_idx(
     `ValueError` when it is reached.
     """
     _check_order(order)
+    dtype = check_float_dtype(dtype)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     img, lab = _open_idx_pair(images, labels)  # validate headers now, not at the first next()
     img.close()
     lab.close()
+    _check_size(img, min(batch_size, img.count), dtype, f"batches of {batch_size:,} images")
     return _idx_batches(images, labels, batch_size, order, dtype)
 
 

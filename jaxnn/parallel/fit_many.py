@@ -26,10 +26,12 @@ from jaxnn.checks import (
     check_dtype,
     check_grad,
     check_learning_rate,
+    check_memory,
     check_number,
     check_seeds,
     check_tol,
     positive_int,
+    problem_bytes,
 )
 from jaxnn.losses import prepare_problem, targets
 from jaxnn.model import ravel_params
@@ -233,6 +235,11 @@ def fit_many(
             dt = np.dtype(np.float64 if want64 else np.float32)
         spec = NetSpec((p0[0].shape[1] - 1, *(t.shape[0] for t in p0)), activation, output,
                        grad)
+        check_memory(problem_bytes(spec.sizes, Xc.shape[0], dt, optimizer_copies=22,
+                                   networks=B),
+                     f"fit_many: {B} networks {'-'.join(map(str, spec.sizes))} on "
+                     f"{Xc.shape[0]} examples", hint="train fewer networks at once (sweeps: "
+                     "fewer seeds or values), use smaller layers or fewer examples")
         theta0 = jnp.asarray(ravel_params(tuple(np.asarray(t, dt) for t in params_batch)))
         Xd = jnp.asarray(Xc, dt)
         Yd = targets(jnp.asarray(yc), spec.sizes[-1], dt)

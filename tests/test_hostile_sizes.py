@@ -1,0 +1,218 @@
+"""Sizes that cannot be allocated are a ValueError saying how much is needed, how much is
+available and what to reduce, never an abort inside XLA; the memory rule itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+import scipy.io
+
+import jaxnn as nn
+from jaxnn import checks
+from jaxnn.checks import (
+    MAX_CLASSES,
+    MEMORY_FLOOR,
+    MEMORY_LIMIT_ENV,
+    available_memory,
+    check_classes,
+    check_memory,
+    format_bytes,
+    param_count,
+    problem_bytes,
+)
+from jaxnn.datasets import load_mat
+
+GiB = 2**30
+MiB = 2**20
+
+
+# ---- the estimate ------------------------------------------------------------------------------
+
+
+def test_param_count_is_the_number_of_weights() -> None:
+    sizes = (400, 25, 10)
+    assert param_count(sizes) == 25 * 401 + 10 * 26 == 10285
+    assert param_count(sizes) == sum(t.size for t in nn.debug_params(sizes))
+    assert param_count((400, 10**8, 10)) == 401 * 10**8 + 10 * (10**8 + 1)  # exact, no overflow
+
+
+def test_problem_bytes_counts_what_a_fit_holds() -> None:
+    """Written out for the course's network: X once; weights, gradient and two optimizer
+    copies; activations, deltas and one-hot targets for every example."""
+    m, P = 5000, 10285
+    X, weights = m * 400, 4 * P
+    activations, deltas, targets = m * (25 + 10), m * (25 + 10), m * 10
+    expected = 4 * (X + weights + activations + deltas + targets)
+    assert problem_bytes((400, 25, 10), m, np.float32) == expected == 9_764_560
+    assert problem_bytes((400, 25, 10), m, "float64") == 2 * expected
+    assert problem_bytes((400, 25, 10), m, np.float32, grads=False, optimizer_copies=0) == \
+        4 * (X + P + activations)
+    assert problem_bytes((400, 25, 10), m, np.float32, networks=3) == \
+        4 * (X + 3 * (weights + activations + deltas + targets))
+    assert problem_bytes((400, 25, 10), m, np.float32, optimizer_copies=20) == \
+        expected + 4 * 18 * P
+    assert problem_bytes((400, 25, 10), m) == expected  # JAX's default float: float32 here
+    assert problem_bytes((400, 10**9, 10), 10**9, np.float64) > 2**63  # Python ints
+
+
+def test_problem_bytes_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="layer_sizes"):
+        problem_bytes((400,), 10)
+    with pytest.raises(ValueError, match="m must be a count"):
+        problem_bytes((2, 2), -1)
+
+
+def test_format_bytes() -> None:
+    assert [format_bytes(n) for n in (0, 1023, 1536, 5 * MiB, 3 * GiB, 2**50 * 7)] == [
+        "0 B", "1023 B", "1.5 KiB", "5.0 MiB", "3.0 GiB", "7.0 PiB"]
+
+
+# ---- the rule ----------------------------------------------------------------------------------
+
+
+def test_check_memory_names_what_is_needed_available_and_what_to_reduce(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, str(GiB))
+    assert check_memory(GiB, "fits exactly") == GiB
+    with pytest.raises(ValueError) as info:
+        check_memory(3 * GiB, "init_params: layer_sizes (2, 3)", hint="reduce layer_sizes")
+    assert str(info.value) == ("init_params: layer_sizes (2, 3): needs about 3.0 GiB of memory "
+                               "but only 1.0 GiB is available (host memory, capped by "
+                               "$JAXNN_MEMORY_LIMIT); reduce layer_sizes")
+
+
+def test_small_requests_do_not_ask_the_system(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+
+    def never(*args):
+        raise AssertionError("the system was asked about a small request")
+
+    monkeypatch.setattr(checks, "available_memory", never)
+    assert check_memory(MEMORY_FLOOR, "small") == MEMORY_FLOOR
+    with pytest.raises(AssertionError):
+        check_memory(MEMORY_FLOOR + 1, "large")
+
+
+def test_available_memory_on_this_machine() -> None:
+    available, where = available_memory("host")
+    assert where == "host memory"
+    if sys.platform.startswith("linux"):
+        with open("/proc/meminfo") as f:
+            meminfo = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+        assert 0 < available <= meminfo["MemTotal"]
+        assert abs(available - meminfo["MemAvailable"]) < 0.25 * meminfo["MemTotal"] or \
+            available < meminfo["MemAvailable"]  # a cgroup limit may be lower
+    cpu = jax.devices("cpu")[0]
+    assert available_memory(cpu)[1] == "host memory"
+
+
+def test_available_memory_of_an_accelerator_uses_its_statistics() -> None:
+    class FakeGPU:
+        platform = "gpu"
+
+        def memory_stats(self):
+            return {"bytes_limit": 80 * GiB, "bytes_in_use": 60 * GiB}
+
+        def __str__(self):
+            return "cuda:0"
+
+    assert available_memory(FakeGPU()) == (20 * GiB, "memory of cuda:0")
+    with pytest.raises(ValueError, match=r"needs about 30.0 GiB of memory but only 20.0 GiB is "
+                                         r"available \(memory of cuda:0\)"):
+        check_memory(30 * GiB, "fit", device=FakeGPU())
+
+
+def test_a_bad_memory_limit_variable_is_a_value_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
+    with pytest.raises(ValueError, match=r"\$JAXNN_MEMORY_LIMIT must be a number of bytes"):
+        check_memory(1, "anything")
+
+
+# ---- where jaxnn allocates ---------------------------------------------------------------------
+
+
+def test_init_params_refuses_a_network_that_cannot_fit() -> None:
+    start = time.perf_counter()
+    with pytest.raises(ValueError) as info:
+        nn.init_params(0, (400, 100_000_000, 10))
+    message = str(info.value)
+    assert message.startswith("init_params: layer_sizes (400, 100000000, 10) "
+                              "(41,100,000,010 weights): needs about 306.2 GiB of memory")
+    assert message.endswith("reduce layer_sizes") and time.perf_counter() - start < 1
+
+
+def test_an_impossible_network_does_not_abort_the_interpreter() -> None:
+    """In a fresh interpreter: a ValueError and exit status 1, not SIGABRT (-6) from XLA."""
+    code = ("import jax, jaxnn\n"
+            "try:\n"
+            "    jax.block_until_ready(jaxnn.init_params(0, (400, 100_000_000, 10)))\n"
+            "except ValueError as e:\n"
+            "    print('ValueError', e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ValueError init_params: layer_sizes (400, 100000000, 10)")
+
+
+def test_cost_backprop_forward_and_fit_refuse_what_cannot_fit() -> None:
+    """A million examples through 100,000 hidden units: 745 GiB of activations."""
+    params = (np.zeros((100_000, 2)), np.zeros((2, 100_001)))
+    X, y = np.zeros((1_000_000, 1)), np.zeros(1_000_000, np.int64)
+    expected = "1,000,000 examples through layer_sizes (1, 100000, 2): needs about"
+    for call in (lambda: nn.cost(params, X, y), lambda: nn.backprop(params, X, y),
+                 lambda: nn.autodiff(params, X, y), lambda: nn.forward(params, X),
+                 lambda: nn.predict(params, X), lambda: nn.accuracy(params, X, y),
+                 lambda: nn.fit(params, X, y, maxiter=1)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert expected in str(info.value) or "fit: a 1-100000-2 network" in str(info.value)
+
+
+def test_one_hot_refuses_what_cannot_fit() -> None:
+    with pytest.raises(ValueError, match=r"one_hot: 1,000,000 labels x K=50,000 classes: needs "
+                                         r"about 186.3 GiB of memory"):
+        nn.one_hot(np.zeros(10**6, np.int64), 50_000)
+    assert nn.one_hot(np.array([2, 0]), 3).tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+@pytest.mark.parametrize("K", [MAX_CLASSES + 1, 10**12])
+def test_labels_cannot_ask_for_an_absurd_number_of_classes(K: int) -> None:
+    with pytest.raises(ValueError, match=f"K={K} entries each; jaxnn takes at most 100000"):
+        nn.one_hot(np.array([0, 1]), K)
+    with pytest.raises(ValueError, match=f"K={K} classes is more than jaxnn takes"):
+        check_classes(K)
+    params = (np.zeros((K, 2)),) if K <= MAX_CLASSES + 1 else None
+    if params is not None:  # a network that wide, with labels: the same bound
+        with pytest.raises(ValueError, match="at most 100000 classes from labels"):
+            nn.cost(params, np.ones((2, 1)), np.array([0, 1]))
+    assert check_classes(MAX_CLASSES) == MAX_CLASSES
+
+
+def test_float_labels_near_1e12_are_not_wrapped_around() -> None:
+    params = nn.init_params(0, (2, 3, 2))
+    with pytest.raises(ValueError, match=r"labels in 0\.\.1000000000000 but the network has K=2"):
+        nn.cost(params, np.ones((2, 2)), np.array([0.0, 1e12]))
+    with pytest.raises(ValueError, match=r"labels in -3000000000\.\.1"):
+        nn.cost(params, np.ones((2, 2)), np.array([-3e9, 1.0]))
+
+
+def test_load_mat_bounds_the_classes_labels_imply(tmp_path) -> None:
+    path = tmp_path / "d.mat"
+    scipy.io.savemat(path, {"X": np.ones((2, 2)), "y": [[1], [200_000]]})
+    with pytest.raises(ValueError, match=r"the largest label, 200000, implies K=200000 classes; "
+                                         r"jaxnn takes at most 100000") as info:
+        load_mat(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(ValueError, match="num_labels=200000 classes is more than"):
+        load_mat(path, num_labels=200_000)
+    with pytest.raises(ValueError, match="num_labels must be a positive integer, got 10.5"):
+        load_mat(path, num_labels=10.5)
+    scipy.io.savemat(path, {"X": np.ones((2, 2)), "y": [[1], [1e12]]})
+    with pytest.raises(ValueError, match=r"label 1e\+12 is out of range"):
+        load_mat(path)
