@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
     def _validate_data(estimator, *args, **kw):
         return estimator._validate_data(*args, **kw)
 
-from jaxnn.checks import check_hidden, check_number, positive_int
+from jaxnn.checks import check_hidden, check_memory, check_number, param_count, positive_int
 from jaxnn.model import logits
 from jaxnn.outputs import get_output
 from jaxnn.precision import x64, x64_enabled
@@ -133,6 +133,9 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         """Uniform in ``[-epsilon, epsilon]`` (the course's ``randInitializeWeights``), drawn
         with numpy from ``random_state`` (no JAX compilation per network shape)."""
         eps = check_number(self.epsilon, "epsilon", low=0.0, strict=True)
+        check_memory(2 * param_count(sizes) * np.dtype(self.dtype).itemsize,
+                     f"NeuralNetClassifier: layer sizes {sizes}", hint="use smaller layers",
+                     device="host")
         return tuple(rng.uniform(-eps, eps, size=(n_out, 1 + n_in)).astype(self.dtype)
                      for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
 

@@ -392,7 +392,7 @@ def test_missing_and_malformed_files(tmp_path: Path, digits_run: tuple[Path, int
         (["predict", "--weights", str(garbage)], ["garbage.mat"]),
         (["predict", "--weights", str(tmp_path / "w.txt")], ["w.txt"]),
         (["predict", "--weights", weights, "--data", str(tmp_path / "d.npz")], ["d.npz"]),
-        (["predict", "--weights", weights, "--data", str(text)], ["notes.npz", "corrupt"]),
+        (["predict", "--weights", weights, "--data", str(text)], ["notes.npz", "not an .npz file"]),
         (["predict", "--weights", weights, "--data", str(wrong)], ["no array X"]),
         (["predict", "--weights", weights, "--data", str(garbage)], ["garbage.mat"]),
         (["predict", "--weights", weights, "--data", "a", "b", "c"], ["--data"]),

@@ -113,13 +113,11 @@ def _load_paths(paths: list[str], need_labels: bool) -> tuple[Any, ...]:
 
 def _load_npz(path: str, need_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Arrays ``X`` ``(m, n)`` and ``y`` ``(m,)`` (integer labels ``0..K-1``) of an ``.npz``."""
-    with open(path, "rb") as f:
-        try:
-            with np.load(f, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files if k in ("X", "y")}
-                found = sorted(npz.files)
-        except Exception as exc:  # zipfile/zlib/format errors on a corrupt file
-            raise ValueError(f"{path}: corrupt or not an .npz file ({type(exc).__name__})") from exc
+    from jaxnn.io import read_npz  # no pickles, declared sizes checked before reading
+
+    everything = read_npz(path, what="arrays X (examples) and y (labels)")
+    arrays = {k: v for k, v in everything.items() if k in ("X", "y")}
+    found = sorted(everything)
     if "X" not in arrays:
         raise ValueError(f"{path}: no array X (examples, one per row); arrays found: {found}")
     X = arrays["X"]
