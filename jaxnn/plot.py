@@ -25,7 +25,6 @@ from jaxnn.files.atomic import atomic_write
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from jaxnn.sweep import Curve
 
 __all__ = [
     "image_grid",
@@ -167,37 +166,67 @@ def hidden_units(
     return _mosaic_figure(image_grid(theta1[:, 1:], shape, order), title, size)
 
 
+def _minor_label(value: float, _position: object = None) -> str:
+    """The label of a minor tick on a log axis: ``2``, ``3`` or ``5`` times a power of ten."""
+    mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+    return f"{value:g}" if round(mantissa) in (2, 3, 5) and abs(mantissa - round(mantissa)) < 1e-6 \
+        else ""
+
+
 def cost_curve(
     history: Any,
     *,
+    initial: float | None = None,
     title: str | None = "Training cost",
     log: bool | None = None,
     xlabel: str = "iteration",
 ) -> Figure:
-    """The cost per iteration. ``log`` (default: when the cost spans more than a factor of 20
-    and stays positive) puts the cost on a log scale."""
+    """The cost per iteration: ``history[i]`` ``(n,)`` is drawn at iteration ``i + 1``.
+
+    ``initial``, the cost before the first iteration (at the starting parameters, as
+    :func:`jaxnn.cost` gives it; :class:`jaxnn.FitResult` does not record it), is drawn at
+    iteration 0, so the curve starts where training started. ``log`` True puts the cost on a
+    log scale, False on a linear one; None (default) chooses log when the cost spans more than a
+    factor of 20. A log scale needs every finite cost positive: otherwise the scale stays linear.
+    """
     cost = np.asarray(history, dtype=np.float64).ravel()
+    start = 1
+    if initial is not None:
+        from jaxnn.checks import check_number
+
+        cost = np.concatenate([[check_number(initial, "initial")], cost])
+        start = 0
     fig = _figure(6.4, 4.0)
     ax = fig.add_subplot()
     if cost.size:
-        ax.plot(np.arange(1, cost.size + 1), cost, color="tab:blue", lw=1.5)
-        ax.set_xlim(1, max(cost.size, 2))
-    positive = cost.size > 0 and bool(np.all(cost[np.isfinite(cost)] > 0))
+        iterations = np.arange(start, start + cost.size)
+        ax.plot(iterations, cost, color="tab:blue", lw=1.5, marker="o" if cost.size <= 60 else None,
+                ms=2.5)
+        ax.set_xlim(start, max(iterations[-1], start + 1))
+    finite = cost[np.isfinite(cost)]
+    positive = finite.size > 0 and bool(np.all(finite > 0))
     if log is None:
-        finite = cost[np.isfinite(cost)]
         log = positive and finite.size > 1 and finite.max() / finite.min() > 20
     if log and positive:
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
         ax.set_yscale("log")
+        # plain numbers (0.5, 2, 0.001) rather than 5x10^-1; within about a decade the minor
+        # ticks 2, 3 and 5 (times a power of ten) are labelled too
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        few_decades = np.log10(finite.max() / finite.min()) < 1.5
+        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label) if few_decades
+                                     else NullFormatter())
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("cost J")
-    ax.grid(True, alpha=0.3)
+    ax.set_ylabel("cost J (log scale)" if ax.get_yscale() == "log" else "cost J")
+    ax.grid(True, which="both" if ax.get_yscale() == "log" else "major", alpha=0.3)
     if title:
         ax.set_title(title)
     fig.tight_layout()
     return fig
 
 
-def sweep_curve(curve: Curve, title: str | None = None) -> Figure:
+def sweep_curve(curve: Any, title: str | None = None) -> Figure:
     """Two panels, cost and accuracy against the swept value of a :class:`jaxnn.sweep.Curve`:
     training and validation means over the seeds, with a band of one standard deviation."""
     fig = _figure(10, 4)
@@ -227,6 +256,30 @@ def sweep_curve(curve: Curve, title: str | None = None) -> Figure:
     return fig
 
 
+def _truncated(name: str, low: float = 0.2) -> Any:
+    """Matplotlib's colour map ``name`` without its palest ``low`` part (so the smallest
+    positive value is visibly coloured, not white)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    base = colormaps[name]
+    return ListedColormap(base(np.linspace(low, 1.0, 256)), name=f"{name}_from_{low:g}")
+
+
+def _one_two_five(low: float, high: float) -> list[float]:
+    """The values 1, 2, 5 times a power of ten in ``[low, high]`` (``[high]`` if none)."""
+    first = math.floor(math.log10(low))
+    ticks = [m * 10.0**e for e in range(first, math.ceil(math.log10(high)) + 1)
+             for m in (1, 2, 5)]
+    return [t for t in ticks if low * (1 - 1e-9) <= t <= high * (1 + 1e-9)] or [high]
+
+
+def _dark(rgba: Sequence[float]) -> bool:
+    """Whether text on a cell of colour ``rgba`` should be white (relative luminance < 0.5)."""
+    r, g, b = rgba[:3]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5
+
+
 def confusion_matrix(
     cm: Any,
     labels: Sequence[Any] | None = None,
@@ -234,26 +287,66 @@ def confusion_matrix(
     title: str | None = "Confusion matrix",
 ) -> Figure:
     """A heat map of the confusion matrix ``cm`` ``(K, K)`` (rows: true class, columns:
-    predicted), each cell annotated with its count."""
+    predicted), each cell annotated with its count.
+
+    The diagonal (correct) and the off-diagonal cells (errors) are coloured on scales of their
+    own, so that a handful of errors stays visible beside hundreds of correct answers: the
+    diagonal in blue, linear from 0 to its largest count; the errors in red on a log scale from
+    the smallest to the largest error, every positive error at least a clear pink; cells with no
+    error stay white. ``cm`` holds non-negative finite counts (or fractions).
+    """
+    from matplotlib.colors import LogNorm, Normalize
+
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
         raise ValueError(f"cm must be a square (K, K) matrix, got shape {cm.shape}")
+    if not np.issubdtype(cm.dtype, np.number) or np.iscomplexobj(cm):
+        raise ValueError(f"cm must hold real numbers, got dtype {cm.dtype}")
+    if not (np.all(np.isfinite(cm)) and np.all(cm >= 0)):
+        raise ValueError("cm must hold non-negative finite counts")
     K = cm.shape[0]
     labels = [str(c) for c in (labels if labels is not None else range(K))]
+    values = cm.astype(np.float64)
+    diagonal = np.eye(K, dtype=bool)
+    errors = np.where(~diagonal & (values > 0), values, np.nan)
+
     side = min(max(4.0, 0.5 * K + 1.5), 14.0)
     fig = _figure(side + 1.0, side)
     ax = fig.add_subplot()
-    image = ax.imshow(cm, cmap="Blues", interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_facecolor("white")
+    top = float(values[diagonal].max()) or 1.0
+    correct_map = _truncated("Blues")
+    # the diagonal gets no colour bar: its counts are written on it
+    ax.imshow(np.where(diagonal, values, np.nan), cmap=correct_map, norm=Normalize(0.0, top),
+              interpolation="nearest")
+    error_map = _truncated("Reds", 0.25)
+    error_norm = None
+    if np.any(np.isfinite(errors)):
+        high = float(np.nanmax(errors))
+        low = min(float(np.nanmin(errors)), high / 10)  # a single error value draws mid-red
+        error_norm = LogNorm(low, high)
+        image = ax.imshow(errors, cmap=error_map, norm=error_norm, interpolation="nearest")
+        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        ticks = _one_two_five(low, high)
+        bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
+        bar.ax.minorticks_off()
+        bar.set_label("errors (off-diagonal cells), log scale")
     ax.set_xticks(range(K), labels)
     ax.set_yticks(range(K), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if K <= 30:
-        threshold = cm.max() / 2 if cm.size else 0
-        for (i, j), value in np.ndenumerate(cm):
-            ax.text(j, i, f"{value:g}", ha="center", va="center", fontsize=8,
-                    color="white" if value > threshold else "black")
+        integral = bool(np.all(values == np.round(values)))
+        for (i, j), value in np.ndenumerate(values):
+            if i == j:
+                rgba = correct_map(Normalize(0.0, top)(value))
+            elif value > 0 and error_norm is not None:
+                rgba = error_map(error_norm(value))
+            else:
+                rgba = (1.0, 1.0, 1.0, 1.0)
+            text = f"{value:.0f}" if integral else f"{value:.2g}"
+            color = "white" if _dark(rgba) else ("0.6" if value == 0 else "black")
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -80,3 +80,103 @@ def test_figure_checks() -> None:
         plot.hidden_units(np.ones(5))
     with pytest.raises(ValueError):
         plot.digit_grid(np.ones(5))
+
+
+# ---- cost curve: starts at the initial cost, log scale on request -----------------------------
+
+
+def test_cost_curve_starts_at_the_initial_cost() -> None:
+    history = [3.0, 2.0, 1.5, 1.25]
+    line = plot.cost_curve(history, initial=6.5).axes[0].lines[0]
+    np.testing.assert_array_equal(line.get_xdata(), [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(line.get_ydata(), [6.5, 3.0, 2.0, 1.5, 1.25])
+    ax = plot.cost_curve(history).axes[0]  # without it: history[i] at iteration i + 1
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3, 4])
+    assert ax.get_xlim() == (1.0, 4.0)
+    assert plot.cost_curve([], initial=2.0).axes[0].lines[0].get_ydata().tolist() == [2.0]
+
+
+@pytest.mark.parametrize("initial", [float("nan"), float("inf"), "7", 1 + 2j, [1.0]])
+def test_cost_curve_rejects_a_bad_initial_cost(initial: object) -> None:
+    with pytest.raises(ValueError, match="initial"):
+        plot.cost_curve([1.0, 0.5], initial=initial)  # type: ignore[arg-type]
+
+
+def test_cost_curve_log_scale() -> None:
+    narrow = [6.6, 3.3, 1.0, 0.5]  # spans a factor 13: linear unless asked
+    assert plot.cost_curve(narrow).axes[0].get_yscale() == "linear"
+    ax = plot.cost_curve(narrow, initial=7.0, log=True).axes[0]
+    assert ax.get_yscale() == "log"
+    assert ax.lines[0].get_ydata()[0] == 7.0
+    wide = np.exp(-np.arange(50.0)) + 1e-3  # a factor 1000: log by default, linear on request
+    assert plot.cost_curve(wide).axes[0].get_yscale() == "log"
+    assert plot.cost_curve(wide, log=False).axes[0].get_yscale() == "linear"
+    # a log scale cannot show a zero or negative cost: the scale stays linear
+    assert plot.cost_curve([1.0, 0.0, -1.0], log=True).axes[0].get_yscale() == "linear"
+
+
+def test_cost_curve_log_ticks_are_plain_numbers() -> None:
+    fig = plot.cost_curve(np.linspace(7.0, 0.5, 51), log=True)
+    fig.canvas.draw()
+    labels = {t.get_text() for t in fig.axes[0].get_yticklabels(minor=True)} | {
+        t.get_text() for t in fig.axes[0].get_yticklabels()}
+    assert {"1", "2", "5"} <= labels, labels
+    assert not any("e" in text or "^" in text for text in labels), labels
+
+
+# ---- confusion matrix: a few errors stay visible beside hundreds of correct answers -----------
+
+
+def _cell_colour(fig, i: int, j: int) -> np.ndarray:  # noqa: ANN001
+    """The rendered RGB (0..1) of cell (row i, column j), sampled away from its annotation."""
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())
+    ax = fig.axes[0]
+    x, y = ax.transData.transform((j + 0.35, i + 0.35))
+    return pixels[int(round(pixels.shape[0] - y)), int(round(x)), :3] / 255.0
+
+
+def _course_like_confusion() -> np.ndarray:
+    cm = np.diag(np.array([495, 490, 470, 466, 480, 460, 488, 475, 450, 470]))
+    cm[3, 5], cm[4, 9], cm[8, 3], cm[2, 7] = 1, 5, 12, 30
+    return cm
+
+
+def test_confusion_matrix_single_errors_are_visible() -> None:
+    cm = _course_like_confusion()
+    fig = plot.confusion_matrix(cm)
+    zero, one, five, thirty = (_cell_colour(fig, *cell) for cell in [(0, 1), (3, 5), (4, 9),
+                                                                       (2, 7)])
+    np.testing.assert_allclose(zero, 1.0, atol=0.01)  # no error: white
+    assert np.linalg.norm(one - zero) > 0.25, (one, zero)  # one error: clearly coloured
+    # more errors, darker: the scale still orders them (luminance falls)
+    luminance = [float(c @ [0.2126, 0.7152, 0.0722]) for c in (zero, one, five, thirty)]
+    assert luminance == sorted(luminance, reverse=True), luminance
+    assert luminance[1] - luminance[2] > 0.1 and luminance[2] - luminance[3] > 0.1, luminance
+    # the diagonal is coloured on its own scale, unlike the errors
+    diagonal = _cell_colour(fig, 0, 0)
+    assert diagonal[2] > diagonal[0] + 0.2, diagonal  # blue, not red
+
+
+def test_confusion_matrix_annotates_every_count() -> None:
+    cm = _course_like_confusion()
+    ax = plot.confusion_matrix(cm, labels=list("abcdefghij")).axes[0]
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+             for t in ax.texts}
+    assert texts == {(i, j): str(cm[i, j]) for i in range(10) for j in range(10)}
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("abcdefghij")
+
+
+def test_confusion_matrix_without_errors_and_of_fractions(tmp_path: Path) -> None:
+    _saved(plot.confusion_matrix(np.diag([3, 4])), tmp_path / "perfect.png")
+    fractions = np.array([[0.9, 0.1], [0.02, 0.98]])
+    fig = plot.confusion_matrix(fractions)
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["0.02", "0.1", "0.9", "0.98"]
+    assert np.linalg.norm(_cell_colour(fig, 1, 0) - 1.0) > 0.25
+
+
+@pytest.mark.parametrize("cm", [[[1, -1], [0, 2]], [[1, np.nan], [0, 2]], [["a", "b"], ["c", "d"]],
+                                [[1j, 0], [0, 1]]])
+def test_confusion_matrix_rejects_bad_counts(cm: object) -> None:
+    with pytest.raises(ValueError, match="cm"):
+        plot.confusion_matrix(cm)

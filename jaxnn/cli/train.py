@@ -392,7 +392,7 @@ def write_pictures(out: Path, data: Data, split: Split, outcome: Outcome,
             outcome.params, shape, order,
             title=f"Hidden units after {outcome.n_iter} {summary['method']} iterations, "
                   f"lam {summary['lam']:g}"), out / FILES["hidden_units"])
-    plot.save_png(plot.cost_curve(outcome.history, initial=outcome.initial_cost,
+    plot.save_png(plot.cost_curve(outcome.history, initial=outcome.initial_cost, log=True,
                                   title=f"Training cost ({summary['method']})"),
                   out / FILES["cost_curve"])
     on = evaluation["report_on"]
