@@ -288,8 +288,11 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
     from jaxnn.train.trainer import fit
 
     params0 = init_params(args.seed, sizes, dtype=args.dtype)
-    initial = float(cost(params0, split.X_train, split.y_train, args.lam,
-                         activation=args.activation, output=args.output))
+
+    def initial_cost() -> float:  # after fit, which refuses what the dtype cannot represent
+        return float(cost(params0, split.X_train, split.y_train, args.lam,
+                          activation=args.activation, output=args.output))
+
     progress = ProgressBar(console, args.iterations, enabled=not args.no_progress)
     console.print(header)
     started = time.perf_counter()
@@ -299,9 +302,8 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
                          callback=progress.update, **options)
             progress.finish(result.n_iter, result.cost)
     except KeyboardInterrupt:  # one that fit did not catch (e.g. while compiling)
-        outcome = progress.interrupted(params0, time.perf_counter() - started)
-        outcome.initial_cost = initial
-        return outcome
+        return progress.interrupted(params0, time.perf_counter() - started)
+    initial = initial_cost()
     params = tuple(np.asarray(t) for t in result.params)
     final, message = float(result.cost), str(result.message)
     diverged = not (np.isfinite(final) and all(np.isfinite(t).all() for t in params))
