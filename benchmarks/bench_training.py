@@ -2,9 +2,11 @@
 otherwise use, and time it.
 
 Usage:
-    python benchmarks/bench_training.py [--maxiter 400] [--recipe-evals 400]
-                                        [--skip-recipe] [--skip-torch] [--skip-overhead]
+    python benchmarks/bench_training.py [--maxiter 400] [--repeats 3] [--recipe-evals 400]
+                                        [--skip-recipe] [--skip-torch] [--skip-sklearn]
+                                        [--skip-overhead] [--skip-closeness] [--json out.json]
     python benchmarks/bench_training.py --figures   # accuracy after 50 and 400 iterations
+    python benchmarks/bench_training.py --smoke     # tiny sizes, seconds: every row runs
 
 Data: `jaxnn.datasets.mnist5k()`, the stratified 4000/1000 split
 `train_test_split(X, y, test_size=0.2, seed=0)`; network 400-25-10, `lam = 1`, `maxiter`
@@ -12,39 +14,49 @@ iterations for every entry, everything from the same initial weights
 `init_params(0, (400, 25, 10))` except scikit-learn (which initializes its own).
 
 Entries:
-* jaxnn `fit(method="L-BFGS-B")` (scipy bridge) and `fit(method="lbfgs")` (optax, compiled loop),
-  float64 and float32, `tol=0` so that every run does `maxiter` iterations. Each is run twice:
-  "cold" (the first call in the process, compilation included) and "warm".
+* jaxnn `fit` default (`method="L-BFGS-B"`: :func:`jaxnn.train.lbfgsb.minimize`, scipy's
+  L-BFGS-B iterations in numpy, one compiled value-and-gradient call per evaluation), float32
+  (fit's default dtype) and float64; `fit(method="lbfgs")` (optax, compiled loop);
+  `fit(method="fmincg")` (the course's conjugate gradient, compiled loop) for 50 and
+  `maxiter` line searches. jaxnn runs with `tol=0` (not fmincg, which has no tolerance) so that
+  every run does all its iterations.
+* "cold": the first call in a fresh process (a child process per entry: `import jaxnn`,
+  data loading and the problem's arrays excluded, compilation included); "warm": the same call
+  again in this process, the fastest of `--repeats` runs interleaved with every other warm
+  entry, so that the shared machine's load hits them alike (the median is in the notes).
+  "compile s": XLA's compilation time during the cold call (the `backend_compile` events of
+  `jax.monitoring`).
+* scipy's own `scipy.optimize.minimize(method="L-BFGS-B")` through the same bridge (what `fit`
+  ran before): the reference for the default's speed and iterations.
 * jaxnn L-BFGS-B with `output="softmax"`: scikit-learn's own objective, for comparing costs.
 * scikit-learn `MLPClassifier(hidden_layer_sizes=(25,), activation="logistic",
-  solver="lbfgs", alpha=1.0, tol=0, max_iter=maxiter)`. Its loss is the softmax cross-entropy
-  plus `alpha/(2m) ||W||^2` (biases not penalized): with `alpha = lam` the same penalty as
-  jaxnn's, on a softmax rather than per-class-sigmoid output.
+  solver="lbfgs", alpha=1.0, tol=0, max_iter=maxiter)`, default BLAS threads and one. Its loss
+  is the softmax cross-entropy plus `alpha/(2m) ||W||^2` (biases not penalized).
 * the recipe of the classic Python write-ups of this exercise: numpy, the cost and the
   backward pass each a Python loop over the examples, `scipy.optimize.minimize(method="TNC",
-  jac=True, options={"maxiter": N})`. In the scipy those write-ups used, TNC's `maxiter`
-  counted *function evaluations* (it was later renamed `maxfun`; today's TNC ignores
-  `maxiter`), so the recipe runs `--recipe-evals` evaluations (TNC makes 16 to 40 evaluations
-  per iteration on this problem: 400 iterations would take 25 minutes to an hour).
+  jac=True)` for `--recipe-evals` evaluations (TNC's old `maxiter` counted evaluations).
 * PyTorch `torch.optim.LBFGS(line_search_fn="strong_wolfe", history_size=10)` on the course's
-  cost, float32 and float64 with torch's default threads and float32 with one thread, when
-  torch is installed (it is optional: skipped when absent).
+  cost, float32 with torch's default threads (warm, and cold in a fresh process), float64, and
+  float32 with one thread, when torch is installed (optional: skipped when absent).
 
-The last column divides each entry's wall time by jaxnn L-BFGS-B float32 cold: what
-`fit(init_params(0, sizes), X, y)` does out of the box (float32 is its default; compilation
-included). A second table measures the scipy bridge's per-evaluation overhead. scikit-learn runs
-twice: with OpenBLAS's default threads and with one BLAS thread (threadpoolctl), since on a busy
-machine OpenBLAS's threads can cost more than they give.
+The last column is PyTorch LBFGS float32 (default threads, warm) over the entry's wall time:
+how many times faster than PyTorch in steady state. Further tables: the closeness of the
+default's iterates to scipy's L-BFGS-B (float32 and float64), and the per-evaluation overhead
+of the bridge and of each L-BFGS-B implementation.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 
 import jax
@@ -58,6 +70,7 @@ from jaxnn.train import fit
 
 SIZES = (400, 25, 10)
 LAM = 1.0
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 @dataclass
@@ -71,6 +84,28 @@ class Row:
     train: float
     test: float
     note: str = ""
+    compile_s: float | None = None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_data(smoke: bool):
+    X, y = mnist5k()
+    if smoke:  # 200 digits, stratified like the real run
+        X, _, y, _ = train_test_split(X, y, test_size=0.96, seed=0)
+    data = train_test_split(X, y, test_size=0.2, seed=0)
+    with jaxnn.x64():
+        p0 = tuple(np.asarray(t) for t in jaxnn.init_params(0, SIZES, dtype=np.float64))
+    return data, p0
 
 
 def accuracies(params, data) -> tuple[float, float]:
@@ -86,24 +121,74 @@ def course_cost(params, data) -> float:
         return float(jaxnn.cost(tuple(np.asarray(t, np.float64) for t in params), Xtr, ytr, LAM))
 
 
+class CompileTimer:
+    """Sums XLA's compilation time while active."""
+
+    def __enter__(self):
+        self.seconds = 0.0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def _listen(self, event, duration, **kw):
+        if event == COMPILE_EVENT:
+            self.seconds += duration
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
 # --- jaxnn ---------------------------------------------------------------------------------------
 
+def jaxnn_name(method: str, output: str, maxiter: int, full: int) -> str:
+    label = "fit default (L-BFGS-B)" if method == "L-BFGS-B" else f'fit(method="{method}")'
+    if output != "sigmoid":
+        label += f" {output}"
+    if method == "fmincg" and maxiter != full:
+        label += f" {maxiter} line searches"
+    return f"jaxnn {label}"
 
-def run_jaxnn(data, p0, method: str, dtype: str, maxiter: int, label: str,
+
+def run_jaxnn(data, p0, method: str, dtype: str, maxiter: int, label: str, full: int,
               output: str = "sigmoid") -> Row:
     Xtr, _, ytr, _ = data
-    r = fit(p0, Xtr, ytr, LAM, method=method, maxiter=maxiter, dtype=dtype, tol=0.0,
-            output=output)
+    kw = {} if method == "fmincg" else {"tol": 0.0}
+    with CompileTimer() as ct:
+        r = fit(p0, Xtr, ytr, LAM, method=method, maxiter=maxiter, dtype=dtype, output=output,
+                **kw)
     train, test = accuracies(r.params, data)
-    return Row(f"jaxnn {method}{'' if output == 'sigmoid' else ' softmax'} ({label})", dtype,
-               r.seconds, r.n_iter, r.n_evals, r.cost, train, test, r.message)
+    return Row(f"{jaxnn_name(method, output, maxiter, full)} ({label})", dtype, r.seconds,
+               r.n_iter, r.n_evals, r.cost, train, test, r.message,
+               ct.seconds if label.startswith("cold") else None)
+
+
+def run_scipy_reference(data, p0, dtype: str, maxiter: int) -> Row:
+    """scipy's own L-BFGS-B through the same bridge (what the default ran before)."""
+    from jaxnn.train.objective import ScipyObjective
+    from jaxnn.train.problem import make_problem
+    from jaxnn.train.scipy_bridge import blas_single_thread
+
+    Xtr, _, ytr, _ = data
+    t = time.perf_counter()
+    with jaxnn.x64(dtype == "float64"):
+        prob = make_problem(p0, Xtr, ytr, LAM, "sigmoid", "sigmoid", "backprop",
+                            dtype == "float64", None)
+        obj = ScipyObjective(prob.X, prob.Y, prob.lam, prob.spec)
+        with blas_single_thread():
+            res = scipy.optimize.minimize(obj, prob.theta0.astype(np.float64), jac=True,
+                                          method="L-BFGS-B",
+                                          options={"maxiter": maxiter, "ftol": 0, "gtol": 0})
+    seconds = time.perf_counter() - t
+    params = prob.unravel(res.x)
+    train, test = accuracies(params, data)
+    return Row("scipy.optimize.minimize L-BFGS-B, same bridge (warm)", dtype, seconds, res.nit,
+               obj.n_evals, float(res.fun), train, test, str(res.message))
 
 
 # --- scikit-learn --------------------------------------------------------------------------------
 
-
 def run_sklearn(data, maxiter: int, blas_threads: int | None = None) -> Row:
     from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
 
     class Counting(MLPClassifier):
         """Counts the value-and-gradient evaluations scipy asks for."""
@@ -115,10 +200,6 @@ def run_sklearn(data, maxiter: int, blas_threads: int | None = None) -> Row:
     Xtr, Xte, ytr, yte = data
     clf = Counting(hidden_layer_sizes=(25,), activation="logistic", solver="lbfgs", alpha=LAM,
                    tol=0, max_iter=maxiter, random_state=0)
-    import warnings
-
-    from threadpoolctl import threadpool_limits
-
     with warnings.catch_warnings(), threadpool_limits(blas_threads, user_api="blas"):
         warnings.simplefilter("ignore")
         t = time.perf_counter()
@@ -132,18 +213,8 @@ def run_sklearn(data, maxiter: int, blas_threads: int | None = None) -> Row:
 
 # --- the classic numpy recipe --------------------------------------------------------------------
 
-
 def _sigmoid(z):
     return 1 / (1 + np.exp(-z))
-
-
-def _recipe_forward(X, theta1, theta2):
-    m = X.shape[0]
-    a1 = np.insert(X, 0, values=np.ones(m), axis=1)
-    z2 = a1 @ theta1.T
-    a2 = np.insert(_sigmoid(z2), 0, values=np.ones(m), axis=1)
-    z3 = a2 @ theta2.T
-    return a1, z2, a2, z3, _sigmoid(z3)
 
 
 def recipe_backprop(params, input_size, hidden_size, num_labels, X, y, learning_rate):
@@ -151,7 +222,10 @@ def recipe_backprop(params, input_size, hidden_size, num_labels, X, y, learning_
     m = X.shape[0]
     theta1 = params[: hidden_size * (input_size + 1)].reshape(hidden_size, input_size + 1)
     theta2 = params[hidden_size * (input_size + 1):].reshape(num_labels, hidden_size + 1)
-    a1, z2, a2, z3, h = _recipe_forward(X, theta1, theta2)
+    a1 = np.insert(X, 0, values=np.ones(m), axis=1)
+    z2 = a1 @ theta1.T
+    a2 = np.insert(_sigmoid(z2), 0, values=np.ones(m), axis=1)
+    h = _sigmoid(a2 @ theta2.T)
     J = 0.0
     for i in range(m):
         first_term = np.multiply(-y[i, :], np.log(h[i, :]))
@@ -197,15 +271,22 @@ def run_recipe(data, p0, evals: int) -> Row:
 
 # --- PyTorch -------------------------------------------------------------------------------------
 
-
-def run_torch(data, p0, maxiter: int, dtype: str, threads: int | None = None) -> Row | None:
+def torch_available() -> bool:
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
-        return None
+        return False
+    return True
+
+
+def run_torch(data, p0, maxiter: int, dtype: str, threads: int | None = None,
+              label: str = "warm") -> Row:
+    import torch
+
     default_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    t0 = time.perf_counter()
     Xtr, _, ytr, _ = data
     tdt = getattr(torch, dtype)
     X = torch.tensor(Xtr, dtype=tdt)
@@ -230,18 +311,124 @@ def run_torch(data, p0, maxiter: int, dtype: str, threads: int | None = None) ->
                             tolerance_change=0, history_size=10, line_search_fn="strong_wolfe")
     t = time.perf_counter()
     opt.step(closure)
-    seconds = time.perf_counter() - t
+    seconds = time.perf_counter() - (t0 if label.startswith("cold") else t)
     n_threads = torch.get_num_threads()
     torch.set_num_threads(default_threads)
     params = tuple(t.detach().numpy() for t in thetas)
     train, test = accuracies(params, data)
-    return Row(f"PyTorch LBFGS (strong Wolfe, {n_threads} thread{'s' * (n_threads > 1)})",
-               dtype, seconds, opt.state[thetas[0]]["n_iter"], count[0],
+    return Row(f"PyTorch LBFGS (strong Wolfe, {n_threads} thread{'s' * (n_threads > 1)}) "
+               f"({label})", dtype, seconds, opt.state[thetas[0]]["n_iter"], count[0],
                course_cost(params, data), train, test, f"torch {torch.__version__}")
 
 
-# --- the scipy bridge's overhead ---------------------------------------------------------------
+# --- cold rows: the first call in a fresh process -----------------------------------------------
 
+def child_main(spec: str, smoke: bool) -> None:
+    """Run the cold entries ``spec`` (``method:dtype:maxiter[,...]``, or ``torch``) here, in a
+    fresh process, and print their rows as JSON lines."""
+    data, p0 = load_data(smoke)  # the backend starts here, before the timed call
+    full = int(spec.split(",")[0].split(":")[2]) if spec != "torch" else 0
+    for entry in spec.split(","):
+        if entry == "torch":
+            row = run_torch(data, p0, int(os.environ.get("BENCH_TORCH_MAXITER", "400")),
+                            "float32", label="cold, fresh process")
+        else:
+            method, dtype, maxiter = entry.split(":")
+            row = run_jaxnn(data, p0, method, dtype, int(maxiter), "cold, fresh process",
+                            max(full, int(maxiter)))
+        print("ROW " + json.dumps(asdict(row)), flush=True)
+
+
+def run_cold(entries: list[str], smoke: bool, data, p0) -> list[Row]:
+    """Each entry in a fresh process. With ``--smoke`` only the first: the others are the first
+    call of their kind in this process (the same path, without a process start each)."""
+    rows = []
+    for i, spec in enumerate(entries):
+        if smoke and i > 0:
+            if spec == "torch":
+                rows.append(run_torch(data, p0, int(os.environ["BENCH_TORCH_MAXITER"]),
+                                      "float32", label="cold, first call here"))
+            else:
+                method, dtype, maxiter = spec.split(":")
+                rows.append(run_jaxnn(data, p0, method, dtype, int(maxiter),
+                                      "cold, first call here", int(maxiter)))
+            continue
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", spec]
+        if smoke:
+            cmd.append("--smoke")
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        if out.returncode != 0:
+            raise RuntimeError(f"child {spec} failed:\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
+        rows += [Row(**json.loads(line[4:])) for line in out.stdout.splitlines()
+                 if line.startswith("ROW ")]
+    return rows
+
+
+def interleaved_warm(fns: dict[str, Callable[[], Row]], repeats: int) -> dict[str, Row]:
+    """Each entry run ``repeats`` times in rotation; the row of its fastest run (on a shared
+    machine the other jobs only ever add time; the median is in the note)."""
+    runs: dict[str, list[Row]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            runs[k].append(fn())
+    out = {}
+    for k, rs in runs.items():
+        row = min(rs, key=lambda r: r.seconds)
+        if len(rs) > 1:
+            row.note += (f" [best of {len(rs)}; median {np.median([r.seconds for r in rs]):.2f}"
+                         " s; runs: " + ", ".join(f"{r.seconds:.2f}" for r in rs) + "]")
+        out[k] = row
+    return out
+
+
+# --- the default's iterates against scipy's L-BFGS-B ----------------------------------------
+
+def _keeper(xs: list) -> Callable:
+    def keep(intermediate_result):  # scipy reads the parameter's name
+        xs.append(np.array(intermediate_result.x))
+    return keep
+
+
+def closeness(data, p0, dtype: str, maxiter: int) -> list[tuple[int, float, float]]:
+    """``(iteration, |x_jaxnn - x_scipy| / |x_scipy|, |x_scipy' - x_scipy| / |x_scipy|)``: the
+    default's iterates against scipy's, and scipy's against scipy's from a start moved by one
+    float64 rounding (the drift any change of rounding causes), both through the same bridge."""
+    from jaxnn.train import lbfgsb
+    from jaxnn.train.objective import ScipyObjective
+    from jaxnn.train.problem import make_problem
+    from jaxnn.train.scipy_bridge import blas_single_thread
+
+    Xtr, _, ytr, _ = data
+    with jaxnn.x64(dtype == "float64"), blas_single_thread():
+        prob = make_problem(p0, Xtr, ytr, LAM, "sigmoid", "sigmoid", "backprop",
+                            dtype == "float64", None)
+        obj = ScipyObjective(prob.X, prob.Y, prob.lam, prob.spec)
+        x0 = prob.theta0.astype(np.float64)
+        # the next float64 after each entry: the float32 evaluations see the same numbers
+        x0b = np.nextafter(x0, np.inf) if dtype == "float64" else x0.copy()
+        paths = []
+        for run, start in ((lbfgsb.minimize, x0), ("scipy", x0), ("scipy", x0b)):
+            xs: list[np.ndarray] = []
+            keep = _keeper(xs)
+
+            if run == "scipy":
+                scipy.optimize.minimize(obj, start, jac=True, method="L-BFGS-B", callback=keep,
+                                        options={"maxiter": maxiter, "ftol": 0, "gtol": 0})
+            else:
+                run(obj, start, maxiter=maxiter, ftol=0, gtol=0, callback=keep)
+            paths.append(xs)
+    ours, ref, moved = paths
+    n = min(len(ours), len(ref), len(moved))
+    marks = sorted({k for k in (1, 10, 20, 30, 40, 50, 75, 100, 200, maxiter) if k <= n} | {n})
+
+    def rel(a, b):
+        return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+    return [(k, rel(ours[k - 1], ref[k - 1]), rel(moved[k - 1], ref[k - 1]) if dtype ==
+             "float64" else float("nan")) for k in marks]
+
+
+# --- per-evaluation overhead ---------------------------------------------------------------------
 
 def _interleaved(fns: dict[str, Callable[[], object]], seconds: float = 2.0) -> dict[str, float]:
     """Median seconds per call of each function, timed in alternating batches so that the
@@ -262,9 +449,36 @@ def _interleaved(fns: dict[str, Callable[[], object]], seconds: float = 2.0) -> 
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
-def _overhead_one(X, y, p, sizes, dtype: str) -> tuple[float, float, float]:
-    """``(raw jitted call, bridge call, scipy's own time per evaluation)`` in seconds."""
-    from jaxnn.train import ScipyObjective, blas_single_thread, packed_value_and_grad
+def _own_time(minimizer: Callable, obj, theta: np.ndarray, iters: int, repeats: int = 3
+              ) -> float:
+    """The optimizer's own seconds per evaluation: a run minus the time inside the objective,
+    median of ``repeats`` runs."""
+    from jaxnn.train.scipy_bridge import blas_single_thread
+
+    out = []
+    for _ in range(repeats):
+        inside = [0.0, 0]
+
+        def timed(x, inside=inside):
+            t = time.perf_counter()
+            r = obj(x)
+            inside[0] += time.perf_counter() - t
+            inside[1] += 1
+            return r
+
+        t = time.perf_counter()
+        with blas_single_thread():  # as fit runs them
+            minimizer(timed, theta, iters)
+        out.append((time.perf_counter() - t - inside[0]) / inside[1])
+    return float(np.median(out))
+
+
+def _overhead_one(X, y, p, sizes, dtype: str, iters: int, seconds: float
+                  ) -> tuple[float, ...]:
+    """``(raw jitted call, bridge call, scipy's own time, jaxnn L-BFGS-B's own time)`` per
+    evaluation, in seconds."""
+    from jaxnn.train import lbfgsb
+    from jaxnn.train.objective import ScipyObjective, packed_value_and_grad
 
     with jaxnn.x64(dtype == "float64"):
         Xd = jnp.asarray(X, dtype)
@@ -277,52 +491,42 @@ def _overhead_one(X, y, p, sizes, dtype: str) -> tuple[float, float, float]:
         raw_fn = partial(packed_value_and_grad, spec=spec)
         obj = ScipyObjective(Xd, Yd, lam, spec)
         t = _interleaved({"raw": lambda: raw_fn(theta_dev, Xd, Yd, lam).block_until_ready(),
-                          "bridge": lambda: obj(theta)})
-        raw, bridge = t["raw"], t["bridge"]
-        # scipy's own time: a 200-iteration L-BFGS-B run minus the time inside the objective
-        inside = [0.0, 0]
-
-        def timed(x):
-            t = time.perf_counter()
-            out = obj(x)
-            inside[0] += time.perf_counter() - t
-            inside[1] += 1
-            return out
-
-        t = time.perf_counter()
-        with blas_single_thread():  # as fit runs scipy
-            scipy.optimize.minimize(timed, theta, jac=True, method="L-BFGS-B",
-                                    options={"maxiter": 200, "ftol": 0, "gtol": 0})
-        scipy_own = (time.perf_counter() - t - inside[0]) / inside[1]
-    return raw, bridge, scipy_own
+                          "bridge": lambda: obj(theta)}, seconds)
+        opts = {"ftol": 0, "gtol": 0}
+        scipy_own = _own_time(lambda f, x, n: scipy.optimize.minimize(
+            f, x, jac=True, method="L-BFGS-B", options={"maxiter": n, **opts}), obj, theta,
+            iters)
+        ours = _own_time(lambda f, x, n: lbfgsb.minimize(f, x, maxiter=n, **opts), obj, theta,
+                         iters)
+    return t["raw"], t["bridge"], scipy_own, ours
 
 
-def overhead(data, p0) -> list[tuple[str, float, float, float]]:
-    """``(problem, raw jitted call, bridge call, scipy's own time per evaluation)`` in us."""
+def overhead(data, p0, iters: int, seconds: float = 2.0
+             ) -> list[tuple[str, float, float, float, float]]:
+    """``(problem, raw, bridge, scipy's own, jaxnn L-BFGS-B's own)`` in microseconds."""
     Xtr, _, ytr, _ = data
     tiny_X = (np.sin(np.arange(1, 16)) / 10).reshape((5, 3), order="F")
     with jaxnn.x64():
         tiny_p = tuple(np.asarray(t) for t in jaxnn.debug_params((3, 5, 3), dtype=np.float64))
-    problems = [("400-25-10, m=4000", Xtr, ytr, p0, SIZES),
+    problems = [(f"400-25-10, m={len(ytr)}", Xtr, ytr, p0, SIZES),
                 ("3-5-3, m=5 (course debug)", tiny_X, np.array([1, 2, 0, 1, 2]), tiny_p,
                  (3, 5, 3))]
     out = []
     for dtype in ("float64", "float32"):
         for name, X, y, p, sizes in problems:
-            raw, bridge, scipy_own = _overhead_one(X, y, p, sizes, dtype)
-            out.append((f"{name}, {dtype}", raw * 1e6, bridge * 1e6, scipy_own * 1e6))
+            times = _overhead_one(X, y, p, sizes, dtype, iters, seconds)
+            out.append((f"{name}, {dtype}", *(v * 1e6 for v in times)))
     return out
 
 
 # --- the course's figures -------------------------------------------------------------------------
 
-
 def figures(data, p0) -> None:
     """Training and held-out accuracy after 50 and 400 iterations (jaxnn's default tolerances)."""
-    Xtr, Xte, ytr, yte = data
     print("| method | dtype | iterations | train acc | held-out acc | cost |")
     print("|---|---|---|---|---|---|")
-    for method in ("L-BFGS-B", "lbfgs"):
+    Xtr, _, ytr, _ = data
+    for method in ("L-BFGS-B", "lbfgs", "fmincg"):
         for dtype in ("float64", "float32"):
             for maxiter in (50, 400):
                 r = fit(p0, Xtr, ytr, LAM, method=method, maxiter=maxiter, dtype=dtype)
@@ -333,79 +537,132 @@ def figures(data, p0) -> None:
 
 # --- report --------------------------------------------------------------------------------------
 
-
-def table(rows: list[Row], ref: float) -> str:
-    head = ("| entry | dtype | wall s | iterations | evaluations | ms / eval | final cost "
-            "| train acc | held-out acc | time / jaxnn |")
-    lines = [head, "|" + "---|" * 10]
+def table(rows: list[Row], torch_warm: float | None) -> str:
+    head = ("| entry | dtype | wall s | compile s | iterations | evaluations | ms / eval "
+            "| final cost | train acc | held-out acc | PyTorch warm / this |")
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
         ms = f"{r.seconds / r.n_evals * 1e3:.2f}" if r.n_evals else "-"
         cost = f"{r.cost:.5f}" if r.cost is not None else "-"
+        comp = f"{r.compile_s:.2f}" if r.compile_s is not None else "-"
+        speed = f"{torch_warm / r.seconds:.2f}x" if torch_warm else "-"
         lines.append(
-            f"| {r.name} | {r.dtype} | {r.seconds:.2f} | {r.n_iter} | {r.n_evals} | {ms} "
-            f"| {cost} | {100 * r.train:.2f}% | {100 * r.test:.2f}% | {r.seconds / ref:.2f}x |")
+            f"| {r.name} | {r.dtype} | {r.seconds:.2f} | {comp} | {r.n_iter} | {r.n_evals} "
+            f"| {ms} | {cost} | {100 * r.train:.2f}% | {100 * r.test:.2f}% | {speed} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--maxiter", type=int, default=400)
+    ap.add_argument("--repeats", type=int, default=3, help="warm runs per entry (median)")
     ap.add_argument("--recipe-evals", type=int, default=400)
     ap.add_argument("--skip-recipe", action="store_true")
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--skip-sklearn", action="store_true")
     ap.add_argument("--skip-overhead", action="store_true")
+    ap.add_argument("--skip-closeness", action="store_true")
+    ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument("--figures", action="store_true",
                     help="only the accuracy after 50 and 400 iterations, no timings")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes (200 digits, 5 iterations, one repeat): every row, seconds")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        child_main(args.child, args.smoke)
+        return
+    if args.smoke:
+        args.maxiter, args.repeats, args.recipe_evals = 5, 1, 5
+    os.environ["BENCH_TORCH_MAXITER"] = str(args.maxiter)
+    short = min(50, args.maxiter)
 
-    X, y = mnist5k()
-    data = train_test_split(X, y, test_size=0.2, seed=0)
-    with jaxnn.x64():
-        p0 = tuple(np.asarray(t) for t in jaxnn.init_params(0, SIZES, dtype=np.float64))
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"jax {jax.__version__}, {jax.devices()[0].platform}; m_train={len(data[2])}, "
-          f"m_test={len(data[3])}, {'-'.join(map(str, SIZES))}, lam={LAM}, "
-          f"maxiter={args.maxiter}; load average at start {os.getloadavg()[0]:.2f}\n")
+    data, p0 = load_data(args.smoke)
+    print(f"# {cpu_model()}, {os.cpu_count()} CPUs, jax {jax.__version__}, "
+          f"{jax.devices()[0].platform}; m_train={len(data[2])}, m_test={len(data[3])}, "
+          f"{'-'.join(map(str, SIZES))}, lam={LAM}, maxiter={args.maxiter}, "
+          f"repeats={args.repeats}; load average at start "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}\n", flush=True)
     if args.figures:
         figures(data, p0)
         return
 
-    rows = []
-    for method in ("L-BFGS-B", "lbfgs"):
-        for dtype in ("float64", "float32"):
-            rows.append(run_jaxnn(data, p0, method, dtype, args.maxiter, "cold"))
-            rows.append(run_jaxnn(data, p0, method, dtype, args.maxiter, "warm"))
-            print(f"  done: {rows[-1].name} {dtype}", flush=True)
-    rows.append(run_jaxnn(data, p0, "L-BFGS-B", "float64", args.maxiter, "cold", "softmax"))
-    rows.append(run_sklearn(data, args.maxiter))
-    rows.append(run_sklearn(data, args.maxiter, blas_threads=1))
-    print("  done: scikit-learn", flush=True)
-    if not args.skip_torch:
-        for dtype, threads in (("float32", None), ("float64", None), ("float32", 1)):
-            row = run_torch(data, p0, args.maxiter, dtype, threads)
-            if row is None:
-                print("  torch is not installed: skipped")
-                break
-            rows.append(row)
+    with_torch = not args.skip_torch and torch_available()
+    if not args.skip_torch and not with_torch:
+        print("  torch is not installed: its rows are skipped")
+    M = args.maxiter
+    # cold: each in a fresh process
+    cold_entries = [f"L-BFGS-B:float32:{M}", f"L-BFGS-B:float64:{M}", f"lbfgs:float32:{M}",
+                    f"fmincg:float32:{M}"]
+    cold = run_cold(cold_entries + ["torch"] * with_torch, args.smoke, data, p0)
+    print("  done: cold rows (fresh processes)", flush=True)
+
+    # warm: every entry compiled once here, then interleaved
+    warm = {
+        "default f32": partial(run_jaxnn, data, p0, "L-BFGS-B", "float32", M, "warm", M),
+        "default f64": partial(run_jaxnn, data, p0, "L-BFGS-B", "float64", M, "warm", M),
+        "scipy f32": partial(run_scipy_reference, data, p0, "float32", M),
+        "lbfgs f32": partial(run_jaxnn, data, p0, "lbfgs", "float32", M, "warm", M),
+        "lbfgs f64": partial(run_jaxnn, data, p0, "lbfgs", "float64", M, "warm", M),
+        "fmincg f32": partial(run_jaxnn, data, p0, "fmincg", "float32", M, "warm", M),
+        "fmincg short": partial(run_jaxnn, data, p0, "fmincg", "float32", short, "warm", M),
+        "fmincg f64": partial(run_jaxnn, data, p0, "fmincg", "float64", M, "warm", M),
+    }
+    if with_torch:
+        warm["torch f32"] = partial(run_torch, data, p0, M, "float32")
+    for fn in warm.values():  # compile everything first
+        fn()
+    warm_rows = interleaved_warm(warm, args.repeats)
+    print("  done: warm rows (interleaved)", flush=True)
+
+    rows = [*cold, *warm_rows.values()]
+    rows.append(run_jaxnn(data, p0, "L-BFGS-B", "float64", M, "warm", M, "softmax"))
+    if not args.skip_sklearn:
+        rows.append(run_sklearn(data, M))
+        rows.append(run_sklearn(data, M, blas_threads=1))
+        print("  done: scikit-learn", flush=True)
+    if with_torch:
+        rows.append(run_torch(data, p0, M, "float64"))
+        rows.append(run_torch(data, p0, M, "float32", threads=1))
         print("  done: torch", flush=True)
     if not args.skip_recipe:
         rows.append(run_recipe(data, p0, args.recipe_evals))
         print("  done: numpy/TNC recipe", flush=True)
 
-    ref = rows[2].seconds  # jaxnn L-BFGS-B float32 cold: fit()'s default dtype, compile included
-    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
-    print(table(rows, ref))
+    torch_warm = warm_rows["torch f32"].seconds if with_torch else None
+    print(f"\nload average at end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(table(rows, torch_warm))
     print()
     for r in rows:
         print(f"- {r.name} [{r.dtype}]: {r.note}")
+    if with_torch:
+        d = warm_rows["default f32"]
+        c = next(r for r in cold if r.name.startswith("jaxnn fit default") and
+                 r.dtype == "float32")
+        print(f"\nPyTorch warm / default fit: warm {torch_warm / d.seconds:.2f}x (goal >= 2), "
+              f"first call in a fresh process {torch_warm / c.seconds:.2f}x (goal >= 1.5)")
+
+    if not args.skip_closeness:
+        print("\n## The default's iterates against scipy's L-BFGS-B (relative differences)\n")
+        print("| dtype | iteration | jaxnn vs scipy | scipy vs scipy from the next float64 "
+              "start |")
+        print("|---|---|---|---|")
+        for dtype in ("float32", "float64"):
+            for k, ours, moved in closeness(data, p0, dtype, M):
+                print(f"| {dtype} | {k} | {ours:.2e} | {moved:.2e} |")
 
     if not args.skip_overhead:
-        print("\n## scipy bridge: microseconds per value-and-gradient evaluation\n")
+        print("\n## Per evaluation: the bridge and the optimizers' own work (microseconds)\n")
         print("| problem | raw jitted call (device theta) | bridge call (host theta -> J, g) "
-              "| bridge - raw | scipy L-BFGS-B's own time per evaluation |")
-        print("|---|---|---|---|---|")
-        for name, raw, bridge, scipy_own in overhead(data, p0):
-            print(f"| {name} | {raw:.1f} | {bridge:.1f} | {bridge - raw:+.1f} | {scipy_own:.1f} |")
+              "| bridge - raw | scipy L-BFGS-B's own | jaxnn L-BFGS-B's own |")
+        print("|---|---|---|---|---|---|")
+        for name, raw, bridge, scipy_own, ours in overhead(
+                data, p0, 20 if args.smoke else 200, 0.1 if args.smoke else 2.0):
+            print(f"| {name} | {raw:.1f} | {bridge:.1f} | {bridge - raw:+.1f} | "
+                  f"{scipy_own:.1f} | {ours:.1f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([asdict(r) for r in rows], f, indent=1)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ One compiled program serves every segment of every run of the same problem.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
+from jaxnn.spec import NetSpec
 from jaxnn.train import fmincg, loops
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
@@ -103,10 +105,18 @@ def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> d
                 converged=status == Status.CONVERGED, message=text, interrupted=interrupted)
 
 
+@functools.lru_cache(maxsize=64)
+def _value_and_grad(spec: NetSpec) -> Callable:
+    """``spec.value_and_grad``, one object per (equal) spec: the compiled fmincg loop takes it
+    as a static argument, and bound methods of two equal specs compare unequal (their
+    ``__self__`` by identity), which would compile the loop again on every call."""
+    return spec.value_and_grad
+
+
 def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
     """The course's ``fmincg`` (:mod:`jaxnn.train.fmincg`): ``maxiter`` line searches; the
     history holds the cost after each successful one, as ``fmincg.m``'s ``fX``."""
-    vg, args = prob.spec.value_and_grad, (prob.X, prob.Y, prob.lam)
+    vg, args = _value_and_grad(prob.spec), (prob.X, prob.Y, prob.lam)
     try:
         carry = _fmincg_init(vg, prob.put(prob.theta0), args=args)
     except KeyboardInterrupt:  # while compiling or at the first evaluation

@@ -1,10 +1,11 @@
-"""The scipy bridge of :func:`jaxnn.fit`: ``scipy.optimize.minimize(jac=True)`` driving one
-jit-compiled value-and-gradient call per evaluation
-(:class:`jaxnn.train.objective.ScipyObjective`).
+"""The scipy bridge of :func:`jaxnn.fit`: a host optimizer driving one jit-compiled
+value-and-gradient call per evaluation (:class:`jaxnn.train.objective.ScipyObjective`).
 
-:func:`fit_scipy` runs a prepared problem with ``"L-BFGS-B"``, ``"TNC"``, ``"CG"`` or
-``"BFGS"``, calls the user's callback after every iteration, and keeps the last completed
-iterate when a callback or a ``KeyboardInterrupt`` stops the run.
+:func:`fit_scipy` runs a prepared problem with ``"L-BFGS-B"`` (:func:`jaxnn.train.lbfgsb.minimize`,
+scipy's L-BFGS-B iterations without scipy's per-evaluation overhead), ``"TNC"``, ``"CG"`` or
+``"BFGS"`` (``scipy.optimize.minimize(jac=True)``), calls the user's callback after every
+iteration, and keeps the last completed iterate when a callback or a ``KeyboardInterrupt``
+stops the run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import numpy as np
 import scipy.optimize
 
+from jaxnn.train import lbfgsb
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
 
@@ -62,8 +64,11 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
     interrupted = False
     try:
         with blas_single_thread():
-            res = scipy.optimize.minimize(obj, last["x"], jac=True, method=method, tol=tol,
-                                          callback=scipy_callback, options=opts)
+            if method == "L-BFGS-B":  # the same iterations, without scipy's overhead
+                res = lbfgsb.minimize(obj, last["x"], tol=tol, callback=scipy_callback, **opts)
+            else:
+                res = scipy.optimize.minimize(obj, last["x"], jac=True, method=method, tol=tol,
+                                              callback=scipy_callback, options=opts)
         x, J, converged, message = res.x, float(res.fun), bool(res.success), str(res.message)
     except (_Stop, KeyboardInterrupt) as e:
         interrupted = isinstance(e, KeyboardInterrupt)

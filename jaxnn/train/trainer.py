@@ -3,10 +3,12 @@
 ``fit(params, X, y, lam)`` unrolls ``params`` into the Octave-order vector ``theta`` once,
 puts ``X`` and the one-hot targets on the device once, and then
 
-* ``"L-BFGS-B"``, ``"TNC"``, ``"CG"``, ``"BFGS"``: ``scipy.optimize.minimize(jac=True)`` calls a
-  jit-compiled value-and-gradient function once per evaluation; ``theta`` goes to the device and
-  ``[J, g]`` comes back in one array (:mod:`jaxnn.train.scipy_bridge`,
-  :class:`jaxnn.train.objective.ScipyObjective`);
+* ``"L-BFGS-B"``, ``"TNC"``, ``"CG"``, ``"BFGS"``: a host optimizer calls a jit-compiled
+  value-and-gradient function once per evaluation; ``theta`` goes to the device and ``[J, g]``
+  comes back in one array (:mod:`jaxnn.train.scipy_bridge`,
+  :class:`jaxnn.train.objective.ScipyObjective`). TNC, CG and BFGS are
+  ``scipy.optimize.minimize(jac=True)``'s; L-BFGS-B is :func:`jaxnn.train.lbfgsb.minimize`,
+  scipy's L-BFGS-B iterations (no bounds) in numpy without scipy's per-evaluation overhead;
 * ``"lbfgs"``: optax's L-BFGS with its zoom line search, the loop compiled as one
   ``lax.while_loop`` (:func:`lbfgs_run`);
 * ``"fmincg"``: the course's own nonlinear conjugate gradient, compiled the same way
@@ -110,8 +112,9 @@ def fit(
         params: initial ``(Theta1, ..., ThetaL)``, e.g. from :func:`jaxnn.init_params`.
         X: ``(m, n_0)`` inputs. y: integer labels ``(m,)`` in ``0..K-1`` or targets ``(m, K)``.
         lam: the L2 penalty ``lam/(2m) sum W^2`` (bias weights excluded).
-        method: ``"L-BFGS-B"``, ``"TNC"``, ``"CG"``, ``"BFGS"`` (scipy; BFGS keeps a dense
-            ``n x n`` matrix, for small networks only), ``"lbfgs"`` (optax, compiled loop),
+        method: ``"L-BFGS-B"`` (scipy's iterations, :mod:`jaxnn.train.lbfgsb`), ``"TNC"``,
+            ``"CG"``, ``"BFGS"`` (scipy; BFGS keeps a dense ``n x n`` matrix, for small
+            networks only), ``"lbfgs"`` (optax, compiled loop),
             ``"fmincg"`` (the course's conjugate gradient, compiled loop; ``maxiter`` counts
             its line searches and ``history`` has the cost after each successful one),
             ``"adam"``, ``"sgd"`` (optax, mini-batches), or any optax ``GradientTransformation``
