@@ -3,7 +3,8 @@
 How a call travels: :func:`fit` (:mod:`jaxnn.train.trainer`) checks its arguments and prepares the
 problem on the device (:mod:`jaxnn.train.problem`), then hands it to one driver:
 
-* scipy's ``"L-BFGS-B"``, ``"TNC"``, ``"CG"``, ``"BFGS"``: :mod:`jaxnn.train.scipy_bridge`, one
+* ``"L-BFGS-B"`` (scipy's iterations in :mod:`jaxnn.train.lbfgsb`), scipy's ``"TNC"``,
+  ``"CG"``, ``"BFGS"``: :mod:`jaxnn.train.scipy_bridge`, one
   compiled value-and-gradient call per evaluation (:mod:`jaxnn.train.objective`);
 * the compiled ``"lbfgs"``, ``"fmincg"``, ``"adam"``, ``"sgd"``: :mod:`jaxnn.train.compiled`,
   which runs the pure loops of :mod:`jaxnn.train.loops` and :mod:`jaxnn.train.fmincg` segment
