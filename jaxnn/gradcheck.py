@@ -616,7 +616,8 @@ def numerical_cost_gradient(
     (they agree to about 1e-11 relative; against the same differences evaluated in extended
     precision this is within about 1e-14, the plain one within about 1e-11), in a small
     fraction of its time: every parameter of the course's 400-25-10 network on 5000 examples
-    in about 0.35 s on two CPU cores, 60 times one ``backprop`` call.
+    in 0.26-0.34 s on two CPU cores, under 60 times one ``backprop`` call
+    (benchmarks/RESULTS.md).
 
     Same arguments and checks as :func:`jaxnn.cost`; ``chunk_size``: at most this many
     perturbations per compiled call (default: as many as keep its largest intermediate near
@@ -716,9 +717,6 @@ class GradientCheck:
 def octave_order(grads: Sequence[np.ndarray]) -> np.ndarray:
     """Gradients unrolled into one vector in Octave's order (as :func:`jaxnn.ravel_params`)."""
     return np.concatenate([np.asarray(g).ravel(order="F") for g in grads])
-
-
-_octave = octave_order  # the name jaxnn._cli_report imports
 
 
 def check_gradients(
