@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 from jaxnn.checks import check_hidden, check_memory, check_number, param_count, positive_int
 from jaxnn.model import logits
 from jaxnn.outputs import get_output
-from jaxnn.precision import x64, x64_enabled
+from jaxnn.precision import x64_when
 from jaxnn.train.trainer import FitResult, fit
 
 __all__ = ["NeuralNetClassifier"]
@@ -125,8 +125,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
     def _precision(self) -> contextlib.AbstractContextManager:
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        wide = self.dtype == "float64" and not x64_enabled()
-        return x64() if wide else contextlib.nullcontext()
+        return x64_when(self.dtype == "float64")
 
     def _init_params(self, rng: np.random.RandomState, sizes: tuple[int, ...]
                      ) -> tuple[np.ndarray, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import jax
 
@@ -28,3 +29,10 @@ def x64(enabled: bool = True) -> Iterator[None]:
 def x64_enabled() -> bool:
     """Whether JAX's 64-bit mode is on here (globally or in a :func:`x64` block)."""
     return bool(jax.config.read("jax_enable_x64"))
+
+
+def x64_when(want64: bool | None) -> AbstractContextManager:
+    """:func:`x64` for the block if ``want64`` and x64 is not already on; else nothing (the
+    precision rule of ``fit``, ``fit_many``, the estimator and the sweeps: float64 only when
+    asked for, and never switched off)."""
+    return x64() if want64 and not x64_enabled() else contextlib.nullcontext()

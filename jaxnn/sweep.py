@@ -21,7 +21,6 @@ number.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from jaxnn.datasets import train_test_split
 from jaxnn.model import init_params
 from jaxnn.parallel.fit_many import MANY_METHODS, fit_many
 from jaxnn.parallel.members import evaluate_many
-from jaxnn.precision import x64
+from jaxnn.precision import x64_when
 
 __all__ = ["DEFAULT_LAMS", "METRICS", "Curve", "learning_curve", "plot_curve", "validation_curve"]
 
@@ -160,8 +159,7 @@ def _seeds(seeds: int | Sequence[int]) -> np.ndarray:
 def _init(seeds: np.ndarray, sizes: tuple[int, ...], repeat: int, dtype: Any) -> tuple:
     """``init_params(seed, sizes)`` for every seed, the whole list ``repeat`` times, stacked:
     member ``p * S + s`` is seed ``s``."""
-    scope = x64() if dtype == np.float64 else contextlib.nullcontext()
-    with scope:
+    with x64_when(dtype == np.float64):
         members = [init_params(int(s), sizes, dtype=dtype) for s in seeds]
         layers = [np.stack([np.asarray(m[layer]) for m in members])
                   for layer in range(len(sizes) - 1)]

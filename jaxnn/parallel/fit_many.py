@@ -7,7 +7,6 @@ an L-BFGS written for ``vmap``. See :mod:`jaxnn.parallel`.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from jaxnn.names import MANY_METHODS
 from jaxnn.parallel.lbfgs import lbfgs_many_run
 from jaxnn.parallel.members import n_networks
 from jaxnn.parallel.sharding import Devices
-from jaxnn.precision import x64, x64_enabled
+from jaxnn.precision import x64_when
 from jaxnn.spec import NetSpec
 from jaxnn.train.fmincg import fmincg_init, fmincg_segment
 from jaxnn.train.loops import minibatch_optimizer, minibatch_run
@@ -54,7 +53,7 @@ LBFGS_MANY_OPTIONS = {"memory_size": 10, "max_linesearch_steps": 20, "chunk_size
 
 def _lams(lams: ArrayLike, B: int) -> np.ndarray:
     """``lams``: one penalty for all networks or one per network, each finite and >= 0."""
-    arr = np.asarray(lams) if not isinstance(lams, jax.Array) else np.asarray(lams)
+    arr = np.asarray(lams)
     if arr.ndim == 0:
         return np.full(B, check_number(lams, "lams", low=0.0))
     if arr.shape != (B,):
@@ -225,8 +224,7 @@ def fit_many(
     if mesh is not None and B % mesh.size:
         raise ValueError(f"fit_many with {mesh.size} devices needs a number of networks that "
                          f"they share evenly; got B = {B}")
-    scope = x64() if want64 and not x64_enabled() else contextlib.nullcontext()
-    with scope:
+    with x64_when(want64):
         member0 = tuple(np.asarray(t[0]) if isinstance(t, np.ndarray) else t[0]
                         for t in params_batch)
         p0, Xc, yc, _, dt = prepare_problem(member0, X, y, float(lam_arr[0]), activation,

@@ -25,7 +25,6 @@ that ``jit`` and ``vmap`` accept.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import optax
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.checks import check_dtype, check_learning_rate, check_seed, positive_int
-from jaxnn.precision import x64, x64_enabled
+from jaxnn.precision import x64_when
 from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_minibatch
 from jaxnn.train.loops import minibatch_optimizer
 from jaxnn.train.problem import SCIPY_METHODS, check_method, check_options, make_problem
@@ -164,8 +163,7 @@ def fit(
     seed = check_seed(seed)
     if name in ("adam", "sgd"):
         method = minibatch_optimizer(name, check_learning_rate(learning_rate, name))
-    scope = x64() if want64 and not x64_enabled() else contextlib.nullcontext()
-    with scope:
+    with x64_when(want64):
         prob = make_problem(params, X, y, lam, activation, output, grad, want64, devices)
         if name in SCIPY_METHODS:
             out = fit_scipy(prob, name, maxiter, tol, loop_options, callback)
