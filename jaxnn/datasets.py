@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from jaxnn.checks import MAX_CLASSES, check_classes, check_float_dtype
-from jaxnn.files.atomic import atomic_write
+from jaxnn.files.atomic import atomic_write, remove_stale_temps
 from jaxnn.files.idx import idx_count, iter_idx, load_idx
 from jaxnn.files.mat import mat_keys, read_mat, real_matrix
 from jaxnn.io import read_npz
@@ -111,6 +111,7 @@ def mnist5k(
     dtype = check_float_dtype(dtype)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = directory / MNIST5K_FILE
+    remove_stale_temps(path)  # left by conversions that were killed before they finished
     cached = None if refresh else _read_mnist5k_cache(path)
     if cached is None:
         cached = _build_mnist5k()

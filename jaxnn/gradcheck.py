@@ -37,7 +37,7 @@ from jax.typing import ArrayLike
 
 from jaxnn.activations import get_activation
 from jaxnn.backprop import affine_forward, backprop_arrays
-from jaxnn.checks import Params, as_params
+from jaxnn.checks import Params, as_params, check_memory
 from jaxnn.losses import cast, prepare_problem, regularized_cost
 from jaxnn.model import layer_sizes, ravel_params, unravel_params
 from jaxnn.outputs import get_output
@@ -626,14 +626,39 @@ def numerical_cost_gradient(
     _check_eps(eps)
     _check_chunk(chunk_size, allow_none=True)
     with x64():
-        p, Xc, Y, lam = _float64_problem(params, X, y, lam, activation, output)
+        p, Xc, Y, lam = _float64_problem(params, X, y, lam, activation, output, True)
         return incremental_gradient_arrays(p, Xc, Y, float(lam), float(eps), activation, output,
                                            chunk_size)
 
 
-def _float64_problem(params, X, y, lam, activation, output):  # noqa: ANN001, ANN202
-    """Checked arguments as float64 device arrays and a target matrix (inside x64)."""
+#: float64 copies of every layer's inputs ``(1 + n_l, m)`` the incremental differences hold at
+#: once: the inputs and their two operands (one per sign), each also as the kernel's blocks,
+#: and the float64 ``X``: 6 as a floor (peak memory grows by 6.5-7.2 copies per example,
+#: measured on 400-25-10, 784-25-10 and 400-100-50-10, benchmarks/RESULTS.md)
+_INPUT_COPIES = 6
+#: float64 ``(n_l, m)`` arrays per unit of each layer above the inputs: its state and deltas
+_UNIT_COPIES = 2
+
+
+def incremental_bytes(sizes: Sequence[int], m: int) -> int:
+    """Estimated bytes (a floor) that :func:`numerical_cost_gradient` holds for a network of
+    ``sizes`` on ``m`` examples, compilation aside: about 6 float64 copies of every layer's
+    inputs. The course's 400-25-10 on 5000 examples: about 100 MiB; 784-25-10 on MNIST's
+    60,000 images: about 2.2 GiB."""
+    inputs = sum(1 + int(n) for n in sizes[:-1])
+    return 8 * int(m) * (_INPUT_COPIES * inputs + _UNIT_COPIES * sum(int(n) for n in sizes[1:]))
+
+
+def _float64_problem(params, X, y, lam, activation, output,  # noqa: ANN001, ANN202
+                     incremental=False):
+    """Checked arguments as float64 device arrays and a target matrix (inside x64); with
+    ``incremental``, a problem whose incremental differences cannot fit is refused first."""
     params = tuple(np.asarray(t, np.float64) for t in as_params(params))
+    if incremental and np.ndim(X) == 2:
+        sizes, m = layer_sizes(params), np.shape(X)[0]
+        check_memory(incremental_bytes(sizes, m),
+                     f"the incremental numerical gradient of layer_sizes {sizes} on {m:,} "
+                     "examples", hint="check fewer examples (the gradient check needs few)")
     X = np.asarray(X, np.float64) if np.ndim(X) else X
     p, Xc, yc, lam, _ = prepare_problem(params, X, y, lam, activation, output)
     p, Xc, Y = cast(tuple(map(jnp.asarray, p)), jnp.asarray(Xc), jnp.asarray(yc), jnp.float64)
@@ -744,8 +769,8 @@ def check_gradients(
     _check_eps(eps)
     _check_chunk(chunk_size, allow_none=True)
     with x64():
-        p, Xc, Y, lam = _float64_problem(params, X, y, lam, activation, output)
         incremental = method == "incremental"
+        p, Xc, Y, lam = _float64_problem(params, X, y, lam, activation, output, incremental)
         J, g_b, g_a, prepared = _references(p, Xc, Y, lam, activation, output, incremental)
         if incremental:
             g_n = incremental_gradient_arrays(p, Xc, Y, float(lam), float(eps), activation,

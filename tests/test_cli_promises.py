@@ -190,3 +190,56 @@ def test_the_compile_cache_is_the_commands_and_can_be_turned_off(tmp_path, small
                           env={**env, "XDG_CACHE_HOME": str(off)}, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0 and not (off / "jaxnn" / "xla").exists()
+
+
+# --- Ctrl-C at any moment ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["train", "gradcheck"])
+def test_ctrl_c_while_jax_is_importing_exits_130_without_a_traceback(tmp_path, small_npz,
+                                                                     command):
+    """A stand-in ``jax`` that announces itself and then sleeps is first on the path, so the
+    SIGINT lands inside ``import jax`` every time."""
+    import signal
+
+    fake = tmp_path / "fake" / "jax"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "import sys, time\nprint('importing jax', file=sys.stderr, flush=True)\ntime.sleep(60)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(ROOT)])}
+    argv = {"train": ["--data", str(small_npz), "--out", str(tmp_path / "run")],
+            "gradcheck": []}[command]
+    proc = subprocess.Popen([sys.executable, "-m", "jaxnn", command, *argv], env=env,
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline().strip() == "importing jax"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip() == f"jaxnn {command}: interrupted", err
+
+
+@pytest.mark.parametrize("raised", [
+    "xla", "memory"])
+def test_out_of_memory_during_training_is_one_line(tmp_path, small_npz, capsys, monkeypatch,
+                                                   raised):
+    """XLA's RESOURCE_EXHAUSTED (a JaxRuntimeError) and Python's MemoryError, raised where
+    training allocates: the memory rule refuses what it can foresee, these are what is left.
+    (Nothing here can make XLA run out of memory on purpose without aborting the process, so
+    the error is raised by a stand-in ``fit``.)"""
+    import jax.errors
+
+    from jaxnn.train import trainer
+
+    def fit(*args, **kwargs):
+        if raised == "xla":
+            raise jax.errors.JaxRuntimeError(
+                "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 81920000000 bytes.")
+        raise MemoryError()
+
+    monkeypatch.setattr(trainer, "fit", fit)
+    code, _, err = run(["train", "--data", str(small_npz), "--no-progress",
+                        "--out", str(tmp_path / "oom")], capsys)
+    one_line_error(code, err, "not enough memory")

@@ -643,3 +643,64 @@ def test_split_properties(counts: list[int], fraction: float, seed: int) -> None
     assert np.array_equal(y[X_tr], y_tr) and np.array_equal(y[X_te], y_te)
     per_class = np.bincount(y_te, minlength=len(counts))
     assert np.all(np.abs(per_class - n_test * np.array(counts) / m) < 1)  # stratified
+
+
+# ---- temporaries of killed writers -------------------------------------------------------------
+
+
+def _killed_writer_temp(path: Path) -> Path:
+    """Start ``atomic_write(path)`` in a child process, SIGKILL it mid-write, return its temp."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, sys\n"
+            "from jaxnn.files.atomic import atomic_write\n"
+            "def write(f):\n"
+            "    f.write(b'x' * 1000); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+            f"atomic_write({str(path)!r}, write)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    assert proc.wait(timeout=120) == -9
+    (tmp,) = path.parent.glob(f".{path.name}.*.tmp")
+    assert str(proc.pid) in tmp.name
+    return tmp
+
+
+def test_a_killed_writers_temp_is_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from jaxnn.files.atomic import remove_stale_temps
+
+    target = tmp_path / "weights.npz"
+    dead = _killed_writer_temp(target)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".{target.name}.{sleeper.pid}.abc.tmp"
+        live.write_bytes(b"partial")
+        mine = tmp_path / f".{target.name}.{os.getpid()}.abc.tmp"
+        mine.write_bytes(b"partial")
+        old = tmp_path / f".{target.name}.{sleeper.pid}.old.tmp"
+        old.write_bytes(b"partial")
+        os.utime(old, (0, 0))
+        other = tmp_path / ".other.npz.1.abc.tmp"  # another file's temp: not ours to remove
+        other.write_bytes(b"partial")
+        removed = remove_stale_temps(target)
+        assert sorted(removed) == sorted([dead, old])
+        assert live.exists() and mine.exists() and other.exists() and not dead.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_mnist5k_removes_the_temp_of_a_conversion_that_was_killed(
+    tmp_path: Path, mnist: tuple
+) -> None:
+    X, y, directory = mnist
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "mnist5k.npz").write_bytes((directory / "mnist5k.npz").read_bytes())
+    tmp = _killed_writer_temp(cache / "mnist5k.npz")
+    X2, _ = mnist5k(cache_dir=cache)
+    assert np.array_equal(X2, X) and not tmp.exists()
+    assert sorted(p.name for p in cache.iterdir()) == ["mnist5k.npz"]

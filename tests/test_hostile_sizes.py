@@ -174,6 +174,27 @@ def test_cost_backprop_forward_and_fit_refuse_what_cannot_fit() -> None:
         assert expected in str(info.value) or "fit: a 1-100000-2 network" in str(info.value)
 
 
+def test_the_incremental_gradient_check_refuses_what_cannot_fit(monkeypatch) -> None:
+    """Its floor (6 float64 copies of each layer's inputs) against a limit just below and
+    just above it: refused before any array is made, and computed."""
+    from jaxnn.gradcheck import check_gradients, incremental_bytes, numerical_cost_gradient
+
+    sizes, m = (20, 5, 3), 400
+    need = incremental_bytes(sizes, m)
+    assert need == 8 * m * (6 * (21 + 6) + 2 * (5 + 3))
+    rng = np.random.default_rng(0)
+    params, X, y = nn.init_params(0, sizes), rng.random((m, 20)), rng.integers(0, 3, m)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, str(need - 1))
+    for call in (lambda: numerical_cost_gradient(params, X, y),
+                 lambda: check_gradients(params, X, y)):
+        with pytest.raises(ValueError, match=r"the incremental numerical gradient of "
+                                             r"layer_sizes \(20, 5, 3\) on 400 examples: "
+                                             r"needs about .* check fewer examples"):
+            call()
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, str(100 * need))
+    assert check_gradients(params, X, y).passed()
+
+
 def test_one_hot_refuses_what_cannot_fit() -> None:
     with pytest.raises(ValueError, match=r"one_hot: 1,000,000 labels x K=50,000 classes: needs "
                                          r"about 186.3 GiB of memory"):

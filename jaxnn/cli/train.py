@@ -236,7 +236,6 @@ class ProgressBar:
         self.total, self.iteration, self.cost = total, 0, float("nan")
         self.history: list[float] = []
         self.params: tuple[np.ndarray, ...] | None = None
-        self._finite: tuple[tuple[np.ndarray, ...], float] | None = None
         self._progress = Progress(
             TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
             TextColumn("cost [bold cyan]{task.fields[cost]}"), TimeElapsedColumn(),
@@ -254,21 +253,12 @@ class ProgressBar:
         """The ``fit`` callback: ``(iteration, cost, params)``; never asks to stop."""
         self.history.append(float(cost))
         self.iteration, self.cost, self.params = iteration, float(cost), params
-        if np.isfinite(cost) and all(np.isfinite(t).all() for t in params):
-            self._finite = (params, float(cost))
         self._progress.update(self._task, completed=min(iteration, self.total),
                               cost=f"{cost:.6f}")
 
     def finish(self, n_iter: int, cost: float) -> None:
         """Show the final iteration count and cost."""
         self._progress.update(self._task, completed=min(n_iter, self.total), cost=f"{cost:.6f}")
-
-    def last_finite(self, params0: tuple[Any, ...], cost0: float
-                    ) -> tuple[tuple[np.ndarray, ...], float]:
-        """The last parameters (and cost) shown that were finite, else ``params0``."""
-        if self._finite is not None:
-            return self._finite
-        return tuple(np.asarray(t) for t in params0), cost0
 
     def interrupted(self, params0: tuple[Any, ...], seconds: float) -> Outcome:
         """The outcome when Ctrl-C escaped ``fit``: the last params seen, else the initial."""
@@ -306,11 +296,11 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
     initial = initial_cost()
     params = tuple(np.asarray(t) for t in result.params)
     final, message = float(result.cost), str(result.message)
-    diverged = not (np.isfinite(final) and all(np.isfinite(t).all() for t in params))
-    if diverged:  # keep the last finite point the progress bar saw, else the start
-        params, final = progress.last_finite(params0, initial)
-        if "finite" not in message:
-            message = f"the cost became non-finite ({message})"
+    diverged = bool(result.diverged) or not np.isfinite(final)
+    if not np.isfinite(final):  # fit kept its last finite iterate, whose full-batch cost (after
+        # finite mini-batch costs) is not finite after all: save the initial parameters instead
+        params, final = tuple(np.asarray(t) for t in params0), initial
+        message = f"{message}; its full-batch cost is not finite: the initial parameters are kept"
     return Outcome(params=params, history=np.asarray(result.history, np.float64), cost=final,
                    n_iter=int(result.n_iter), n_evals=int(result.n_evals),
                    converged=bool(result.converged) and not diverged, message=message,

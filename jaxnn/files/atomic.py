@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -21,7 +23,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     """
     path = Path(path)
     directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=directory)
+    # the writer's pid in the name lets remove_stale_temps tell a dead writer's leftovers
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX,
+                               dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -34,6 +38,41 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
             os.unlink(tmp)
         raise
     _fsync_directory(directory)
+
+
+def remove_stale_temps(path: str | os.PathLike[str], max_age_s: float = 86400.0) -> list[Path]:
+    """Remove the temporary files that writers of ``path`` killed mid-write left behind (a
+    SIGKILL or a power cut skips the cleanup in :func:`atomic_write`): those whose writer's
+    process no longer exists, and any older than ``max_age_s``. Returns the files removed;
+    files that cannot be removed are left."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    removed = []
+    with contextlib.suppress(OSError):
+        for tmp in path.parent.glob(f"{glob.escape(prefix)}*{TMP_SUFFIX}"):
+            pid = tmp.name[len(prefix):].split(".", 1)[0]
+            try:
+                stale = (not pid.isdigit() or not _alive(int(pid))
+                         or time.time() - tmp.stat().st_mtime > max_age_s)
+                if stale:
+                    tmp.unlink()
+                    removed.append(tmp)
+            except OSError:
+                continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (on this machine)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone; or a number that is no pid at all
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _mode_for(path: Path) -> int:

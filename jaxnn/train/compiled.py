@@ -102,7 +102,8 @@ def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> d
         text = _interrupted_message(it)
     return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
                 history=history, n_iter=it, n_evals=int(carry.n_evals),
-                converged=status == Status.CONVERGED, message=text, interrupted=interrupted)
+                converged=status == Status.CONVERGED, message=text, interrupted=interrupted,
+                diverged=status == Status.NONFINITE)
 
 
 @functools.lru_cache(maxsize=64)
@@ -136,7 +137,8 @@ def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
         text = _interrupted_message(it)
     return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
                 history=history, n_iter=it, n_evals=int(carry.n_evals), converged=False,
-                message=text, interrupted=interrupted)
+                message=text, interrupted=interrupted,
+                diverged=int(carry.status) == Status.NONFINITE)
 
 
 def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, callback,
@@ -161,16 +163,22 @@ def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, 
     carry, it, history, interrupted, stopped = run_segments(
         lambda c, stop: _minibatch_segment(c, prob.X, prob.Y, prob.lam, key, stop, **kw),
         carry, epochs, seg, progress, callback, prob)
-    theta = np.asarray(carry.theta)
+    theta, diverged = np.asarray(carry.theta), not bool(carry.finite)
+    failed = it + 1  # the epoch that turned non-finite, if one did
+    if bool(carry.rewound):  # the last counted epoch's parameters were dropped too
+        it = max(it - 1, 0)
+        history = history[:it]
     cost = float(ScipyObjective(prob.X, prob.Y, prob.lam, prob.spec,
                                 prob.replicated).packed(theta)[0])
     if interrupted:
         text = _interrupted_message(it)
     elif stopped:
         text = stopped
-    elif not bool(carry.finite):
-        text = f"stopped: the cost became non-finite in epoch {it}"
+    elif diverged:
+        text = (f"stopped: the cost became non-finite in epoch {failed}; params are those after "
+                f"epoch {it}, the last with a finite cost (try a smaller learning rate)")
     else:
         text = f"finished {it} epochs of {nb} batches of {b}"
     return dict(params=prob.unravel(theta), cost=cost, history=history, n_iter=it,
-                n_evals=it * nb, converged=False, message=text, interrupted=interrupted)
+                n_evals=it * nb, converged=False, message=text, interrupted=interrupted,
+                diverged=diverged)

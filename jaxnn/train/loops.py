@@ -102,11 +102,14 @@ def lbfgs_segment(carry: LbfgsCarry, X: Array, Y: Array, lam: ArrayLike, stop: A
         g = optax.tree.get(opt_state, "grad")  # at the accepted point
         steps = optax.tree.get(opt_state, "num_linesearch_steps")
         stalled = jnp.all(theta == c.theta)
+        status = _status(value, g, tol, stalled)
+        ok = status != Status.NONFINITE  # else keep the last finite iterate; no iteration done
         new = LbfgsCarry(
-            theta=theta, value=value, grad=g, opt_state=opt_state, it=c.it + 1,
-            n_evals=c.n_evals + steps.astype(jnp.int32), status=_status(value, g, tol, stalled),
+            theta=jnp.where(ok, theta, c.theta), value=jnp.where(ok, value, c.value),
+            grad=jnp.where(ok, g, c.grad), opt_state=opt_state, it=c.it + ok.astype(jnp.int32),
+            n_evals=c.n_evals + steps.astype(jnp.int32), status=status,
         )
-        return new, history.at[c.it - start].set(value)
+        return new, history.at[c.it - start].set(jnp.where(ok, value, history[c.it - start]))
 
     history = jnp.full((length,), jnp.nan, carry.value.dtype)
     return jax.lax.while_loop(cond, body, (carry, history))
@@ -153,12 +156,16 @@ class MinibatchCarry(NamedTuple):
     theta: Array
     opt_state: optax.OptState
     epoch: Array
-    finite: Array  # False once a cost turned non-finite (the loop stops)
+    finite: Array  # False once an epoch turned non-finite: the loop stops
+    previous: Array  # theta at the start of the previous epoch
+    rewound: Array  # the failing epoch's first cost (at theta) was already non-finite, so
+    # theta was set back to ``previous``: the last epoch counted in ``epoch`` is not kept
 
 
 def minibatch_init(theta0: Array, optimizer: optax.GradientTransformation) -> MinibatchCarry:
     return MinibatchCarry(theta=theta0, opt_state=optimizer.init(theta0),
-                          epoch=jnp.asarray(0, jnp.int32), finite=jnp.asarray(True))
+                          epoch=jnp.asarray(0, jnp.int32), finite=jnp.asarray(True),
+                          previous=theta0, rewound=jnp.asarray(False))
 
 
 def n_batches(m: int, batch_size: int | None) -> tuple[int, int]:
@@ -198,15 +205,24 @@ def minibatch_segment(carry: MinibatchCarry, X: Array, Y: Array, lam: ArrayLike,
         c, history = state
         if b == m:
             (theta, opt_state), cost = step((c.theta, c.opt_state), None)
+            first = cost
         else:
             perm = jax.random.permutation(jax.random.fold_in(key, c.epoch), m)
             idx = perm[: nb * b].reshape(nb, b)
             (theta, opt_state), Js = jax.lax.scan(
                 lambda s, ix: step(s, (X[ix], Y[ix])), (c.theta, c.opt_state), idx)
-            cost = jnp.mean(Js)
-        new = MinibatchCarry(theta=theta, opt_state=opt_state, epoch=c.epoch + 1,
-                             finite=jnp.isfinite(cost) & jnp.all(jnp.isfinite(theta)))
-        return new, history.at[c.epoch - start].set(cost.astype(history.dtype))
+            cost, first = jnp.mean(Js), Js[0]
+        finite = jnp.isfinite(cost) & jnp.all(jnp.isfinite(theta))
+        # a non-finite epoch is not counted, and its parameters are dropped: the carry keeps
+        # those at its start, or those one epoch earlier if the cost there was non-finite too
+        rewound = ~finite & ~jnp.isfinite(first)
+        new = MinibatchCarry(
+            theta=jnp.where(finite, theta, jnp.where(rewound, c.previous, c.theta)),
+            opt_state=jax.tree.map(lambda a, b: jnp.where(finite, a, b), opt_state, c.opt_state),
+            epoch=c.epoch + finite.astype(jnp.int32), finite=finite,
+            previous=jnp.where(finite, c.theta, c.previous), rewound=rewound)
+        return new, history.at[c.epoch - start].set(
+            jnp.where(finite, cost.astype(history.dtype), jnp.nan))
 
     history = jnp.full((length,), jnp.nan, carry.theta.dtype)
     return jax.lax.while_loop(lambda s: (s[0].epoch < stop) & s[0].finite, body,

@@ -71,7 +71,8 @@ class ScipyObjective:
 
     def packed(self, theta: np.ndarray) -> np.ndarray:
         """``[J, g]`` as one host array in the training dtype."""
-        t = theta.astype(self.dtype, copy=False)
+        with np.errstate(over="ignore"):  # a trial past the dtype's range: an inf cost, handled
+            t = theta.astype(self.dtype, copy=False)  # by the optimizer like any other
         if self.sharding is not None:
             t = jax.device_put(t, self.sharding)
         return np.asarray(packed_value_and_grad(t, self.X, self.Y, self.lam, self.spec))

@@ -18,10 +18,16 @@ import scipy.optimize
 from jaxnn.train import lbfgsb
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
+from jaxnn.train.status import Status
+from jaxnn.train.status import message as status_message
 
 
 class _Stop(Exception):
     """Raised inside scipy's callback to end a run (callback asked, or TNC's maxiter)."""
+
+
+class _Diverged(Exception):
+    """Raised inside scipy's callback when scipy accepted a non-finite iterate."""
 
 
 def blas_single_thread() -> contextlib.AbstractContextManager:
@@ -45,6 +51,8 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
     last = {"x": prob.theta0.astype(np.float64)}
 
     def on_iteration(xk: np.ndarray, fk: float) -> None:
+        if not (np.isfinite(fk) and np.all(np.isfinite(xk))):  # an iterate scipy accepted
+            raise _Diverged()
         history.append(fk)
         last["x"] = xk.copy()
         if callback is not None and callback(len(history), fk, prob.unravel(xk)):
@@ -61,7 +69,7 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
             on_iteration(intermediate_result.x, float(intermediate_result.fun))
         opts = {"maxiter": maxiter}
     opts.update(options or {})
-    interrupted = False
+    interrupted = diverged = False
     try:
         with blas_single_thread():
             if method == "L-BFGS-B":  # the same iterations, without scipy's overhead
@@ -70,6 +78,13 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
                 res = scipy.optimize.minimize(obj, last["x"], jac=True, method=method, tol=tol,
                                               callback=scipy_callback, options=opts)
         x, J, converged, message = res.x, float(res.fun), bool(res.success), str(res.message)
+        diverged = (method == "L-BFGS-B" and message == lbfgsb.MESSAGES["nonfinite"]) or not (
+            np.isfinite(J) and np.all(np.isfinite(x)))
+        if method == "L-BFGS-B" and message == lbfgsb.MESSAGES["abnormal"]:
+            message = (f"stopped after {len(history)} iterations: the line search found no "
+                       "lower cost (L-BFGS-B's ABNORMAL stop)")
+    except _Diverged:
+        diverged = True
     except (_Stop, KeyboardInterrupt) as e:
         interrupted = isinstance(e, KeyboardInterrupt)
         x, converged = last["x"], False
@@ -78,6 +93,10 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
         message = str(e) if not interrupted else (
             f"interrupted (KeyboardInterrupt) after {len(history)} iterations; params are the "
             "last completed iterate")
+    if diverged:  # back to the last finite iterate (the start if none finished)
+        x, converged = last["x"], False
+        J = history[-1] if history else obj.cost_at(x)
+        message = status_message(Status.NONFINITE, n_iter=len(history), maxiter=maxiter)
     return dict(params=prob.unravel(x), cost=J, history=np.asarray(history, np.float64),
                 n_iter=len(history), n_evals=obj.n_evals, converged=converged, message=message,
-                interrupted=interrupted)
+                interrupted=interrupted, diverged=diverged)

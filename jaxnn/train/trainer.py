@@ -61,6 +61,9 @@ class FitResult:
         method: the method used; grad: ``"backprop"`` or ``"autodiff"``.
         interrupted: a ``KeyboardInterrupt`` stopped it; ``params`` are the last iterate (or
             the last finished segment) reached.
+        diverged: the cost or its gradient turned non-finite (NaN or infinite) and ended the
+            run; ``params``, ``cost`` and ``history`` are those of the last finite iterate
+            (the initial parameters if there was none), ``converged`` is False.
     """
 
     params: tuple[np.ndarray, ...]
@@ -74,12 +77,14 @@ class FitResult:
     method: str
     grad: str
     interrupted: bool = False
+    diverged: bool = False
 
     def __repr__(self) -> str:
         shapes = ", ".join(str(t.shape) for t in self.params)
         return (f"FitResult(method={self.method!r}, grad={self.grad!r}, cost={self.cost:.6g}, "
                 f"n_iter={self.n_iter}, n_evals={self.n_evals}, converged={self.converged}, "
-                f"interrupted={self.interrupted}, seconds={self.seconds:.3g}, "
+                f"interrupted={self.interrupted}, diverged={self.diverged}, "
+                f"seconds={self.seconds:.3g}, "
                 f"message={self.message!r}, params shapes [{shapes}])")
 
 
