@@ -71,6 +71,35 @@ def test_import_jaxnn_does_not_import_sklearn_and_its_absence_is_explained():
     assert "pip install 'jaxnn[sklearn]'" in out.stdout
 
 
+def test_star_import_and_dir_without_sklearn():
+    """``from jaxnn import *`` with scikit-learn unimportable: every public name arrives, and
+    ``NeuralNetClassifier`` is listed in ``dir(jaxnn)`` (explained on access, not imported)."""
+    out = _run("""
+        import sys
+
+        class NoSklearn:
+            def find_spec(self, name, path=None, target=None):
+                if name == "sklearn" or name.startswith("sklearn."):
+                    raise ImportError(f"No module named {name!r}")
+
+        sys.meta_path.insert(0, NoSklearn())
+        ns = {}
+        exec("from jaxnn import *", ns)
+        import jaxnn
+        missing = [n for n in jaxnn.__all__ if n not in ns]
+        assert not missing, missing
+        assert {"fit", "cost", "backprop", "check_gradients"} <= set(ns)
+        assert "NeuralNetClassifier" in dir(jaxnn)
+        assert "sklearn" not in sys.modules
+        try:
+            jaxnn.NeuralNetClassifier
+        except ImportError as e:
+            print(e)
+    """)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "pip install 'jaxnn[sklearn]'" in out.stdout
+
+
 def _blobs(m=90, seed=0):
     rng = np.random.default_rng(seed)
     centers = np.array([[0.0, 3.0], [3.0, 0.0], [-3.0, -3.0]])

@@ -26,11 +26,11 @@ def dists(tmp_path_factory):
         sdist_names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     with zipfile.ZipFile(wheel) as whl:
         wheel_names = set(whl.namelist())
-    return sdist_names, wheel_names
+    return sdist_names, wheel_names, wheel
 
 
 def test_sdist_carries_what_the_tests_need(dists):
-    sdist, _ = dists
+    sdist, _, _ = dists
     tracked = subprocess.run(["git", "ls-files", "tests", "jaxnn"], cwd=ROOT, text=True,
                              capture_output=True).stdout.split()
     needed = {p for p in tracked if p.endswith((".py", ".mat"))} or {
@@ -42,8 +42,35 @@ def test_sdist_carries_what_the_tests_need(dists):
 
 
 def test_wheel_has_every_module_and_no_tests(dists):
-    _, wheel = dists
+    _, wheel, _ = dists
     modules = {str(p.relative_to(ROOT)) for p in (ROOT / "jaxnn").rglob("*.py")}
     assert modules <= wheel, sorted(modules - wheel)
     assert not any(name.startswith("tests/") for name in wheel)
     assert any(name.endswith("licenses/LICENSE") or name.endswith("/LICENSE") for name in wheel)
+
+
+def test_the_package_index_description_has_no_link_into_the_repository(dists):
+    """The index page has no repository beside it: each picture and link to a file of the
+    repository is named as a file of the source distribution instead; the rest is README.md."""
+    import email
+    import re
+
+    _, names, whl = dists
+    (meta_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    with zipfile.ZipFile(whl) as z:
+        meta = email.message_from_string(z.read(meta_name).decode("utf-8"))
+    assert meta["Description-Content-Type"] == "text/markdown"
+    text = meta.get_payload()
+    readme = (ROOT / "README.md").read_text()
+    relative = re.compile(r"\]\((?!https?://|#)([^)\s]+)\)")
+    assert relative.findall(readme), "README.md has no repository link left to check"
+    assert relative.findall(text) == [] and "![" not in text
+    for target in relative.findall(readme):
+        assert f"`{target}` of the source distribution" in text or \
+            f"{target} (in the source distribution)" in text, target
+    # nothing else changed: undo the two rewrites and compare
+    undone = re.sub(r"\*\[picture: (.*?); the file `([^`]+)` of the source distribution\]\*",
+                    r"![\1](\2)", text)
+    undone = re.sub(r"(\S+) \(in the source distribution\)", lambda m: f"[{m[1]}]({m[1]})",
+                    undone)
+    assert undone.strip() == readme.strip()
