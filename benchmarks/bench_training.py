@@ -519,6 +519,29 @@ def overhead(data, p0, iters: int, seconds: float = 2.0
     return out
 
 
+def bound(data, p0, seconds: float = 2.0) -> tuple[float, float]:
+    """``(two large products, whole compiled evaluation)``: median seconds per call on the
+    training set in float32, timed here side by side. Any L-BFGS-B run of ``N`` evaluations
+    needs at least ``N`` times either (the first is what no change to jaxnn's code can remove:
+    XLA's rate for these 25-row products)."""
+    from bench_gradients import two_products  # a sibling script: benchmarks/ is on the path
+
+    from jaxnn.train.objective import packed_value_and_grad
+
+    Xtr, _, ytr, _ = data
+    X = jnp.asarray(Xtr, jnp.float32)
+    Y = jaxnn.one_hot(jnp.asarray(ytr), SIZES[-1], jnp.float32)
+    theta1 = jnp.asarray(p0[0], jnp.float32)
+    delta_t = jnp.asarray(np.random.default_rng(0).random((SIZES[1], len(ytr))), jnp.float32)
+    theta = jnp.asarray(jaxnn.ravel_params(p0), jnp.float32)
+    lam = jnp.asarray(LAM, jnp.float32)
+    vg = partial(packed_value_and_grad, spec=jaxnn.NetSpec(SIZES))
+    t = _interleaved({
+        "products": lambda: jax.block_until_ready(two_products(theta1, X, delta_t)),
+        "evaluation": lambda: vg(theta, X, Y, lam).block_until_ready()}, seconds)
+    return t["products"], t["evaluation"]
+
+
 # --- the course's figures -------------------------------------------------------------------------
 
 def figures(data, p0) -> None:
@@ -641,6 +664,13 @@ def main() -> None:
                  r.dtype == "float32")
         print(f"\nPyTorch warm / default fit: warm {torch_warm / d.seconds:.2f}x (goal >= 2), "
               f"first call in a fresh process {torch_warm / c.seconds:.2f}x (goal >= 1.5)")
+        products, evaluation = bound(data, p0, 0.2 if args.smoke else 2.0)
+        for what, t in (("its two large products alone", products),
+                        ("one compiled evaluation, no optimizer", evaluation)):
+            least = d.n_evals * t
+            print(f"bound: the default's {d.n_evals} evaluations x {1e3 * t:.3f} ms for {what}"
+                  f" = {least:.3f} s at least, so at most {torch_warm / least:.2f}x PyTorch warm"
+                  f" on this machine")
 
     if not args.skip_closeness:
         print("\n## The default's iterates against scipy's L-BFGS-B (relative differences)\n")
