@@ -671,6 +671,10 @@ def main() -> None:
             print(f"bound: the default's {d.n_evals} evaluations x {1e3 * t:.3f} ms for {what}"
                   f" = {least:.3f} s at least, so at most {torch_warm / least:.2f}x PyTorch warm"
                   f" on this machine")
+        if c.compile_s is not None:
+            least = d.n_evals * evaluation + c.compile_s
+            print(f"bound on the first call: those evaluations + its {c.compile_s:.2f} s of "
+                  f"compilation = {least:.3f} s at least, so at most {torch_warm / least:.2f}x")
 
     if not args.skip_closeness:
         print("\n## The default's iterates against scipy's L-BFGS-B (relative differences)\n")
