@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from jaxnn.cli.common import UsageError
-from jaxnn.files.atomic import atomic_write
+from jaxnn.files.atomic import atomic_write, process_alive
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -115,7 +115,7 @@ class RunDirectory:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = _lock_owner(lock)
-                if owner is not None and _alive(owner):
+                if owner is not None and process_alive(owner):
                     raise UsageError(f"{out}: another jaxnn run (process {owner}) is writing "
                                      "this directory; wait for it or choose another --out") \
                         from None
@@ -144,15 +144,3 @@ def _lock_owner(lock: Path) -> int | None:
         return int(lock.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True

@@ -52,7 +52,7 @@ def remove_stale_temps(path: str | os.PathLike[str], max_age_s: float = 86400.0)
         for tmp in path.parent.glob(f"{glob.escape(prefix)}*{TMP_SUFFIX}"):
             pid = tmp.name[len(prefix):].split(".", 1)[0]
             try:
-                stale = (not pid.isdigit() or not _alive(int(pid))
+                stale = (not pid.isdigit() or not process_alive(int(pid))
                          or time.time() - tmp.stat().st_mtime > max_age_s)
                 if stale:
                     tmp.unlink()
@@ -62,8 +62,9 @@ def remove_stale_temps(path: str | os.PathLike[str], max_age_s: float = 86400.0)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (on this machine)."""
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (this one's own pid: True; another
+    user's process: True)."""
     if pid == os.getpid():
         return True
     try:
