@@ -150,3 +150,16 @@ def test_optax_lbfgs_loop_never_ends_on_a_nonfinite_iterate(problem):
                                rtol=1e-6)
     n = int(carry.it)
     assert np.isfinite(np.asarray(history[:n])).all() and np.isnan(np.asarray(history[n:])).all()
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "lbfgs", "fmincg", "sgd"])
+def test_a_cost_not_finite_at_the_start_is_said_so(problem, method):
+    """Weights of 1e20 are float32 numbers, but their squares (the penalty) are not."""
+    params, X, y = problem
+    big = tuple(np.asarray(t) * 1e20 for t in params)
+    res = nn.fit(big, X, y, method=method, maxiter=5)
+    assert res.diverged and res.n_iter == 0 and not res.converged
+    assert "at the initial parameters" in res.message, res.message
+    assert res.cost == np.inf and res.history.shape == (0,)
+    for a, b in zip(res.params, big, strict=True):
+        np.testing.assert_array_equal(a, b.astype(np.float32))

@@ -174,9 +174,12 @@ def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, 
         text = _interrupted_message(it)
     elif stopped:
         text = stopped
+    elif diverged and it == 0 and not np.isfinite(cost):
+        text = message(Status.NONFINITE, n_iter=0, maxiter=epochs)
     elif diverged:
-        text = (f"stopped: the cost became non-finite in epoch {failed}; params are those after "
-                f"epoch {it}, the last with a finite cost (try a smaller learning rate)")
+        kept = f"those after epoch {it}" if it else "the initial ones"
+        text = (f"stopped: the cost became non-finite in epoch {failed}; params are {kept}, the "
+                "last with a finite cost (try a smaller learning rate)")
     else:
         text = f"finished {it} epochs of {nb} batches of {b}"
     return dict(params=prob.unravel(theta), cost=cost, history=history, n_iter=it,

@@ -30,5 +30,9 @@ def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None)
             f"converged after {n_iter} iterations"
     if status is Status.STALLED:
         return f"stopped after {n_iter} iterations: the line search found no lower cost"
+    if n_iter == 0:
+        return ("stopped before the first iteration: the cost or its gradient is not finite at "
+                "the initial parameters (are the weights or lam too large for the training "
+                "dtype? try smaller initial weights or float64)")
     return (f"stopped after {n_iter} iterations: the cost or its gradient is not finite (the "
             "parameters are the last finite ones; try a smaller step or learning rate)")

@@ -63,7 +63,8 @@ class FitResult:
             the last finished segment) reached.
         diverged: the cost or its gradient turned non-finite (NaN or infinite) and ended the
             run; ``params``, ``cost`` and ``history`` are those of the last finite iterate
-            (the initial parameters if there was none), ``converged`` is False.
+            (the initial parameters, with their non-finite cost, if the cost was not finite
+            from the start), ``converged`` is False.
     """
 
     params: tuple[np.ndarray, ...]
