@@ -163,3 +163,28 @@ def test_a_cost_not_finite_at_the_start_is_said_so(problem, method):
     assert res.cost == np.inf and res.history.shape == (0,)
     for a, b in zip(res.params, big, strict=True):
         np.testing.assert_array_equal(a, b.astype(np.float32))
+
+
+def test_fit_many_members_that_diverge_keep_their_last_finite_parameters(problem):
+    """sgd at 1e6: the member without penalty runs all 20 epochs, the penalized ones diverge
+    after a few (each member has its own lam)."""
+    from jaxnn.parallel import fit_many, init_many
+
+    _, X, y = problem
+    batch = init_many(0, 3, SIZES)
+    res = fit_many(batch, X, y, [0.0, 1.0, 3.0], method="sgd", learning_rate=1e6, maxiter=20)
+    diverged = [b for b in range(3) if res.n_iter[b] < 20]
+    assert res.n_iter[0] == 20 and "finished" in res.messages[0]
+    assert diverged and all(0 < res.n_iter[b] for b in diverged)
+    for b in diverged:
+        member = tuple(t[b] for t in res.params)
+        n = int(res.n_iter[b])
+        assert "non-finite" in res.messages[b] and f"after epoch {n}" in res.messages[b]
+        assert all(np.isfinite(t).all() for t in member)
+        assert np.isfinite(res.history[b, :n]).all() and np.isnan(res.history[b, n:]).all()
+        # the same member alone, stopped after its n epochs, ends where the batch kept it
+        alone = nn.fit(tuple(t[b] for t in batch), X, y, lam=float(res.lams[b]),
+                       method="sgd", learning_rate=1e6, maxiter=n)
+        assert not alone.diverged
+        for a, c in zip(member, alone.params, strict=True):
+            np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-3 * np.abs(c).max())

@@ -277,7 +277,8 @@ def fit_many(
             converged = np.zeros(B, dtype=bool)
             messages = tuple(
                 f"finished {int(n)} epochs of {nb} batches of {b}" if n == maxiter
-                else f"stopped: the cost became non-finite in epoch {int(n) + 1}" for n in it)
+                else f"stopped: the cost became non-finite; params are those after epoch "
+                f"{int(n)}, the last with a finite cost" for n in it)
         params = spec.unravel(np.asarray(theta))
     return FitManyResult(
         params=params, lams=lam_arr, cost=np.asarray(value, np.float64),

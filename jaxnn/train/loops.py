@@ -255,4 +255,7 @@ def minibatch_run(
     spec = NetSpec(tuple(sizes), activation, output, grad)
     carry, history = minibatch_segment(carry, X, Y, lam, key, epochs, spec=spec,
                                        optimizer=optimizer, batch_size=batch_size, length=epochs)
+    # an epoch whose parameters were dropped (see MinibatchCarry.rewound) leaves the history
+    last = jnp.maximum(carry.epoch - 1, 0)
+    history = history.at[last].set(jnp.where(carry.rewound, jnp.nan, history[last]))
     return carry.theta, history
