@@ -633,18 +633,18 @@ def numerical_cost_gradient(
 
 #: float64 copies of every layer's inputs ``(1 + n_l, m)`` the incremental differences hold at
 #: once: the inputs and their two operands (one per sign), each also as the kernel's blocks,
-#: and the float64 ``X``: 6 as a floor (peak memory grows by 6.5-7.2 copies per example,
-#: measured on 400-25-10, 784-25-10 and 400-100-50-10, benchmarks/RESULTS.md)
-_INPUT_COPIES = 6
+#: and the float64 ``X``: 5 as a floor (peak memory grows by 6.0 copies per example on
+#: 400-25-10 and by 7.2 per added input pixel, benchmarks/RESULTS.md)
+_INPUT_COPIES = 5
 #: float64 ``(n_l, m)`` arrays per unit of each layer above the inputs: its state and deltas
 _UNIT_COPIES = 2
 
 
 def incremental_bytes(sizes: Sequence[int], m: int) -> int:
     """Estimated bytes (a floor) that :func:`numerical_cost_gradient` holds for a network of
-    ``sizes`` on ``m`` examples, compilation aside: about 6 float64 copies of every layer's
-    inputs. The course's 400-25-10 on 5000 examples: about 100 MiB; 784-25-10 on MNIST's
-    60,000 images: about 2.2 GiB."""
+    ``sizes`` on ``m`` examples, compilation aside: 5 float64 copies of every layer's inputs
+    and 2 of every unit's activations. The course's 400-25-10 on 5000 examples: 84 MiB;
+    784-25-10 on MNIST's 60,000 images: 1.8 GiB."""
     inputs = sum(1 + int(n) for n in sizes[:-1])
     return 8 * int(m) * (_INPUT_COPIES * inputs + _UNIT_COPIES * sum(int(n) for n in sizes[1:]))
 

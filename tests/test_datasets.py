@@ -661,7 +661,7 @@ def _killed_writer_temp(path: Path) -> Path:
     proc = subprocess.Popen([sys.executable, "-c", code])
     assert proc.wait(timeout=120) == -9
     (tmp,) = path.parent.glob(f".{path.name}.*.tmp")
-    assert str(proc.pid) in tmp.name
+    assert tmp.name.startswith(f".{path.name}.{proc.pid}@")
     return tmp
 
 
@@ -674,20 +674,27 @@ def test_a_killed_writers_temp_is_removed_and_a_live_ones_kept(tmp_path: Path) -
 
     target = tmp_path / "weights.npz"
     dead = _killed_writer_temp(target)
+    dead_pid, host = dead.name[len(".weights.npz."):].split(".", 1)[0].split("@")
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        live = tmp_path / f".{target.name}.{sleeper.pid}.abc.tmp"
-        live.write_bytes(b"partial")
-        mine = tmp_path / f".{target.name}.{os.getpid()}.abc.tmp"
-        mine.write_bytes(b"partial")
-        old = tmp_path / f".{target.name}.{sleeper.pid}.old.tmp"
-        old.write_bytes(b"partial")
+        def temp(writer: str, tag: str = "abc") -> Path:
+            t = tmp_path / f".{target.name}.{writer}.{tag}.tmp"
+            t.write_bytes(b"partial")
+            return t
+
+        live = temp(f"{sleeper.pid}@{host}")
+        mine = temp(f"{os.getpid()}@{host}")
+        old = temp(f"{sleeper.pid}@{host}", "old")
         os.utime(old, (0, 0))
+        elsewhere = temp(f"{dead_pid}@another_machine")  # its writer may live: age only
+        unnamed = temp("bak")  # e.g. the temp of weights.npz.bak: age only
         other = tmp_path / ".other.npz.1.abc.tmp"  # another file's temp: not ours to remove
         other.write_bytes(b"partial")
         removed = remove_stale_temps(target)
         assert sorted(removed) == sorted([dead, old])
-        assert live.exists() and mine.exists() and other.exists() and not dead.exists()
+        for kept in (live, mine, elsewhere, unnamed, other):
+            assert kept.exists(), kept
+        assert not dead.exists()
     finally:
         sleeper.kill()
         sleeper.wait()

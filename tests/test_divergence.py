@@ -39,23 +39,23 @@ def assert_last_finite(res, X, y, lam=1.0) -> None:
     assert res.history.shape == (res.n_iter,) and np.isfinite(res.history).all()
 
 
-@pytest.mark.parametrize("batch_size", [None, 20])
-def test_sgd_that_diverges_keeps_the_parameters_of_the_last_finite_epoch(problem, batch_size):
+@pytest.mark.parametrize(("batch_size", "segment"), [(None, None), (20, None), (None, 1)])
+def test_sgd_that_diverges_keeps_the_parameters_of_the_last_finite_epoch(problem, batch_size,
+                                                                         segment):
+    """sgd at 1e4 diverges after a few epochs (8 full-batch, 2 with batches of 20); with
+    ``segment=1`` every epoch is its own compiled segment, so the rewind crosses segments."""
     params, X, y = problem
-    res = nn.fit(params, X, y, method="sgd", learning_rate=1e30, maxiter=50,
-                 batch_size=batch_size)
+    res = nn.fit(params, X, y, method="sgd", learning_rate=1e4, maxiter=50,
+                 batch_size=batch_size, segment=segment)
     assert_last_finite(res, X, y)
-    assert res.n_iter < 50
-    # the same run stopped after exactly those epochs gives the same parameters, bit for bit
-    again = nn.fit(params, X, y, method="sgd", learning_rate=1e30, maxiter=max(res.n_iter, 1),
+    assert 2 <= res.n_iter < 50, res.n_iter
+    # the same run stopped after exactly those epochs ends where this one kept, bit for bit
+    again = nn.fit(params, X, y, method="sgd", learning_rate=1e4, maxiter=res.n_iter,
                    batch_size=batch_size)
-    if res.n_iter > 0:
-        assert not again.diverged
-        for a, b in zip(res.params, again.params, strict=True):
-            np.testing.assert_array_equal(a, b)
-    else:
-        for a, b in zip(res.params, params, strict=True):
-            np.testing.assert_array_equal(a, np.asarray(b))
+    assert not again.diverged and again.cost == res.cost
+    np.testing.assert_array_equal(again.history, res.history)
+    for a, b in zip(res.params, again.params, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_run_that_stays_finite_is_not_diverged(problem):
@@ -91,6 +91,7 @@ def test_scipy_methods_end_at_the_last_finite_iterate(problem, monkeypatch, meth
     assert np.max(np.abs(theta - NanBeyond.theta0)) <= NanBeyond.radius
     if method == "L-BFGS-B":  # jaxnn's L-BFGS-B stops at the first non-finite evaluation
         assert_last_finite(res, X, y)
+    assert "initial parameters" not in res.message  # the start was finite
     # scipy's own line searches may back off a NaN and stop for another reason; then the
     # result must not claim divergence
     assert res.diverged == ("not finite" in res.message)
@@ -188,3 +189,21 @@ def test_fit_many_members_that_diverge_keep_their_last_finite_parameters(problem
         assert not alone.diverged
         for a, c in zip(member, alone.params, strict=True):
             np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-3 * np.abs(c).max())
+
+
+def test_a_last_epoch_whose_cost_is_not_finite_is_dropped(problem):
+    """sgd at 1e30 for one epoch: the step lands where the cost overflows; the loop saw only
+    the finite cost before it. fit goes one epoch back, to the start; fit_many says so."""
+    from jaxnn.parallel import fit_many, init_many
+
+    params, X, y = problem
+    res = nn.fit(params, X, y, method="sgd", learning_rate=1e30, maxiter=1)
+    assert_last_finite(res, X, y)
+    assert res.n_iter == 0 and "params are the initial ones" in res.message
+    assert "initial parameters" not in res.message
+    for a, b in zip(res.params, params, strict=True):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    many = fit_many(init_many(0, 2, SIZES), X, y, 1.0, method="sgd", learning_rate=1e30,
+                    maxiter=1)
+    assert not np.isfinite(many.cost).any()
+    assert all("the cost at the last parameters is not finite" in m for m in many.messages)

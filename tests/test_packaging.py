@@ -66,11 +66,10 @@ def test_the_package_index_description_has_no_link_into_the_repository(dists):
     assert relative.findall(readme), "README.md has no repository link left to check"
     assert relative.findall(text) == [] and "![" not in text
     for target in relative.findall(readme):
-        assert f"`{target}` of the source distribution" in text or \
-            f"{target} (in the source distribution)" in text, target
+        assert f"`{target}` of the source distribution" in text, target
     # nothing else changed: undo the two rewrites and compare
     undone = re.sub(r"\*\[picture: (.*?); the file `([^`]+)` of the source distribution\]\*",
                     r"![\1](\2)", text)
-    undone = re.sub(r"(\S+) \(in the source distribution\)", lambda m: f"[{m[1]}]({m[1]})",
+    undone = re.sub(r"(\S+) \(the file `([^`]+)` of the source distribution\)", r"[\1](\2)",
                     undone)
     assert undone.strip() == readme.strip()

@@ -296,11 +296,7 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
     initial = initial_cost()
     params = tuple(np.asarray(t) for t in result.params)
     final, message = float(result.cost), str(result.message)
-    diverged = bool(result.diverged) or not np.isfinite(final)
-    if not np.isfinite(final):  # fit kept its last finite iterate, whose full-batch cost (after
-        # finite mini-batch costs) is not finite after all: save the initial parameters instead
-        params, final = tuple(np.asarray(t) for t in params0), initial
-        message = f"{message}; its full-batch cost is not finite: the initial parameters are kept"
+    diverged = bool(result.diverged)  # then params are fit's last finite iterate
     return Outcome(params=params, history=np.asarray(result.history, np.float64), cost=final,
                    n_iter=int(result.n_iter), n_evals=int(result.n_evals),
                    converged=bool(result.converged) and not diverged, message=message,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,8 +24,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     """
     path = Path(path)
     directory = path.parent
-    # the writer's pid in the name lets remove_stale_temps tell a dead writer's leftovers
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX,
+    # the writer's pid and host in the name let remove_stale_temps tell a dead writer's leftovers
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer()}.", suffix=TMP_SUFFIX,
                                dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -42,24 +43,33 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
 
 def remove_stale_temps(path: str | os.PathLike[str], max_age_s: float = 86400.0) -> list[Path]:
     """Remove the temporary files that writers of ``path`` killed mid-write left behind (a
-    SIGKILL or a power cut skips the cleanup in :func:`atomic_write`): those whose writer's
-    process no longer exists, and any older than ``max_age_s``. Returns the files removed;
-    files that cannot be removed are left."""
+    SIGKILL or a power cut skips the cleanup in :func:`atomic_write`): those whose writer was
+    a process of this machine that no longer exists, and any older than ``max_age_s`` (the
+    only test for a writer on another machine sharing the directory, or a name that does not
+    say its writer). Returns the files removed; files that cannot be removed are left."""
     path = Path(path)
     prefix = f".{path.name}."
+    host = _writer().partition("@")[2]
     removed = []
     with contextlib.suppress(OSError):
         for tmp in path.parent.glob(f"{glob.escape(prefix)}*{TMP_SUFFIX}"):
-            pid = tmp.name[len(prefix):].split(".", 1)[0]
+            pid, _, where = tmp.name[len(prefix):].split(".", 1)[0].partition("@")
             try:
-                stale = (not pid.isdigit() or not process_alive(int(pid))
-                         or time.time() - tmp.stat().st_mtime > max_age_s)
+                dead = where == host and pid.isdigit() and not process_alive(int(pid))
+                stale = dead or time.time() - tmp.stat().st_mtime > max_age_s
                 if stale:
                     tmp.unlink()
                     removed.append(tmp)
             except OSError:
                 continue
     return removed
+
+
+def _writer() -> str:
+    """``pid@host`` of this process, the host's name with anything but letters and digits
+    replaced (the temporary file's name is split at dots)."""
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
+    return f"{os.getpid()}@{host}"
 
 
 def process_alive(pid: int) -> bool:

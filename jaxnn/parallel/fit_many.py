@@ -42,7 +42,7 @@ from jaxnn.precision import x64_when
 from jaxnn.spec import NetSpec
 from jaxnn.train.fmincg import fmincg_init, fmincg_segment
 from jaxnn.train.loops import minibatch_optimizer, minibatch_run
-from jaxnn.train.status import Status, message
+from jaxnn.train.status import Status, epochs_message, message
 
 Array = jax.Array
 
@@ -254,14 +254,16 @@ def fit_many(
             theta, value, hist, it, n_evals, status = jax.device_get(_lbfgs_many(
                 theta0, Xd, Yd, lam_d, spec=spec, maxiter=maxiter, chunk_size=chunk,
                 **kw_loop))
-            messages = tuple(message(s, n_iter=int(n), maxiter=maxiter, tol=kw_loop["tol"])
-                             for s, n in zip(status, it, strict=True))
+            messages = tuple(message(s, n_iter=int(n), maxiter=maxiter, tol=kw_loop["tol"],
+                                     at_start=not np.isfinite(v))
+                             for s, n, v in zip(status, it, value, strict=True))
             converged = np.asarray(status) == Status.CONVERGED
         elif method == "fmincg":
             theta, value, hist, it, n_evals, status = jax.device_get(_fmincg_many(
                 theta0, Xd, Yd, lam_d, spec=spec, maxiter=maxiter))
-            messages = tuple(message(s, n_iter=int(n), maxiter=maxiter)
-                             for s, n in zip(status, it, strict=True))
+            messages = tuple(message(s, n_iter=int(n), maxiter=maxiter,
+                                     at_start=not np.isfinite(v))
+                             for s, n, v in zip(status, it, value, strict=True))
             converged = np.zeros(B, dtype=bool)
         else:
             keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
@@ -275,10 +277,15 @@ def fit_many(
             it = np.sum(np.isfinite(hist), axis=1)
             n_evals = it * nb
             converged = np.zeros(B, dtype=bool)
+            # a member whose last parameters have a non-finite cost is said so (the pure
+            # loop returns no earlier parameters to go back to, unlike fit's)
             messages = tuple(
-                f"finished {int(n)} epochs of {nb} batches of {b}" if n == maxiter
-                else f"stopped: the cost became non-finite; params are those after epoch "
-                f"{int(n)}, the last with a finite cost" for n in it)
+                epochs_message(int(n), maxiter, nb, b, diverged=n < maxiter,
+                               at_start=n == 0 and not np.isfinite(v))
+                if n < maxiter or np.isfinite(v) else
+                f"finished {int(n)} epochs of {nb} batches of {b}, but the cost at the last "
+                "parameters is not finite (try a smaller learning rate)"
+                for n, v in zip(it, value, strict=True))
         params = spec.unravel(np.asarray(theta))
     return FitManyResult(
         params=params, lams=lam_arr, cost=np.asarray(value, np.float64),

@@ -19,7 +19,7 @@ from jaxnn.spec import NetSpec
 from jaxnn.train import fmincg, loops
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
-from jaxnn.train.status import Status, message
+from jaxnn.train.status import Status, epochs_message, message
 
 LBFGS_SEGMENT = 25  # default iterations (line searches) per compiled segment, lbfgs and fmincg
 MINIBATCH_SEGMENT_STEPS = 100  # default optimizer steps per compiled segment (whole epochs)
@@ -97,7 +97,9 @@ def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> d
         lambda c, stop: _lbfgs_segment(c, prob.X, prob.Y, prob.lam, stop, length=length, **kw),
         carry, maxiter, seg, progress, callback, prob)
     status = int(carry.status)
-    text = stopped or message(status, n_iter=it, maxiter=maxiter, tol=kw["tol"])
+    text = message(status, n_iter=it, maxiter=maxiter, tol=kw["tol"],
+                   at_start=not np.isfinite(float(carry.value)))
+    text = stopped if stopped and status != Status.NONFINITE else text
     if interrupted:
         text = _interrupted_message(it)
     return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
@@ -132,13 +134,15 @@ def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
     carry, it, history, interrupted, stopped = run_segments(
         lambda c, stop: _fmincg_segment(vg, c, stop, length=length, args=args),
         carry, maxiter, seg, progress, callback, prob)
-    text = stopped or message(int(carry.status), n_iter=it, maxiter=maxiter)
+    status = int(carry.status)
+    text = message(status, n_iter=it, maxiter=maxiter, at_start=not np.isfinite(float(carry.value)))
+    text = stopped if stopped and status != Status.NONFINITE else text
     if interrupted:
         text = _interrupted_message(it)
     return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
                 history=history, n_iter=it, n_evals=int(carry.n_evals), converged=False,
                 message=text, interrupted=interrupted,
-                diverged=int(carry.status) == Status.NONFINITE)
+                diverged=status == Status.NONFINITE)
 
 
 def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, callback,
@@ -164,24 +168,28 @@ def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, 
         lambda c, stop: _minibatch_segment(c, prob.X, prob.Y, prob.lam, key, stop, **kw),
         carry, epochs, seg, progress, callback, prob)
     theta, diverged = np.asarray(carry.theta), not bool(carry.finite)
-    failed = it + 1  # the epoch that turned non-finite, if one did
-    if bool(carry.rewound):  # the last counted epoch's parameters were dropped too
-        it = max(it - 1, 0)
-        history = history[:it]
-    cost = float(ScipyObjective(prob.X, prob.Y, prob.lam, prob.spec,
-                                prob.replicated).packed(theta)[0])
+    failed = it + 1 if diverged else None  # the epoch that turned non-finite
+    rewound = bool(carry.rewound)  # the last counted epoch's parameters were dropped too
+    it = max(it - 1, 0) if rewound else it
+    objective = ScipyObjective(prob.X, prob.Y, prob.lam, prob.spec, prob.replicated)
+    cost = float(objective.packed(theta)[0])
+    # parameters whose full-batch cost is not finite (the last epoch's step, or batches that
+    # missed it): one epoch back, else the start
+    if not np.isfinite(cost) and it > 0 and not rewound:
+        theta, it, diverged = np.asarray(carry.previous), it - 1, True
+        cost = float(objective.packed(theta)[0])
+    if not np.isfinite(cost) and it > 0:
+        theta, it, diverged = np.asarray(prob.theta0), 0, True
+        cost = float(objective.packed(theta)[0])
+    history = history[:it]
+    at_start = not np.isfinite(cost)
+    diverged = diverged or at_start
+    text = epochs_message(it, epochs, nb, b, diverged=diverged, at_start=at_start,
+                          failed=failed)
     if interrupted:
         text = _interrupted_message(it)
-    elif stopped:
+    elif stopped and not diverged:
         text = stopped
-    elif diverged and it == 0 and not np.isfinite(cost):
-        text = message(Status.NONFINITE, n_iter=0, maxiter=epochs)
-    elif diverged:
-        kept = f"those after epoch {it}" if it else "the initial ones"
-        text = (f"stopped: the cost became non-finite in epoch {failed}; params are {kept}, the "
-                "last with a finite cost (try a smaller learning rate)")
-    else:
-        text = f"finished {it} epochs of {nb} batches of {b}"
     return dict(params=prob.unravel(theta), cost=cost, history=history, n_iter=it,
                 n_evals=it * nb, converged=False, message=text, interrupted=interrupted,
                 diverged=diverged)

@@ -96,7 +96,8 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
     if diverged:  # back to the last finite iterate (the start if none finished)
         x, converged = last["x"], False
         J = history[-1] if history else obj.cost_at(x)
-        message = status_message(Status.NONFINITE, n_iter=len(history), maxiter=maxiter)
+        message = status_message(Status.NONFINITE, n_iter=len(history), maxiter=maxiter,
+                                 at_start=not np.isfinite(J))
     return dict(params=prob.unravel(x), cost=J, history=np.asarray(history, np.float64),
                 n_iter=len(history), n_evals=obj.n_evals, converged=converged, message=message,
                 interrupted=interrupted, diverged=diverged)

@@ -19,9 +19,11 @@ class Status(IntEnum):
     NONFINITE = 3  # the cost or its gradient is not finite
 
 
-def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None) -> str:
+def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
+            at_start: bool = False) -> str:
     """The message of a run that ended in ``status`` after ``n_iter`` of ``maxiter``
-    iterations (``tol``: the gradient tolerance of the convergence test, if there is one)."""
+    iterations (``tol``: the gradient tolerance of the convergence test, if there is one;
+    ``at_start``: for NONFINITE, the cost at the initial parameters was not finite already)."""
     status = Status(int(status))
     if status is Status.RUNNING:
         return f"maximum number of iterations ({maxiter}) reached"
@@ -30,9 +32,24 @@ def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None)
             f"converged after {n_iter} iterations"
     if status is Status.STALLED:
         return f"stopped after {n_iter} iterations: the line search found no lower cost"
-    if n_iter == 0:
+    if at_start:
         return ("stopped before the first iteration: the cost or its gradient is not finite at "
                 "the initial parameters (are the weights or lam too large for the training "
                 "dtype? try smaller initial weights or float64)")
     return (f"stopped after {n_iter} iterations: the cost or its gradient is not finite (the "
             "parameters are the last finite ones; try a smaller step or learning rate)")
+
+
+def epochs_message(n_epochs: int, maxiter: int, n_batches: int, batch_size: int, *,
+                   diverged: bool, at_start: bool = False, failed: int | None = None) -> str:
+    """The message of a mini-batch run (adam, sgd) that kept the parameters after
+    ``n_epochs`` epochs: finished, or diverged (``failed``: the epoch that turned non-finite,
+    when known; ``at_start``: the cost at the initial parameters was not finite)."""
+    if at_start:
+        return message(Status.NONFINITE, n_iter=0, maxiter=maxiter, at_start=True)
+    if not diverged:
+        return f"finished {n_epochs} epochs of {n_batches} batches of {batch_size}"
+    kept = f"those after epoch {n_epochs}" if n_epochs else "the initial ones"
+    where = f" in epoch {failed}" if failed else ""
+    return (f"stopped: the cost became non-finite{where}; params are {kept}, the last with a "
+            "finite cost (try a smaller learning rate)")
