@@ -49,6 +49,16 @@ def test_wheel_has_every_module_and_no_tests(dists):
     assert any(name.endswith("licenses/LICENSE") or name.endswith("/LICENSE") for name in wheel)
 
 
+def test_the_console_script_is_the_guarded_entry(dists):
+    """``jaxnn`` runs ``jaxnn.__main__:run`` (a Ctrl-C while the command loads is one line),
+    as ``python -m jaxnn`` does."""
+    _, names, whl = dists
+    (entry,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    with zipfile.ZipFile(whl) as z:
+        text = z.read(entry).decode()
+    assert "jaxnn = jaxnn.__main__:run" in text, text
+
+
 def test_the_package_index_description_has_no_link_into_the_repository(dists):
     """The index page has no repository beside it: each picture and link to a file of the
     repository is named as a file of the source distribution instead; the rest is README.md."""
