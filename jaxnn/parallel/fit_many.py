@@ -281,10 +281,8 @@ def fit_many(
             # loop returns no earlier parameters to go back to, unlike fit's)
             messages = tuple(
                 epochs_message(int(n), maxiter, nb, b, diverged=n < maxiter,
-                               at_start=n == 0 and not np.isfinite(v))
-                if n < maxiter or np.isfinite(v) else
-                f"finished {int(n)} epochs of {nb} batches of {b}, but the cost at the last "
-                "parameters is not finite (try a smaller learning rate)"
+                               at_start=n == 0 and not np.isfinite(v),
+                               final_finite=bool(np.isfinite(v)))
                 for n, v in zip(it, value, strict=True))
         params = spec.unravel(np.asarray(theta))
     return FitManyResult(

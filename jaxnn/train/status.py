@@ -41,14 +41,18 @@ def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
 
 
 def epochs_message(n_epochs: int, maxiter: int, n_batches: int, batch_size: int, *,
-                   diverged: bool, at_start: bool = False, failed: int | None = None) -> str:
+                   diverged: bool, at_start: bool = False, failed: int | None = None,
+                   final_finite: bool = True) -> str:
     """The message of a mini-batch run (adam, sgd) that kept the parameters after
     ``n_epochs`` epochs: finished, or diverged (``failed``: the epoch that turned non-finite,
-    when known; ``at_start``: the cost at the initial parameters was not finite)."""
+    when known; ``at_start``: the cost at the initial parameters was not finite;
+    ``final_finite``: False when a finished run's last parameters have a non-finite cost)."""
     if at_start:
         return message(Status.NONFINITE, n_iter=0, maxiter=maxiter, at_start=True)
     if not diverged:
-        return f"finished {n_epochs} epochs of {n_batches} batches of {batch_size}"
+        done = f"finished {n_epochs} epochs of {n_batches} batches of {batch_size}"
+        return done if final_finite else (f"{done}, but the cost at the last parameters is not "
+                                          "finite (try a smaller learning rate)")
     kept = f"those after epoch {n_epochs}" if n_epochs else "the initial ones"
     where = f" in epoch {failed}" if failed else ""
     return (f"stopped: the cost became non-finite{where}; params are {kept}, the last with a "
