@@ -38,6 +38,7 @@ from jax.typing import ArrayLike
 from jaxnn.activations import get_activation
 from jaxnn.backprop import affine_forward, backprop_arrays
 from jaxnn.checks import Params, as_params, check_memory
+from jaxnn.compiling import VECTOR_KERNELS, jit_with_options
 from jaxnn.losses import cast, prepare_problem, regularized_cost
 from jaxnn.model import layer_sizes, ravel_params, unravel_params
 from jaxnn.outputs import get_output
@@ -104,37 +105,6 @@ def numerical_gradient(
 # loop over the block, nothing stored but the per-example changes); through deeper networks one
 # perturbation at a time, (units, m) arrays and one matrix product per layer, a size that stays
 # in the caches. The pieces of each block are sliced on the host (_blocks), not in the kernel.
-
-# XLA's CPU compiler hands elementwise and reduction fusions to YNNPACK by default, which runs
-# these kernels about ten times slower (each intermediate is materialized); keeping YNNPACK to
-# the matrix products restores XLA's own fused loops, and 512-bit vectors make them about 20%
-# faster again (benchmarks/RESULTS.md). Per-compilation options, not global configuration;
-# where this jaxlib does not know them, the kernels compile without them.
-_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
-                "xla_cpu_prefer_vector_width": 512}
-_use_cpu_options: list[bool] = []  # [] untested, [True] works, [False] unknown to this jaxlib
-
-
-def _compiled(fun: Callable, **jit_kw: object) -> Callable:
-    """``jax.jit(fun)``, with :data:`_CPU_OPTIONS` on the CPU backend when this jaxlib has them."""
-    tuned, plain = jax.jit(fun, compiler_options=_CPU_OPTIONS, **jit_kw), jax.jit(fun, **jit_kw)
-
-    def call(*args: object, **kw: object) -> object:
-        if jax.default_backend() != "cpu" or _use_cpu_options == [False]:
-            return plain(*args, **kw)
-        try:
-            out = tuned(*args, **kw)
-        except Exception as e:  # an older or newer jaxlib without this option or value
-            if "compile option" not in str(e) and "enum value" not in str(e):
-                raise
-            _use_cpu_options[:] = [False]
-            return plain(*args, **kw)
-        _use_cpu_options[:] = [True]
-        return out
-
-    call.clear_cache = lambda: (tuned.clear_cache(), plain.clear_cache())  # type: ignore[attr-defined]
-    return call
-
 
 # expm1 and log1p of small arguments, from their power series. A bound U on |x| gives the
 # number of terms: the first term left out is at most 2^-56 of the result (well below float64
@@ -532,7 +502,7 @@ def _through_above(net: dict, layer: int, w: Array, s: Array, hidden: _HiddenDif
     return jnp.sum(out.rows(net["output"], dz, em1, l1p) - jnp.sum(Y * dz, axis=0))
 
 
-_layer_kernel_jit = _compiled(_layer_kernel, static_argnames=(
+_layer_kernel_jit = jit_with_options(_layer_kernel, VECTOR_KERNELS, static_argnames=(
     "layer", "eps", "activation", "output", "terms"))
 
 

@@ -477,7 +477,7 @@ def test_keyboard_interrupt_during_an_evaluation_or_a_segment(monkeypatch):
     assert all(np.array_equal(u, v) for u, v in zip(ref.params, r.params, strict=True))
 
 
-@pytest.mark.parametrize("method, init", [("lbfgs", "_lbfgs_init"), ("adam", "_minibatch_init")])
+@pytest.mark.parametrize("method, init", [("lbfgs", "_lbfgs_start"), ("adam", "_minibatch_init")])
 def test_keyboard_interrupt_while_the_loop_compiles_returns_the_initial_params(
         monkeypatch, method, init):
     p0, X, y = _problem()
@@ -589,3 +589,48 @@ def test_mnist5k_50_and_400_lbfgsb_iterations():
     assert nn.accuracy(at50["params"], Xtr, ytr) >= 0.95
     assert nn.accuracy(r.params, Xtr, ytr) >= 0.995
     assert nn.accuracy(r.params, Xte, yte) >= 0.93
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "lbfgs", "fmincg", "adam"])
+def test_a_first_fit_compiles_each_program_once(method):
+    # shapes no other test uses: everything this fit needs is compiled during it, once
+    m = {"L-BFGS-B": 23, "lbfgs": 29, "fmincg": 31, "adam": 37}[method]
+    p0, X, y = _problem(m=m, sizes=(6, 4, 3), seed=m)
+    kw = ADAM_KW if method == "adam" else {"method": method}
+    names = []
+
+    def listen(event, duration, **k):
+        if event == _CompileCounter.EVENT:
+            names.append(k.get("fun_name"))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        r = fit(p0, X, y, 1.0, maxiter=60, segment=7 if method != "L-BFGS-B" else None, **kw)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert r.n_iter > 7 and names and len(names) == len(set(names)), names
+    # the programs that depend on X's shape compile here; lbfgs's first state depends only on
+    # theta's length and may have compiled in an earlier test
+    bridge, start = "jit(packed_value_and_grad)", "jit(_start_from_packed)"
+    needed, allowed = {"L-BFGS-B": ({bridge}, set()),
+                       "lbfgs": ({bridge, "jit(lbfgs_segment)"}, {start}),
+                       "fmincg": ({"jit(fmincg_segment)"}, set()),
+                       "adam": ({"jit(minibatch_segment)"}, None)}[method]
+    assert needed <= set(names), names
+    if allowed is not None:
+        assert set(names) <= needed | allowed, names
+
+
+def test_all_finite_answers_for_every_entry():
+    from jaxnn.train.status import all_finite
+
+    f = jax.jit(all_finite)
+    v = np.ones(7, np.float32)
+    assert bool(f(np.float32(1), v))
+    for bad in (np.inf, -np.inf, np.nan):
+        w = v.copy()
+        w[3] = bad
+        assert not bool(f(np.float32(1), w))
+        assert not bool(f(np.float32(bad), v))
+    big = np.full(7, 3e38, np.float32)  # finite, and its sum of squares would overflow
+    assert bool(f(np.float32(1), big))

@@ -40,7 +40,7 @@ from jaxnn.parallel.members import n_networks
 from jaxnn.parallel.sharding import Devices
 from jaxnn.precision import x64_when
 from jaxnn.spec import NetSpec
-from jaxnn.train.fmincg import fmincg_init, fmincg_segment
+from jaxnn.train.fmincg import fmincg_segment, fmincg_start
 from jaxnn.train.loops import minibatch_optimizer, minibatch_run
 from jaxnn.train.status import Status, epochs_message, message
 
@@ -129,9 +129,8 @@ def _fmincg_many(theta0, X, Y, lams, *, spec, maxiter):
 
     def one(theta, lam):
         args = (X, Y, lam)
-        state = fmincg_init(spec.value_and_grad, theta, args=args)
-        state, history = fmincg_segment(spec.value_and_grad, state, maxiter, length=maxiter,
-                                        args=args)
+        state, history = fmincg_segment(spec.value_and_grad, fmincg_start(theta), maxiter,
+                                        length=maxiter, args=args)
         return state.theta, state.value, history, state.it, state.n_evals, state.status
 
     return jax.vmap(one)(theta0, lams)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnn.spec import NetSpec
-from jaxnn.train.status import Status
+from jaxnn.train.status import Status, all_finite
 
 __all__ = ["LbfgsState", "lbfgs_many_run"]
 
@@ -113,7 +113,7 @@ def _two_loop(g: Array, S: Array, Yd: Array, rho: Array) -> Array:
 
 
 def _status(value: Array, g: Array, tol: float) -> Array:
-    finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(g))
+    finite = all_finite(value, g)
     return jnp.where(~finite, Status.NONFINITE,
                      jnp.where(jnp.max(jnp.abs(g)) <= tol, Status.CONVERGED, Status.RUNNING)
                      ).astype(jnp.int32)
@@ -140,7 +140,7 @@ def _lbfgs_advance(c: LbfgsState, f: Array, g: Array, active: Array, *, tol: flo
     written once: the pass is bound by memory traffic as much as by arithmetic."""
     dt = c.theta.dtype
     t = c.step
-    finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g))
+    finite = all_finite(f, g)
     decrease = finite & (f <= c.value + C1 * t * c.slope)
     curvature = _dot(g, c.direction) >= C2 * c.slope
     # the bracket after this trial, and the next trial inside it

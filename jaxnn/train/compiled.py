@@ -15,9 +15,10 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxnn.compiling import RUN_ONCE, jit_with_options
 from jaxnn.spec import NetSpec
 from jaxnn.train import fmincg, loops
-from jaxnn.train.objective import ScipyObjective
+from jaxnn.train.objective import ScipyObjective, packed_value_and_grad
 from jaxnn.train.problem import Problem
 from jaxnn.train.status import Status, epochs_message, message
 
@@ -27,9 +28,7 @@ MINIBATCH_SEGMENT_STEPS = 100  # default optimizer steps per compiled segment (w
 Callback = Callable[[int, float, tuple[np.ndarray, ...]], Any]
 
 _LBFGS_STATIC = ("spec", "tol", "memory_size", "max_linesearch_steps")
-_lbfgs_init = jax.jit(loops.lbfgs_init, static_argnames=_LBFGS_STATIC)
 _lbfgs_segment = jax.jit(loops.lbfgs_segment, static_argnames=(*_LBFGS_STATIC, "length"))
-_fmincg_init = jax.jit(fmincg.fmincg_init, static_argnames=("value_and_grad",))
 _fmincg_segment = jax.jit(fmincg.fmincg_segment, static_argnames=("value_and_grad", "length"))
 _minibatch_init = jax.jit(loops.minibatch_init, static_argnames=("optimizer",))
 _minibatch_segment = jax.jit(loops.minibatch_segment, static_argnames=(
@@ -80,10 +79,27 @@ def _interrupted_at_start(prob: Problem) -> dict:
                         "the initial ones")
 
 
+def first_evaluation(prob: Problem) -> tuple[jax.Array, jax.Array]:
+    """``(theta0, [J, g])`` on the device: the first evaluation of every compiled method, by the
+    scipy bridge's compiled value-and-gradient program, so that the loops' own programs hold
+    only the loop (one compilation less per method, none when the default ran first)."""
+    theta0 = prob.put(prob.theta0)
+    return theta0, packed_value_and_grad(theta0, prob.X, prob.Y, prob.lam, prob.spec)
+
+
+def _start_from_packed(theta0: jax.Array, packed: jax.Array, **kw) -> loops.LbfgsCarry:
+    return loops.lbfgs_start(theta0, packed[0], packed[1:], **kw)
+
+
+_lbfgs_start = jit_with_options(_start_from_packed, RUN_ONCE, static_argnames=(
+    "tol", "memory_size", "max_linesearch_steps"))
+
+
 def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> dict:
     kw = dict(spec=prob.spec, tol=1e-5 if tol is None else float(tol), **(options or {}))
     try:
-        carry = _lbfgs_init(prob.put(prob.theta0), prob.X, prob.Y, prob.lam, **kw)
+        carry = _lbfgs_start(*first_evaluation(prob), **{k: v for k, v in kw.items()
+                                                         if k != "spec"})
     except KeyboardInterrupt:  # while compiling or at the first evaluation
         return _interrupted_at_start(prob)
     seg = segment or LBFGS_SEGMENT
@@ -120,10 +136,7 @@ def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
     """The course's ``fmincg`` (:mod:`jaxnn.train.fmincg`): ``maxiter`` line searches; the
     history holds the cost after each successful one, as ``fmincg.m``'s ``fX``."""
     vg, args = _value_and_grad(prob.spec), (prob.X, prob.Y, prob.lam)
-    try:
-        carry = _fmincg_init(vg, prob.put(prob.theta0), args=args)
-    except KeyboardInterrupt:  # while compiling or at the first evaluation
-        return _interrupted_at_start(prob)
+    carry = fmincg.fmincg_start(prob.put(prob.theta0))  # the loop's first pass evaluates it
     seg = segment or LBFGS_SEGMENT
     length = max(seg, LBFGS_SEGMENT)
 
@@ -134,6 +147,8 @@ def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
     carry, it, history, interrupted, stopped = run_segments(
         lambda c, stop: _fmincg_segment(vg, c, stop, length=length, args=args),
         carry, maxiter, seg, progress, callback, prob)
+    if interrupted and int(carry.n_evals) == 0:  # while the loop compiled
+        return _interrupted_at_start(prob)
     status = int(carry.status)
     text = message(status, n_iter=it, maxiter=maxiter, at_start=not np.isfinite(float(carry.value)))
     text = stopped if stopped and status != Status.NONFINITE else text

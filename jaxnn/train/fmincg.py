@@ -58,9 +58,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
-from jaxnn.train.status import Status
+from jaxnn.train.status import Status, all_finite
 
 Array = jax.Array
 ValueAndGrad = Callable[..., tuple[Array, Array]]
@@ -77,6 +78,7 @@ __all__ = [
     "fmincg_init",
     "fmincg_run",
     "fmincg_segment",
+    "fmincg_start",
     "interpolation_step",
 ]
 
@@ -107,6 +109,7 @@ class FmincgState(NamedTuple):
     theta0: Array  # (n,) [X0] where the current line search started
     value: Array  # [f1] cost at the iterate
     grad: Array  # (n,) [df1]
+    grad_sq: Array  # [df1'*df1] grad's squared norm, kept from the pass that computed it
     direction: Array  # (n,) [s] the search direction
     slope: Array  # [d1] df1's: the directional derivative at the iterate (< 0)
     step: Array  # [z1] the step along s: next initial step, or the total of this line search
@@ -123,8 +126,24 @@ class FmincgState(NamedTuple):
     status: Array  # int32 Status.RUNNING, Status.STALLED or Status.NONFINITE
 
 
-def _finite(value: Array, grad: Array) -> Array:
-    return jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
+def fmincg_start(theta0: ArrayLike) -> FmincgState:
+    """The state of a run from ``theta0`` ``(n,)`` before its first evaluation, which the first
+    pass of :func:`fmincg_segment` makes (so a run compiles one objective, inside its loop).
+
+    No evaluation and no computation: ``value``, ``grad`` and ``direction`` hold placeholders
+    until that pass (``n_evals == 0``). The dtype of ``theta0`` (float32 or float64) is the
+    dtype of the whole run. Traceable; on a device array outside ``jit`` it compiles nothing."""
+    theta0 = jnp.asarray(theta0)
+    dtype = theta0.dtype
+    # numpy scalars: constants under jit, and no device computation (no compilation) outside
+    zero, i0 = np.zeros((), dtype), np.zeros((), np.int32)
+    return FmincgState(
+        theta=theta0, theta0=theta0, value=zero, grad=theta0, grad_sq=zero, direction=theta0,
+        slope=zero, step=zero, f3=zero, d3=zero, z3=zero, limit=np.asarray(-1, dtype),
+        evals_left=i0,
+        ls_failed=np.asarray(False), between=np.asarray(True), it=i0, n_success=i0,
+        n_evals=i0, status=np.asarray(Status.RUNNING, np.int32),
+    )
 
 
 def fmincg_init(value_and_grad: ValueAndGrad, theta0: ArrayLike, *, args: tuple = ()
@@ -134,21 +153,9 @@ def fmincg_init(value_and_grad: ValueAndGrad, theta0: ArrayLike, *, args: tuple 
     ``value_and_grad(theta, *args) -> (J, g)``: a scalar and ``(n,)``. The dtype of ``theta0``
     (float32 or float64) is the dtype of the whole run. The first step is ``1 / (1 - d1)`` with
     ``d1 = -g'g``. Status NONFINITE (and no iteration will run) when ``J`` or ``g`` is not
-    finite. Traceable."""
-    theta0 = jnp.asarray(theta0)
-    dtype = theta0.dtype
-    value, grad = value_and_grad(theta0, *args)
-    value, grad = jnp.asarray(value, dtype), jnp.asarray(grad, dtype)
-    s = -grad
-    d1 = -s @ s
-    zero, i0 = jnp.zeros((), dtype), jnp.asarray(0, jnp.int32)
-    return FmincgState(
-        theta=theta0, theta0=theta0, value=value, grad=grad, direction=s, slope=d1,
-        step=1 / (1 - d1), f3=zero, d3=zero, z3=zero, limit=-jnp.ones((), dtype),
-        evals_left=i0, ls_failed=jnp.asarray(False), between=jnp.asarray(True), it=i0,
-        n_success=i0, n_evals=jnp.asarray(1, jnp.int32),
-        status=jnp.where(_finite(value, grad), Status.RUNNING, Status.NONFINITE).astype(jnp.int32),
-    )
+    finite. Traceable. (The first pass of :func:`fmincg_segment` from :func:`fmincg_start`
+    makes the same state.)"""
+    return _pass(value_and_grad, args, fmincg_start(theta0))[0]
 
 
 def interpolation_step(f1: Array, f2: Array, d2: Array, f3: Array, d3: Array, z3: Array
@@ -210,9 +217,12 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
     """One evaluation and the transition it decides. Returns the new state, whether a line
     search succeeded in this pass, and the accepted cost."""
     dtype = c.theta.dtype
+    # the first pass of a run (from fmincg_start) evaluates the start: steepest descent from
+    # there, the first step 1 / (1 - d1) (as a failed line search's retry, without the failure)
+    fresh = c.n_evals == 0
     # a pass between two line searches starts the next one: the first trial point, point 3
     # at the iterate (its cost and slope), no bracket, MAX evaluations after this one
-    start = c.between
+    start = c.between & ~fresh
     theta0 = jnp.where(start, c.theta, c.theta0)
     x = jnp.where(start, c.theta + c.step * c.direction, c.theta)
     f3 = jnp.where(start, c.value, c.f3)
@@ -224,17 +234,17 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
 
     f2, g2 = value_and_grad(x, *args)
     f2, g2 = jnp.asarray(f2, dtype), jnp.asarray(g2, dtype)
-    finite = _finite(f2, g2)
+    finite = all_finite(f2, g2)
     f1, g1, s, d1, z1 = c.value, c.grad, c.direction, c.slope, c.step
     d2 = g2 @ s
     gg = g2 @ g2
 
     # what fmincg.m does after an evaluation
     wolfe_fails = (f2 > f1 + z1 * RHO * d1) | (d2 > -SIG * d1)
-    interpolate = wolfe_fails & (M > 0)
-    success = ~wolfe_fails & (d2 > SIG * d1)
-    extrapolate = ~wolfe_fails & ~success & (M > 0)
-    fail = ~(interpolate | success | extrapolate)
+    interpolate = wolfe_fails & (M > 0) & ~fresh
+    success = ~wolfe_fails & (d2 > SIG * d1) & ~fresh
+    extrapolate = ~wolfe_fails & ~success & (M > 0) & ~fresh
+    fail = ~(interpolate | success | extrapolate | fresh)
 
     # interpolate or extrapolate: the next trial point
     z2 = jnp.where(interpolate, interpolation_step(f1, f2, d2, f3, d3, z3),
@@ -248,7 +258,7 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
 
     # success: Polack-Ribiere direction (steepest descent if it does not descend), the next
     # initial step by the slope ratio, at most RATIO times this line search's step
-    pr = (gg - g1 @ g2) / (g1 @ g1) * s - g2
+    pr = (gg - g1 @ g2) / c.grad_sq * s - g2
     d_pr = g2 @ pr
     uphill = d_pr > 0
     s_ok = jnp.where(uphill, -g2, pr)
@@ -258,7 +268,7 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
     # failure: back to theta0; stop if the previous one failed too, else steepest descent
     # from the last trial point's gradient (fmincg.m's swap) with a fresh first step
     stalled = fail & c.ls_failed
-    retry = fail & ~c.ls_failed
+    retry = (fail & ~c.ls_failed) | fresh
     s_fail = -g2
     d_fail = -gg
     z_fail = 1 / (1 - d_fail)
@@ -267,13 +277,15 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
         return jnp.where(move, on_move, jnp.where(success, on_success,
                                                   jnp.where(retry, on_retry, otherwise)))
 
+    new_grad = (finite & (success | retry)) | fresh
     status = jnp.where(~finite, Status.NONFINITE,
                        jnp.where(stalled, Status.STALLED, Status.RUNNING))
     new = FmincgState(
         theta=jnp.where(finite, pick(moved_theta, x, theta0, theta0), theta0),
         theta0=theta0,
-        value=jnp.where(finite & success, f2, f1),
-        grad=jnp.where(finite & (success | retry), g2, g1),
+        value=jnp.where((finite & success) | fresh, f2, f1),
+        grad=jnp.where(new_grad, g2, g1),
+        grad_sq=jnp.where(new_grad, gg, c.grad_sq),
         direction=jnp.where(finite, pick(s, s_ok, s_fail, s), s),
         slope=jnp.where(finite, pick(d1, d_ok, d_fail, d1), d1),
         step=jnp.where(finite, pick(z1 + z2, z_ok, z_fail, z1), z1),
@@ -298,11 +310,13 @@ def fmincg_segment(value_and_grad: ValueAndGrad, state: FmincgState, stop: Array
     and the last has ended, or the run stops (two failed line searches in a row: Status.STALLED; a
     non-finite evaluation: Status.NONFINITE).
 
-    ``value_and_grad(theta, *args) -> (J, g)`` as for :func:`fmincg_init`. Returns the new
-    state (between two line searches unless the run stopped) and ``(length,)`` the cost after
-    each successful line search of this segment, NaN-padded. One ``lax.while_loop`` over
-    evaluations, one evaluation per pass. Traceable; ``stop`` may be traced; ``length`` is
-    static. Cutting a run into segments does not change its numbers."""
+    ``value_and_grad(theta, *args) -> (J, g)`` as for :func:`fmincg_init`; ``state`` from
+    :func:`fmincg_start` (the first pass then evaluates the start), :func:`fmincg_init` or an
+    earlier segment. Returns the new state (between two line searches unless the run
+    stopped) and ``(length,)`` the cost after each successful line search of this segment,
+    NaN-padded. One ``lax.while_loop`` over evaluations, one evaluation per pass. Traceable;
+    ``stop`` may be traced; ``length`` is static. Cutting a run into segments does not change
+    its numbers."""
     start_it, start_success = state.it, state.n_success
     stop = jnp.minimum(jnp.asarray(stop, jnp.int32), start_it + length)
 
@@ -313,9 +327,8 @@ def fmincg_segment(value_and_grad: ValueAndGrad, state: FmincgState, stop: Array
     def body(carry: tuple[FmincgState, Array]) -> tuple[FmincgState, Array]:
         c, history = carry
         new, accepted, value = _pass(value_and_grad, args, c)
-        k = jnp.minimum(c.n_success - start_success, length - 1)
-        history = history.at[k].set(jnp.where(accepted, value, history[k]))
-        return new, history
+        k = c.n_success - start_success
+        return new, jnp.where(accepted & (jnp.arange(length) == k), value, history)
 
     history = jnp.full((length,), jnp.nan, state.value.dtype)
     return jax.lax.while_loop(cond, body, (state, history))
@@ -332,6 +345,6 @@ def fmincg_run(value_and_grad: ValueAndGrad, theta0: ArrayLike, maxiter: int = 1
     evaluations, the initial one included. Pure: ``jit`` it with ``value_and_grad`` and
     ``maxiter`` static, ``vmap`` it over ``theta0`` and ``args``. For the reason the run
     stopped, use :func:`fmincg_init` and :func:`fmincg_segment`."""
-    state = fmincg_init(value_and_grad, theta0, args=args)
-    state, history = fmincg_segment(value_and_grad, state, maxiter, length=maxiter, args=args)
+    state, history = fmincg_segment(value_and_grad, fmincg_start(theta0), maxiter,
+                                    length=maxiter, args=args)
     return state.theta, history, state.it, state.n_evals

@@ -21,7 +21,7 @@ import optax
 from jax.typing import ArrayLike
 
 from jaxnn.spec import NetSpec
-from jaxnn.train.status import Status
+from jaxnn.train.status import Status, all_finite
 
 Array = jax.Array
 
@@ -60,19 +60,32 @@ def lbfgs_init(theta0: Array, X: Array, Y: Array, lam: ArrayLike, *, spec: NetSp
                tol: float = 1e-5, memory_size: int = 10,
                max_linesearch_steps: int = 20) -> LbfgsCarry:
     """The loop's carry at ``theta0``: one value-and-gradient evaluation. Traceable."""
-    cost = spec.differentiable_cost()
+    value, g = jax.value_and_grad(spec.differentiable_cost())(theta0, X, Y, lam)
+    return lbfgs_start(theta0, value, g, tol=tol, memory_size=memory_size,
+                       max_linesearch_steps=max_linesearch_steps)
+
+
+def lbfgs_start(theta0: Array, value: Array, g: Array, *, tol: float = 1e-5,
+                memory_size: int = 10, max_linesearch_steps: int = 20) -> LbfgsCarry:
+    """The loop's carry at ``theta0`` from its cost ``value`` and gradient ``g``, evaluated
+    elsewhere (:func:`jaxnn.fit` uses the scipy bridge's compiled evaluation, so this program
+    holds no objective and compiles in milliseconds). Traceable.
+
+    Every leaf is strongly typed, as :func:`lbfgs_segment` returns it: optax's ``init`` makes
+    weakly typed scalars, and a carry that differs from the segment's own output only in weak
+    types would compile the segment a second time."""
     opt = lbfgs_optimizer(memory_size, max_linesearch_steps)
-    value, g = jax.value_and_grad(cost)(theta0, X, Y, lam)
-    return LbfgsCarry(
+    carry = LbfgsCarry(
         theta=theta0, value=value, grad=g, opt_state=opt.init(theta0),
         it=jnp.asarray(0, jnp.int32), n_evals=jnp.asarray(1, jnp.int32),
         status=_status(value, g, tol, jnp.asarray(False)),
     )
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf, leaf.dtype), carry)
 
 
 def _status(value: Array, g: Array, tol: float, stalled: Array) -> Array:
     return jnp.select(
-        [~(jnp.isfinite(value) & jnp.all(jnp.isfinite(g))), jnp.max(jnp.abs(g)) <= tol, stalled],
+        [~all_finite(value, g), jnp.max(jnp.abs(g)) <= tol, stalled],
         [Status.NONFINITE, Status.CONVERGED, Status.STALLED], Status.RUNNING,
     ).astype(jnp.int32)
 
@@ -212,7 +225,7 @@ def minibatch_segment(carry: MinibatchCarry, X: Array, Y: Array, lam: ArrayLike,
             (theta, opt_state), Js = jax.lax.scan(
                 lambda s, ix: step(s, (X[ix], Y[ix])), (c.theta, c.opt_state), idx)
             cost, first = jnp.mean(Js), Js[0]
-        finite = jnp.isfinite(cost) & jnp.all(jnp.isfinite(theta))
+        finite = all_finite(cost, theta)
         # a non-finite epoch is not counted, and its parameters are dropped: the carry keeps
         # those at its start, or those one epoch earlier if the cost there was non-finite too
         rewound = ~finite & ~jnp.isfinite(first)

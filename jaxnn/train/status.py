@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+import jax
+import jax.numpy as jnp
+
 
 class Status(IntEnum):
     """The state of a compiled optimizer run."""
@@ -17,6 +20,16 @@ class Status(IntEnum):
     CONVERGED = 1  # the method's convergence test passed
     STALLED = 2  # the line search found no lower cost
     NONFINITE = 3  # the cost or its gradient is not finite
+
+
+def all_finite(value: jax.Array, vector: jax.Array) -> jax.Array:
+    """Whether a scalar ``value`` and every entry of ``vector`` are finite (not NaN, not
+    infinite): what sends a compiled loop to :attr:`Status.NONFINITE`. Traceable.
+
+    ``vector * 0`` is 0 where ``vector`` is finite and NaN where it is not, so one sum answers
+    for the whole vector without overflowing: one reduction where ``all(isfinite(vector))``
+    compiles into four kernels (XLA:CPU's compile time grows with the kernels)."""
+    return jnp.isfinite(value + jnp.sum(vector * 0))
 
 
 def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,

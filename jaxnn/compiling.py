@@ -1,0 +1,57 @@
+"""XLA compiler options for single programs (never JAX's global configuration).
+
+On the CPU backend, where the compiled loops' time is spent, an option set can be given to one
+``jit``-ed function: :func:`jit_with_options` compiles it with the set, and without it where
+this jaxlib does not know one of its options (an older or newer XLA), remembering the answer per
+set. On other backends the function compiles as ``jax.jit`` makes it.
+
+The sets (measured in ``benchmarks/RESULTS.md``):
+
+* :data:`VECTOR_KERNELS`: YNNPACK kept to the matrix products, 512-bit vectors. XLA's CPU
+  compiler hands elementwise and reduction fusions to YNNPACK by default, which runs the
+  incremental gradient check's kernels about ten times slower (each intermediate is
+  materialized); its own fused loops with wide vectors are faster.
+* :data:`RUN_ONCE`: programs that run once per call, such as a compiled loop's first state.
+  XLA:CPU's compile time grows with the number of kernels (about 10 ms each); without its MLIR
+  fusion emitters and LLVM's optimizations each costs a quarter of that, and a program that
+  runs once does not need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+
+VECTOR_KERNELS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+                  "xla_cpu_prefer_vector_width": 512}
+RUN_ONCE = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0}
+
+#: per option set (its sorted names): whether this jaxlib accepts it (absent: not tried yet)
+_accepted: dict[tuple[str, ...], bool] = {}
+
+
+def jit_with_options(fun: Callable, options: dict, **jit_kw: object) -> Callable:
+    """``jax.jit(fun, **jit_kw)``, compiled with the XLA ``options`` on the CPU backend when
+    this jaxlib knows them all (else without them). The result is called like the jitted
+    function and has its ``clear_cache``."""
+    tuned = jax.jit(fun, compiler_options=options, **jit_kw)
+    plain = jax.jit(fun, **jit_kw)
+    key = tuple(sorted(options))
+
+    def call(*args: object, **kw: object) -> object:
+        if jax.default_backend() != "cpu" or _accepted.get(key) is False:
+            return plain(*args, **kw)
+        try:
+            out = tuned(*args, **kw)
+        except Exception as e:  # an older or newer jaxlib without this option or value
+            if "compile option" not in str(e) and "enum value" not in str(e):
+                raise
+            _accepted[key] = False
+            return plain(*args, **kw)
+        _accepted[key] = True
+        return out
+
+    call.clear_cache = lambda: (tuned.clear_cache(), plain.clear_cache())  # type: ignore[attr-defined]
+    call.__wrapped__ = fun  # type: ignore[attr-defined]
+    return call
