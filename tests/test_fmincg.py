@@ -29,6 +29,7 @@ import pytest
 import scipy.io
 
 import jaxnn as nn
+from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.train import Status, value_and_grad_flat
 from jaxnn.train.fmincg import MAX, fmincg_init, fmincg_run, fmincg_segment
 
@@ -51,10 +52,14 @@ def objective(sizes: tuple[int, ...], grad: str = "backprop"):
     return partial(value_and_grad_flat, sizes=sizes, grad=grad)
 
 
-@partial(jax.jit, static_argnames=("vg", "length"))
-def run(vg, theta0, args, stop, length):
+def _run(vg, theta0, args, stop, length):
     state = fmincg_init(vg, theta0, args=args)
     return fmincg_segment(vg, state, stop, length=length, args=args)
+
+
+# compiled as fit compiles its loop (jaxnn.compiling.LOOPS), so that the comparisons with Octave
+# hold for what fit runs
+run = jit_with_options(_run, LOOPS, static_argnames=("vg", "length"))
 
 
 def problem(X, y, K, dtype=jnp.float64):
@@ -245,7 +250,8 @@ def test_fit_fmincg_equals_the_pure_loop_and_segments_do_not_change_it():
         Y = np.eye(3)[y]
         vg = partial(value_and_grad_flat, X=jnp.asarray(X), Y=jnp.asarray(Y),
                      lam=jnp.asarray(0.5), sizes=(6, 5, 3))
-        theta, history, n_iter, n_evals = fmincg_run(vg, jnp.asarray(nn.ravel_params(p0)), 30)
+        theta, history, n_iter, n_evals = jit_with_options(fmincg_run, LOOPS, static_argnums=(
+            0, 2))(vg, jnp.asarray(nn.ravel_params(p0)), 30)  # compiled as fit compiles it
     seen = []
     r = nn.fit(p0, X, y, 0.5, method="fmincg", maxiter=30, dtype="float64", segment=7,
                callback=lambda i, c, p: seen.append(i))

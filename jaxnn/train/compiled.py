@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxnn.compiling import RUN_ONCE, jit_with_options
+from jaxnn.compiling import LOOPS, RUN_ONCE, jit_with_options
 from jaxnn.spec import NetSpec
 from jaxnn.train import fmincg, loops
 from jaxnn.train.objective import ScipyObjective, packed_value_and_grad
@@ -28,8 +28,10 @@ MINIBATCH_SEGMENT_STEPS = 100  # default optimizer steps per compiled segment (w
 Callback = Callable[[int, float, tuple[np.ndarray, ...]], Any]
 
 _LBFGS_STATIC = ("spec", "tol", "memory_size", "max_linesearch_steps")
-_lbfgs_segment = jax.jit(loops.lbfgs_segment, static_argnames=(*_LBFGS_STATIC, "length"))
-_fmincg_segment = jax.jit(fmincg.fmincg_segment, static_argnames=("value_and_grad", "length"))
+_lbfgs_segment = jit_with_options(loops.lbfgs_segment, LOOPS,
+                                  static_argnames=(*_LBFGS_STATIC, "length"))
+_fmincg_segment = jit_with_options(fmincg.fmincg_segment, LOOPS,
+                                   static_argnames=("value_and_grad", "length"))
 _minibatch_init = jax.jit(loops.minibatch_init, static_argnames=("optimizer",))
 _minibatch_segment = jax.jit(loops.minibatch_segment, static_argnames=(
     "spec", "optimizer", "batch_size", "length"))
