@@ -17,10 +17,6 @@ The sets (measured in ``benchmarks/RESULTS.md``):
   in about half the time, and the elementwise work of the objective given to YNNPACK as well
   keeps the evaluations within a few percent of the default's (the iterates move as any change
   of rounding moves them).
-* :data:`RUN_ONCE`: programs that run once per call, such as a compiled loop's first state.
-  XLA:CPU's compile time grows with the number of kernels (about 10 ms each); without its MLIR
-  fusion emitters and LLVM's optimizations each costs a quarter of that, and a program that
-  runs once does not need them.
 """
 
 from __future__ import annotations
@@ -34,7 +30,6 @@ VECTOR_KERNELS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_I
 LOOPS = {"xla_cpu_use_fusion_emitters": False,
          "xla_cpu_experimental_ynn_fusion_type":
              "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE,LIBRARY_FUSION_TYPE_ELTWISE"}
-RUN_ONCE = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0}
 
 #: per option set (its sorted names): whether this jaxlib accepts it (absent: not tried yet)
 _accepted: dict[tuple[str, ...], bool] = {}

@@ -238,9 +238,10 @@ def test_kernels_compile_without_options_this_jaxlib_lacks():
     assert compiling._accepted.get(("xla_cpu_no_such_option",)) is (False if on_cpu else None)
     assert float(f(jnp.asarray(4.0))) == 8.0
     # the option sets jaxnn uses are known to this jaxlib: compiled with them, not without
-    g = compiling.jit_with_options(lambda x: x + 1, compiling.RUN_ONCE)
-    assert float(g(jnp.asarray(1.0))) == 2.0
-    assert compiling._accepted.get(tuple(sorted(compiling.RUN_ONCE))) is (True if on_cpu else None)
+    for options in (compiling.LOOPS, compiling.VECTOR_KERNELS):
+        g = compiling.jit_with_options(lambda x: x + 1, options)
+        assert float(g(jnp.asarray(1.0))) == 2.0
+        assert compiling._accepted.get(tuple(sorted(options))) is (True if on_cpu else None)
 
 
 def test_the_incremental_differences_use_no_derivative():

@@ -19,6 +19,7 @@ from reference_numpy import cost_and_grad, one_hot
 
 import jaxnn as nn
 from jaxnn import train
+from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.losses import targets
 from jaxnn.precision import x64_enabled
 from jaxnn.spec import NetSpec
@@ -94,8 +95,8 @@ def test_lbfgs_run_and_minibatch_run_vmap_over_networks_and_lam():
     thetas = jnp.stack([nn.ravel_params(nn.init_params(i, SIZES)) for i in range(3)])
     lams = jnp.asarray([0.0, 1.0, 300.0])
     run = partial(lbfgs_run, sizes=SIZES, maxiter=40)
-    th, hist, n_iter, n_evals = jax.jit(jax.vmap(run, in_axes=(0, None, None, 0)))(
-        thetas, Xd, Y, lams)
+    th, hist, n_iter, n_evals = jit_with_options(  # compiled as fit compiles its programs
+        jax.vmap(run, in_axes=(0, None, None, 0)), LOOPS)(thetas, Xd, Y, lams)
     assert hist.shape == (3, 40)
     for i in range(3):  # each network as fit trains it alone (fit compiles its own loop)
         n = int(n_iter[i])
@@ -477,7 +478,7 @@ def test_keyboard_interrupt_during_an_evaluation_or_a_segment(monkeypatch):
     assert all(np.array_equal(u, v) for u, v in zip(ref.params, r.params, strict=True))
 
 
-@pytest.mark.parametrize("method, init", [("lbfgs", "_lbfgs_start"), ("adam", "_minibatch_init")])
+@pytest.mark.parametrize("method, init", [("lbfgs", "_lbfgs_init"), ("adam", "_minibatch_init")])
 def test_keyboard_interrupt_while_the_loop_compiles_returns_the_initial_params(
         monkeypatch, method, init):
     p0, X, y = _problem()
@@ -609,16 +610,11 @@ def test_a_first_fit_compiles_each_program_once(method):
     finally:
         jax.monitoring.unregister_event_duration_listener(listen)
     assert r.n_iter > 7 and names and len(names) == len(set(names)), names
-    # the programs that depend on X's shape compile here; lbfgs's first state depends only on
-    # theta's length and may have compiled in an earlier test
-    bridge, start = "jit(packed_value_and_grad)", "jit(_start_from_packed)"
-    needed, allowed = {"L-BFGS-B": ({bridge}, set()),
-                       "lbfgs": ({bridge, "jit(lbfgs_segment)"}, {start}),
-                       "fmincg": ({"jit(fmincg_segment)"}, set()),
-                       "adam": ({"jit(minibatch_segment)"}, None)}[method]
-    assert needed <= set(names), names
-    if allowed is not None:
-        assert set(names) <= needed | allowed, names
+    # lbfgs: its first state and its loop; fmincg: its loop, whose first pass evaluates the start
+    expected = {"L-BFGS-B": {"jit(packed_value_and_grad)"},
+                "lbfgs": {"jit(lbfgs_init)", "jit(lbfgs_segment)"},
+                "fmincg": {"jit(fmincg_segment)"}}.get(method)
+    assert expected is None or set(names) == expected, names
 
 
 def test_all_finite_answers_for_every_entry():

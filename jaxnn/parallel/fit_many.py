@@ -32,6 +32,7 @@ from jaxnn.checks import (
     positive_int,
     problem_bytes,
 )
+from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.losses import prepare_problem, targets
 from jaxnn.model import ravel_params
 from jaxnn.names import MANY_METHODS
@@ -115,15 +116,17 @@ class FitManyResult:
                 f"seconds={self.seconds:.3g}, params shapes [{shapes}])")
 
 
-@partial(jax.jit, static_argnames=("spec", "maxiter", "tol", "memory_size",
-                                   "max_linesearch_steps", "chunk_size"))
-def _lbfgs_many(theta0, X, Y, lams, **kw):
+def _lbfgs_many_impl(theta0, X, Y, lams, **kw):
     c = lbfgs_many_run(theta0, X, Y, lams, **kw)
     return c.theta, c.value, c.history, c.it, c.n_evals, c.status
 
 
-@partial(jax.jit, static_argnames=("spec", "maxiter"))
-def _fmincg_many(theta0, X, Y, lams, *, spec, maxiter):
+# compiled as fit compiles its loops (jaxnn.compiling.LOOPS)
+_lbfgs_many = jit_with_options(_lbfgs_many_impl, LOOPS, static_argnames=(
+    "spec", "maxiter", "tol", "memory_size", "max_linesearch_steps", "chunk_size"))
+
+
+def _fmincg_many_impl(theta0, X, Y, lams, *, spec, maxiter):
     """vmap of the course's ``fmincg`` over ``(theta0, lams)``: its line search is a
     branch-free state machine, so no member evaluates twice per pass."""
 
@@ -134,6 +137,9 @@ def _fmincg_many(theta0, X, Y, lams, *, spec, maxiter):
         return state.theta, state.value, history, state.it, state.n_evals, state.status
 
     return jax.vmap(one)(theta0, lams)
+
+
+_fmincg_many = jit_with_options(_fmincg_many_impl, LOOPS, static_argnames=("spec", "maxiter"))
 
 
 @partial(jax.jit, static_argnames=("spec", "optimizer", "epochs", "batch_size"))

@@ -15,10 +15,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxnn.compiling import LOOPS, RUN_ONCE, jit_with_options
+from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.spec import NetSpec
 from jaxnn.train import fmincg, loops
-from jaxnn.train.objective import ScipyObjective, packed_value_and_grad
+from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
 from jaxnn.train.status import Status, epochs_message, message
 
@@ -28,6 +28,7 @@ MINIBATCH_SEGMENT_STEPS = 100  # default optimizer steps per compiled segment (w
 Callback = Callable[[int, float, tuple[np.ndarray, ...]], Any]
 
 _LBFGS_STATIC = ("spec", "tol", "memory_size", "max_linesearch_steps")
+_lbfgs_init = jit_with_options(loops.lbfgs_init, LOOPS, static_argnames=_LBFGS_STATIC)
 _lbfgs_segment = jit_with_options(loops.lbfgs_segment, LOOPS,
                                   static_argnames=(*_LBFGS_STATIC, "length"))
 _fmincg_segment = jit_with_options(fmincg.fmincg_segment, LOOPS,
@@ -81,27 +82,10 @@ def _interrupted_at_start(prob: Problem) -> dict:
                         "the initial ones")
 
 
-def first_evaluation(prob: Problem) -> tuple[jax.Array, jax.Array]:
-    """``(theta0, [J, g])`` on the device: the first evaluation of every compiled method, by the
-    scipy bridge's compiled value-and-gradient program, so that the loops' own programs hold
-    only the loop (one compilation less per method, none when the default ran first)."""
-    theta0 = prob.put(prob.theta0)
-    return theta0, packed_value_and_grad(theta0, prob.X, prob.Y, prob.lam, prob.spec)
-
-
-def _start_from_packed(theta0: jax.Array, packed: jax.Array, **kw) -> loops.LbfgsCarry:
-    return loops.lbfgs_start(theta0, packed[0], packed[1:], **kw)
-
-
-_lbfgs_start = jit_with_options(_start_from_packed, RUN_ONCE, static_argnames=(
-    "tol", "memory_size", "max_linesearch_steps"))
-
-
 def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> dict:
     kw = dict(spec=prob.spec, tol=1e-5 if tol is None else float(tol), **(options or {}))
     try:
-        carry = _lbfgs_start(*first_evaluation(prob), **{k: v for k, v in kw.items()
-                                                         if k != "spec"})
+        carry = _lbfgs_init(prob.put(prob.theta0), prob.X, prob.Y, prob.lam, **kw)
     except KeyboardInterrupt:  # while compiling or at the first evaluation
         return _interrupted_at_start(prob)
     seg = segment or LBFGS_SEGMENT

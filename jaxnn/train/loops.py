@@ -67,9 +67,7 @@ def lbfgs_init(theta0: Array, X: Array, Y: Array, lam: ArrayLike, *, spec: NetSp
 
 def lbfgs_start(theta0: Array, value: Array, g: Array, *, tol: float = 1e-5,
                 memory_size: int = 10, max_linesearch_steps: int = 20) -> LbfgsCarry:
-    """The loop's carry at ``theta0`` from its cost ``value`` and gradient ``g``, evaluated
-    elsewhere (:func:`jaxnn.fit` uses the scipy bridge's compiled evaluation, so this program
-    holds no objective and compiles in milliseconds). Traceable.
+    """The loop's carry at ``theta0`` from its cost ``value`` and gradient ``g``. Traceable.
 
     Every leaf is strongly typed, as :func:`lbfgs_segment` returns it: optax's ``init`` makes
     weakly typed scalars, and a carry that differs from the segment's own output only in weak
