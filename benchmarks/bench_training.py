@@ -519,12 +519,14 @@ def overhead(data, p0, iters: int, seconds: float = 2.0
     return out
 
 
-def bound(data, p0, seconds: float = 2.0) -> tuple[float, float]:
-    """``(two large products, whole compiled evaluation)``: median seconds per call on the
-    training set in float32, timed here side by side. Any L-BFGS-B run of ``N`` evaluations
-    needs at least ``N`` times either (the first is what no change to jaxnn's code can remove:
-    XLA's rate for these 25-row products)."""
-    from bench_gradients import two_products  # a sibling script: benchmarks/ is on the path
+def bound(data, p0, seconds: float = 2.0) -> tuple[float, float, float]:
+    """``(two large products, whole compiled evaluation, FLOP floor)``: median seconds per call
+    on the training set in float32, timed here side by side; the floor is one evaluation's
+    matrix-product FLOPs at the median rate of a 1024 x 1024 float32 product timed with them.
+    Any L-BFGS-B run of ``N`` evaluations needs at least ``N`` times either of the first two
+    (the first is what no change to jaxnn's code can remove: XLA's rate for these 25-row
+    products)."""
+    from bench_gradients import flops_per_evaluation, two_products  # a sibling script
 
     from jaxnn.train.objective import packed_value_and_grad
 
@@ -536,10 +538,14 @@ def bound(data, p0, seconds: float = 2.0) -> tuple[float, float]:
     theta = jnp.asarray(jaxnn.ravel_params(p0), jnp.float32)
     lam = jnp.asarray(LAM, jnp.float32)
     vg = partial(packed_value_and_grad, spec=jaxnn.NetSpec(SIZES))
+    A = jnp.asarray(np.random.default_rng(1).random((1024, 1024)), jnp.float32)
+    matmul = jax.jit(lambda a: a @ a)
     t = _interleaved({
         "products": lambda: jax.block_until_ready(two_products(theta1, X, delta_t)),
-        "evaluation": lambda: vg(theta, X, Y, lam).block_until_ready()}, seconds)
-    return t["products"], t["evaluation"]
+        "evaluation": lambda: vg(theta, X, Y, lam).block_until_ready(),
+        "matmul": lambda: matmul(A).block_until_ready()}, seconds)
+    floor = flops_per_evaluation(SIZES, len(ytr)) / (2 * 1024**3 / t["matmul"])
+    return t["products"], t["evaluation"], floor
 
 
 # --- the course's figures -------------------------------------------------------------------------
@@ -664,7 +670,7 @@ def main() -> None:
                  r.dtype == "float32")
         print(f"\nPyTorch warm / default fit: warm {torch_warm / d.seconds:.2f}x (goal >= 2), "
               f"first call in a fresh process {torch_warm / c.seconds:.2f}x (goal >= 1.5)")
-        products, evaluation = bound(data, p0, 0.2 if args.smoke else 2.0)
+        products, evaluation, floor = bound(data, p0, 0.2 if args.smoke else 2.0)
         for what, t in (("its two large products alone", products),
                         ("one compiled evaluation, no optimizer", evaluation)):
             least = d.n_evals * t
@@ -675,6 +681,16 @@ def main() -> None:
             least = d.n_evals * evaluation + c.compile_s
             print(f"bound on the first call: those evaluations + its {c.compile_s:.2f} s of "
                   f"compilation = {least:.3f} s at least, so at most {torch_warm / least:.2f}x")
+        print(f"\nthe FLOP floor: {1e3 * floor:.3f} ms per evaluation (the matrix products at "
+              f"the 1024 x 1024 float32 product's median rate); the two large products alone "
+              f"{1e3 * products:.3f} ms")
+        for method in ("lbfgs", "fmincg"):
+            w = warm_rows[f"{method} f32"]
+            c = next(r for r in cold if f'"{method}"' in r.name)
+            ms = w.seconds / w.n_evals
+            print(f"{method}: compiled in {c.compile_s:.2f} s (goal < 0.5); warm "
+                  f"{1e3 * ms:.3f} ms per evaluation = {ms / floor:.2f}x the FLOP floor (goal "
+                  f"<= 1.5), {ms / products:.2f}x the two products alone")
 
     if not args.skip_closeness:
         print("\n## The default's iterates against scipy's L-BFGS-B (relative differences)\n")
