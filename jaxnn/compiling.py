@@ -31,8 +31,10 @@ LOOPS = {"xla_cpu_use_fusion_emitters": False,
          "xla_cpu_experimental_ynn_fusion_type":
              "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE,LIBRARY_FUSION_TYPE_ELTWISE"}
 
-#: per option set (its sorted names): whether this jaxlib accepts it (absent: not tried yet)
-_accepted: dict[tuple[str, ...], bool] = {}
+#: per option set (its sorted items): whether this jaxlib accepts it (absent: not tried yet)
+_accepted: dict[tuple, bool] = {}
+#: how XLA refuses an option it does not know, or a value it does not take for one
+_REFUSALS = ("compile option", "While setting option", "enum value")
 
 
 def jit_with_options(fun: Callable, options: dict, **jit_kw: object) -> Callable:
@@ -41,7 +43,7 @@ def jit_with_options(fun: Callable, options: dict, **jit_kw: object) -> Callable
     function and has its ``clear_cache``."""
     tuned = jax.jit(fun, compiler_options=options, **jit_kw)
     plain = jax.jit(fun, **jit_kw)
-    key = tuple(sorted(options))
+    key = tuple(sorted(options.items()))
 
     def call(*args: object, **kw: object) -> object:
         if jax.default_backend() != "cpu" or _accepted.get(key) is False:
@@ -49,7 +51,7 @@ def jit_with_options(fun: Callable, options: dict, **jit_kw: object) -> Callable
         try:
             out = tuned(*args, **kw)
         except Exception as e:  # an older or newer jaxlib without this option or value
-            if "compile option" not in str(e) and "enum value" not in str(e):
+            if not any(refusal in str(e) for refusal in _REFUSALS):
                 raise
             _accepted[key] = False
             return plain(*args, **kw)

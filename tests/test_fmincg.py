@@ -31,7 +31,7 @@ import scipy.io
 import jaxnn as nn
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.train import Status, value_and_grad_flat
-from jaxnn.train.fmincg import MAX, fmincg_init, fmincg_run, fmincg_segment
+from jaxnn.train.fmincg import MAX, fmincg_init, fmincg_run, fmincg_segment, fmincg_start
 
 RUNNING, STALLED, NONFINITE = Status.RUNNING, Status.STALLED, Status.NONFINITE
 
@@ -60,6 +60,8 @@ def _run(vg, theta0, args, stop, length):
 # compiled as fit compiles its loop (jaxnn.compiling.LOOPS), so that the comparisons with Octave
 # hold for what fit runs
 run = jit_with_options(_run, LOOPS, static_argnames=("vg", "length"))
+run_from_start = jax.jit(lambda vg, theta0, args, stop, length: fmincg_segment(
+    vg, fmincg_start(theta0), stop, length=length, args=args), static_argnums=(0, 4))
 
 
 def problem(X, y, K, dtype=jnp.float64):
@@ -223,6 +225,36 @@ def test_nonfinite_objective_stops_at_the_last_finite_iterate() -> None:
         state, history = run(quadratic_nan_beyond, theta0, (-5.0,), 50, 50)
         assert int(state.status) == NONFINITE and int(state.it) == 0
         assert int(state.n_evals) == 1 and np.isnan(np.asarray(history)).all()
+
+
+def test_the_first_pass_makes_the_course_start_even_where_it_is_not_finite() -> None:
+    """fmincg_init (the first pass from fmincg_start): f, g at theta0, s = -g, d1 = -s's,
+    z1 = 1 / (1 - d1), with a finite start and with a NaN gradient or an infinite cost."""
+    theta0 = np.asarray([-3.0, 1.0, 0.5])
+
+    def quadratic(t, bad):
+        return jnp.sum((t - 2) ** 2) + bad[0], 2 * (t - 2) + bad[1:]
+
+    with nn.x64():
+        for bad in ([0.0, 0.0, 0.0, 0.0], [0.0, 0.0, np.nan, 0.0], [np.inf, 0.0, 0.0, 0.0]):
+            bad = jnp.asarray(bad)
+            state = jax.jit(fmincg_init, static_argnums=0)(quadratic, jnp.asarray(theta0),
+                                                          args=(bad,))
+            f, g = (np.asarray(v) for v in quadratic(jnp.asarray(theta0), bad))
+            s, d1 = -g, -(g @ g)
+            np.testing.assert_array_equal(np.asarray(state.theta), theta0)
+            np.testing.assert_array_equal(float(state.value), f)
+            np.testing.assert_array_equal(np.asarray(state.grad), g)
+            np.testing.assert_array_equal(np.asarray(state.direction), s)
+            np.testing.assert_allclose(float(state.slope), d1, rtol=1e-15)
+            np.testing.assert_allclose(float(state.step), 1 / (1 - d1), rtol=1e-15)
+            assert int(state.n_evals) == 1 and int(state.it) == 0 and bool(state.between)
+            finite = np.isfinite(f) and np.all(np.isfinite(g))
+            assert int(state.status) == (RUNNING if finite else NONFINITE)
+        # a run from fmincg_start evaluates its start even when no line search is asked for
+        state, history = run_from_start(quadratic, jnp.asarray(theta0), (jnp.zeros(4),), 0, 3)
+        assert int(state.n_evals) == 1 and int(state.it) == 0
+        assert float(state.value) == float(quadratic(jnp.asarray(theta0), jnp.zeros(4))[0])
 
 
 def test_a_quadratic_is_minimized_and_evaluations_are_bounded() -> None:

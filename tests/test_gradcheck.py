@@ -228,22 +228,6 @@ def test_series_are_exact_to_rounding_within_their_bound(terms_of, series, libra
         np.testing.assert_allclose(np.asarray(series(jnp.asarray([0.5]), 0)), library(0.5))
 
 
-def test_kernels_compile_without_options_this_jaxlib_lacks():
-    from jaxnn import compiling
-
-    options = {"xla_cpu_no_such_option": 1}
-    f = compiling.jit_with_options(lambda x: 2 * x, options)
-    assert float(f(jnp.asarray(3.0))) == 6.0
-    on_cpu = jax.default_backend() == "cpu"
-    assert compiling._accepted.get(("xla_cpu_no_such_option",)) is (False if on_cpu else None)
-    assert float(f(jnp.asarray(4.0))) == 8.0
-    # the option sets jaxnn uses are known to this jaxlib: compiled with them, not without
-    for options in (compiling.LOOPS, compiling.VECTOR_KERNELS):
-        g = compiling.jit_with_options(lambda x: x + 1, options)
-        assert float(g(jnp.asarray(1.0))) == 2.0
-        assert compiling._accepted.get(tuple(sorted(options))) is (True if on_cpu else None)
-
-
 def test_the_incremental_differences_use_no_derivative():
     """No transformation and none of backprop's derivative rules: an independent check."""
     names = ["_prepare_arrays", "_layer_kernel", "_through_above", "_bounds",

@@ -493,6 +493,25 @@ def test_keyboard_interrupt_while_the_loop_compiles_returns_the_initial_params(
     assert all(np.array_equal(u, np.asarray(v, u.dtype)) for u, v in zip(r.params, p0, strict=True))
 
 
+def test_keyboard_interrupt_before_fmincgs_first_segment_finished(monkeypatch):
+    # fmincg's first evaluation is its loop's first pass: interrupted there, nothing was kept
+    p0, X, y = _problem()
+    segment = compiled._fmincg_segment
+    calls = []
+
+    def interrupted_first(*a, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return segment(*a, **kw)
+
+    monkeypatch.setattr(compiled, "_fmincg_segment", interrupted_first)
+    r = fit(p0, X, y, 1.0, method="fmincg", maxiter=5)
+    assert r.interrupted and r.n_iter == 0 and r.n_evals == 0 and np.isnan(r.cost)
+    assert "before the first iteration" in r.message and len(calls) == 1
+    assert all(np.array_equal(u, np.asarray(v, u.dtype)) for u, v in zip(r.params, p0, strict=True))
+
+
 # --- argument checks ------------------------------------------------------------------------------
 
 
@@ -592,10 +611,13 @@ def test_mnist5k_50_and_400_lbfgsb_iterations():
     assert nn.accuracy(r.params, Xte, yte) >= 0.93
 
 
-@pytest.mark.parametrize("method", ["L-BFGS-B", "lbfgs", "fmincg", "adam"])
-def test_a_first_fit_compiles_each_program_once(method):
-    # shapes no other test uses: everything this fit needs is compiled during it, once
-    m = {"L-BFGS-B": 23, "lbfgs": 29, "fmincg": 31, "adam": 37}[method]
+@pytest.mark.parametrize("method, devices", [("L-BFGS-B", None), ("lbfgs", None),
+                                             ("fmincg", None), ("adam", None), ("lbfgs", 1),
+                                             ("fmincg", 1)])
+def test_a_first_fit_compiles_each_program_once(method, devices):
+    # shapes no other test uses: everything this fit needs is compiled during it, once; with
+    # devices, the data on a mesh (the state the loop returns is placed on it)
+    m = {"L-BFGS-B": 23, "lbfgs": 29, "fmincg": 31, "adam": 37}[method] + 10 * bool(devices)
     p0, X, y = _problem(m=m, sizes=(6, 4, 3), seed=m)
     kw = ADAM_KW if method == "adam" else {"method": method}
     names = []
@@ -606,7 +628,8 @@ def test_a_first_fit_compiles_each_program_once(method):
 
     jax.monitoring.register_event_duration_secs_listener(listen)
     try:
-        r = fit(p0, X, y, 1.0, maxiter=60, segment=7 if method != "L-BFGS-B" else None, **kw)
+        r = fit(p0, X, y, 1.0, maxiter=60, segment=7 if method != "L-BFGS-B" else None,
+                devices=devices, **kw)
     finally:
         jax.monitoring.unregister_event_duration_listener(listen)
     assert r.n_iter > 7 and names and len(names) == len(set(names)), names
@@ -616,17 +639,3 @@ def test_a_first_fit_compiles_each_program_once(method):
                 "fmincg": {"jit(fmincg_segment)"}}.get(method)
     assert expected is None or set(names) == expected, names
 
-
-def test_all_finite_answers_for_every_entry():
-    from jaxnn.train.status import all_finite
-
-    f = jax.jit(all_finite)
-    v = np.ones(7, np.float32)
-    assert bool(f(np.float32(1), v))
-    for bad in (np.inf, -np.inf, np.nan):
-        w = v.copy()
-        w[3] = bad
-        assert not bool(f(np.float32(1), w))
-        assert not bool(f(np.float32(bad), v))
-    big = np.full(7, 3e38, np.float32)  # finite, and its sum of squares would overflow
-    assert bool(f(np.float32(1), big))

@@ -74,8 +74,10 @@ def _interrupted_message(it: int) -> str:
 
 
 def _interrupted_at_start(prob: Problem) -> dict:
-    """What ``fit`` returns for a ``KeyboardInterrupt`` before the loop's state existed (while
-    the loop compiled): the initial parameters, no cost evaluated (NaN), no iteration."""
+    """What ``fit`` returns for a ``KeyboardInterrupt`` before the loop's first state existed
+    (while the loop compiled, or, for ``fmincg``, whose first pass makes the first evaluation,
+    before its first segment finished): the initial parameters, no cost evaluated (NaN), no
+    iteration."""
     return dict(params=prob.unravel(prob.theta0), cost=float("nan"), history=np.zeros(0),
                 n_iter=0, n_evals=0, converged=False, interrupted=True,
                 message="interrupted (KeyboardInterrupt) before the first iteration; params are "
@@ -122,7 +124,10 @@ def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
     """The course's ``fmincg`` (:mod:`jaxnn.train.fmincg`): ``maxiter`` line searches; the
     history holds the cost after each successful one, as ``fmincg.m``'s ``fX``."""
     vg, args = _value_and_grad(prob.spec), (prob.X, prob.Y, prob.lam)
-    carry = fmincg.fmincg_start(prob.put(prob.theta0))  # the loop's first pass evaluates it
+    theta0 = prob.put(prob.theta0)
+    # the loop's first pass evaluates it; placed as the loop returns its state (on the mesh
+    # when data-parallel), so that the second segment reuses the first one's program
+    carry = jax.device_put(fmincg.fmincg_start(theta0), theta0.sharding)
     seg = segment or LBFGS_SEGMENT
     length = max(seg, LBFGS_SEGMENT)
 
@@ -133,7 +138,7 @@ def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
     carry, it, history, interrupted, stopped = run_segments(
         lambda c, stop: _fmincg_segment(vg, c, stop, length=length, args=args),
         carry, maxiter, seg, progress, callback, prob)
-    if interrupted and int(carry.n_evals) == 0:  # while the loop compiled
+    if interrupted and int(carry.n_evals) == 0:  # before the first segment finished
         return _interrupted_at_start(prob)
     status = int(carry.status)
     text = message(status, n_iter=it, maxiter=maxiter, at_start=not np.isfinite(float(carry.value)))

@@ -97,6 +97,8 @@ RATIO = 100.0  # the next initial step grows at most RATIO times
 class FmincgState(NamedTuple):
     """State of the compiled ``fmincg`` loop; ``fmincg.m``'s names in brackets.
 
+    Before the first evaluation (``n_evals == 0``, the state of :func:`fmincg_start`),
+    ``value``, ``grad``, ``grad_sq``, ``direction``, ``slope`` and ``step`` are placeholders.
     Between two line searches (``between``), ``theta`` is the current iterate and ``value`` its
     cost. Inside a line search ``theta`` is the point evaluated last and ``theta0`` the iterate
     the line search started from. ``grad`` is the gradient that the next direction is built
@@ -286,9 +288,9 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
         value=jnp.where((finite & success) | fresh, f2, f1),
         grad=jnp.where(new_grad, g2, g1),
         grad_sq=jnp.where(new_grad, gg, c.grad_sq),
-        direction=jnp.where(finite, pick(s, s_ok, s_fail, s), s),
-        slope=jnp.where(finite, pick(d1, d_ok, d_fail, d1), d1),
-        step=jnp.where(finite, pick(z1 + z2, z_ok, z_fail, z1), z1),
+        direction=jnp.where(finite | fresh, pick(s, s_ok, s_fail, s), s),
+        slope=jnp.where(finite | fresh, pick(d1, d_ok, d_fail, d1), d1),
+        step=jnp.where(finite | fresh, pick(z1 + z2, z_ok, z_fail, z1), z1),
         f3=jnp.where(move, moved_f3, f3),
         d3=jnp.where(move, moved_d3, d3),
         z3=jnp.where(move, moved_z3, z3),
@@ -321,8 +323,8 @@ def fmincg_segment(value_and_grad: ValueAndGrad, state: FmincgState, stop: Array
     stop = jnp.minimum(jnp.asarray(stop, jnp.int32), start_it + length)
 
     def cond(carry: tuple[FmincgState, Array]) -> Array:
-        c = carry[0]
-        return (c.status == Status.RUNNING) & (~c.between | (c.it < stop))
+        c = carry[0]  # a state from fmincg_start is evaluated whatever stop is
+        return (c.status == Status.RUNNING) & (~c.between | (c.it < stop) | (c.n_evals == 0))
 
     def body(carry: tuple[FmincgState, Array]) -> tuple[FmincgState, Array]:
         c, history = carry
@@ -344,7 +346,7 @@ def fmincg_run(value_and_grad: ValueAndGrad, theta0: ArrayLike, maxiter: int = 1
     (``fmincg.m``'s ``fX``), NaN-padded; the line searches begun (``fmincg.m``'s ``i``); and the
     evaluations, the initial one included. Pure: ``jit`` it with ``value_and_grad`` and
     ``maxiter`` static, ``vmap`` it over ``theta0`` and ``args``. For the reason the run
-    stopped, use :func:`fmincg_init` and :func:`fmincg_segment`."""
+    stopped, use :func:`fmincg_start` and :func:`fmincg_segment`."""
     state, history = fmincg_segment(value_and_grad, fmincg_start(theta0), maxiter,
                                     length=maxiter, args=args)
     return state.theta, history, state.it, state.n_evals

@@ -59,20 +59,14 @@ class LbfgsCarry(NamedTuple):
 def lbfgs_init(theta0: Array, X: Array, Y: Array, lam: ArrayLike, *, spec: NetSpec,
                tol: float = 1e-5, memory_size: int = 10,
                max_linesearch_steps: int = 20) -> LbfgsCarry:
-    """The loop's carry at ``theta0``: one value-and-gradient evaluation. Traceable."""
-    value, g = jax.value_and_grad(spec.differentiable_cost())(theta0, X, Y, lam)
-    return lbfgs_start(theta0, value, g, tol=tol, memory_size=memory_size,
-                       max_linesearch_steps=max_linesearch_steps)
-
-
-def lbfgs_start(theta0: Array, value: Array, g: Array, *, tol: float = 1e-5,
-                memory_size: int = 10, max_linesearch_steps: int = 20) -> LbfgsCarry:
-    """The loop's carry at ``theta0`` from its cost ``value`` and gradient ``g``. Traceable.
+    """The loop's carry at ``theta0``: one value-and-gradient evaluation. Traceable.
 
     Every leaf is strongly typed, as :func:`lbfgs_segment` returns it: optax's ``init`` makes
     weakly typed scalars, and a carry that differs from the segment's own output only in weak
     types would compile the segment a second time."""
+    cost = spec.differentiable_cost()
     opt = lbfgs_optimizer(memory_size, max_linesearch_steps)
+    value, g = jax.value_and_grad(cost)(theta0, X, Y, lam)
     carry = LbfgsCarry(
         theta=theta0, value=value, grad=g, opt_state=opt.init(theta0),
         it=jnp.asarray(0, jnp.int32), n_evals=jnp.asarray(1, jnp.int32),
