@@ -114,7 +114,8 @@ def lbfgs_segment(carry: LbfgsCarry, X: Array, Y: Array, lam: ArrayLike, stop: A
             grad=jnp.where(ok, g, c.grad), opt_state=opt_state, it=c.it + ok.astype(jnp.int32),
             n_evals=c.n_evals + steps.astype(jnp.int32), status=status,
         )
-        return new, history.at[c.it - start].set(jnp.where(ok, value, history[c.it - start]))
+        # one select over the segment's slots (an indexed write compiles into two kernels)
+        return new, jnp.where(ok & (jnp.arange(length) == c.it - start), value, history)
 
     history = jnp.full((length,), jnp.nan, carry.value.dtype)
     return jax.lax.while_loop(cond, body, (carry, history))
