@@ -66,21 +66,8 @@ from jaxnn.train.status import Status, all_finite
 Array = jax.Array
 ValueAndGrad = Callable[..., tuple[Array, Array]]
 
-__all__ = [
-    "EXT",
-    "INT",
-    "MAX",
-    "RATIO",
-    "RHO",
-    "SIG",
-    "FmincgState",
-    "extrapolation_step",
-    "fmincg_init",
-    "fmincg_run",
-    "fmincg_segment",
-    "fmincg_start",
-    "interpolation_step",
-]
+__all__ = ["EXT", "INT", "MAX", "RATIO", "RHO", "SIG", "FmincgState", "extrapolation_step",
+           "fmincg_init", "fmincg_run", "fmincg_segment", "fmincg_start", "interpolation_step"]
 
 # the course's constants
 RHO = 0.01  # sufficient decrease: f2 <= f1 + z1 RHO d1
