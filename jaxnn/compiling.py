@@ -40,7 +40,7 @@ _REFUSALS = ("compile option", "While setting option", "enum value")
 def jit_with_options(fun: Callable, options: dict, **jit_kw: object) -> Callable:
     """``jax.jit(fun, **jit_kw)``, compiled with the XLA ``options`` on the CPU backend when
     this jaxlib knows them all (else without them). The result is called like the jitted
-    function and has its ``clear_cache``."""
+    function."""
     tuned = jax.jit(fun, compiler_options=options, **jit_kw)
     plain = jax.jit(fun, **jit_kw)
     key = tuple(sorted(options.items()))
@@ -58,6 +58,4 @@ def jit_with_options(fun: Callable, options: dict, **jit_kw: object) -> Callable
         _accepted[key] = True
         return out
 
-    call.clear_cache = lambda: (tuned.clear_cache(), plain.clear_cache())  # type: ignore[attr-defined]
-    call.__wrapped__ = fun  # type: ignore[attr-defined]
     return call

@@ -353,13 +353,17 @@ class _CompileCounter:
     EVENT = "/jax/core/compile/backend_compile_duration"
 
     def __enter__(self):
-        self.count = 0
+        self.names: list[str | None] = []  # each compiled program's name, in order
         jax.monitoring.register_event_duration_secs_listener(self._listen)
         return self
 
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
     def _listen(self, event, duration, **kw):
         if event == self.EVENT:
-            self.count += 1
+            self.names.append(kw.get("fun_name"))
 
     def __exit__(self, *exc):
         jax.monitoring.unregister_event_duration_listener(self._listen)
@@ -620,18 +624,10 @@ def test_a_first_fit_compiles_each_program_once(method, devices):
     m = {"L-BFGS-B": 23, "lbfgs": 29, "fmincg": 31, "adam": 37}[method] + 10 * bool(devices)
     p0, X, y = _problem(m=m, sizes=(6, 4, 3), seed=m)
     kw = ADAM_KW if method == "adam" else {"method": method}
-    names = []
-
-    def listen(event, duration, **k):
-        if event == _CompileCounter.EVENT:
-            names.append(k.get("fun_name"))
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
+    with _CompileCounter() as c:
         r = fit(p0, X, y, 1.0, maxiter=60, segment=7 if method != "L-BFGS-B" else None,
                 devices=devices, **kw)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
+    names = c.names
     assert r.n_iter > 7 and names and len(names) == len(set(names)), names
     # lbfgs: its first state and its loop; fmincg: its loop, whose first pass evaluates the start
     expected = {"L-BFGS-B": {"jit(packed_value_and_grad)"},

@@ -119,8 +119,8 @@ def fmincg_start(theta0: ArrayLike) -> FmincgState:
     """The state of a run from ``theta0`` ``(n,)`` before its first evaluation, which the first
     pass of :func:`fmincg_segment` makes (so a run compiles one objective, inside its loop).
 
-    No evaluation and no computation: ``value``, ``grad`` and ``direction`` hold placeholders
-    until that pass (``n_evals == 0``). The dtype of ``theta0`` (float32 or float64) is the
+    No evaluation and no computation: the fields that pass sets hold placeholders until then
+    (see :class:`FmincgState`). The dtype of ``theta0`` (float32 or float64) is the
     dtype of the whole run. Traceable; on a device array outside ``jit`` it compiles nothing."""
     theta0 = jnp.asarray(theta0)
     dtype = theta0.dtype
@@ -129,9 +129,8 @@ def fmincg_start(theta0: ArrayLike) -> FmincgState:
     return FmincgState(
         theta=theta0, theta0=theta0, value=zero, grad=theta0, grad_sq=zero, direction=theta0,
         slope=zero, step=zero, f3=zero, d3=zero, z3=zero, limit=np.asarray(-1, dtype),
-        evals_left=i0,
-        ls_failed=np.asarray(False), between=np.asarray(True), it=i0, n_success=i0,
-        n_evals=i0, status=np.asarray(Status.RUNNING, np.int32),
+        evals_left=i0, ls_failed=np.asarray(False), between=np.asarray(True), it=i0,
+        n_success=i0, n_evals=i0, status=np.asarray(Status.RUNNING, np.int32),
     )
 
 
