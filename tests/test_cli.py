@@ -119,7 +119,7 @@ def test_sweep_is_a_subcommand() -> None:
     code, out, _ = run(["sweep", "--help"])
     assert code == 0 and "usage: jaxnn sweep" in out
     code, _, err = run(["sweep"])
-    assert_user_error(code, err, "kind")
+    assert_user_error(code, err, "required: {lam,size}")  # the usage line's name
 
 
 def test_no_command_is_a_user_error() -> None:
@@ -294,6 +294,32 @@ def test_predict_without_labels(digits_run: tuple[Path, int, str], tmp_path: Pat
     assert code == 0, err
     assert "no labels" in out
     assert csv.read_text().splitlines()[0] == "index,predicted"
+
+
+def test_an_unwritable_output_file_is_refused_before_any_work(
+        digits_run: tuple[Path, int, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """predict and show check --out first: no report, no picture, then an error."""
+    weights = str(digits_run[0] / "weights.npz")
+    locked = tmp_path / "locked"  # read-only, as this process sees it (tests may run as root)
+    locked.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: access(path, mode, **kw) and (
+        Path(path) != locked and Path(path).parent != locked or not mode & os.W_OK))
+    cases = [(["predict", "--weights", weights, "--dataset", "digits", "--out",
+               str(tmp_path / "no" / "p.csv")], ["p.csv", "does not exist"]),
+             (["predict", "--weights", weights, "--dataset", "digits", "--out",
+               str(locked / "p.csv")], ["p.csv", "permission denied"]),
+             (["predict", "--run", str(digits_run[0]), "--out", str(tmp_path)],
+              ["is a directory"]),
+             (["show", "--weights", weights, "--out", str(locked / "units.png")],
+              ["units.png", "permission denied"]),
+             (["show", "--weights", weights, "--out", str(tmp_path)], ["is a directory"])]
+    for argv, words in cases:
+        code, out, err = run(argv)
+        assert_user_error(code, err, *words)
+        assert out == "", out  # refused before the report
+    assert list(locked.iterdir()) == []
 
 
 # ---- show ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 from jaxnn.cli.common import EXIT_OK, UsageError, make_console, require
 from jaxnn.cli.inputs import check_fits, load_data, load_weights
 from jaxnn.cli.options import ACTIVATIONS, OUTPUTS, add_data_options
-from jaxnn.cli.writers import write_csv, write_or_fail
+from jaxnn.cli.writers import check_output_file, write_csv, write_or_fail
 
 SPLITS = ("held-out", "training", "all")
 
@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.run is None and args.split is not None:
         raise UsageError("--split needs --run DIR (a 'jaxnn train' output directory)")
+    if args.out:
+        check_output_file(args.out)
     if args.run is not None:
         weights, data, scored = _run_inputs(args)
     else:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jaxnn.cli.common import EXIT_OK, UsageError, require
 from jaxnn.cli.inputs import load_weights
-from jaxnn.cli.writers import write_or_fail
+from jaxnn.cli.writers import check_output_file, write_or_fail
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     require("show", "matplotlib")
     from jaxnn.plot import hidden_units, save_png
 
+    check_output_file(args.out)
     params = load_weights(args.weights).params
     shape, order = image_shape(args.shape, params[0].shape[1] - 1, args.order)
     out = Path(args.out)

@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "('sweep size'). Prints a table and writes sweep_validation.png and "
                     "sweep_validation.json ('lam') or sweep_learning.png and "
                     "sweep_learning.json ('size') to --out.")
-    p.add_argument("kind", choices=("lam", "size"),
+    p.add_argument("kind", choices=("lam", "size"), metavar="{lam,size}",
                    help="lam: validation curve over --values lambdas; size: learning curve "
                         "over --values training-set sizes")
     p.add_argument("--values", nargs="+", metavar="V",

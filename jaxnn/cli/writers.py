@@ -78,6 +78,20 @@ def output_dir(path: str | None, default_parent: str = "runs") -> Path:
     return out
 
 
+def check_output_file(path: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: a directory, or a
+    file in a directory that is missing or not writable (:func:`write_or_fail` still
+    reports what only the write itself can find out)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{path}: is a directory; give a file name")
+    parent = target.parent
+    if not parent.is_dir():
+        raise UsageError(f"{path}: cannot write (the directory {parent} does not exist)")
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UsageError(f"{path}: cannot write (permission denied)")
+
+
 def write_or_fail(path: str, write) -> None:  # noqa: ANN001
     """Run ``write()``; a missing or unwritable directory is a :class:`UsageError` naming
     ``path`` (never the temporary file of the atomic write)."""
