@@ -37,7 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxnn as nn
-from jaxnn.gradcheck import numerical_cost_gradient, octave_order, relative_difference
+from jaxnn.gradcheck import octave_order, relative_difference
+from jaxnn.incremental import numerical_cost_gradient
 from jaxnn.losses import regularized_cost
 
 SIZES = (400, 25, 10)

@@ -48,9 +48,9 @@ _EXPORTS = {
 }
 # needs the optional scikit-learn: in dir(jaxnn), not in __all__ (so `import *` works without it)
 _OPTIONAL = {"NeuralNetClassifier": "jaxnn.estimator"}
-_SUBMODULES = ("activations", "backprop", "checks", "cli", "datasets", "estimator", "files",
-               "gradcheck", "io", "losses", "model", "outputs", "parallel", "plot", "precision",
-               "spec", "stream", "sweep", "train")
+_SUBMODULES = ("activations", "backprop", "checks", "cli", "datasets", "differences",
+               "estimator", "files", "gradcheck", "incremental", "io", "losses", "model",
+               "outputs", "parallel", "plot", "precision", "spec", "stream", "sweep", "train")
 
 __all__ = sorted(_EXPORTS)
 

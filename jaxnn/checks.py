@@ -272,6 +272,19 @@ def positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def check_eps(eps: object) -> float:
+    """The step of a central difference: a finite number > 0."""
+    return check_number(eps, "eps", low=0, strict=True)
+
+
+def check_chunk_size(chunk_size: object, allow_none: bool = False) -> int | None:
+    """Perturbations per compiled call of a numerical gradient: a positive integer (or None,
+    the default, where ``allow_none``)."""
+    if allow_none and chunk_size is None:
+        return None
+    return positive_int(chunk_size, "chunk_size")
+
+
 def check_choice(value: object, choices: Sequence[str], name: str) -> str:
     """``value`` must be one of ``choices`` (strings)."""
     if not isinstance(value, str) or value not in choices:

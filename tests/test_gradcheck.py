@@ -16,18 +16,22 @@ import numpy as np
 import pytest
 
 import jaxnn as nn
-from jaxnn.gradcheck import (
+from jaxnn.differences import (
     expm1_series,
+    expm1_terms,
     log1p_series,
-    numerical_cost_gradient,
-    octave_order,
+    log1p_terms,
     recip_series,
-    relative_difference,
+    recip_terms,
 )
+from jaxnn.gradcheck import octave_order, relative_difference
+from jaxnn.incremental import numerical_cost_gradient
 from jaxnn.losses import regularized_cost
 
 ROOT = Path(__file__).resolve().parents[1]
 gc = importlib.import_module("jaxnn.gradcheck")
+inc = importlib.import_module("jaxnn.incremental")
+differences = importlib.import_module("jaxnn.differences")
 
 
 def _problem(sizes, m=20, seed=0, scale=0.5):
@@ -175,9 +179,9 @@ def test_large_steps_use_the_library_functions_and_still_agree():
     Y = np.eye(3)[y]
     weights = [t[:, 1:] for t in params]
     max_x = float(np.abs(X).max())
-    assert gc._bounds(sizes, 0, 0.5, max_x, weights, "sigmoid", "sigmoid") == (0, 0, 0, 0)
-    assert gc._bounds(sizes, 2, 0.5, 1.0, weights, "sigmoid", "sigmoid") == (0, 0, 0, 0)
-    assert min(gc._bounds(sizes, 0, 1e-4, max_x, weights, "sigmoid", "sigmoid")) > 0
+    assert inc._bounds(sizes, 0, 0.5, max_x, weights, "sigmoid", "sigmoid") == (0, 0, 0, 0)
+    assert inc._bounds(sizes, 2, 0.5, 1.0, weights, "sigmoid", "sigmoid") == (0, 0, 0, 0)
+    assert min(inc._bounds(sizes, 0, 1e-4, max_x, weights, "sigmoid", "sigmoid")) > 0
     fast = numerical_cost_gradient(params, X, y, 1.0, eps=0.5)
     plain = _plain(params, X, Y, 1.0, "sigmoid", "sigmoid", eps=0.5)
     assert relative_difference(octave_order(fast), octave_order(plain)) < 1e-13
@@ -210,9 +214,9 @@ def test_an_activation_and_an_output_without_their_own_rule(monkeypatch):
 
 
 @pytest.mark.parametrize("terms_of, series, library", [
-    (gc._expm1_terms, expm1_series, np.expm1),
-    (gc._log1p_terms, log1p_series, np.log1p),
-    (gc._recip_terms, recip_series, lambda x: 1 / (1 + x)),
+    (expm1_terms, expm1_series, np.expm1),
+    (log1p_terms, log1p_series, np.log1p),
+    (recip_terms, recip_series, lambda x: 1 / (1 + x)),
 ])
 def test_series_are_exact_to_rounding_within_their_bound(terms_of, series, library):
     rng = np.random.default_rng(8)
@@ -229,12 +233,10 @@ def test_series_are_exact_to_rounding_within_their_bound(terms_of, series, libra
 
 
 def test_the_incremental_differences_use_no_derivative():
-    """No transformation and none of backprop's derivative rules: an independent check."""
-    names = ["_prepare_arrays", "_layer_kernel", "_through_above", "_bounds",
-             "incremental_gradient_arrays", "_penalty_difference", "_sigmoid_apply",
-             "_tanh_apply", "_relu_apply", "_sigmoid_rows", "_softmax_rows", "_sigmoid_state",
-             "_tanh_state", "_tanh_operand", "_hidden_difference", "_output_difference"]
-    src = "\n".join(inspect.getsource(getattr(gc, name)) for name in names)
+    """No transformation and none of backprop's derivative rules anywhere in the two modules
+    that make the incremental differences: an independent check."""
+    src = "\n".join(inspect.getsource(module) for module in (inc, differences))
+    assert "def _layer_kernel" in src and "def _sigmoid_apply" in src
     for word in ("jax.grad", "value_and_grad", "vjp", "jvp", "linearize", "grad_from_output",
                  "loss_and_delta", "penalty_grad", "backprop_arrays", "sigmoid_gradient"):
         assert word not in src, word
@@ -305,6 +307,31 @@ def test_bad_arguments_are_named():
         numerical_cost_gradient(params, X, y, -1.0)
     with pytest.raises(ValueError, match="X"):
         numerical_cost_gradient(params, X[:, :2], y)
+
+
+def test_eps_and_chunk_size_follow_one_rule_everywhere():
+    """The three numerical-gradient entry points give the same message for the same bad value
+    (checks.check_eps, checks.check_chunk_size), and take numpy scalars as numbers."""
+    params, X, y = _problem((3, 4, 2), m=5)
+    calls = [lambda **kw: nn.numerical_gradient(lambda p: jnp.sum(p[0]), params, **kw),
+             lambda **kw: numerical_cost_gradient(params, X, y, **kw),
+             lambda **kw: nn.check_gradients(params, X, y, **kw)]
+    for bad, message in [(dict(eps=0.0), "eps must be a finite number > 0, got 0.0"),
+                         (dict(eps=math.nan), "eps must be a finite number > 0, got nan"),
+                         (dict(eps="1e-4"), "eps must be a finite number > 0, got '1e-4'"),
+                         (dict(chunk_size=0), "chunk_size must be a positive integer, got 0"),
+                         (dict(chunk_size=True), "chunk_size must be a positive integer, got "
+                                                 "True"),
+                         (dict(chunk_size=2.0), "chunk_size must be a positive integer, got "
+                                                "2.0")]:
+        for call in calls:
+            with pytest.raises(ValueError) as info:
+                call(**bad)
+            assert str(info.value) == message
+    with nn.x64():
+        a = numerical_cost_gradient(params, X, y, eps=np.float64(1e-4), chunk_size=np.int64(3))
+    b = numerical_cost_gradient(params, X, y, eps=1e-4, chunk_size=3)
+    np.testing.assert_array_equal(octave_order(a), octave_order(b))
 
 
 def test_bench_gradients_smoke():

@@ -178,7 +178,8 @@ def test_the_incremental_gradient_check_refuses_what_cannot_fit(monkeypatch) -> 
     """Its floor (5 float64 copies of each layer's inputs, 2 of each unit's activations)
     against a limit one byte below it: refused before any array is made; with room to spare
     (100 times the floor, since XLA's compilation comes on top): computed."""
-    from jaxnn.gradcheck import check_gradients, incremental_bytes, numerical_cost_gradient
+    from jaxnn.gradcheck import check_gradients
+    from jaxnn.incremental import incremental_bytes, numerical_cost_gradient
 
     sizes, m = (20, 5, 3), 400
     need = incremental_bytes(sizes, m)
