@@ -53,8 +53,7 @@ def numerical_gradient(
     ``2 * chunk_size`` perturbed costs. Work in float64 (:func:`jaxnn.precision.x64`) for
     meaningful differences. For the network's cost,
     :func:`jaxnn.incremental.numerical_cost_gradient` computes the same numbers much faster."""
-    check_eps(eps)
-    check_chunk_size(chunk_size)
+    eps, chunk_size = check_eps(eps), check_chunk_size(chunk_size)
     params = as_params(params)
     sizes = layer_sizes(params)
     theta = ravel_params(params)
@@ -172,8 +171,7 @@ def check_gradients(
     default 256): the same numbers to rounding, far slower on large networks. Same arguments and
     checks as :func:`jaxnn.cost`; returns a :class:`GradientCheck`."""
     check_choice(method, METHODS, "method")
-    check_eps(eps)
-    check_chunk_size(chunk_size, allow_none=True)
+    eps, chunk_size = check_eps(eps), check_chunk_size(chunk_size, allow_none=True)
     with x64():
         incremental = method == "incremental"
         p, Xc, Y, lam = float64_problem(params, X, y, lam, activation, output, incremental)

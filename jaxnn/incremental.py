@@ -8,7 +8,9 @@ pre-activations change by a rank-one term; only the layers above are recomputed,
 *change* of each example's loss is computed and summed, with the exact differences of
 :mod:`jaxnn.differences`. For the course's 400-25-10 network a perturbed evaluation is a pass
 over 5000 x 10 numbers instead of 5000 x 400. No derivative is used: it stays an independent
-check of :func:`jaxnn.backprop`.
+check of :func:`jaxnn.backprop`. Also here: :func:`incremental_bytes`, the memory it needs (a
+problem that cannot fit is refused first), and :func:`float64_problem`, the checked float64
+problem that every numerical gradient of the cost starts from.
 
 Layout: every array holds one *column* per example, as in :mod:`jaxnn.backprop`: activations
 ``(units, m)``. The perturbations of one layer are evaluated in blocks of ``bi`` units ``i`` by
@@ -185,10 +187,10 @@ def _layer_kernel(units: dict, ins: dict, net: dict, *, layer: int, eps: float,
     """``sum_n [loss_n(+) - loss_n(-)]`` for the perturbations of ``Theta_{layer+1}[i, j]``
     for a block of ``bi`` units ``i`` and ``bj`` inputs ``j``: shape ``(bi, bj)``.
 
-    ``units``, ``ins``: the block's pieces from :func:`_prepare` (sliced there, so that no
-    dynamic slice keeps XLA from vectorizing the kernel's loops). The perturbations are
-    carried through the layers above as ``(units, bi, bj, m)``, or one at a time beyond the
-    next layer."""
+    ``units``, ``ins``: the block's pieces of :func:`prepare_arrays`' arrays, sliced by
+    :func:`_blocks` (so that no dynamic slice keeps XLA from vectorizing the kernel's loops).
+    The perturbations are carried through the layers above as ``(units, bi, bj, m)``, or one at
+    a time beyond the next layer."""
     hidden, out = hidden_difference(activation), output_difference(output)
     em1 = partial(expm1_series, terms=terms[0])
     l1p = partial(log1p_series, terms=terms[1])
@@ -337,11 +339,10 @@ def numerical_cost_gradient(
     perturbations per compiled call (default: as many as keep its largest intermediate near
     a million numbers). Runs under a scoped x64 switch whatever the inputs' dtype; returns
     float64 numpy arrays with the structure of ``params``."""
-    check_eps(eps)
-    check_chunk_size(chunk_size, allow_none=True)
+    eps, chunk_size = check_eps(eps), check_chunk_size(chunk_size, allow_none=True)
     with x64():
         p, Xc, Y, lam = float64_problem(params, X, y, lam, activation, output, True)
-        return incremental_gradient_arrays(p, Xc, Y, float(lam), float(eps), activation, output,
+        return incremental_gradient_arrays(p, Xc, Y, float(lam), eps, activation, output,
                                            chunk_size)
 
 

@@ -5,9 +5,11 @@ and the same good one is accepted everywhere."""
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -16,6 +18,8 @@ from jax.sharding import Mesh
 import jaxnn
 from jaxnn.cli import main
 from jaxnn.estimator import NeuralNetClassifier
+from jaxnn.gradcheck import octave_order
+from jaxnn.incremental import numerical_cost_gradient
 from jaxnn.parallel import fit_many, init_many
 from jaxnn.stream import fit_stream
 from jaxnn.sweep import learning_curve, validation_curve
@@ -159,6 +163,30 @@ def test_seeds_follow_one_rule(seed, entry_points):
     assert expected in _message(_fit, seed=seed, method="adam")
     assert expected in _message(_fit_many, seed=seed, method="adam")
     assert expected in _message(entry_points["fit_stream"], seed=seed)
+
+
+def test_eps_and_chunk_size_follow_one_rule_everywhere():
+    """The three numerical-gradient entry points give the same message for the same bad value
+    (checks.check_eps, checks.check_chunk_size), and take numpy scalars as numbers."""
+    params, Xs, ys = jaxnn.init_params(0, SIZES), X[:5], Y[:5]
+    calls = [lambda **kw: jaxnn.numerical_gradient(lambda p: jnp.sum(p[0]), params, **kw),
+             lambda **kw: numerical_cost_gradient(params, Xs, ys, **kw),
+             lambda **kw: jaxnn.check_gradients(params, Xs, ys, **kw)]
+    for bad, message in [(dict(eps=0.0), "eps must be a finite number > 0, got 0.0"),
+                         (dict(eps=math.nan), "eps must be a finite number > 0, got nan"),
+                         (dict(eps="1e-4"), "eps must be a finite number > 0, got '1e-4'"),
+                         (dict(chunk_size=0), "chunk_size must be a positive integer, got 0"),
+                         (dict(chunk_size=True), "chunk_size must be a positive integer, got "
+                                                 "True"),
+                         (dict(chunk_size=2.0), "chunk_size must be a positive integer, got "
+                                                "2.0")]:
+        for call in calls:
+            with pytest.raises(ValueError) as info:
+                call(**bad)
+            assert str(info.value) == message
+    a = numerical_cost_gradient(params, Xs, ys, eps=np.float64(1e-4), chunk_size=np.int64(3))
+    b = numerical_cost_gradient(params, Xs, ys, eps=1e-4, chunk_size=3)
+    np.testing.assert_array_equal(octave_order(a), octave_order(b))
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

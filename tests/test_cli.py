@@ -314,12 +314,16 @@ def test_an_unwritable_output_file_is_refused_before_any_work(
               ["is a directory"]),
              (["show", "--weights", weights, "--out", str(locked / "units.png")],
               ["units.png", "permission denied"]),
-             (["show", "--weights", weights, "--out", str(tmp_path)], ["is a directory"])]
+             (["show", "--weights", weights, "--out", str(tmp_path)], ["is a directory"]),
+             (["show", "--weights", weights, "--out", f"{tmp_path / 'new'}/"],
+              ["is a directory"]),
+             (["show", "--weights", weights, "--out", f"{weights}/units.png"],
+              ["units.png", "weights.npz is not a directory"])]
     for argv, words in cases:
         code, out, err = run(argv)
         assert_user_error(code, err, *words)
         assert out == "", out  # refused before the report
-    assert list(locked.iterdir()) == []
+    assert list(locked.iterdir()) == [] and not (tmp_path / "new").exists()
 
 
 # ---- show ---------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The files a ``jaxnn`` command writes: JSON, CSV and text, atomically, and its output
-directory."""
+"""The files a ``jaxnn`` command writes: JSON, CSV and text, atomically; its output
+directory; and the check that an output file can be written, made before any work."""
 
 from __future__ import annotations
 
@@ -79,17 +79,20 @@ def output_dir(path: str | None, default_parent: str = "runs") -> Path:
 
 
 def check_output_file(path: str) -> None:
-    """Refuse, before any work, an output file that cannot be written: a directory, or a
-    file in a directory that is missing or not writable (:func:`write_or_fail` still
-    reports what only the write itself can find out)."""
+    """Refuse, before any work, an output file that cannot be written: a directory (or a name
+    ending in a separator), or a file whose directory is missing, not a directory, or not
+    writable. Only the directory matters: the file is replaced by a rename (see
+    :func:`jaxnn.files.atomic.atomic_write`). :func:`write_or_fail` still reports what only
+    the write itself finds out."""
     target = Path(path)
-    if target.is_dir():
+    if path.endswith(("/", os.sep)) or target.is_dir():
         raise UsageError(f"{path}: is a directory; give a file name")
     parent = target.parent
     if not parent.is_dir():
-        raise UsageError(f"{path}: cannot write (the directory {parent} does not exist)")
-    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise UsageError(f"{path}: cannot write (permission denied)")
+        reason = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"{path}: cannot write (the directory {parent} {reason})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{path}: cannot write (permission denied in {parent})")
 
 
 def write_or_fail(path: str, write) -> None:  # noqa: ANN001
