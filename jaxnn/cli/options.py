@@ -91,8 +91,8 @@ def add_training_options(p: argparse.ArgumentParser, *, iterations: int) -> None
                         "(default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="mini-batch size for adam and sgd: each epoch takes m // N batches "
-                        "of N shuffled examples, the m %% N left over sit out that epoch "
-                        "(default, and for N >= m: the full training set, one batch)")
+                        "of N shuffled examples, the m %% N left over sit out that epoch; "
+                        "N >= m is one full batch (default: the full training set)")
     p.add_argument("--learning-rate", type=positive, default=None, metavar="LR",
                    help="learning rate for adam and sgd (default: 0.001 for adam, 0.1 for sgd)")
     p.add_argument("--grad", choices=GRADS, default="backprop",
