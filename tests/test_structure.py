@@ -123,3 +123,42 @@ def test_the_command_parses_without_jax():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_default_paths_leave_slow_imports_alone(tmp_path):
+    """`fit`'s default method needs no `scipy.optimize` (0.25-0.35 s to import), and `jaxnn
+    train` no scikit-learn (1.1-1.3 s for `sklearn.metrics`): each imports them only where a
+    path that needs them runs (scipy's other methods, the digits dataset)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, jaxnn\n"
+        "rng = np.random.default_rng(0)\n"
+        "X, y = rng.random((40, 8)), rng.integers(0, 3, 40)\n"
+        "p0 = jaxnn.init_params(0, (8, 5, 3))\n"
+        "r = jaxnn.fit(p0, X, y, maxiter=3)\n"
+        "assert r.n_iter == 3, r\n"
+        "print('scipy.optimize' in sys.modules)\n"
+        "jaxnn.fit(p0, X, y, maxiter=3, method='CG')\n"
+        "print('scipy.optimize' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+    np_data = tmp_path / "data.npz"
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    np.savez(np_data, X=rng.random((60, 8)), y=rng.integers(0, 3, 60))
+    code = (
+        "import sys\n"
+        "from jaxnn.cli import main\n"
+        f"status = main(['train', '--data', {str(np_data)!r}, '--iterations', '2', "
+        f"'--out', {str(tmp_path / 'run')!r}])\n"
+        "print(status, 'sklearn' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split()[-2:] == ["0", "False"]

@@ -44,14 +44,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import scipy.linalg
 import scipy.linalg.lapack
-import scipy.optimize
 
-__all__ = ["FTOL", "GTOL", "MAXCOR", "MAXFUN", "MAXLS", "Dcsrch", "Memory", "dcstep",
-           "minimize"]
+if TYPE_CHECKING:
+    import scipy.optimize
+
+__all__ = ["FTOL", "GTOL", "MAXCOR", "MAXFUN", "MAXLS", "Dcsrch", "Memory", "Result", "dcstep",
+           "minimize", "run"]
 
 # scipy's defaults for minimize(method="L-BFGS-B")
 MAXCOR = 10  # pairs kept
@@ -292,22 +294,58 @@ MESSAGES = {
 IGNORED = ("eps", "iprint", "finite_diff_rel_step", "disp")  # nothing to do with an exact gradient
 
 
+class Result(NamedTuple):
+    """What :func:`run` returns: the fields of scipy's ``OptimizeResult`` it fills."""
+
+    x: np.ndarray
+    fun: float
+    jac: np.ndarray
+    nit: int
+    nfev: int
+    status: int  # 0 converged, 1 a limit reached, 2 otherwise (scipy's codes)
+    message: str
+
+    @property
+    def success(self) -> bool:
+        return self.status == 0
+
+
 def minimize(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, *,
-             tol: float | None = None, callback: Callable | None = None, maxiter: int = 15000,
-             maxcor: int = MAXCOR, ftol: float | None = None, gtol: float | None = None,
-             maxls: int = MAXLS, maxfun: int = MAXFUN, **ignored) -> scipy.optimize.OptimizeResult:
+             tol: float | None = None, callback: Callable | None = None,
+             **options) -> scipy.optimize.OptimizeResult:
     """``scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", tol=tol,
     callback=callback, options={...})`` without bounds: the same iterations (see the module's
     docstring), the same options, result fields and messages.
 
     ``fun(x) -> (f, g)`` on float64 ``x`` ``(n,)``. ``tol`` sets ``ftol`` and ``gtol`` unless
     given. ``callback(intermediate_result)`` after every iteration, with ``.x`` and ``.fun``
-    (scipy's convention; an exception it raises ends the run and propagates). ``eps``,
-    ``iprint``, ``finite_diff_rel_step`` are accepted and, with an exact gradient, change
-    nothing, as in scipy. Unlike scipy, a cost or gradient that is not finite ends the run at
-    the last iterate. Returns an ``OptimizeResult`` with ``x``, ``fun``, ``jac``, ``nit``,
-    ``nfev``, ``status`` (0 converged, 1 a limit reached, 2 otherwise), ``success``,
-    ``message``."""
+    (scipy's convention; an exception it raises ends the run and propagates). The options
+    (``maxiter``, ``maxcor``, ``ftol``, ``gtol``, ``maxls``, ``maxfun``) are :func:`run`'s;
+    ``eps``, ``iprint``, ``finite_diff_rel_step`` are accepted and, with an exact gradient,
+    change nothing, as in scipy. Unlike scipy, a cost or gradient that is not finite ends the
+    run at the last iterate. Returns an ``OptimizeResult`` with ``x``, ``fun``, ``jac``,
+    ``nit``, ``nfev``, ``njev``, ``status`` (0 converged, 1 a limit reached, 2 otherwise),
+    ``success``, ``message``."""
+    # Imported here, not at the top: scipy.optimize takes 0.25-0.35 s to import, and fit's
+    # default path (the bridge calls `run`) needs none of it.
+    from scipy.optimize import OptimizeResult
+
+    def on_iteration(x: np.ndarray, f: float) -> None:
+        callback(OptimizeResult(x=x, fun=f))
+
+    r = run(fun, x0, tol=tol, on_iteration=None if callback is None else on_iteration,
+            **options)
+    return OptimizeResult(x=r.x, fun=r.fun, jac=r.jac, nit=r.nit, nfev=r.nfev, njev=r.nfev,
+                          status=r.status, success=r.success, message=r.message)
+
+
+def run(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, *,
+        tol: float | None = None, on_iteration: Callable[[np.ndarray, float], None] | None = None,
+        maxiter: int = 15000, maxcor: int = MAXCOR, ftol: float | None = None,
+        gtol: float | None = None, maxls: int = MAXLS, maxfun: int = MAXFUN,
+        **ignored) -> Result:
+    """:func:`minimize`'s iterations with a plain :class:`Result`; ``on_iteration(x, f)``
+    after every iteration (an exception it raises ends the run and propagates)."""
     unknown = set(ignored) - set(IGNORED)
     if unknown:
         raise TypeError(f"unknown L-BFGS-B options {sorted(unknown)}")
@@ -318,11 +356,9 @@ def minimize(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarr
     nfev, nit = 1, 0
     mem = Memory(x.shape[0], maxcor)
 
-    def result(stop: str) -> scipy.optimize.OptimizeResult:
+    def result(stop: str) -> Result:
         status = 0 if stop in ("gtol", "ftol") else 1 if stop in ("maxiter", "maxfun") else 2
-        return scipy.optimize.OptimizeResult(
-            x=x, fun=f, jac=g, nit=nit, nfev=nfev, njev=nfev, status=status,
-            success=status == 0, message=MESSAGES[stop])
+        return Result(x, float(f), g, nit, nfev, status, MESSAGES[stop])
 
     if not (math.isfinite(f) and np.all(np.isfinite(g))):
         return result("nonfinite")
@@ -357,8 +393,8 @@ def minimize(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarr
         s, y, fold = stp * d, gt - g, f
         x, f, g = xt, float(ft), gt
         nit += 1
-        if callback is not None:
-            callback(scipy.optimize.OptimizeResult(x=x, fun=f))
+        if on_iteration is not None:
+            on_iteration(x, f)
         if nit >= maxiter:
             return result("maxiter")
         if nfev > maxfun:

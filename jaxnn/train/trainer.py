@@ -7,7 +7,7 @@ puts ``X`` and the one-hot targets on the device once, and then
   value-and-gradient function once per evaluation; ``theta`` goes to the device and ``[J, g]``
   comes back in one array (:mod:`jaxnn.train.scipy_bridge`,
   :class:`jaxnn.train.objective.ScipyObjective`). TNC, CG and BFGS are
-  ``scipy.optimize.minimize(jac=True)``'s; L-BFGS-B is :func:`jaxnn.train.lbfgsb.minimize`,
+  ``scipy.optimize.minimize(jac=True)``'s; L-BFGS-B is :func:`jaxnn.train.lbfgsb.run`,
   scipy's L-BFGS-B iterations (no bounds) in numpy without scipy's per-evaluation overhead;
 * ``"lbfgs"``: optax's L-BFGS with its zoom line search, the loop compiled as one
   ``lax.while_loop`` (:func:`lbfgs_run`);
