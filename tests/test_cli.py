@@ -177,6 +177,40 @@ def test_train_prints_report(digits_run: tuple[Path, int, str]) -> None:
         assert text in stdout, text
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_classification_metrics_are_scikit_learns(seed: int) -> None:
+    """The report's numpy figures against scikit-learn's own, with classes that are never
+    predicted and a class that never occurs (its support 0, its precision and recall 0)."""
+    metrics_lib = pytest.importorskip("sklearn.metrics")
+    from jaxnn.cli.report import classification_metrics
+
+    rng = np.random.default_rng(seed)
+    K, m = 7, 60
+    y_true = rng.integers(0, K - 1, m)  # class K-1 never occurs
+    y_pred = np.where(rng.random(m) < 0.6, y_true, rng.integers(0, 3, m))  # 3..K-1 rarely
+    got = classification_metrics(y_true, y_pred, K)
+    labels = np.arange(K)
+    p, r, f, s = metrics_lib.precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    per_class = got["per_class"]
+    assert [row["class"] for row in per_class] == list(range(K))
+    np.testing.assert_allclose([row["precision"] for row in per_class], p, rtol=1e-12)
+    np.testing.assert_allclose([row["recall"] for row in per_class], r, rtol=1e-12)
+    np.testing.assert_allclose([row["f1"] for row in per_class], f, rtol=1e-12)
+    assert [row["support"] for row in per_class] == s.tolist()
+    for avg in ("macro", "weighted"):
+        want = metrics_lib.precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=avg, zero_division=0)[:3]
+        values = got["averages"][avg]
+        np.testing.assert_allclose([values["precision"], values["recall"], values["f1"]],
+                                   want, rtol=1e-12)
+    assert got["confusion_matrix"] == metrics_lib.confusion_matrix(
+        y_true, y_pred, labels=labels).tolist()
+    assert got["accuracy"] == metrics_lib.accuracy_score(y_true, y_pred)
+    with pytest.raises(ValueError, match="y_pred must hold classes 0..6"):
+        classification_metrics(y_true, y_pred + K - 1, K)
+
+
 def test_train_npz_float64_without_split(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     X = rng.random((60, 16))

@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Predict labels with ``--weights`` (or a run's); print what was scored, the accuracy and
     a per-class table."""
-    require("predict", "rich", "sklearn")
+    require("predict", "rich")
     from rich.markup import escape
 
     from jaxnn.cli.report import classification_metrics, report_table

