@@ -49,8 +49,9 @@ _EXPORTS = {
 # needs the optional scikit-learn: in dir(jaxnn), not in __all__ (so `import *` works without it)
 _OPTIONAL = {"NeuralNetClassifier": "jaxnn.estimator"}
 _SUBMODULES = ("activations", "backprop", "checks", "cli", "datasets", "differences",
-               "estimator", "files", "gradcheck", "incremental", "io", "losses", "model",
-               "outputs", "parallel", "plot", "precision", "spec", "stream", "sweep", "train")
+               "estimator", "files", "gradcheck", "incremental", "io", "losses", "memory",
+               "model", "outputs", "parallel", "plot", "precision", "spec", "stream", "sweep",
+               "train")
 
 __all__ = sorted(_EXPORTS)
 

@@ -30,7 +30,8 @@ except ImportError:  # pragma: no cover - older scikit-learn
     def _validate_data(estimator, *args, **kw):
         return estimator._validate_data(*args, **kw)
 
-from jaxnn.checks import check_hidden, check_memory, check_number, param_count, positive_int
+from jaxnn.checks import check_hidden, check_number, positive_int
+from jaxnn.memory import check_memory, param_count
 from jaxnn.model import logits
 from jaxnn.outputs import get_output
 from jaxnn.precision import x64_when

@@ -35,7 +35,7 @@ from jax.typing import ArrayLike
 
 from jaxnn.activations import get_activation
 from jaxnn.backprop import affine_forward
-from jaxnn.checks import Params, as_params, check_chunk_size, check_eps, check_memory
+from jaxnn.checks import Params, as_params, check_chunk_size, check_eps
 from jaxnn.compiling import VECTOR_KERNELS, jit_with_options
 from jaxnn.differences import (
     HiddenDifference,
@@ -50,6 +50,7 @@ from jaxnn.differences import (
     recip_terms,
 )
 from jaxnn.losses import cast, prepare_problem
+from jaxnn.memory import check_memory
 from jaxnn.model import layer_sizes
 from jaxnn.precision import x64
 

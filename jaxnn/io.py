@@ -37,9 +37,10 @@ from typing import IO, Any
 import numpy as np
 
 from jaxnn.activations import get_activation
-from jaxnn.checks import check_input_file, check_memory
+from jaxnn.checks import check_input_file
 from jaxnn.files.atomic import atomic_write
 from jaxnn.files.mat import mat_keys, read_mat, real_matrix
+from jaxnn.memory import check_memory
 from jaxnn.outputs import get_output
 
 __all__ = [
@@ -186,7 +187,7 @@ def read_npz(path: PathLike, *, what: str = "an .npz file") -> dict[str, np.ndar
     """Every array of an `.npz` file, safely: no pickles, sizes checked before reading.
 
     The header of each array declares its shape and dtype; their total must fit in memory
-    (:func:`jaxnn.checks.check_memory`) before any array is read, so a small file that
+    (:func:`jaxnn.memory.check_memory`) before any array is read, so a small file that
     declares (or inflates to) gigabytes is refused at once. `what` says, in errors, what the
     file was expected to hold.
 

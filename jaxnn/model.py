@@ -19,15 +19,13 @@ from jaxnn.activations import get_activation
 from jaxnn.checks import (
     Params,
     as_params,
-    check_memory,
     check_seed,
     check_sizes,
     check_targets,
     check_X,
     float_dtype,
-    param_count,
-    problem_bytes,
 )
+from jaxnn.memory import check_memory, param_count, problem_bytes
 from jaxnn.outputs import get_output
 
 Array = jax.Array
@@ -44,7 +42,7 @@ def init_params(
     ``key`` is a JAX PRNG key or an int seed (in ``[-2**63, 2**63 - 1]``, the rule of
     :func:`jaxnn.checks.check_seed`). Returns ``Theta_l`` of shape ``(n_{l+1}, 1 + n_l)``, in
     ``dtype`` (default: JAX's default float). Sizes whose weights cannot fit in memory are a
-    ``ValueError`` (:func:`jaxnn.checks.check_memory`), not an abort inside XLA.
+    ``ValueError`` (:func:`jaxnn.memory.check_memory`), not an abort inside XLA.
     """
     sizes = check_sizes(layer_sizes)
     if not (isinstance(epsilon, int | float) and math.isfinite(epsilon) and epsilon > 0):
@@ -176,7 +174,7 @@ def prepare(params: object, X: object) -> tuple[Params, Array, jnp.dtype]:
     """Validate ``params`` and ``X`` and return them with the dtype the computation runs in.
 
     A network and ``X`` whose computation cannot fit in memory (the estimate of
-    :func:`jaxnn.checks.problem_bytes`: weights, gradient, every layer's activations and
+    :func:`jaxnn.memory.problem_bytes`: weights, gradient, every layer's activations and
     deltas for the ``m`` rows) are a ``ValueError``; pure arithmetic, no array is touched."""
     params = as_params(params)
     X = check_X(X, params[0].shape[1] - 1)

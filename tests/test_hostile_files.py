@@ -25,11 +25,11 @@ import pytest
 import scipy.io
 
 from jaxnn import datasets
-from jaxnn.checks import MEMORY_LIMIT_ENV
 from jaxnn.datasets import iter_idx, load_idx, load_mat, mnist5k
 from jaxnn.files import idx as idx_module
 from jaxnn.files.mat import read_mat
 from jaxnn.io import load_model, load_weights, read_npz, save_weights
+from jaxnn.memory import MEMORY_LIMIT_ENV
 
 MiB = 2**20
 

@@ -13,19 +13,18 @@ import pytest
 import scipy.io
 
 import jaxnn as nn
-from jaxnn import checks
-from jaxnn.checks import (
-    MAX_CLASSES,
+from jaxnn import memory
+from jaxnn.checks import MAX_CLASSES, check_classes
+from jaxnn.datasets import load_mat
+from jaxnn.memory import (
     MEMORY_FLOOR,
     MEMORY_LIMIT_ENV,
     available_memory,
-    check_classes,
     check_memory,
     format_bytes,
     param_count,
     problem_bytes,
 )
-from jaxnn.datasets import load_mat
 
 GiB = 2**30
 MiB = 2**20
@@ -93,7 +92,7 @@ def test_small_requests_do_not_ask_the_system(monkeypatch: pytest.MonkeyPatch) -
     def never(*args):
         raise AssertionError("the system was asked about a small request")
 
-    monkeypatch.setattr(checks, "available_memory", never)
+    monkeypatch.setattr(memory, "available_memory", never)
     assert check_memory(MEMORY_FLOOR, "small") == MEMORY_FLOOR
     with pytest.raises(AssertionError):
         check_memory(MEMORY_FLOOR + 1, "large")

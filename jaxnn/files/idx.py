@@ -7,7 +7,7 @@ available as ``jaxnn.datasets.load_idx`` and ``jaxnn.datasets.iter_idx``.
 
 Memory follows the header: the dimensions give the exact number of bytes, nothing past them
 is inflated (a gzip stream that goes on is corrupt), a result that cannot fit in memory is
-refused before anything is read (:func:`jaxnn.checks.check_memory`), and pixels are converted
+refused before anything is read (:func:`jaxnn.memory.check_memory`), and pixels are converted
 to floats in chunks of 4 MiB, so loading costs the result plus a few MiB.
 """
 
@@ -24,7 +24,8 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from jaxnn.checks import check_float_dtype, check_input_file, check_memory
+from jaxnn.checks import check_float_dtype, check_input_file
+from jaxnn.memory import check_memory
 
 __all__ = ["idx_count", "iter_idx", "load_idx"]
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxnn.checks import check_input_file, check_memory
+from jaxnn.checks import check_input_file
+from jaxnn.memory import check_memory
 
 MAT_HINT = "a MATLAB v4/v5/v7 .mat file (as written by Octave's `save -v7` or scipy.io.savemat)"
 
@@ -42,7 +43,7 @@ def read_mat(path: str | os.PathLike[str]) -> dict[str, Any]:
     Memory: the file is read once; a compressed variable is inflated into a buffer of the
     length its tag declares, at most that many bytes (more is corruption, found without
     inflating the rest), and a declared length that cannot fit in memory
-    (:func:`jaxnn.checks.check_memory`) is refused before inflating.
+    (:func:`jaxnn.memory.check_memory`) is refused before inflating.
 
     Raises:
         FileNotFoundError (and other `OSError`s, naming `path`): the file cannot be opened.

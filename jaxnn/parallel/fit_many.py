@@ -25,15 +25,14 @@ from jaxnn.checks import (
     check_dtype,
     check_grad,
     check_learning_rate,
-    check_memory,
     check_number,
     check_seeds,
     check_tol,
     positive_int,
-    problem_bytes,
 )
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.losses import prepare_problem, targets
+from jaxnn.memory import check_memory, problem_bytes
 from jaxnn.model import ravel_params
 from jaxnn.names import MANY_METHODS
 from jaxnn.parallel.lbfgs import lbfgs_many_run

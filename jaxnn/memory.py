@@ -1,0 +1,193 @@
+"""How much memory a problem needs, how much the machine has, and the check that refuses an
+allocation that cannot fit.
+
+Entry points and file readers call :func:`check_memory` before making arrays whose size comes
+from arguments or file headers, so a size too large for the machine is a clear ``ValueError``
+naming what needed the memory, instead of XLA aborting the interpreter or the kernel killing
+it. :func:`problem_bytes` estimates what a cost, backprop or fit computation needs;
+:func:`available_memory` reads the host's or a device's free memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+
+from jaxnn.checks import check_sizes
+
+#: a request of at most this many bytes is taken to fit without asking the system, which keeps
+#: :func:`check_memory` pure arithmetic on small problems
+MEMORY_FLOOR = 64 * 2**20
+#: environment variable: a cap, in bytes, on the memory :func:`available_memory` reports
+MEMORY_LIMIT_ENV = "JAXNN_MEMORY_LIMIT"
+
+
+def param_count(layer_sizes: Sequence[int]) -> int:
+    """Number of weights of a network: ``sum_l n_{l+1} (1 + n_l)`` (a Python int, exact)."""
+    sizes = check_sizes(layer_sizes)
+    return sum(o * (1 + i) for i, o in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def problem_bytes(layer_sizes: Sequence[int], m: int, dtype: object = None, *,
+                  grads: bool = True, optimizer_copies: int = 2, networks: int = 1) -> int:
+    """Estimated bytes of memory that a cost / backprop / fit computation needs at least.
+
+    Pure arithmetic on Python ints (no overflow, no array is made), cheap enough for every
+    call. It counts, in the itemsize of ``dtype`` (None: JAX's default float):
+
+    * the parameters ``P = param_count(layer_sizes)``, plus as many again for the gradient
+      (``grads``) and ``optimizer_copies`` more (search direction, previous gradient, ...;
+      pass ``2 * history`` for an L-BFGS that keeps ``history`` pairs of vectors);
+    * the examples ``X`` ``(m, n_0)`` once, and per network the activations of every layer
+      ``(m, n_l)``, plus (``grads``) one backward delta per layer ``(m, n_l)`` and the targets
+      ``(m, K)``;
+    * all of it but ``X`` times ``networks`` (the members of ``fit_many``, which share ``X``).
+
+    It is a floor, not a bound: XLA's temporaries and the optimizer's host copies come on top,
+    so a problem refused by ``check_memory(problem_bytes(...))`` cannot run, while one that
+    passes may still be tight. Example: ``(400, 25, 10)``, ``m = 5000``, float32: about 9.3 MiB.
+    """
+    sizes = check_sizes(layer_sizes)
+    m = int(m)
+    if m < 0:
+        raise ValueError(f"m must be a count of examples >= 0, got {m}")
+    item = _itemsize(dtype)
+    copies = 1 + int(bool(grads)) + max(0, int(optimizer_copies))
+    per_network = copies * param_count(sizes) + m * sum(sizes[1:])
+    if grads:
+        per_network += m * sum(sizes[1:]) + m * sizes[-1]
+    return item * (m * sizes[0] + max(1, int(networks)) * per_network)
+
+
+def _itemsize(dtype: object) -> int:
+    if dtype is None:
+        return np.dtype(jax.dtypes.canonicalize_dtype(float)).itemsize
+    return np.dtype(dtype).itemsize
+
+
+def format_bytes(n: int | float) -> str:
+    """``1536`` -> ``"1.5 KiB"``: a byte count for messages, in binary units."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def available_memory(device: object = None) -> tuple[int | None, str]:
+    """``(bytes, where)``: how much memory a new allocation can use now, and which memory.
+
+    ``device`` None is JAX's default device, or a ``jax.Device``, or ``"host"``. An
+    accelerator reports ``bytes_limit - bytes_in_use`` of its ``memory_stats()``; the host
+    (and CPU devices) the least of Linux's ``MemAvailable`` (``/proc/meminfo``), the
+    container's cgroup limit minus its usage, and ``os.sysconf`` physical memory where those
+    are missing. ``$JAXNN_MEMORY_LIMIT`` (bytes) caps the answer. ``bytes`` is None when
+    nothing can be found out (then no limit is enforced)."""
+    cap = _env_limit()
+    dev = _device(device)
+    found: list[int] = []
+    where = "host memory"
+    if dev is not None and getattr(dev, "platform", "cpu") != "cpu":
+        where = f"memory of {dev}"
+        try:
+            stats = dev.memory_stats() or {}
+        except Exception:  # some backends do not implement it
+            stats = {}
+        if "bytes_limit" in stats:
+            found.append(int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)))
+    else:
+        found.extend(v for v in (_meminfo_available(), _cgroup_available()) if v is not None)
+        if not found:
+            found.extend(v for v in (_physical_memory(),) if v is not None)
+    if cap is not None and (not found or cap < min(found)):
+        return cap, f"{where}, capped by ${MEMORY_LIMIT_ENV}"
+    return (max(0, min(found)) if found else None), where
+
+
+def check_memory(n_bytes: int, what: str, *, hint: str = "", device: object = None) -> int:
+    """Refuse, with a ``ValueError``, an allocation of ``n_bytes`` that cannot fit in memory.
+
+    Call it before making arrays whose size comes from arguments or file headers, so that a
+    size too large for the machine is a clear error instead of XLA aborting the interpreter
+    (or the kernel killing it). ``what`` names what needs the memory and the argument that
+    sets it (e.g. ``"init_params: layer_sizes (400, 100000000, 10), 40,100,000,010
+    parameters"``); ``hint`` says what to reduce. ``device`` as in :func:`available_memory`.
+
+    Requests up to ``MEMORY_FLOOR`` bytes pass without asking the system (pure arithmetic);
+    larger ones read ``/proc/meminfo`` (or the device's statistics) once. Returns
+    ``n_bytes``."""
+    n_bytes = int(n_bytes)
+    if n_bytes <= MEMORY_FLOOR and os.environ.get(MEMORY_LIMIT_ENV) is None:
+        return n_bytes
+    available, where = available_memory(device)
+    if available is not None and n_bytes > available:
+        tail = f"; {hint}" if hint else ""
+        raise ValueError(f"{what}: needs about {format_bytes(n_bytes)} of memory but only "
+                         f"{format_bytes(available)} is available ({where}){tail}")
+    return n_bytes
+
+
+def _env_limit() -> int | None:
+    raw = os.environ.get(MEMORY_LIMIT_ENV)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise ValueError(f"${MEMORY_LIMIT_ENV} must be a number of bytes, got {raw!r}") from None
+    return max(0, value)
+
+
+def _device(device: object) -> object:
+    if isinstance(device, str) and device == "host":
+        return None
+    if device is not None:
+        return device
+    default = jax.config.jax_default_device
+    if default is None or isinstance(default, str):
+        try:
+            return jax.devices(default)[0] if default else jax.devices()[0]
+        except RuntimeError:
+            return None
+    return default
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_available() -> int | None:
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit) as f:
+                raw = f.read().strip()
+            if raw == "max":
+                continue
+            with open(usage) as f:
+                used = int(f.read().strip())
+            cap = int(raw)
+        except (OSError, ValueError):
+            continue
+        if cap < 2**60:  # cgroup v1 reports "no limit" as a huge number
+            return cap - used
+    return None
+
+
+def _physical_memory() -> int | None:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
