@@ -14,7 +14,7 @@ iterations for every entry, everything from the same initial weights
 `init_params(0, (400, 25, 10))` except scikit-learn (which initializes its own).
 
 Entries:
-* jaxnn `fit` default (`method="L-BFGS-B"`: :func:`jaxnn.train.lbfgsb.minimize`, scipy's
+* jaxnn `fit` default (`method="L-BFGS-B"`: :func:`jaxnn.train.lbfgsb.run`, scipy's
   L-BFGS-B iterations in numpy, one compiled value-and-gradient call per evaluation), float32
   (fit's default dtype) and float64; `fit(method="lbfgs")` (optax, compiled loop);
   `fit(method="fmincg")` (the course's conjugate gradient, compiled loop) for 50 and

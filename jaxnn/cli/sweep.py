@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from jaxnn.cli.common import EXIT_OK, UsageError, make_console, require, use_compile_cache
-from jaxnn.cli.inputs import load_data
+from jaxnn.cli.inputs import data_packages, load_data
 from jaxnn.cli.options import (
     MANY_METHODS,
     add_data_options,
@@ -81,7 +81,7 @@ def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int 
 
 def run(args: argparse.Namespace) -> int:
     """The ``jaxnn sweep`` command: run the sweep, print a table, write the PNG and JSON."""
-    require("sweep", "rich", "matplotlib")
+    require("sweep", "rich", "matplotlib", *data_packages(args.data, args.dataset))
     from rich.table import Table
 
     from jaxnn.plot import save_png, sweep_curve

