@@ -339,8 +339,8 @@ def test_predict_course_weights_on_mnist5k(ex4weights: Path, tmp_path: Path) -> 
     assert code == 0, err
     assert "accuracy 97.60%" in out  # the course's weights on the 5000 mnist5k digits
     rows = np.loadtxt(csv, delimiter=",", skiprows=1, dtype=np.int64)
-    assert csv.read_text().splitlines()[0] == "index,predicted,label"
-    assert rows.shape == (5000, 3)
+    assert csv.read_text().splitlines()[0] == "row,predicted,label"
+    assert rows.shape == (5000, 3) and np.array_equal(rows[:, 0], np.arange(5000))
     assert np.mean(rows[:, 1] == rows[:, 2]) == pytest.approx(0.976)
 
 
@@ -366,6 +366,36 @@ def test_predict_reads_mat_npz_and_idx_data(digits_run: tuple[Path, int, str],
     assert "100 examples" in out and "accuracy" in out
 
 
+def test_predict_run_scores_the_runs_splits_by_their_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`predict --run` from another directory finds data given by a relative path, and its CSV
+    names each example's row in the data: the held-out rows (`--split test` the same) and the
+    training rows partition the data, and the labels and accuracy are those rows'."""
+    rng = np.random.default_rng(3)
+    X, y = rng.random((90, 6)), rng.integers(0, 3, 90)
+    (tmp_path / "a").mkdir()
+    np.savez(tmp_path / "a" / "data.npz", X=X, y=y)
+    monkeypatch.chdir(tmp_path / "a")
+    assert main(["train", "--data", "data.npz", "--iterations", "3", "--no-progress",
+                 "--out", "run"]) == 0
+    summary = json.loads((tmp_path / "a" / "run" / "summary.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    read = {}
+    for split in ("held-out", "test", "training", "all"):
+        csv = tmp_path / f"{split}.csv"
+        assert main(["predict", "--run", "a/run", "--split", split, "--out", str(csv)]) == 0
+        assert csv.read_text().splitlines()[0] == "row,predicted,label"
+        read[split] = np.loadtxt(csv, delimiter=",", skiprows=1, dtype=np.int64)
+        assert np.array_equal(read[split][:, 2], y[read[split][:, 0]])
+    held, train = read["held-out"], read["training"]
+    assert np.array_equal(read["test"], held)
+    assert len(held) == summary["n_test"] and len(train) == summary["n_train"]
+    assert sorted([*held[:, 0], *train[:, 0]]) == list(range(90))
+    assert np.array_equal(read["all"][:, 0], np.arange(90))
+    assert np.mean(held[:, 1] == held[:, 2]) == pytest.approx(summary["test_accuracy"])
+    assert np.mean(train[:, 1] == train[:, 2]) == pytest.approx(summary["train_accuracy"])
+
+
 def test_predict_without_labels(digits_run: tuple[Path, int, str], tmp_path: Path) -> None:
     npz = tmp_path / "unlabelled.npz"
     np.savez(npz, X=jaxnn.datasets.digits()[0][:20])
@@ -374,7 +404,7 @@ def test_predict_without_labels(digits_run: tuple[Path, int, str], tmp_path: Pat
                           "--data", str(npz), "--out", str(csv)])
     assert code == 0, err
     assert "no labels" in out
-    assert csv.read_text().splitlines()[0] == "index,predicted"
+    assert csv.read_text().splitlines()[0] == "row,predicted"
 
 
 def test_an_unwritable_output_file_is_refused_before_any_work(
@@ -605,3 +635,17 @@ def test_ctrl_c_stops_cleanly_and_saves(tmp_path: Path) -> None:
     assert summary["interrupted"] is True and summary["n_iter"] < 1000000
     assert [t.shape for t in jaxnn.load_weights(out / "weights.npz")] == [(50, 101), (10, 51)]
     assert [t.shape for t in jaxnn.load_weights(out / "weights.mat")] == [(50, 101), (10, 51)]
+
+
+def test_library_warnings_are_one_line_on_the_command(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "wide.npz"
+    np.savez(data, X=rng.random((40, 60)), y=rng.integers(0, 3, 40))
+    assert main(["train", "--data", str(data), "--method", "BFGS", "--hidden", "40",
+                 "--iterations", "1", "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["jaxnn train: warning: method='BFGS' multiplies 2,563 x 2,563 matrices in "
+                   "every iteration (about 7e+10 operations), which is slow for 2,563 "
+                   "parameters; method='L-BFGS-B' (the default) does the same job in O(n) "
+                   "memory and time"]

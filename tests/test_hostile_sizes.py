@@ -238,3 +238,24 @@ def test_load_mat_bounds_the_classes_labels_imply(tmp_path) -> None:
     scipy.io.savemat(path, {"X": np.ones((2, 2)), "y": [[1], [1e12]]})
     with pytest.raises(ValueError, match=r"label 1e\+12 is out of range"):
         load_mat(path)
+
+
+def test_bfgs_refuses_a_dense_matrix_that_cannot_fit_and_warns_when_it_is_slow(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """scipy's BFGS keeps an n x n matrix: refused before scipy allocates it when memory is
+    short, a warning above 2000 parameters, nothing for the course's small networks."""
+    import warnings
+
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, str(GiB))
+    rng = np.random.default_rng(0)
+    X, y = rng.random((30, 400)), rng.integers(0, 10, 30)
+    with pytest.raises(ValueError, match=r"fit\(method='BFGS'\) with 10,285 parameters: .* "
+                       r"needs about 3\.9 GiB .* use method='L-BFGS-B'"):
+        nn.fit(nn.init_params(0, (400, 25, 10)), X, y, method="BFGS", maxiter=1)
+    with pytest.warns(UserWarning, match=r"multiplies 2,563 x 2,563 matrices"):
+        r = nn.fit(nn.init_params(0, (60, 40, 3)), X[:, :60], y % 3, method="BFGS", maxiter=1)
+    assert r.n_iter == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert nn.fit(nn.init_params(0, (4, 5, 3)), X[:, :4], y % 3, method="BFGS",
+                      maxiter=2).n_iter == 2

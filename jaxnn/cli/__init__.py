@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -91,6 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     be had; a Ctrl-C is exit 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = "jaxnn" + (f" {argv[0]}" if argv and not argv[0].startswith("-") else "")
+    with warnings.catch_warnings():  # the library's warnings as one line each, while we run
+        warnings.showwarning = lambda message, *_, **__: print(
+            f"{prog}: warning: {message}", file=sys.stderr)
+        return _main(argv, prog)
+
+
+def _main(argv: list[str], prog: str) -> int:
     try:
         parser = build_parser()
         try:
@@ -115,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(prog, str(exc))
     except MemoryError:
         return _fail(prog, "not enough memory for this problem; use fewer examples, smaller "
-                           "layers or --dtype float32")
+                           "layers, float32 rather than float64, or a method other than BFGS "
+                           "(it keeps an n x n matrix)")
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

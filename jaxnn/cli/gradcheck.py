@@ -39,8 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "network at lam 0 and 3; --full checks every parameter of the 400-25-10 "
                     "network on all of mnist5k (the finite differences are evaluated "
                     "incrementally, reusing the layers a perturbation leaves unchanged; "
-                    "--examples N checks on N examples). Exit status 0 if every relative "
-                    "difference is below --tol, 1 otherwise.")
+                    "--examples N checks on N examples). Exit status 0 if both whole-gradient "
+                    "relative differences (numerical vs backprop, backprop vs jax.grad) are at "
+                    "most --tol, 1 otherwise; the per-layer rows show where a failure lies.")
     p.add_argument("--full", action="store_true", help="the 400-25-10 network on data")
     p.add_argument("--examples", type=positive_int, metavar="N",
                    help="with --full: check on N random examples")
@@ -133,7 +134,8 @@ def _print_gradcheck(out, report, tol: float) -> bool:  # noqa: ANN001
         out.print(table)
     passed = report.passed(tol)
     if passed:
-        out.print(f"[bold green]PASS[/]: both relative differences are below {tol:g}\n")
+        out.print(f"[bold green]PASS[/]: both whole-gradient relative differences are at most "
+                  f"{tol:g}\n")
     elif report.autodiff_difference <= tol and report.relative_difference <= FD_FLOOR:
         out.print(f"[bold red]FAIL[/] at --tol {tol:g}: backprop and jax.grad agree to "
                   f"{report.autodiff_difference:.1e}, and the numerical gradient is within "
@@ -141,8 +143,8 @@ def _print_gradcheck(out, report, tol: float) -> bool:  # noqa: ANN001
                   f"differences with eps={report.eps:g} (of order 1e-10 for this network), "
                   "not a wrong backprop: a tolerance below it cannot pass\n")
     else:
-        out.print(f"[bold red]FAIL[/]: a relative difference is above {tol:g}: the gradients "
-                  "disagree\n")
+        out.print(f"[bold red]FAIL[/]: a whole-gradient relative difference is above {tol:g}: "
+                  "the gradients disagree\n")
     return passed
 
 

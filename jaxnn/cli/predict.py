@@ -13,7 +13,7 @@ from jaxnn.cli.inputs import check_fits, data_packages, load_data, load_weights
 from jaxnn.cli.options import ACTIVATIONS, OUTPUTS, add_data_options
 from jaxnn.cli.writers import check_output_file, write_csv, write_or_fail
 
-SPLITS = ("held-out", "training", "all")
+SPLITS = ("held-out", "test", "training", "all")  # "test" is "held-out" (train's --test-size)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--run", metavar="DIR", help="a 'jaxnn train' output directory: its "
                         "weights.npz, data, seed and split")
     p.add_argument("--split", choices=SPLITS, default=None,
-                   help="with --run: which examples to score (default: held-out)")
+                   help="with --run: which examples to score (default: held-out; test is the "
+                        "same split)")
     add_data_options(p, "mnist5k")
     p.add_argument("--activation", choices=ACTIVATIONS, default=None,
                    help="hidden activation, for weights files that do not say (default: the "
@@ -38,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", choices=OUTPUTS, default=None,
                    help="output layer, for weights files that do not say (default: the file's, "
                         "else sigmoid)")
-    p.add_argument("--out", metavar="CSV", help="write index,predicted,label rows to this file")
+    p.add_argument("--out", metavar="CSV", help="write row,predicted,label lines to this file "
+                   "(row: the example's 0-based row in the data)")
     p.set_defaults(func=run)
 
 
@@ -50,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out)
     if args.run is not None:
-        weights, data, scored = _run_inputs(args)  # requires what the run's data needs
+        weights, data, rows, scored = _run_inputs(args)  # requires what its data needs
     else:
         require("predict", "rich", *data_packages(args.data, args.dataset))
         weights = load_weights(args.weights, args.activation, args.output)
         data = load_data(args.data, args.dataset, need_labels=False)
+        rows = np.arange(data.X.shape[0])
         scored = (f"all {data.X.shape[0]} examples of {data.name} (if these weights were "
                   "trained on it, its training examples are included)")
     from rich.markup import escape
@@ -77,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         out.print(f"no labels: predicted class counts {np.bincount(pred).tolist()}")
     if args.out:
-        header = ["index", "predicted"] + (["label"] if data.y is not None else [])
-        columns = [np.arange(pred.shape[0]), pred] + ([data.y] if data.y is not None else [])
+        header = ["row", "predicted"] + (["label"] if data.y is not None else [])
+        columns = [rows, pred] + ([data.y] if data.y is not None else [])
         write_or_fail(args.out, lambda: write_csv(args.out, header, columns))
         out.print(f"predictions written to {escape(args.out)}")
     return EXIT_OK
@@ -106,18 +109,20 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
         raise UsageError("--run uses the run's own data; leave out --data and --dataset")
     require("predict", "rich", *data_packages(source.get("data"), source.get("dataset")))
     weights = load_weights(str(run_dir / FILES["weights_npz"]), args.activation, args.output)
-    data = load_data(source.get("data"), source.get("dataset"), need_labels=True)
+    try:
+        data = load_data(source.get("data"), source.get("dataset"), need_labels=True)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (the run's data, as {summary_path} records it)") from exc
     split = split_data(data, test_size, seed)
-    which = args.split or "held-out"
-    if which == "held-out":
+    if args.split in (None, "held-out", "test"):
         if not len(split.y_test):
             raise UsageError(f"{run_dir} was trained without a held-out split (--test-size 0); "
                              "use --split training or all")
-        X, y = split.X_test, split.y_test
-    elif which == "training":
-        X, y = split.X_train, split.y_train
+        X, y, rows, which = split.X_test, split.y_test, split.rows_test, "the held-out split"
+    elif args.split == "training":
+        X, y, rows, which = split.X_train, split.y_train, split.rows_train, "the training split"
     else:
-        X, y = data.X, data.y
-    scored = (f"the {which} split of run {run_dir}: {len(y)} examples of {data.name} "
+        X, y, rows, which = data.X, data.y, np.arange(len(data.y)), "both splits"
+    scored = (f"{which} of run {run_dir}: {len(y)} examples of {data.name} "
               f"(seed {seed}, test size {test_size:g})")
-    return weights, Data(X, y, data.name, data.image), scored
+    return weights, Data(X, y, data.name, data.image), rows, scored

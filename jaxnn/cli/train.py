@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import time
 from collections.abc import Iterator
@@ -54,13 +55,16 @@ FILES = {
 
 @dataclass
 class Split:
-    """Training and held-out examples (the held-out set may be empty)."""
+    """Training and held-out examples (the held-out set may be empty), and the rows of the data
+    each came from."""
 
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
     K: int
+    rows_train: np.ndarray
+    rows_test: np.ndarray
 
 
 @dataclass
@@ -173,13 +177,15 @@ def split_data(data: Data, test_size: float, seed: int) -> Split:
     if K < 2:
         raise UsageError(f"{data.name}: every label is {int(y.max())}; training needs at least "
                          "two classes")
+    rows = np.arange(len(y))
     if test_size == 0:
-        return Split(X, y, X[:0], y[:0], K)
-    try:
-        X_train, X_test, y_train, y_test = train_test_split(X, y, test_size, seed)
+        return Split(X, y, X[:0], y[:0], K, rows, rows[:0])
+    try:  # the split of the row numbers is the split of the examples (it depends on y only)
+        rows_train, rows_test, _, _ = train_test_split(rows, y, test_size, seed)
     except ValueError as exc:
         raise UsageError(f"--test-size {test_size:g}: {exc}") from exc
-    return Split(X_train, y_train, X_test, y_test, K)
+    return Split(X[rows_train], y[rows_train], X[rows_test], y[rows_test], K, rows_train,
+                 rows_test)
 
 
 @contextlib.contextmanager
@@ -401,7 +407,9 @@ def make_summary(args: argparse.Namespace, data: Data, split: Split, sizes: tupl
         "jaxnn_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "data": data.name,
-        "inputs": {"data": args.data, "dataset": args.dataset},
+        # absolute paths, so that `predict --run` finds the data from any directory
+        "inputs": {"data": [os.path.abspath(p) for p in args.data] if args.data else None,
+                   "dataset": args.dataset},
         "layer_sizes": list(sizes),
         "n_train": int(len(split.y_train)),
         "n_test": int(len(split.y_test)),

@@ -11,9 +11,11 @@ stops the run.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 
+from jaxnn.memory import check_memory
 from jaxnn.train import lbfgsb
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
@@ -41,9 +43,31 @@ def blas_single_thread() -> contextlib.AbstractContextManager:
     return threadpool_limits(limits=1, user_api="blas")
 
 
+#: above this many parameters BFGS's dense matrix work (two n x n products per iteration)
+#: takes seconds per iteration or more, and fit says so
+BFGS_WARN_PARAMS = 2000
+
+
+def check_bfgs(n: int) -> None:
+    """scipy's BFGS keeps a dense ``n x n`` inverse Hessian and updates it with two ``n x n``
+    matrix products per iteration (about five ``n x n`` float64 arrays at the peak): refuse it
+    where that memory cannot be had, warn where the products are slow."""
+    check_memory(5 * n * n * 8, f"fit(method='BFGS') with {n:,} parameters: its dense "
+                 f"{n:,} x {n:,} inverse Hessian and the products that update it",
+                 hint="use method='L-BFGS-B', which keeps 10 pairs of vectors instead",
+                 device="host")
+    if n > BFGS_WARN_PARAMS:
+        warnings.warn(f"method='BFGS' multiplies {n:,} x {n:,} matrices in every iteration "
+                      f"(about {4 * n**3:.0e} operations), which is slow for {n:,} parameters; "
+                      "method='L-BFGS-B' (the default) does the same job in O(n) memory and "
+                      "time", stacklevel=4)
+
+
 def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) -> dict:
     """Run scipy's ``method`` on ``prob`` from ``prob.theta0``; the fields of a FitResult
     (without ``seconds``, ``method``, ``grad``) as a dict."""
+    if method == "BFGS":
+        check_bfgs(prob.theta0.size)
     obj = ScipyObjective(prob.X, prob.Y, prob.lam, prob.spec, prob.replicated)
     history: list[float] = []
     last = {"x": prob.theta0.astype(np.float64)}
