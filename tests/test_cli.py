@@ -460,6 +460,9 @@ def test_show_trained_weights_and_shape_option(digits_run: tuple[Path, int, str]
     assert code == 0, err
     code, _, err = run(["show", "--weights", weights, "--out", str(png), "--shape", "5x5"])
     assert_user_error(code, err, "--shape", "64")
+    code, _, err = run(["show", "--weights", weights, "--out", str(tmp_path / "h.jpg")])
+    assert_user_error(code, err, "h.jpg", "ending in .png")
+    assert not (tmp_path / "h.jpg").exists()
 
 
 # ---- gradcheck ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 
 from jaxnn.cli import main
 from jaxnn.cli.common import UsageError, require
-from jaxnn.cli.writers import LOCK, RunDirectory
+from jaxnn.cli.writers import LOCK, MARK, RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,11 +62,30 @@ def test_a_live_run_owns_its_directory_and_a_dead_runs_lock_is_taken_over(tmp_pa
 def test_a_rerun_removes_the_previous_runs_files_and_stale_temporaries(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    for name in ("digits.png", "summary.json", ".weights.npz.abc123.tmp", "mine.txt"):
+    for name in (MARK, "digits.png", "summary.json", ".weights.npz.abc123.tmp", "mine.txt"):
         (out / name).write_text("old")
     with RunDirectory(str(out), ["digits.png", "summary.json"]):
         left = sorted(p.name for p in out.iterdir())
-    assert left == [LOCK, "mine.txt"]  # files it does not own are kept
+    assert left == [MARK, LOCK, "mine.txt"]  # files it does not own are kept
+
+
+def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz):
+    """A directory holding the user's own summary.json or weights.mat is refused, the files
+    untouched and the lock released; a run's directory from before the mark (its summary has
+    a jaxnn_version) is still a run's."""
+    out = tmp_path / "course"
+    out.mkdir()
+    (out / "weights.mat").write_text("the student's own")
+    (out / "summary.json").write_text('{"notes": "mine"}')
+    cmd = ["train", "--data", str(small_npz), "--hidden", "3", "--iterations", "2",
+           "--no-progress", "--out", str(out)]
+    assert main(cmd) == 2
+    assert (out / "weights.mat").read_text() == "the student's own"
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json", "weights.mat"]
+    (out / "summary.json").write_text('{"jaxnn_version": "0.1.0"}')  # an older run's
+    assert main(cmd) == 0
+    assert (out / MARK).exists() and "jaxnn_version" in (out / "summary.json").read_text()
+    assert (out / "weights.mat").read_bytes()[:6] == b"MATLAB"
 
 
 def test_two_runs_into_one_directory_never_mix(tmp_path, small_npz):

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from jaxnn.plot import hidden_units, save_png
 
     check_output_file(args.out)
+    if Path(args.out).suffix.lower() not in ("", ".png"):
+        raise UsageError(f"--out {args.out}: the picture is a PNG; give a name ending in .png")
     params = load_weights(args.weights).params
     shape, order = image_shape(args.shape, params[0].shape[1] - 1, args.order)
     out = Path(args.out)

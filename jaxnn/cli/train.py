@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
               f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, {len(split.y_test)} "
               f"held-out examples), {args.method}, lam={args.lam:g}, {args.iterations} "
               f"iterations, {args.dtype}")
-    with RunDirectory(args.out, FILES.values()) as out, _precision(args.dtype):
+    with RunDirectory(args.out, FILES.values(), FILES["summary"]) as out, \
+            _precision(args.dtype):
         outcome = train(args, options, sizes, split, console, header)
         save_weights(out, outcome.params, args.activation, args.output)  # first, always
         summary = make_summary(args, data, split, sizes, outcome, out, options)

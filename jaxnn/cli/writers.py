@@ -107,6 +107,7 @@ def write_or_fail(path: str, write) -> None:  # noqa: ANN001
 # ---- one run owns its output directory -----------------------------------------------------------
 
 LOCK = ".jaxnn-run.lock"
+MARK = ".jaxnn-run"  # stays: this directory holds a jaxnn run's files, a rerun may replace them
 
 
 class RunDirectory:
@@ -117,11 +118,14 @@ class RunDirectory:
     live run holds is refused with a :class:`UsageError` (the two would mix their files); a
     lock left by a dead run is taken over. Then the temporary files of interrupted writes
     (``.*.tmp``) and the files a previous run left under ``names`` are removed, so the
-    directory never shows one run's pictures beside another run's summary. Leaving releases
-    the lock."""
+    directory never shows one run's pictures beside another run's summary. Files under
+    ``names`` that no run wrote (the directory has no ``.jaxnn-run`` mark, nor a ``summary``
+    file with a ``jaxnn_version``, as runs wrote before the mark) are the user's: the run is
+    refused and they are left alone. Leaving releases the lock."""
 
-    def __init__(self, path: str | None, names: Sequence[str] = ()) -> None:
-        self.path, self.names = path, tuple(names)
+    def __init__(self, path: str | None, names: Sequence[str] = (),
+                 summary: str | None = None) -> None:
+        self.path, self.names, self.summary = path, tuple(names), summary
         self.out: Path | None = None
 
     def __enter__(self) -> Path:
@@ -145,6 +149,12 @@ class RunDirectory:
         else:  # pragma: no cover - another run took the stale lock at the same moment
             raise UsageError(f"{out}: another jaxnn run is starting in this directory")
         self.out = out
+        theirs = [n for n in self.names if (out / n).exists()]
+        if theirs and not _holds_a_run(out, self.summary):
+            self.__exit__()
+            raise UsageError(f"{out}: already holds {', '.join(theirs)}, which no jaxnn run "
+                             "wrote here; choose another --out (a run would replace them)")
+        (out / MARK).touch()
         for stale in [*out.glob(".*.tmp"), *(out / n for n in self.names)]:
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
@@ -154,6 +164,19 @@ class RunDirectory:
         if self.out is not None:
             with contextlib.suppress(FileNotFoundError):
                 (self.out / LOCK).unlink()
+
+
+def _holds_a_run(out: Path, summary: str | None) -> bool:
+    """The directory's files are a jaxnn run's: its mark, or (from before the mark) a summary
+    that a run wrote."""
+    if (out / MARK).exists():
+        return True
+    if summary is None:
+        return False
+    try:
+        return "jaxnn_version" in json.loads((out / summary).read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _lock_owner(lock: Path) -> int | None:
