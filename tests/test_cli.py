@@ -136,7 +136,8 @@ def test_train_writes_valid_files(digits_run: tuple[Path, int, str]) -> None:
         assert (out / name).is_file(), name
     for name in ("digits.png", "hidden_units.png", "cost.png", "confusion.png"):
         assert_valid_png(out / name)
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    hidden = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    assert hidden == [".jaxnn-run"]  # the run's mark; no temporary files, no lock left
 
 
 def test_train_weights_reload_in_both_formats(digits_run: tuple[Path, int, str]) -> None:
