@@ -62,11 +62,17 @@ def test_a_live_run_owns_its_directory_and_a_dead_runs_lock_is_taken_over(tmp_pa
 def test_a_rerun_removes_the_previous_runs_files_and_stale_temporaries(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    for name in (MARK, "digits.png", "summary.json", ".weights.npz.abc123.tmp", "mine.txt"):
+    for name in (MARK, "digits.png", "summary.json", ".digits.png.123@host.x1.tmp",
+                 ".notes.tmp", "mine.txt"):
         (out / name).write_text("old")
-    with RunDirectory(str(out), ["digits.png", "summary.json"]):
+    run = RunDirectory(str(out), ["digits.png", "summary.json"])
+    with run:
+        before = sorted(p.name for p in out.iterdir())
+        run.replace_previous()
         left = sorted(p.name for p in out.iterdir())
-    assert left == [MARK, LOCK, "mine.txt"]  # files it does not own are kept
+    assert before == sorted([MARK, LOCK, "digits.png", "summary.json", ".notes.tmp",
+                             ".digits.png.123@host.x1.tmp", "mine.txt"])
+    assert left == [MARK, LOCK, ".notes.tmp", "mine.txt"]  # files it does not own are kept
 
 
 def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz):
@@ -86,6 +92,26 @@ def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz):
     assert main(cmd) == 0
     assert (out / MARK).exists() and "jaxnn_version" in (out / "summary.json").read_text()
     assert (out / "weights.mat").read_bytes()[:6] == b"MATLAB"
+    # a run killed before its summary (before the mark existed) left its lock: still a run's
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "weights.npz").write_text("half a run")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (killed / LOCK).write_text(f"{dead}\n")
+    assert main([*cmd[:-1], str(killed)]) == 0
+
+
+def test_a_run_that_fails_before_writing_leaves_the_previous_run_whole(
+        tmp_path, small_npz, monkeypatch):
+    out = tmp_path / "run"
+    cmd = ["train", "--data", str(small_npz), "--hidden", "3", "--iterations", "2",
+           "--no-progress", "--out", str(out)]
+    assert main(cmd) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setenv("JAXNN_MEMORY_LIMIT", "1000")  # too little for BFGS's matrix
+    assert main([*cmd, "--method", "BFGS"]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_two_runs_into_one_directory_never_mix(tmp_path, small_npz):

@@ -250,11 +250,15 @@ def test_bfgs_refuses_a_dense_matrix_that_cannot_fit_and_warns_when_it_is_slow(
     rng = np.random.default_rng(0)
     X, y = rng.random((30, 400)), rng.integers(0, 10, 30)
     with pytest.raises(ValueError, match=r"fit\(method='BFGS'\) with 10,285 parameters: .* "
-                       r"needs about 3\.9 GiB .* use method='L-BFGS-B'"):
+                       r"needs about 4\.7 GiB .* use method='L-BFGS-B'"):
         nn.fit(nn.init_params(0, (400, 25, 10)), X, y, method="BFGS", maxiter=1)
-    with pytest.warns(UserWarning, match=r"multiplies 2,563 x 2,563 matrices"):
+    with pytest.warns(UserWarning, match=r"multiplies 2,563 x 2,563 matrices") as caught:
         r = nn.fit(nn.init_params(0, (60, 40, 3)), X[:, :60], y % 3, method="BFGS", maxiter=1)
-    assert r.n_iter == 1
+    assert r.n_iter == 1 and caught[0].filename == __file__  # the user's line
+    clf = nn.NeuralNetClassifier((40,), method="BFGS", max_iter=1)
+    with pytest.warns(UserWarning, match="multiplies") as caught:
+        clf.fit(X[:, :60], y % 3)
+    assert caught[0].filename == __file__
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert nn.fit(nn.init_params(0, (4, 5, 3)), X[:, :4], y % 3, method="BFGS",

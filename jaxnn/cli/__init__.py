@@ -8,6 +8,9 @@
   problem too large for memory), printed as one line without a traceback;
 * 130: interrupted with Ctrl-C (``train`` saves the weights it reached first).
 
+Warnings (a BFGS run on a large network, a cache that cannot be written) are printed as one
+line each, ``jaxnn train: warning: ...``, under the user's own warning filters.
+
 Each subcommand is one module of this package (:mod:`jaxnn.cli.train`,
 :mod:`~jaxnn.cli.gradcheck`, :mod:`~jaxnn.cli.predict`, :mod:`~jaxnn.cli.show`,
 :mod:`~jaxnn.cli.sweep`) with an ``add_parser`` and a ``run``; the options they share are in
@@ -92,9 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     be had; a Ctrl-C is exit 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = "jaxnn" + (f" {argv[0]}" if argv and not argv[0].startswith("-") else "")
-    with warnings.catch_warnings():  # the library's warnings as one line each, while we run
-        warnings.showwarning = lambda message, *_, **__: print(
-            f"{prog}: warning: {message}", file=sys.stderr)
+    def show(message, category, *_, **__) -> None:  # noqa: ANN001 - one line per warning
+        kind = "warning" if category is UserWarning else category.__name__
+        text = " ".join(str(message).split())
+        print(f"{prog}: {kind}: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():  # the user's filters stay; only the printing changes
+        warnings.showwarning = show
         return _main(argv, prog)
 
 
@@ -121,6 +128,8 @@ def _main(argv: list[str], prog: str) -> int:
         return _fail(prog, _os_error(exc))
     except (ValueError, TypeError, OverflowError) as exc:  # an argument the library refused
         return _fail(prog, str(exc))
+    except Warning as exc:  # a warning that -W error (or a filter) made an error
+        return _fail(prog, f"{type(exc).__name__}: {exc}")
     except MemoryError:
         return _fail(prog, "not enough memory for this problem; use fewer examples, smaller "
                            "layers, float32 rather than float64, or a method other than BFGS "

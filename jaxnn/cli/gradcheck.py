@@ -41,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "incrementally, reusing the layers a perturbation leaves unchanged; "
                     "--examples N checks on N examples). Exit status 0 if both whole-gradient "
                     "relative differences (numerical vs backprop, backprop vs jax.grad) are at "
-                    "most --tol, 1 otherwise; the per-layer rows show where a failure lies.")
+                    "most --tol at every --lam, 1 otherwise; the per-layer rows show where a "
+                    "failure lies.")
     p.add_argument("--full", action="store_true", help="the 400-25-10 network on data")
     p.add_argument("--examples", type=positive_int, metavar="N",
                    help="with --full: check on N random examples")

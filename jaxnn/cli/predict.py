@@ -114,6 +114,11 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
     except UsageError as exc:
         raise UsageError(f"{exc} (the run's data, as {summary_path} records it)") from exc
     split = split_data(data, test_size, seed)
+    recorded = (summary.get("n_train"), summary.get("n_test"))
+    if recorded != (len(split.y_train), len(split.y_test)):
+        raise UsageError(f"the run's data has changed since it trained: {summary_path} records "
+                         f"{recorded[0]} training and {recorded[1]} held-out examples, the data "
+                         f"now splits into {len(split.y_train)} and {len(split.y_test)}")
     if args.split in (None, "held-out", "test"):
         if not len(split.y_test):
             raise UsageError(f"{run_dir} was trained without a held-out split (--test-size 0); "

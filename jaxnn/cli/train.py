@@ -133,9 +133,10 @@ def run(args: argparse.Namespace) -> int:
               f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, {len(split.y_test)} "
               f"held-out examples), {args.method}, lam={args.lam:g}, {args.iterations} "
               f"iterations, {args.dtype}")
-    with RunDirectory(args.out, FILES.values(), FILES["summary"]) as out, \
-            _precision(args.dtype):
+    run_dir = RunDirectory(args.out, FILES.values(), FILES["summary"])
+    with run_dir as out, _precision(args.dtype):
         outcome = train(args, options, sizes, split, console, header)
+        run_dir.replace_previous()  # only now: a run that fails to train leaves the last one
         save_weights(out, outcome.params, args.activation, args.output)  # first, always
         summary = make_summary(args, data, split, sizes, outcome, out, options)
         try:

@@ -4,6 +4,7 @@ directory; and the check that an output file can be written, made before any wor
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import json
 import os
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from jaxnn.cli.common import UsageError
-from jaxnn.files.atomic import atomic_write, process_alive
+from jaxnn.files.atomic import TMP_SUFFIX, atomic_write, process_alive
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -111,17 +112,19 @@ MARK = ".jaxnn-run"  # stays: this directory holds a jaxnn run's files, a rerun 
 
 
 class RunDirectory:
-    """``with RunDirectory(path) as out:``: the output directory of one run, owned by it.
+    """``with RunDirectory(path, names) as out:``: the output directory of one run, owned by
+    it.
 
     Entering creates the directory (see :func:`output_dir`) and takes its lock, a file made
     with ``O_EXCL`` that holds the owner's process id: a second run into a directory that a
     live run holds is refused with a :class:`UsageError` (the two would mix their files); a
-    lock left by a dead run is taken over. Then the temporary files of interrupted writes
-    (``.*.tmp``) and the files a previous run left under ``names`` are removed, so the
-    directory never shows one run's pictures beside another run's summary. Files under
-    ``names`` that no run wrote (the directory has no ``.jaxnn-run`` mark, nor a ``summary``
-    file with a ``jaxnn_version``, as runs wrote before the mark) are the user's: the run is
-    refused and they are left alone. Leaving releases the lock."""
+    lock left by a dead run is taken over. Files under ``names`` that no run wrote (the
+    directory has no ``.jaxnn-run`` mark, no dead run's lock, nor a ``summary`` file with a
+    ``jaxnn_version``, as runs wrote before the mark) are the user's: the run is refused and
+    they are left alone. :meth:`replace_previous`, called when the run is about to write,
+    removes what a previous run left under ``names`` and its writers' temporary files, so the
+    directory never shows one run's pictures beside another run's summary, and a run that
+    fails before writing leaves the previous one whole. Leaving releases the lock."""
 
     def __init__(self, path: str | None, names: Sequence[str] = (),
                  summary: str | None = None) -> None:
@@ -131,6 +134,7 @@ class RunDirectory:
     def __enter__(self) -> Path:
         out = output_dir(self.path)
         lock = out / LOCK
+        took_over = False
         for _ in range(2):
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -142,6 +146,7 @@ class RunDirectory:
                         from None
                 with contextlib.suppress(FileNotFoundError):
                     lock.unlink()  # a dead run's lock
+                took_over = True
                 continue
             with os.fdopen(fd, "w") as f:
                 f.write(f"{os.getpid()}\n")
@@ -150,15 +155,22 @@ class RunDirectory:
             raise UsageError(f"{out}: another jaxnn run is starting in this directory")
         self.out = out
         theirs = [n for n in self.names if (out / n).exists()]
-        if theirs and not _holds_a_run(out, self.summary):
+        if theirs and not (took_over or _holds_a_run(out, self.summary)):
             self.__exit__()
-            raise UsageError(f"{out}: already holds {', '.join(theirs)}, which no jaxnn run "
-                             "wrote here; choose another --out (a run would replace them)")
+            raise UsageError(f"{out}: already holds {', '.join(theirs)}, which nothing marks "
+                             "as a jaxnn run's files; remove them or choose another --out")
         (out / MARK).touch()
-        for stale in [*out.glob(".*.tmp"), *(out / n for n in self.names)]:
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
         return out
+
+    def replace_previous(self) -> None:
+        """Remove the files a previous run left under ``names``, and the temporary files of
+        their interrupted writes (this run holds the lock: no live writer is left)."""
+        assert self.out is not None, "replace_previous() inside the with block"
+        for name in self.names:
+            prefix = glob.escape(f".{name}.")
+            for stale in [self.out / name, *self.out.glob(f"{prefix}*{TMP_SUFFIX}")]:
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
 
     def __exit__(self, *exc: object) -> None:
         if self.out is not None:

@@ -11,6 +11,8 @@ stops the run.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -50,9 +52,10 @@ BFGS_WARN_PARAMS = 2000
 
 def check_bfgs(n: int) -> None:
     """scipy's BFGS keeps a dense ``n x n`` inverse Hessian and updates it with two ``n x n``
-    matrix products per iteration (about five ``n x n`` float64 arrays at the peak): refuse it
-    where that memory cannot be had, warn where the products are slow."""
-    check_memory(5 * n * n * 8, f"fit(method='BFGS') with {n:,} parameters: its dense "
+    matrix products per iteration (six ``n x n`` float64 arrays at the peak, measured with
+    tracemalloc): refuse it where that memory cannot be had, warn where the products are
+    slow. The warning points at the user's line, however deep in jaxnn the call came from."""
+    check_memory(6 * n * n * 8, f"fit(method='BFGS') with {n:,} parameters: its dense "
                  f"{n:,} x {n:,} inverse Hessian and the products that update it",
                  hint="use method='L-BFGS-B', which keeps 10 pairs of vectors instead",
                  device="host")
@@ -60,7 +63,17 @@ def check_bfgs(n: int) -> None:
         warnings.warn(f"method='BFGS' multiplies {n:,} x {n:,} matrices in every iteration "
                       f"(about {4 * n**3:.0e} operations), which is slow for {n:,} parameters; "
                       "method='L-BFGS-B' (the default) does the same job in O(n) memory and "
-                      "time", stacklevel=4)
+                      "time", stacklevel=_caller_outside_jaxnn())
+
+
+def _caller_outside_jaxnn() -> int:
+    """The ``stacklevel``, for a ``warnings.warn`` in the function that calls this one, of the
+    first frame outside the jaxnn package (``fit``, the estimator, a sweep: any depth)."""
+    package = os.path.dirname(os.path.dirname(__file__)) + os.sep
+    frame, level = sys._getframe(2), 2  # 1 is the warning function, 2 its caller
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) -> dict:
