@@ -1,4 +1,5 @@
-"""The names users choose things by: training methods, activations, outputs, gradients.
+"""The names users choose things by: training methods, activations, outputs, gradients; and
+how a count of things reads (:func:`counted`).
 
 Kept free of imports (no JAX, no numpy) so that the ``jaxnn`` command can build its parser and
 answer ``--help`` before JAX is imported. The registries that implement them
@@ -15,3 +16,8 @@ MANY_METHODS = ("lbfgs", "fmincg", "adam", "sgd")  # what jaxnn.parallel.fit_man
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OUTPUTS = ("sigmoid", "softmax")
 GRADS = ("backprop", "autodiff")
+
+
+def counted(n: int, noun: str) -> str:
+    """``"1 iteration"``, ``"400 iterations"``: ``n`` and ``noun``, plural unless ``n`` is 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -657,7 +657,7 @@ def test_library_warnings_are_one_line_on_the_command(tmp_path: Path,
     assert main(["train", "--data", str(data), "--method", "BFGS", "--hidden", "40",
                  "--iterations", "1", "--no-progress", "--out", str(tmp_path / "run")]) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if "BFGS" in line]
-    assert err == ["jaxnn train: warning: method='BFGS' multiplies 2,563 x 2,563 matrices in "
+    assert err == ["jaxnn train: warning: --method BFGS multiplies 2,563 x 2,563 matrices in "
                    "every iteration (about 7e+10 operations), which is slow for 2,563 "
-                   "parameters; method='L-BFGS-B' (the default) does the same job in O(n) "
+                   "parameters; --method L-BFGS-B (the default) does the same job in O(n) "
                    "memory and time"]

@@ -3,6 +3,7 @@ is lost or mixed, every error is one line, the text tells the truth."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -102,15 +103,45 @@ def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz):
     assert main([*cmd[:-1], str(killed)]) == 0
 
 
+def test_the_mark_records_what_runs_wrote_and_nothing_else(tmp_path, small_npz):
+    """In a directory a run once used, a file the user later gives one of a run's names, or
+    a run's file the user changed, is the user's: the next run is refused and leaves it."""
+    out = tmp_path / "run"
+    cmd = ["train", "--data", str(small_npz), "--hidden", "3", "--iterations", "2",
+           "--no-progress", "--out", str(out)]
+    assert main(cmd) == 0
+    written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    record = json.loads((out / MARK).read_text())["files"]
+    assert sorted(record) == written and "summary.json" in written
+    for name in written:
+        assert record[name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+    assert main(cmd) == 0  # the run's own, unchanged files: replaced
+    (out / "summary.json").write_text('{"jaxnn_version": "mine now"}')
+    assert main(cmd) == 2
+    assert (out / "summary.json").read_text() == '{"jaxnn_version": "mine now"}'
+    (out / "summary.json").unlink()
+    assert main(cmd) == 0  # a run's file gone is no one's
+    (out / "weights.npz").unlink()
+    (out / "weights.npz").write_bytes(b"a file of the user's, given a run's name")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(cmd) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    (out / "weights.npz").unlink()
+    assert main(cmd) == 0 and not (out / LOCK).exists()
+
+
 def test_a_run_that_fails_before_writing_leaves_the_previous_run_whole(
-        tmp_path, small_npz, monkeypatch):
+        tmp_path, small_npz, monkeypatch, capsys):
     out = tmp_path / "run"
     cmd = ["train", "--data", str(small_npz), "--hidden", "3", "--iterations", "2",
            "--no-progress", "--out", str(out)]
     assert main(cmd) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    monkeypatch.setenv("JAXNN_MEMORY_LIMIT", "1000")  # too little for BFGS's matrix
+    monkeypatch.setenv("JAXNN_MEMORY_LIMIT", "20000")  # enough for the data, not for BFGS
     assert main([*cmd, "--method", "BFGS"]) == 2
+    err = capsys.readouterr().err  # in the command's words
+    assert err.startswith("jaxnn train: error: --method BFGS with 33 parameters: ") \
+        and "use --method L-BFGS-B, which keeps" in err and "method='" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -295,3 +326,19 @@ def test_out_of_memory_during_training_is_one_line(tmp_path, small_npz, capsys, 
     code, _, err = run(["train", "--data", str(small_npz), "--no-progress",
                         "--out", str(tmp_path / "oom")], capsys)
     one_line_error(code, err, "not enough memory")
+    if raised == "memory":  # what to make smaller, in the command's own options
+        assert err.strip().endswith("--dtype float32, or a --method other than BFGS (it keeps "
+                                     "an n x n matrix)")
+
+
+def test_out_of_memory_says_what_to_make_smaller_in_each_commands_options(capsys, monkeypatch):
+    from jaxnn.cli import gradcheck
+
+    def course_problem():
+        raise MemoryError()
+
+    monkeypatch.setattr(gradcheck, "course_problem", course_problem)
+    code, _, err = run(["gradcheck"], capsys)
+    one_line_error(code, err, "not enough memory")
+    assert err.strip() == ("jaxnn gradcheck: error: not enough memory for this problem; use "
+                           "fewer examples or smaller layers")

@@ -22,6 +22,7 @@ when a command runs.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -78,8 +79,25 @@ def one_line(message: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 5] + " ..."
 
 
+def command_words(message: str) -> str:
+    """A library message in the command's words: ``fit(method='BFGS')`` and
+    ``method='BFGS'`` read ``--method BFGS``."""
+    return _METHOD_ARGUMENT.sub(lambda m: f"--method {m[1] or m[2]}", message)
+
+
+_METHOD_ARGUMENT = re.compile(r"fit\(method='([^']+)'\)|method='([^']+)'")
+
+# what to make smaller when memory runs out, in each command's options
+MEMORY_HINTS = {
+    "train": "use fewer examples, smaller --hidden layers, --dtype float32, or a --method "
+             "other than BFGS (it keeps an n x n matrix)",
+    "sweep": "use fewer examples, smaller --hidden layers, fewer --seeds or --dtype float32",
+}
+MEMORY_HINT = "use fewer examples or smaller layers"
+
+
 def _fail(prog: str, message: str) -> int:
-    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(command_words(message))}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -97,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = "jaxnn" + (f" {argv[0]}" if argv and not argv[0].startswith("-") else "")
     def show(message, category, *_, **__) -> None:  # noqa: ANN001 - one line per warning
         kind = "warning" if category is UserWarning else category.__name__
-        text = " ".join(str(message).split())
+        text = " ".join(command_words(str(message)).split())
         print(f"{prog}: {kind}: {text}", file=sys.stderr)
 
     with warnings.catch_warnings():  # the user's filters stay; only the printing changes
@@ -131,9 +149,8 @@ def _main(argv: list[str], prog: str) -> int:
     except Warning as exc:  # a warning that -W error (or a filter) made an error
         return _fail(prog, f"{type(exc).__name__}: {exc}")
     except MemoryError:
-        return _fail(prog, "not enough memory for this problem; use fewer examples, smaller "
-                           "layers, float32 rather than float64, or a method other than BFGS "
-                           "(it keeps an n x n matrix)")
+        hint = MEMORY_HINTS.get(prog.removeprefix("jaxnn "), MEMORY_HINT)
+        return _fail(prog, f"not enough memory for this problem; {hint}")
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -41,6 +41,7 @@ from jaxnn.cli.options import (
     seed_int,
 )
 from jaxnn.cli.writers import RunDirectory, write_json
+from jaxnn.names import counted
 
 FILES = {
     "weights_npz": "weights.npz",
@@ -131,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = (data.X.shape[1], *args.hidden, split.K)
     header = (f"[bold]jaxnn train[/]: {'-'.join(map(str, sizes))} network on "
               f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, {len(split.y_test)} "
-              f"held-out examples), {args.method}, lam={args.lam:g}, {args.iterations} "
-              f"iterations, {args.dtype}")
+              f"held-out examples), {args.method}, lam={args.lam:g}, "
+              f"{counted(args.iterations, 'iteration')}, {args.dtype}")
     run_dir = RunDirectory(args.out, FILES.values(), FILES["summary"])
     with run_dir as out, _precision(args.dtype):
         outcome = train(args, options, sizes, split, console, header)
@@ -142,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             write_json(out / FILES["summary"], summary)
             if outcome.interrupted:
-                console.print(f"[bold yellow]interrupted[/] after {outcome.n_iter} iterations: "
+                console.print(f"[bold yellow]interrupted[/] after "
+                              f"{counted(outcome.n_iter, 'iteration')}: "
                               f"saved the weights and summary to {escape(str(out))}")
                 return EXIT_INTERRUPTED
             if outcome.diverged:
@@ -341,8 +343,8 @@ def print_report(console: Any, evaluation: dict[str, Any], outcome: Outcome) -> 
                                   f"Confusion matrix ({on} set)"))
     console.print()
     console.print(outcome.message, markup=False)
-    console.print(f"final cost {outcome.cost:.6f} after {outcome.n_iter} iterations "
-                  f"({outcome.n_evals} evaluations) in {outcome.seconds:.1f} s")
+    console.print(f"final cost {outcome.cost:.6f} after {counted(outcome.n_iter, 'iteration')} "
+                  f"({counted(outcome.n_evals, 'evaluation')}) in {outcome.seconds:.1f} s")
     line = f"[bold]training accuracy {100 * evaluation['train_accuracy']:.2f}%[/]"
     if evaluation["test_accuracy"] is not None:
         line += f", [bold]held-out accuracy {100 * evaluation['test_accuracy']:.2f}%[/]"

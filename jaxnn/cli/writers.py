@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import io
 import json
 import os
@@ -108,7 +109,7 @@ def write_or_fail(path: str, write) -> None:  # noqa: ANN001
 # ---- one run owns its output directory -----------------------------------------------------------
 
 LOCK = ".jaxnn-run.lock"
-MARK = ".jaxnn-run"  # stays: this directory holds a jaxnn run's files, a rerun may replace them
+MARK = ".jaxnn-run"  # stays: the digests of the files runs left here (JSON)
 
 
 class RunDirectory:
@@ -118,13 +119,16 @@ class RunDirectory:
     Entering creates the directory (see :func:`output_dir`) and takes its lock, a file made
     with ``O_EXCL`` that holds the owner's process id: a second run into a directory that a
     live run holds is refused with a :class:`UsageError` (the two would mix their files); a
-    lock left by a dead run is taken over. Files under ``names`` that no run wrote (the
-    directory has no ``.jaxnn-run`` mark, no dead run's lock, nor a ``summary`` file with a
-    ``jaxnn_version``, as runs wrote before the mark) are the user's: the run is refused and
-    they are left alone. :meth:`replace_previous`, called when the run is about to write,
-    removes what a previous run left under ``names`` and its writers' temporary files, so the
-    directory never shows one run's pictures beside another run's summary, and a run that
-    fails before writing leaves the previous one whole. Leaving releases the lock."""
+    lock left by a dead run is taken over. The directory's ``.jaxnn-run`` mark records the
+    SHA-256 of each file that runs left under ``names``. A file under ``names`` that it does
+    not record, or that changed since, is the user's: the run is refused and the files are
+    left alone. Files of a dead run's lock, an older run's empty mark, or a ``summary`` file
+    with a ``jaxnn_version`` (as runs wrote before the mark) count as a run's.
+    :meth:`replace_previous`, called when the run is about to write, removes what a previous
+    run left under ``names`` and its writers' temporary files, so the directory never shows
+    one run's pictures beside another run's summary, and a run that fails before writing
+    leaves the previous one whole. Leaving records this run's files in the mark and releases
+    the lock."""
 
     def __init__(self, path: str | None, names: Sequence[str] = (),
                  summary: str | None = None) -> None:
@@ -153,13 +157,17 @@ class RunDirectory:
             break
         else:  # pragma: no cover - another run took the stale lock at the same moment
             raise UsageError(f"{out}: another jaxnn run is starting in this directory")
+        present = [n for n in self.names if (out / n).exists()]
+        if not took_over:
+            theirs = _not_a_runs(out, present, self.summary)
+            if theirs:
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                raise UsageError(f"{out}: already holds {', '.join(theirs)}, which no jaxnn "
+                                 "run wrote (or which changed since); move them away or choose "
+                                 "another --out")
         self.out = out
-        theirs = [n for n in self.names if (out / n).exists()]
-        if theirs and not (took_over or _holds_a_run(out, self.summary)):
-            self.__exit__()
-            raise UsageError(f"{out}: already holds {', '.join(theirs)}, which nothing marks "
-                             "as a jaxnn run's files; remove them or choose another --out")
-        (out / MARK).touch()
+        self._record()  # what is there now is a run's: a later run may replace it
         return out
 
     def replace_previous(self) -> None:
@@ -174,19 +182,69 @@ class RunDirectory:
 
     def __exit__(self, *exc: object) -> None:
         if self.out is not None:
-            with contextlib.suppress(FileNotFoundError):
-                (self.out / LOCK).unlink()
+            try:
+                self._record()
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.out / LOCK).unlink()
+
+    def _record(self) -> None:
+        """Record in the mark the SHA-256 of each file under ``names`` (other commands'
+        entries are kept)."""
+        assert self.out is not None
+        record = _mark_record(self.out) or {}
+        for name in self.names:
+            record.pop(name, None)
+            digest = _digest(self.out / name)
+            if digest is not None:
+                record[name] = digest
+        write_json(self.out / MARK, {"files": dict(sorted(record.items()))})
 
 
-def _holds_a_run(out: Path, summary: str | None) -> bool:
-    """The directory's files are a jaxnn run's: its mark, or (from before the mark) a summary
-    that a run wrote."""
-    if (out / MARK).exists():
-        return True
-    if summary is None:
-        return False
+def _not_a_runs(out: Path, present: Sequence[str], summary: str | None) -> list[str]:
+    """Of the files ``present`` under a run's names, those no run wrote: all of them in a
+    directory without a mark (unless its ``summary`` says a run wrote it, from before the
+    mark), and otherwise those the mark does not record with their present digest."""
+    if not present:
+        return []
+    record = _mark_record(out)
+    if record is None:  # an older run's empty mark: all its files are a run's
+        return []
+    if not record and not (out / MARK).exists():
+        return [] if summary is not None and _written_by_a_run(out / summary) else list(present)
+    return [n for n in present if record.get(n) != _digest(out / n)]
+
+
+def _mark_record(out: Path) -> dict[str, str] | None:
+    """The mark's ``{name: sha256}``: empty when there is no mark, None for an older run's
+    mark that recorded nothing."""
     try:
-        return "jaxnn_version" in json.loads((out / summary).read_text())
+        text = (out / MARK).read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError:
+        return None
+    try:
+        files = json.loads(text)["files"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(files, dict):
+        return None
+    return {str(k): str(v) for k, v in files.items()}
+
+
+def _digest(path: Path) -> str | None:
+    """The file's SHA-256, None when there is no readable file (a directory, say)."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _written_by_a_run(summary: Path) -> bool:
+    try:
+        return "jaxnn_version" in json.loads(summary.read_text())
     except (OSError, ValueError, TypeError):
         return False
 

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from jaxnn.compiling import LOOPS, jit_with_options
+from jaxnn.names import counted
 from jaxnn.spec import NetSpec
 from jaxnn.train import fmincg, loops
 from jaxnn.train.objective import ScipyObjective
@@ -58,7 +59,7 @@ def run_segments(step: Callable, carry, total: int, seg: int, progress: Callable
             if callback is not None and it > 0 and callback(
                     it, float(np.concatenate(history)[-1]) if recorded else float("nan"),
                     prob.unravel(np.asarray(carry.theta))):
-                stopped = f"stopped by callback after {it} iterations"
+                stopped = f"stopped by callback after {counted(it, 'iteration')}"
                 break
             if finished or it >= total:
                 break
@@ -69,8 +70,8 @@ def run_segments(step: Callable, carry, total: int, seg: int, progress: Callable
 
 
 def _interrupted_message(it: int) -> str:
-    return (f"interrupted (KeyboardInterrupt) after {it} iterations; params are those of the "
-            "last finished compiled segment")
+    return (f"interrupted (KeyboardInterrupt) after {counted(it, 'iteration')}; params are "
+            "those of the last finished compiled segment")
 
 
 def _interrupted_at_start(prob: Problem) -> dict:

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from jaxnn.memory import check_memory
+from jaxnn.names import counted
 from jaxnn.train import lbfgsb
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
@@ -91,7 +92,7 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
         history.append(fk)
         last["x"] = xk.copy()
         if callback is not None and callback(len(history), fk, prob.unravel(xk)):
-            raise _Stop(f"stopped by callback after {len(history)} iterations")
+            raise _Stop(f"stopped by callback after {counted(len(history), 'iteration')}")
         if method == "TNC" and len(history) >= maxiter:
             raise _Stop(f"maximum number of iterations ({maxiter}) reached")
 
@@ -119,8 +120,8 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
         diverged = (method == "L-BFGS-B" and message == lbfgsb.MESSAGES["nonfinite"]) or not (
             np.isfinite(J) and np.all(np.isfinite(x)))
         if method == "L-BFGS-B" and message == lbfgsb.MESSAGES["abnormal"]:
-            message = (f"stopped after {len(history)} iterations: the line search found no "
-                       "lower cost (L-BFGS-B's ABNORMAL stop)")
+            message = (f"stopped after {counted(len(history), 'iteration')}: the line search "
+                       "found no lower cost (L-BFGS-B's ABNORMAL stop)")
     except _Diverged:
         diverged = True
     except (_Stop, KeyboardInterrupt) as e:
@@ -129,8 +130,8 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
         # no iteration finished: the cost at theta0 if it was evaluated (no new work after ^C)
         J = history[-1] if history else obj.cost_at(x, evaluate=not interrupted)
         message = str(e) if not interrupted else (
-            f"interrupted (KeyboardInterrupt) after {len(history)} iterations; params are the "
-            "last completed iterate")
+            f"interrupted (KeyboardInterrupt) after {counted(len(history), 'iteration')}; params "
+            "are the last completed iterate")
     if diverged:  # back to the last finite iterate (the start if none finished)
         x, converged = last["x"], False
         J = history[-1] if history else obj.cost_at(x)

@@ -12,6 +12,8 @@ from enum import IntEnum
 import jax
 import jax.numpy as jnp
 
+from jaxnn.names import counted
+
 
 class Status(IntEnum):
     """The state of a compiled optimizer run."""
@@ -42,15 +44,15 @@ def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
         return f"maximum number of iterations ({maxiter}) reached"
     if status is Status.CONVERGED:
         return f"converged: max |gradient| <= tol ({tol:g})" if tol is not None else \
-            f"converged after {n_iter} iterations"
+            f"converged after {counted(n_iter, 'iteration')}"
     if status is Status.STALLED:
-        return f"stopped after {n_iter} iterations: the line search found no lower cost"
+        return f"stopped after {counted(n_iter, 'iteration')}: the line search found no lower cost"
     if at_start:
         return ("stopped before the first iteration: the cost or its gradient is not finite at "
                 "the initial parameters (are the weights or lam too large for the training "
                 "dtype? try smaller initial weights or float64)")
-    return (f"stopped after {n_iter} iterations: the cost or its gradient is not finite (the "
-            "parameters are the last finite ones; try a smaller step or learning rate)")
+    return (f"stopped after {counted(n_iter, 'iteration')}: the cost or its gradient is not "
+            "finite (the parameters are the last finite ones; try a smaller step or learning rate)")
 
 
 def epochs_message(n_epochs: int, maxiter: int, n_batches: int, batch_size: int, *,
