@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+import sklearn.metrics
 from conftest import EX4WEIGHTS, ex4weights_or_skip
 
 import jaxnn
@@ -355,10 +356,14 @@ def test_predict_reads_mat_npz_and_idx_data(digits_run: tuple[Path, int, str],
     scipy.io.savemat(mat, {"X": X, "y": np.where(y == 0, 10, y)[:, None]})  # Octave labels
     npz = tmp_path / "data.npz"
     np.savez(npz, X=X, y=y)
+    pred = np.asarray(jaxnn.predict(jaxnn.load_weights(weights), X))
     for data in ([str(mat)], [str(npz)]):
         code, out, err = run(["predict", "--weights", str(weights), "--data", *data])
         assert code == 0, err
         assert f"accuracy {100 * expected:.2f}%" in out
+        lines = out.split("Confusion matrix\n", 1)[1].splitlines()[2:12]  # true class k: row k
+        printed = [[int(v) for v in line.split("│")[1:]] for line in lines]
+        assert printed == sklearn.metrics.confusion_matrix(y, pred, labels=range(10)).tolist()
     images, labels = tmp_path / "img.idx3-ubyte.gz", tmp_path / "lab.idx1-ubyte.gz"
     write_idx(images, labels, X, y, 8)
     code, out, err = run(["predict", "--weights", str(weights), "--data", str(images),

@@ -21,10 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="predictions and accuracy for a weights file",
         description="Predict the labels of a dataset with a weights file (.npz from jaxnn or a "
-                    ".mat such as the course's ex4weights.mat) and print the accuracy and a "
-                    "per-class report. With --run DIR (a directory written by 'jaxnn train') "
-                    "the run's weights score its held-out split, the examples it did not train "
-                    "on; otherwise every example of the data is scored.")
+                    ".mat such as the course's ex4weights.mat) and print the accuracy, a "
+                    "per-class report and the confusion matrix. With --run DIR (a directory "
+                    "written by 'jaxnn train') the run's weights score its held-out split, the "
+                    "examples it did not train on; otherwise every example of the data is "
+                    "scored.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--weights", metavar="FILE", help="weights (.mat or .npz)")
     source.add_argument("--run", metavar="DIR", help="a 'jaxnn train' output directory: its "
@@ -45,8 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Predict labels with ``--weights`` (or a run's); print what was scored, the accuracy and
-    a per-class table."""
+    """Predict labels with ``--weights`` (or a run's); print what was scored, the accuracy, a
+    per-class table and the confusion matrix."""
     if args.run is None and args.split is not None:
         raise UsageError("--split needs --run DIR (a 'jaxnn train' output directory)")
     if args.out:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                   "trained on it, its training examples are included)")
     from rich.markup import escape
 
-    from jaxnn.cli.report import classification_metrics, report_table
+    from jaxnn.cli.report import classification_metrics, confusion_table, report_table
     from jaxnn.model import predict
 
     check_fits(weights.params, data, weights.path)
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if data.y is not None:
         metrics = classification_metrics(data.y, pred, weights.params[-1].shape[0])
         out.print(report_table(metrics, "Per-class report"))
+        out.print(confusion_table(metrics["confusion_matrix"], "Confusion matrix"))
         correct = int(np.sum(pred == data.y))
         out.print(f"[bold]accuracy {100 * correct / pred.shape[0]:.2f}%[/] "
                   f"({correct} of {pred.shape[0]} correct)")
