@@ -76,7 +76,7 @@ def test_a_rerun_removes_the_previous_runs_files_and_stale_temporaries(tmp_path)
     assert left == [MARK, LOCK, ".notes.tmp", "mine.txt"]  # files it does not own are kept
 
 
-def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz):
+def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz, capsys):
     """A directory holding the user's own summary.json or weights.mat is refused, the files
     untouched and the lock released; a run's directory from before the mark (its summary has
     a jaxnn_version) is still a run's."""
@@ -87,6 +87,8 @@ def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz):
     cmd = ["train", "--data", str(small_npz), "--hidden", "3", "--iterations", "2",
            "--no-progress", "--out", str(out)]
     assert main(cmd) == 2
+    assert f"error: {out}: already holds weights.mat, summary.json, which no jaxnn run " \
+        "wrote" in capsys.readouterr().err
     assert (out / "weights.mat").read_text() == "the student's own"
     assert sorted(p.name for p in out.iterdir()) == ["summary.json", "weights.mat"]
     (out / "summary.json").write_text('{"jaxnn_version": "0.1.0"}')  # an older run's
@@ -103,7 +105,7 @@ def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz):
     assert main([*cmd[:-1], str(killed)]) == 0
 
 
-def test_the_mark_records_what_runs_wrote_and_nothing_else(tmp_path, small_npz):
+def test_the_mark_records_what_runs_wrote_and_nothing_else(tmp_path, small_npz, capsys):
     """In a directory a run once used, a file the user later gives one of a run's names, or
     a run's file the user changed, is the user's: the next run is refused and leaves it."""
     out = tmp_path / "run"
@@ -117,14 +119,18 @@ def test_the_mark_records_what_runs_wrote_and_nothing_else(tmp_path, small_npz):
         assert record[name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
     assert main(cmd) == 0  # the run's own, unchanged files: replaced
     (out / "summary.json").write_text('{"jaxnn_version": "mine now"}')
+    capsys.readouterr()
     assert main(cmd) == 2
+    assert f"error: {out}: already holds summary.json, which" in capsys.readouterr().err
     assert (out / "summary.json").read_text() == '{"jaxnn_version": "mine now"}'
     (out / "summary.json").unlink()
     assert main(cmd) == 0  # a run's file gone is no one's
     (out / "weights.npz").unlink()
     (out / "weights.npz").write_bytes(b"a file of the user's, given a run's name")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
     assert main(cmd) == 2
+    assert f"error: {out}: already holds weights.npz, which" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     (out / "weights.npz").unlink()
     assert main(cmd) == 0 and not (out / LOCK).exists()
