@@ -138,6 +138,17 @@ def test_cli_sweep_lam_writes_table_png_and_json(npz, tmp_path, capsys):
     assert result["values"] == [0.0, 1.0, 30.0] and result["seeds"] == [0, 1]
     assert np.asarray(result["val_cost"]).shape == (3, 2)
     assert result["data"] == str(npz)
+    # a sweep owns its files as a training run does: a rerun replaces them, a file of the
+    # user's under their names is refused and left alone
+    argv = ["sweep", "lam", "--data", str(npz), "--values", "1", "--seeds", "1",
+            "--iterations", "25", "--hidden", "6", "--out", str(out)]
+    assert main(argv) == 0
+    assert json.loads((out / "sweep_validation.json").read_text())["values"] == [1.0]
+    (out / "sweep_validation.json").write_text("my notes")
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "already holds sweep_validation.json, which" in capsys.readouterr().err
+    assert (out / "sweep_validation.json").read_text() == "my notes"
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ from jaxnn.cli.options import (
     non_negative,
     positive_int,
 )
-from jaxnn.cli.writers import output_dir, write_json
+from jaxnn.cli.writers import RunDirectory, write_json
+from jaxnn.names import counted
 
 DEFAULT_SIZES = (0.1, 0.25, 0.5, 1.0)
 
@@ -100,22 +101,26 @@ def run(args: argparse.Namespace) -> int:
     elif args.batch_size is not None or args.learning_rate is not None:
         raise UsageError("--batch-size and --learning-rate are only used by adam and sgd")
     data = load_data(args.data, args.dataset, need_labels=True)
-    out = output_dir(args.out)
-    console.print(f"[bold]jaxnn sweep {args.kind}[/] on {data.name}: {data.X.shape[0]} examples, "
-                  f"{args.seeds} seed(s) per point, {args.iterations} {args.method} iterations")
-    try:
-        if args.kind == "lam":
-            curve = validation_curve(data.X, data.y, values or DEFAULT_LAMS, **common)
-        else:
-            curve = learning_curve(data.X, data.y, values or DEFAULT_SIZES,
-                                   lam=args.lam, **common)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    console.print(_table(curve, Table))
     kind = "validation" if args.kind == "lam" else "learning"
-    png, js = out / f"sweep_{kind}.png", out / f"sweep_{kind}.json"
-    save_png(sweep_curve(curve, title=f"{kind} curve on {data.name}"), png)
-    write_json(js, {**curve.to_dict(), "data": data.name})
+    files = (f"sweep_{kind}.png", f"sweep_{kind}.json")
+    run_dir = RunDirectory(args.out, files)
+    with run_dir as out:  # one sweep at a time in a directory, never over the user's files
+        console.print(f"[bold]jaxnn sweep {args.kind}[/] on {data.name}: {data.X.shape[0]} "
+                      f"examples, {counted(args.seeds, 'seed')} per point, "
+                      f"{counted(args.iterations, args.method + ' iteration')}")
+        try:
+            if args.kind == "lam":
+                curve = validation_curve(data.X, data.y, values or DEFAULT_LAMS, **common)
+            else:
+                curve = learning_curve(data.X, data.y, values or DEFAULT_SIZES,
+                                       lam=args.lam, **common)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        console.print(_table(curve, Table))
+        png, js = (out / name for name in files)
+        run_dir.replace_previous()
+        save_png(sweep_curve(curve, title=f"{kind} curve on {data.name}"), png)
+        write_json(js, {**curve.to_dict(), "data": data.name})
     if curve.best is not None:
         console.print(f"lowest mean validation cost at lambda = {curve.best:g} (marked *)")
     console.print(f"{curve.seconds:.1f} s")
