@@ -437,6 +437,10 @@ def test_an_unwritable_output_file_is_refused_before_any_work(
                str(locked / "p.csv")], ["p.csv", "permission denied"]),
              (["predict", "--run", str(digits_run[0]), "--out", str(tmp_path)],
               ["is a directory"]),
+             (["predict", "--run", str(digits_run[0]), "--out", weights],  # never a run's file
+              ["weights.npz: the predictions are a CSV file; give a name ending in .csv"]),
+             (["predict", "--weights", weights, "--out", str(digits_run[0] / "summary.json")],
+              ["summary.json: the predictions are a CSV file"]),
              (["show", "--weights", weights, "--out", str(locked / "units.png")],
               ["units.png", "permission denied"]),
              (["show", "--weights", weights, "--out", str(tmp_path)], ["is a directory"]),
@@ -449,6 +453,8 @@ def test_an_unwritable_output_file_is_refused_before_any_work(
         assert_user_error(code, err, *words)
         assert out == "", out  # refused before the report
     assert list(locked.iterdir()) == [] and not (tmp_path / "new").exists()
+    assert len(jaxnn.load_weights(weights)) == 2 and "jaxnn_version" in json.loads(
+        (digits_run[0] / "summary.json").read_text())
 
 
 # ---- show ---------------------------------------------------------------------------------------

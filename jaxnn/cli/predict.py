@@ -40,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", choices=OUTPUTS, default=None,
                    help="output layer, for weights files that do not say (default: the file's, "
                         "else sigmoid)")
-    p.add_argument("--out", metavar="CSV", help="write row,predicted,label lines to this file "
-                   "(row: the example's 0-based row in the data)")
+    p.add_argument("--out", metavar="CSV", help="write row,predicted,label lines to this .csv "
+                   "file (row: the example's 0-based row in the data)")
     p.set_defaults(func=run)
 
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.run is None and args.split is not None:
         raise UsageError("--split needs --run DIR (a 'jaxnn train' output directory)")
     if args.out:
-        check_output_file(args.out)
+        _check_out(args)
     if args.run is not None:
         weights, data, rows, scored = _run_inputs(args)  # requires what its data needs
     else:
@@ -133,3 +133,12 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
     scored = (f"{which} of run {run_dir}: {len(y)} examples of {data.name} "
               f"(seed {seed}, test size {test_size:g})")
     return weights, Data(X, y, data.name, data.image), rows, scored
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """``--out`` is a ``.csv`` file that can be written, so never a weights file or another
+    file of a run (none of them is a CSV)."""
+    check_output_file(args.out)
+    if Path(args.out).suffix.lower() != ".csv":
+        raise UsageError(f"--out {args.out}: the predictions are a CSV file; give a name ending "
+                         "in .csv")
