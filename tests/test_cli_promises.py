@@ -284,17 +284,24 @@ def test_the_compile_cache_is_the_commands_and_can_be_turned_off(tmp_path, small
 ])
 def test_ctrl_c_while_importing_exits_130_without_a_traceback(tmp_path, small_npz, module,
                                                               command, said):
-    """A stand-in ``module`` that announces itself and then sleeps is first on the path, so
-    the SIGINT lands inside its import every time: ``jax`` is imported when a command runs,
-    ``numpy`` while ``jaxnn.cli`` itself loads (guarded by ``jaxnn.__main__.run``, the
-    console script's and ``python -m jaxnn``'s entry)."""
+    """A stand-in ``module`` that announces itself and sleeps is first on the path, so the
+    SIGINT lands inside its import every time. ``numpy`` is imported while ``jaxnn.cli``
+    itself loads (guarded by ``jaxnn.__main__.run``, the console script's and ``python -m
+    jaxnn``'s entry): the interrupt stops it there. ``jax`` is imported when a command runs,
+    where the command holds the interrupt until the import is done (stopping JAX's import
+    half-way crashed the interpreter as it exited): the stand-in then hands over to the real
+    JAX, and the command stops once it runs code of its own."""
     import signal
 
     fake = tmp_path / "fake" / module
     fake.mkdir(parents=True)
+    if module == "numpy":
+        body = "time.sleep(60)\n"
+    else:  # after 2 s, the real package in its place
+        body = (f"time.sleep(2)\nsys.path.remove({str(fake.parent)!r})\n"
+                f"del sys.modules[{module!r}]\nimport {module}\n")
     (fake / "__init__.py").write_text(
-        f"import sys, time\nprint('importing {module}', file=sys.stderr, flush=True)\n"
-        "time.sleep(60)\n")
+        f"import sys, time\nprint('importing {module}', file=sys.stderr, flush=True)\n{body}")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(ROOT)])}
     argv = {"train": ["--data", str(small_npz), "--out", str(tmp_path / "run")],
             "gradcheck": []}[command]
@@ -307,7 +314,42 @@ def test_ctrl_c_while_importing_exits_130_without_a_traceback(tmp_path, small_np
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and err.strip() == said, err
+    assert "Traceback" not in err and err.strip() == said, err  # before training
+
+
+def test_a_ctrl_c_heard_in_a_garbage_collection_callback_is_not_lost():
+    """Python runs the SIGINT handler in whatever code runs next; in a gc callback (JAX has
+    one) a KeyboardInterrupt would be printed as "ignored" and dropped. The command's handler
+    hands it back and it arrives outside the callback."""
+    import gc
+    import signal
+    import time
+
+    from jaxnn.cli import _Interrupts
+
+    seen = []
+
+    def callback(phase, info):
+        if phase == "start" and not seen:
+            seen.append("in the callback")
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, inside the callback
+
+    caught = None
+    with _Interrupts() as interrupts:
+        assert interrupts.installed
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+            assert interrupts.pending  # held, not raised inside the callback
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.001)
+        except KeyboardInterrupt as exc:
+            caught = exc
+        finally:
+            gc.callbacks.remove(callback)
+    assert seen == ["in the callback"] and caught is not None and not interrupts.pending
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 @pytest.mark.parametrize("raised", [

@@ -21,9 +21,14 @@ when a command runs.
 
 from __future__ import annotations
 
+import _thread
 import argparse
+import gc
 import re
+import signal
 import sys
+import threading
+import types
 import warnings
 from collections.abc import Sequence
 from typing import NoReturn
@@ -118,9 +123,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = " ".join(command_words(str(message)).split())
         print(f"{prog}: {kind}: {text}", file=sys.stderr)
 
-    with warnings.catch_warnings():  # the user's filters stay; only the printing changes
-        warnings.showwarning = show
-        return _main(argv, prog)
+    with warnings.catch_warnings(), _Interrupts() as interrupts:
+        warnings.showwarning = show  # the user's filters stay; only the printing changes
+        code = _main(argv, prog)
+    if interrupts.pending:  # heard in the command's last moments, after its own handling
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
+
+
+class _Interrupts:
+    """Make every Ctrl-C stop the command, and never half-way through an import.
+
+    Python raises ``KeyboardInterrupt`` in whatever Python code runs next. While JAX is
+    imported that is often JAX's garbage-collection callback, where the exception is printed
+    as "ignored" and lost (the command then ran to the end), or the import itself, which it
+    leaves half done: the interpreter then crashed as it exited (SIGSEGV, SIGABRT) or printed
+    a traceback. This handler, installed for the command's duration only and only over
+    Python's default one, hands such an interrupt back to the main thread 10 ms later, until
+    it arrives where raising it is safe."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.installed = False
+
+    def __enter__(self) -> _Interrupts:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler and \
+                threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._on_sigint)
+            self.installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
+        if self.installed and _unsafe_to_raise(frame):
+            self.pending = True
+            timer = threading.Timer(0.01, self._again)
+            timer.daemon = True
+            timer.start()
+            return
+        self.pending = False
+        raise KeyboardInterrupt
+
+    def _again(self) -> None:
+        if self.pending and signal.getsignal(signal.SIGINT) == self._on_sigint:
+            _thread.interrupt_main()
+
+
+def _unsafe_to_raise(frame: types.FrameType | None) -> bool:
+    """``frame`` runs inside an import, a garbage-collection callback or a ``__del__``: an
+    exception raised there is dropped or leaves a module half made."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        code = frame.f_code
+        if code in callbacks or code.co_name == "__del__" or \
+                code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _main(argv: list[str], prog: str) -> int:
