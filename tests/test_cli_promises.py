@@ -317,6 +317,32 @@ def test_ctrl_c_while_importing_exits_130_without_a_traceback(tmp_path, small_np
     assert "Traceback" not in err and err.strip() == said, err  # before training
 
 
+def test_ctrl_c_ends_the_process_without_waiting_for_xlas_computation(tmp_path, small_npz):
+    """A sweep trains all its networks in one compiled computation. Interrupted, the command
+    answers at once, and its process must not then wait for that computation to finish."""
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "jaxnn", "sweep", "lam", "--data", str(small_npz),
+           "--values", "0", "1", "--seeds", "2", "--method", "adam", "--iterations",
+           "2000000", "--out", str(tmp_path / "sweep")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        assert proc.stdout.readline().startswith("jaxnn sweep lam on")  # training now
+        time.sleep(3)  # well into the computation (two million epochs take minutes)
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+        waited = time.monotonic() - started
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err.strip() == "jaxnn sweep: interrupted", err
+    assert waited < 10, waited
+    assert not (tmp_path / "sweep" / LOCK).exists()
+
+
 def test_a_ctrl_c_heard_in_a_garbage_collection_callback_is_not_lost():
     """Python runs the SIGINT handler in whatever code runs next; in a gc callback (JAX has
     one) a KeyboardInterrupt would be printed as "ignored" and dropped. The command's handler
