@@ -151,6 +151,16 @@ def test_cli_sweep_lam_writes_table_png_and_json(npz, tmp_path, capsys):
     assert (out / "sweep_validation.json").read_text() == "my notes"
 
 
+def test_cli_size_values_read_as_the_help_says():
+    """``1`` is all of the training set, as in the default ``0.1 0.25 0.5 1``; whole numbers
+    above 1 are counts of examples, other numbers fractions."""
+    from jaxnn.cli.sweep import _parse_values
+
+    assert _parse_values("size", ["0.1", "500", "1", "1.0", "2"]) == [0.1, 500, 1.0, 1.0, 2]
+    assert [type(v) for v in _parse_values("size", ["1", "2"])] == [float, int]
+    assert _parse_values("lam", ["1", "3"]) == [1.0, 3.0]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

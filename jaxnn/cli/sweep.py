@@ -39,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "over --values training-set sizes")
     p.add_argument("--values", nargs="+", metavar="V",
                    help="lambdas (default: 0 0.001 0.003 ... 3 10), or training-set sizes: "
-                        "counts or fractions of the training set (default: 0.1 0.25 0.5 1)")
+                        "counts of examples (2, 3, ...) or fractions of the training set, 1 "
+                        "being all of it (default: 0.1 0.25 0.5 1)")
     add_data_options(p, "mnist5k")
     p.add_argument("--hidden", nargs="+", type=positive_int, default=[25], metavar="N",
                    help="hidden layer sizes (default: 25)")
@@ -70,12 +71,12 @@ def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int 
             raise UsageError(f"--values: {t!r} is not a number") from None
         if not math.isfinite(v) or v < 0:
             raise UsageError(f"--values: {t!r} must be a finite number >= 0")
-        if kind == "size":
-            if v >= 1 and v == int(v) and "." not in t:
+        if kind == "size":  # 1 is all of the training set, as in the default
+            if v > 1 and v == int(v) and "." not in t:
                 v = int(v)
             elif not 0 < v <= 1:
-                raise UsageError(f"--values: a size is a count (1, 2, ...) or a fraction in "
-                                 f"(0, 1], got {t}")
+                raise UsageError(f"--values: a size is a count of examples (2, 3, ...) or a "
+                                 f"fraction of the training set in (0, 1], got {t}")
         out.append(v)
     return out
 
