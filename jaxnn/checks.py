@@ -116,7 +116,7 @@ def _check_finite(x: Array | np.ndarray, name: str) -> None:
     finite = np.isfinite(x).all() if isinstance(x, np.ndarray) else bool(_all_finite(x))
     if not finite:
         raise ValueError(
-            f"{name} contains NaN or infinite values; clean or impute them before training"
+            f"{name} contains NaN or infinite values; clean or impute them first"
         )
 
 

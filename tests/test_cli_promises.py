@@ -136,6 +136,21 @@ def test_the_mark_records_what_runs_wrote_and_nothing_else(tmp_path, small_npz, 
     assert main(cmd) == 0 and not (out / LOCK).exists()
 
 
+@pytest.mark.parametrize(("options", "said"), [
+    (["--hidden", "100000", "100000"], "error: the network's layer sizes (6, 100000, 100000, 3) "
+     "(10,001,100,003 weights): needs about"),
+    (["--hidden", "100000", "100000"], "; use fewer or smaller --hidden layers"),
+    (["--lam", "1e300"], "error: --lam 1e+300 is not representable in float32 (it overflows to "
+     "inf); scale it down, or train in float64 (--dtype float64)"),
+])
+def test_the_librarys_refusals_speak_the_commands_options(tmp_path, small_npz, capsys,
+                                                          options, said):
+    code = main(["train", "--data", str(small_npz), "--no-progress", "--out",
+                 str(tmp_path / "run"), *options])
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and "layer_sizes" not in err and "='" not in err, err
+
+
 def test_a_run_that_fails_before_writing_leaves_the_previous_run_whole(
         tmp_path, small_npz, monkeypatch, capsys):
     out = tmp_path / "run"

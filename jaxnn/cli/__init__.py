@@ -85,12 +85,21 @@ def one_line(message: str) -> str:
 
 
 def command_words(message: str) -> str:
-    """A library message in the command's words: ``fit(method='BFGS')`` and
-    ``method='BFGS'`` read ``--method BFGS``."""
-    return _METHOD_ARGUMENT.sub(lambda m: f"--method {m[1] or m[2]}", message)
+    """A library message in the command's words: ``fit(method='BFGS')`` reads ``--method
+    BFGS``, ``dtype='float64'`` ``--dtype float64``, ``lam=1e+300`` ``--lam 1e+300``, and
+    ``layer_sizes`` the ``--hidden`` layers."""
+    for pattern, words in _COMMAND_WORDS:
+        message = pattern.sub(words, message)
+    return message
 
 
-_METHOD_ARGUMENT = re.compile(r"fit\(method='([^']+)'\)|method='([^']+)'")
+_COMMAND_WORDS = [(re.compile(pattern), words) for pattern, words in (
+    (r"fit\(method='([^']+)'\)", r"--method \1"),
+    (r"\b(method|dtype)='([^']+)'", r"--\1 \2"),
+    (r"\blam=([^\s,;()]+)", r"--lam \1"),
+    (r"\binit_params: layer_sizes\b", "the network's layer sizes"),
+    (r"\breduce layer_sizes\b", "use fewer or smaller --hidden layers"),
+)]
 
 # what to make smaller when memory runs out, in each command's options
 MEMORY_HINTS = {

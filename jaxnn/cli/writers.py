@@ -163,9 +163,10 @@ class RunDirectory:
             if theirs:
                 with contextlib.suppress(FileNotFoundError):
                     lock.unlink()
+                them = "them" if len(theirs) > 1 else "it"
                 raise UsageError(f"{out}: already holds {', '.join(theirs)}, which no jaxnn "
-                                 "run wrote (or which changed since); move them away or choose "
-                                 "another --out")
+                                 f"run wrote (or which changed since); move {them} away or "
+                                 "choose another --out")
         self.out = out
         self._record()  # what is there now is a run's: a later run may replace it
         return out
