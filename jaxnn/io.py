@@ -484,7 +484,8 @@ def _check_npz_marker(arrays: dict[str, np.ndarray], path: PathLike) -> int:
     if marker is None or marker.shape != () or str(marker) != NPZ_FORMAT:
         raise ValueError(
             f"{path}: not a jaxnn weights file (format marker {NPZ_FORMAT!r} missing); "
-            f"arrays found: {sorted(arrays)}"
+            f"arrays found: {sorted(arrays)}. Write weights with jaxnn.save_weights, or save "
+            "the Theta arrays in a .mat file (scipy.io.savemat), which loads as the course's"
         )
     version = arrays.get("format_version")
     if version is None or version.shape != () or version.dtype.kind not in "iu":

@@ -151,6 +151,24 @@ def test_the_librarys_refusals_speak_the_commands_options(tmp_path, small_npz, c
     assert code == 2 and said in err and "layer_sizes" not in err and "='" not in err, err
 
 
+def test_an_empty_out_and_a_held_out_set_smaller_than_the_classes_are_said(
+        tmp_path, small_npz, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cmd = ["train", "--data", str(small_npz), "--hidden", "3", "--iterations", "1",
+           "--no-progress"]
+    assert main([*cmd, "--out", ""]) == 2
+    assert capsys.readouterr().err.strip() == ("jaxnn train: error: --out: an empty name; give a "
+                                               "directory (or leave --out out for "
+                                               "runs/<timestamp>)")
+    assert list(tmp_path.iterdir()) == []  # nothing written into the working directory
+    assert main([*cmd, "--out", "run", "--test-size", "0.01"]) == 0
+    captured = capsys.readouterr()
+    assert "(118 training, 2 held-out examples)" in captured.out  # 120 examples, 3 classes
+    assert captured.err.strip() == ("jaxnn train: warning: --test-size 0.01 holds out 2 "
+                                    "examples, fewer than the 3 classes: the held-out "
+                                    "accuracy says little")
+
+
 def test_a_run_that_fails_before_writing_leaves_the_previous_run_whole(
         tmp_path, small_npz, monkeypatch, capsys):
     out = tmp_path / "run"

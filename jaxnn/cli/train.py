@@ -13,6 +13,7 @@ import contextlib
 import os
 import platform
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
     split = split_data(data, args.test_size, args.seed)
     sizes = (data.X.shape[1], *args.hidden, split.K)
     header = (f"[bold]jaxnn train[/]: {'-'.join(map(str, sizes))} network on "
-              f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, {len(split.y_test)} "
-              f"held-out examples), {args.method}, lam={args.lam:g}, "
-              f"{counted(args.iterations, 'iteration')}, {args.dtype}")
+              f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, "
+              f"{counted(len(split.y_test), 'held-out example')}), {args.method}, "
+              f"lam={args.lam:g}, {counted(args.iterations, 'iteration')}, {args.dtype}")
     run_dir = RunDirectory(args.out, FILES.values(), FILES["summary"])
     with run_dir as out, _precision(args.dtype):
         outcome = train(args, options, sizes, split, console, header)
@@ -188,6 +189,10 @@ def split_data(data: Data, test_size: float, seed: int) -> Split:
         rows_train, rows_test, _, _ = train_test_split(rows, y, test_size, seed)
     except ValueError as exc:
         raise UsageError(f"--test-size {test_size:g}: {exc}") from exc
+    if len(rows_test) < K:
+        warnings.warn(f"--test-size {test_size:g} holds out {counted(len(rows_test), 'example')}"
+                      f", fewer than the {K} classes: the held-out accuracy says little",
+                      stacklevel=2)
     return Split(X[rows_train], y[rows_train], X[rows_test], y[rows_test], K, rows_train,
                  rows_test)
 

@@ -67,6 +67,9 @@ def output_dir(path: str | None, default_parent: str = "runs") -> Path:
         while out.exists():
             k += 1
             out = base.with_name(f"{stamp}-{k}")
+    elif not path.strip():
+        raise UsageError("--out: an empty name; give a directory (or leave --out out for "
+                         f"{default_parent}/<timestamp>)")
     else:
         out = Path(path)
     if out.exists() and not out.is_dir():
