@@ -376,38 +376,51 @@ def test_ctrl_c_ends_the_process_without_waiting_for_xlas_computation(tmp_path, 
     assert not (tmp_path / "sweep" / LOCK).exists()
 
 
-def test_a_ctrl_c_heard_in_a_garbage_collection_callback_is_not_lost():
-    """Python runs the SIGINT handler in whatever code runs next; in a gc callback (JAX has
-    one) a KeyboardInterrupt would be printed as "ignored" and dropped. The command's handler
-    hands it back and it arrives outside the callback."""
+@pytest.mark.parametrize("where", ["gc callback", "weakref callback"])
+def test_a_ctrl_c_heard_in_a_callback_that_drops_exceptions_is_not_lost(where):
+    """Python runs the SIGINT handler in whatever code runs next; in a garbage-collection
+    callback (JAX has one) or a weak reference's callback, a KeyboardInterrupt is reported as
+    unraisable and dropped. The command hands it back and it arrives outside the callback."""
     import gc
     import signal
     import time
+    import weakref
 
     from jaxnn.cli import _Interrupts
 
     seen = []
 
-    def callback(phase, info):
-        if phase == "start" and not seen:
-            seen.append("in the callback")
+    def interrupt(*_):
+        if not seen:
+            seen.append(where)
             signal.raise_signal(signal.SIGINT)  # the handler runs here, inside the callback
+
+    class Thing:
+        pass
 
     caught = None
     with _Interrupts() as interrupts:
         assert interrupts.installed
-        gc.callbacks.append(callback)
+        gc.callbacks.append(interrupt)
         try:
-            gc.collect()
-            assert interrupts.pending  # held, not raised inside the callback
+            if where == "gc callback":
+                gc.collect()
+            else:
+                gc.callbacks.remove(interrupt)
+                thing = Thing()
+                ref = weakref.ref(thing, interrupt)
+                del thing  # its callback runs now
+                assert ref() is None
+            assert interrupts.pending  # dropped there, held for later
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
                 time.sleep(0.001)
         except KeyboardInterrupt as exc:
             caught = exc
         finally:
-            gc.callbacks.remove(callback)
-    assert seen == ["in the callback"] and caught is not None and not interrupts.pending
+            if interrupt in gc.callbacks:
+                gc.callbacks.remove(interrupt)
+    assert seen == [where] and caught is not None and not interrupts.pending
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

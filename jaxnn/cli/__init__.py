@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import _thread
 import argparse
-import gc
 import re
 import signal
 import sys
@@ -31,7 +30,7 @@ import threading
 import types
 import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from jaxnn.cli import gradcheck, predict, show, sweep, train
 from jaxnn.cli.common import (
@@ -145,12 +144,12 @@ class _Interrupts:
     """Make every Ctrl-C stop the command, and never half-way through an import.
 
     Python raises ``KeyboardInterrupt`` in whatever Python code runs next. While JAX is
-    imported that is often JAX's garbage-collection callback, where the exception is printed
-    as "ignored" and lost (the command then ran to the end), or the import itself, which it
-    leaves half done: the interpreter then crashed as it exited (SIGSEGV, SIGABRT) or printed
-    a traceback. This handler, installed for the command's duration only and only over
-    Python's default one, hands such an interrupt back to the main thread 10 ms later, until
-    it arrives where raising it is safe."""
+    imported that is often a garbage-collection or weak-reference callback, or a ``__del__``,
+    where the exception is reported as unraisable and dropped (the command then ran to the
+    end), or the import itself, which it leaves half done (the interpreter then crashed as it
+    exited, or printed a traceback). For the command's duration only, and only over Python's
+    defaults, an interrupt heard inside an import, or dropped as unraisable, is handed back to
+    the main thread 10 ms later, until it arrives where it can be raised."""
 
     def __init__(self) -> None:
         self.pending = False
@@ -159,37 +158,46 @@ class _Interrupts:
     def __enter__(self) -> _Interrupts:
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler and \
                 threading.current_thread() is threading.main_thread():
+            self._unraisablehook = sys.unraisablehook
             signal.signal(signal.SIGINT, self._on_sigint)
+            sys.unraisablehook = self._on_unraisable
             self.installed = True
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.installed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            sys.unraisablehook = self._unraisablehook
 
     def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
-        if self.installed and _unsafe_to_raise(frame):
-            self.pending = True
-            timer = threading.Timer(0.01, self._again)
-            timer.daemon = True
-            timer.start()
+        if _inside_an_import(frame):
+            self._hold()
             return
         self.pending = False
         raise KeyboardInterrupt
+
+    def _on_unraisable(self, unraisable: Any) -> None:
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            self._hold()  # raised in a callback that drops exceptions: raise it again later
+        else:
+            self._unraisablehook(unraisable)
+
+    def _hold(self) -> None:
+        self.pending = True
+        timer = threading.Timer(0.01, self._again)
+        timer.daemon = True
+        timer.start()
 
     def _again(self) -> None:
         if self.pending and signal.getsignal(signal.SIGINT) == self._on_sigint:
             _thread.interrupt_main()
 
 
-def _unsafe_to_raise(frame: types.FrameType | None) -> bool:
-    """``frame`` runs inside an import, a garbage-collection callback or a ``__del__``: an
-    exception raised there is dropped or leaves a module half made."""
-    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+def _inside_an_import(frame: types.FrameType | None) -> bool:
+    """``frame`` runs a module's code as it is imported: an exception raised there leaves the
+    module half made."""
     while frame is not None:
-        code = frame.f_code
-        if code in callbacks or code.co_name == "__del__" or \
-                code.co_filename.startswith("<frozen importlib"):
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
             return True
         frame = frame.f_back
     return False
