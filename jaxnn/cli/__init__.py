@@ -21,7 +21,6 @@ when a command runs.
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import re
 import signal
@@ -92,12 +91,14 @@ def command_words(message: str) -> str:
     return message
 
 
-_COMMAND_WORDS = [(re.compile(pattern), words) for pattern, words in (
-    (r"fit\(method='([^']+)'\)", r"--method \1"),
-    (r"\b(method|dtype)='([^']+)'", r"--\1 \2"),
-    (r"\blam=([^\s,;()]+)", r"--lam \1"),
-    (r"\binit_params: layer_sizes\b", "the network's layer sizes"),
-    (r"\breduce layer_sizes\b", "use fewer or smaller --hidden layers"),
+# each a word of its own (after a space, a parenthesis or the start), never part of a path
+_COMMAND_WORDS = [(re.compile(r"(?<![^\s(])" + pattern), words) for pattern, words in (
+    (r"fit\(method='([\w-]+)'\)", r"--method \1"),
+    (r"method='([\w-]+)'", r"--method \1"),
+    (r"dtype='(float32|float64)'", r"--dtype \1"),
+    (r"lam=([-+.\w]+)(?=[\s,;)]|$)", r"--lam \1"),
+    (r"init_params: layer_sizes\b", "the network's layer sizes"),
+    (r"reduce layer_sizes\b", "use fewer or smaller --hidden layers"),
 )]
 
 # what to make smaller when memory runs out, in each command's options
@@ -190,7 +191,8 @@ class _Interrupts:
 
     def _again(self) -> None:
         if self.pending and signal.getsignal(signal.SIGINT) == self._on_sigint:
-            _thread.interrupt_main()
+            # a real signal, which also wakes a main thread blocked in a system call
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
 def _inside_an_import(frame: types.FrameType | None) -> bool:
@@ -236,8 +238,9 @@ def _main(argv: list[str], prog: str) -> int:
         return EXIT_INTERRUPTED
     except RuntimeError as exc:  # XLA's errors (XlaRuntimeError) are RuntimeErrors
         if "RESOURCE_EXHAUSTED" in str(exc) or "Out of memory" in str(exc):
-            return _fail(prog, "not enough memory for this problem (XLA could not allocate "
-                               "it); use fewer examples or smaller layers")
+            hint = MEMORY_HINTS.get(prog.removeprefix("jaxnn "), MEMORY_HINT)
+            return _fail(prog, f"not enough memory for this problem (XLA could not allocate "
+                               f"it); {hint}")
         raise
 
 

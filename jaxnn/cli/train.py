@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
               f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, "
               f"{counted(len(split.y_test), 'held-out example')}), {args.method}, "
               f"lam={args.lam:g}, {counted(args.iterations, 'iteration')}, {args.dtype}")
-    run_dir = RunDirectory(args.out, FILES.values(), FILES["summary"])
+    run_dir = RunDirectory(args.out, FILES.values())
     with run_dir as out, _precision(args.dtype):
         outcome = train(args, options, sizes, split, console, header)
         run_dir.replace_previous()  # only now: a run that fails to train leaves the last one

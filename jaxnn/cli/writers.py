@@ -9,6 +9,8 @@ import hashlib
 import io
 import json
 import os
+import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,8 +60,6 @@ def write_csv(path: str | os.PathLike[str], header: Sequence[str],
 
 def output_dir(path: str | None, default_parent: str = "runs") -> Path:
     """Create and return the output directory: ``path``, or ``runs/<timestamp>`` (made unique)."""
-    import time
-
     if path is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = Path(default_parent) / stamp
@@ -113,6 +113,10 @@ def write_or_fail(path: str, write) -> None:  # noqa: ANN001
 
 LOCK = ".jaxnn-run.lock"
 MARK = ".jaxnn-run"  # stays: the digests of the files runs left here (JSON)
+# files by which runs from before the mark show that they wrote their directory: their keys
+BEFORE_THE_MARK = {"summary.json": ("jaxnn_version",),  # train's summary
+                   **{f"sweep_{kind}.json": ("kind", "param", "values", "settings")
+                      for kind in ("validation", "learning")}}
 
 
 class RunDirectory:
@@ -123,20 +127,22 @@ class RunDirectory:
     with ``O_EXCL`` that holds the owner's process id: a second run into a directory that a
     live run holds is refused with a :class:`UsageError` (the two would mix their files); a
     lock left by a dead run is taken over. The directory's ``.jaxnn-run`` mark records the
-    SHA-256 of each file that runs left under ``names``. A file under ``names`` that it does
-    not record, or that changed since, is the user's: the run is refused and the files are
-    left alone. Files of a dead run's lock, an older run's empty mark, or a ``summary`` file
-    with a ``jaxnn_version`` (as runs wrote before the mark) count as a run's.
-    :meth:`replace_previous`, called when the run is about to write, removes what a previous
-    run left under ``names`` and its writers' temporary files, so the directory never shows
-    one run's pictures beside another run's summary, and a run that fails before writing
-    leaves the previous one whole. Leaving records this run's files in the mark and releases
-    the lock."""
+    SHA-256 of each file that runs left under their names. A file under ``names`` that it
+    does not record, that changed since, or that cannot be read is the user's: the run is
+    refused and the files are left alone. Files from before the mark count as a run's: those
+    of a dead run's lock, of an older run's empty mark, or beside a file that a run wrote
+    before the mark (:data:`BEFORE_THE_MARK`); the mark then says ``legacy``, and a name it
+    does not record is a run's too. :meth:`replace_previous`, called when the run is
+    about to write, removes what a previous run left under ``names`` and its writers'
+    temporary files, so the directory never shows one run's pictures beside another run's
+    summary, and a run that fails before writing leaves the previous one whole. Leaving
+    records this run's files in the mark and releases the lock."""
 
-    def __init__(self, path: str | None, names: Sequence[str] = (),
-                 summary: str | None = None) -> None:
-        self.path, self.names, self.summary = path, tuple(names), summary
+    def __init__(self, path: str | None, names: Sequence[str] = ()) -> None:
+        self.path, self.names = path, tuple(names)
         self.out: Path | None = None
+        self.legacy = False
+        self.entered: dict[str, str] = {}  # the digests of the previous run's files
 
     def __enter__(self) -> Path:
         out = output_dir(self.path)
@@ -160,27 +166,44 @@ class RunDirectory:
             break
         else:  # pragma: no cover - another run took the stale lock at the same moment
             raise UsageError(f"{out}: another jaxnn run is starting in this directory")
-        present = [n for n in self.names if (out / n).exists()]
-        if not took_over:
-            theirs = _not_a_runs(out, present, self.summary)
+        try:
+            self.entered = {n: _digest(out / n) for n in self.names if (out / n).exists()}
+            files, self.legacy = _read_mark(out)
+            if files is None:  # no mark: a run's directory only if a run's file says so
+                self.legacy = took_over or _written_before_the_mark(out)
+                files = {}
+            self.legacy |= took_over
+            theirs = [n for n, digest in self.entered.items() if digest is None
+                      or files.get(n, digest if self.legacy else None) != digest]
             if theirs:
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
                 them = "them" if len(theirs) > 1 else "it"
                 raise UsageError(f"{out}: already holds {', '.join(theirs)}, which no jaxnn "
                                  f"run wrote (or which changed since); move {them} away or "
                                  "choose another --out")
-        self.out = out
-        self._record()  # what is there now is a run's: a later run may replace it
+            self.out = out
+            self._record()  # what is there now is a run's: a later run may replace it
+        except BaseException:
+            self.out = None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+            raise
         return out
 
     def replace_previous(self) -> None:
         """Remove the files a previous run left under ``names``, and the temporary files of
-        their interrupted writes (this run holds the lock: no live writer is left)."""
+        their interrupted writes (this run holds the lock: no live writer is left). A file
+        changed since the run began (the user edited the previous summary, say) is kept
+        under another name, with a warning."""
         assert self.out is not None, "replace_previous() inside the with block"
         for name in self.names:
+            path = self.out / name
+            if path.exists() and _digest(path) != self.entered.get(name):
+                kept = path.with_name(f"{name}.kept-{time.strftime('%Y%m%d-%H%M%S')}")
+                os.replace(path, kept)
+                warnings.warn(f"{path} changed while this run trained; kept it as {kept.name}",
+                              stacklevel=2)
             prefix = glob.escape(f".{name}.")
-            for stale in [self.out / name, *self.out.glob(f"{prefix}*{TMP_SUFFIX}")]:
+            for stale in [path, *self.out.glob(f"{prefix}*{TMP_SUFFIX}")]:
                 with contextlib.suppress(FileNotFoundError):
                     stale.unlink()
 
@@ -196,45 +219,49 @@ class RunDirectory:
         """Record in the mark the SHA-256 of each file under ``names`` (other commands'
         entries are kept)."""
         assert self.out is not None
-        record = _mark_record(self.out) or {}
+        record = _read_mark(self.out)[0] or {}
         for name in self.names:
             record.pop(name, None)
             digest = _digest(self.out / name)
             if digest is not None:
                 record[name] = digest
-        write_json(self.out / MARK, {"files": dict(sorted(record.items()))})
+        mark = {"files": dict(sorted(record.items())), **({"legacy": True} if self.legacy else {})}
+        write_json(self.out / MARK, mark)
 
 
-def _not_a_runs(out: Path, present: Sequence[str], summary: str | None) -> list[str]:
-    """Of the files ``present`` under a run's names, those no run wrote: all of them in a
-    directory without a mark (unless its ``summary`` says a run wrote it, from before the
-    mark), and otherwise those the mark does not record with their present digest."""
-    if not present:
-        return []
-    record = _mark_record(out)
-    if record is None:  # an older run's empty mark: all its files are a run's
-        return []
-    if not record and not (out / MARK).exists():
-        return [] if summary is not None and _written_by_a_run(out / summary) else list(present)
-    return [n for n in present if record.get(n) != _digest(out / n)]
+
+def _written_before_the_mark(out: Path) -> bool:
+    """The directory holds a file that a run wrote before runs marked their directory."""
+    for name, keys in BEFORE_THE_MARK.items():
+        try:
+            written = json.loads((out / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(written, dict) and all(k in written for k in keys):
+            return True
+    return False
 
 
-def _mark_record(out: Path) -> dict[str, str] | None:
-    """The mark's ``{name: sha256}``: empty when there is no mark, None for an older run's
-    mark that recorded nothing."""
+def _read_mark(out: Path) -> tuple[dict[str, str] | None, bool]:
+    """The mark's ``({name: sha256}, legacy)``: ``(None, False)`` without a mark; an older
+    run's empty mark is legacy and records nothing; a mark that cannot be read records
+    nothing."""
     try:
         text = (out / MARK).read_text()
     except FileNotFoundError:
-        return {}
+        return None, False
     except OSError:
-        return None
+        return {}, False
+    if not text.strip():
+        return {}, True
     try:
-        files = json.loads(text)["files"]
+        mark = json.loads(text)
+        files = mark["files"]
     except (ValueError, TypeError, KeyError):
-        return None
+        return {}, False
     if not isinstance(files, dict):
-        return None
-    return {str(k): str(v) for k, v in files.items()}
+        return {}, False
+    return {str(k): str(v) for k, v in files.items()}, bool(mark.get("legacy"))
 
 
 def _digest(path: Path) -> str | None:
@@ -244,13 +271,6 @@ def _digest(path: Path) -> str | None:
             return hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return None
-
-
-def _written_by_a_run(summary: Path) -> bool:
-    try:
-        return "jaxnn_version" in json.loads(summary.read_text())
-    except (OSError, ValueError, TypeError):
-        return False
 
 
 def _lock_owner(lock: Path) -> int | None:
