@@ -58,6 +58,12 @@ def test_a_live_run_owns_its_directory_and_a_dead_runs_lock_is_taken_over(tmp_pa
     (tmp_path / "out" / LOCK).write_text(f"{dead}\n")
     with RunDirectory(str(tmp_path / "out")) as out:  # the dead run's lock: taken over
         assert (out / LOCK).read_text().split()[0] == str(os.getpid())
+    (out / LOCK).write_text("")  # a run that has made its lock but not yet written its pid
+    with pytest.raises(UsageError, match="another jaxnn run is starting in this directory"):
+        RunDirectory(str(out)).__enter__()
+    os.utime(out / LOCK, (0, 0))  # ... or one that crashed right then, long ago
+    with RunDirectory(str(out)):
+        assert (out / LOCK).read_text().split()[0] == str(os.getpid())
 
 
 def test_a_rerun_removes_the_previous_runs_files_and_stale_temporaries(tmp_path):

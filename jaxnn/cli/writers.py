@@ -112,6 +112,7 @@ def write_or_fail(path: str, write) -> None:  # noqa: ANN001
 # ---- one run owns its output directory -----------------------------------------------------------
 
 LOCK = ".jaxnn-run.lock"
+LOCK_BLANK_S = 5.0  # a lock without a pid this young is a run starting; older, a crashed one
 MARK = ".jaxnn-run"  # stays: the digests of the files runs left here (JSON)
 # files by which runs from before the mark show that they wrote their directory: their keys
 BEFORE_THE_MARK = {"summary.json": ("jaxnn_version",),  # train's summary
@@ -157,6 +158,9 @@ class RunDirectory:
                     raise UsageError(f"{out}: another jaxnn run (process {owner}) is writing "
                                      "this directory; wait for it or choose another --out") \
                         from None
+                if owner is None and _age(lock) < LOCK_BLANK_S:  # made, its pid not yet written
+                    raise UsageError(f"{out}: another jaxnn run is starting in this directory; "
+                                     "wait for it or choose another --out") from None
                 with contextlib.suppress(FileNotFoundError):
                     lock.unlink()  # a dead run's lock
                 took_over = True
@@ -271,6 +275,13 @@ def _digest(path: Path) -> str | None:
             return hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return None
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
 
 
 def _lock_owner(lock: Path) -> int | None:
