@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(), _Interrupts() as interrupts:
         warnings.showwarning = show  # the user's filters stay; only the printing changes
         code = _main(argv, prog)
-    if interrupts.pending:  # heard in the command's last moments, after its own handling
+    if interrupts.pending and code != EXIT_INTERRUPTED:  # heard in the command's last moments
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return code
