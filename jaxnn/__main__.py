@@ -1,31 +1,35 @@
 """``python -m jaxnn`` and the ``jaxnn`` console script: :func:`jaxnn.cli.main`, with a Ctrl-C
 during the loading of the command's own modules (numpy among them, a tenth of a second or
 more) answered like any other Ctrl-C: one line and exit status 130, no traceback. From then
-on the command handles Ctrl-C itself (``train`` keeps what it reached). An interrupted
-command's process ends at once: it does not wait for the computations XLA still runs (a
-sweep's whole training is one computation, minutes long)."""
+on the command handles Ctrl-C itself (``train`` keeps what it reached). Once the command
+returns, everything it keeps is written (atomically) and closed, and the process ends at
+once: the interpreter's own exit would wait for the computations XLA still runs (an
+interrupted sweep's whole training is one computation, minutes long), tear XLA down (about a
+second), and answer a Ctrl-C in that second with a traceback from its shutdown code."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+from typing import NoReturn
 
 
-def run() -> int:
+def run() -> NoReturn:
     """Load :mod:`jaxnn.cli` with Ctrl-C guarded, then run the command."""
     previous = signal.signal(signal.SIGINT, _interrupted_while_loading)
     try:
         from jaxnn.cli import main
-        from jaxnn.cli.common import EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
     code = main()
-    if code == EXIT_INTERRUPTED:  # everything it keeps is written (atomically) and closed
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)  # the interpreter's exit would wait for XLA's computations in flight
-    return code
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: nothing left to stop
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (``jaxnn ... | head``) or stream
+            pass
+    os._exit(code)
 
 
 def _interrupted_while_loading(signum: int, frame: object) -> None:

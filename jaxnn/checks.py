@@ -235,6 +235,27 @@ def check_lam(lam: object, name: str = "lam") -> object:
     return lam
 
 
+def overflow_hint(dtype: object) -> str:
+    """What to do about a value that the training ``dtype`` cannot hold."""
+    return ("scale it down, or train in float64 (dtype='float64')"
+            if np.dtype(dtype) == np.float32 else "pass finite values")
+
+
+def check_representable(values: object, name: str, dtype: object) -> None:
+    """Every one of ``values`` (finite numbers, checked before) finite in ``dtype`` too: a
+    penalty past float32's largest value (3.4e38) trains to inf or NaN. The message names
+    ``name=value``, or ``name value`` for a command-line option (``--values``)."""
+    arr = np.asarray(values, np.float64).ravel()
+    with np.errstate(over="ignore"):
+        cast = arr.astype(dtype)
+    bad = np.flatnonzero(~np.isfinite(cast))
+    if bad.size:
+        v = float(arr[bad[0]])
+        said = f"{name} {v:g}" if name.startswith("--") else f"{name}={v!r}"
+        raise ValueError(f"{said} is not representable in {np.dtype(dtype).name} (it "
+                         f"overflows to {float(cast[bad[0]])}); {overflow_hint(dtype)}")
+
+
 # --- numbers, counts, choices -------------------------------------------------------------------
 
 

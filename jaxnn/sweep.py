@@ -22,6 +22,7 @@ number.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -232,6 +233,7 @@ def validation_curve(
         fit_kw.setdefault("seed", np.tile(seed_arr, P))
     res = fit_many(pb, data.X, data.y, lam_batch, activation=activation, output=output,
                    dtype=dt, method=method, maxiter=maxiter, **fit_kw)
+    _warn_diverged(res, [f"lam {lam:g}, seed {seed}" for lam in lam_arr for seed in seed_arr])
     tr = evaluate_many(res.params, data.X, data.y, 0.0, activation=activation, output=output)
     va = evaluate_many(res.params, data.X_val, data.y_val, 0.0, activation=activation,
                        output=output)
@@ -295,6 +297,7 @@ def learning_curve(
         Xn, yn = data.X[:n], data.y[:n]
         res = fit_many(pb, Xn, yn, float(lam), activation=activation, output=output, dtype=dt,
                        method=method, maxiter=maxiter, **fit_kw)
+        _warn_diverged(res, [f"{n} examples, seed {seed}" for seed in seed_arr])
         tr = evaluate_many(res.params, Xn, yn, 0.0, activation=activation, output=output)
         va = evaluate_many(res.params, data.X_val, data.y_val, 0.0, activation=activation,
                            output=output)
@@ -313,6 +316,16 @@ def learning_curve(
     )
 
 
+def _warn_diverged(res: Any, members: Sequence[str]) -> None:
+    """Say which networks of a sweep met a non-finite cost: their rows describe the
+    parameters each kept, not a trained network."""
+    bad = np.flatnonzero(res.diverged)
+    if bad.size:
+        first = int(bad[0])
+        warnings.warn(f"{bad.size} of {len(res)} networks diverged (the first: "
+                      f"{members[first]}): {res.messages[first]}", stacklevel=3)
+
+
 def _counts(sizes: Sequence[int | float], m: int) -> list[int]:
     try:
         items = list(sizes)
@@ -326,12 +339,17 @@ def _counts(sizes: Sequence[int | float], m: int) -> list[int]:
             raise ValueError(f"sizes must hold counts or fractions, got {s!r}")
         if isinstance(s, int | np.integer):
             n = int(s)
+            if n < 1:
+                raise ValueError(f"sizes: a count of examples must be at least 1, got {s}")
         elif 0 < s <= 1:
-            n = max(1, round(float(s) * m))
+            n = round(float(s) * m)
+            if n < 1:
+                raise ValueError(f"sizes: {s} of the {m} training examples is less than one "
+                                 "example; give a larger fraction or a count")
         else:
             raise ValueError(f"a fractional size must be in (0, 1], got {s}")
-        if not 1 <= n <= m:
-            raise ValueError(f"size {s} is outside 1..{m} (the training examples)")
+        if n > m:
+            raise ValueError(f"sizes: {s} is more than the {m} training examples")
         out.append(n)
     return out
 

@@ -445,7 +445,11 @@ def test_an_unwritable_output_file_is_refused_before_any_work(
               ["units.png", "permission denied"]),
              (["show", "--weights", weights, "--out", str(tmp_path)], ["is a directory"]),
              (["show", "--weights", weights, "--out", f"{tmp_path / 'new'}/"],
-              ["is a directory"]),
+              ["new/: ends in /, the name of a directory; give a file name"]),
+             (["predict", "--run", str(digits_run[0]), "--out", ""],
+              ["--out: an empty name; give a file name"]),
+             (["show", "--weights", weights, "--out", " "],
+              ["--out: an empty name; give a file name"]),
              (["show", "--weights", weights, "--out", f"{weights}/units.png"],
               ["units.png", "weights.npz is not a directory"])]
     for argv, words in cases:
@@ -528,6 +532,12 @@ def test_gradcheck_full_on_a_subsample() -> None:
         (["train", "--bogus"], ["--bogus"]),
         (["predict"], ["--weights"]),
         (["gradcheck", "--examples", "5"], ["--full"]),
+        (["gradcheck", "--hidden", "4"], ["--hidden need --full (without it, the course's "
+                                          "3-5-3 network)"]),
+        (["gradcheck", "--full", "--weights", "w.npz", "--hidden", "4"],
+         ["--hidden sizes random weights; --weights brings its own layers"]),
+        (["train", "--dataset", "digits", "--lam", "1e300"],
+         ["--lam 1e+300 is not representable in float32"]),
         (["gradcheck", "--eps", "0"], ["--eps"]),
         (["frobnicate"], ["frobnicate"]),
     ],

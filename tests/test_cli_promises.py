@@ -69,9 +69,9 @@ def test_a_live_run_owns_its_directory_and_a_dead_runs_lock_is_taken_over(tmp_pa
 def test_a_rerun_removes_the_previous_runs_files_and_stale_temporaries(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    for name in ("digits.png", "summary.json", ".digits.png.123@host.x1.tmp", ".notes.tmp",
-                 "mine.txt"):
+    for name in ("digits.png", ".digits.png.123@host.x1.tmp", ".notes.tmp", "mine.txt"):
         (out / name).write_text("old")
+    (out / "summary.json").write_text('{"jaxnn_version": "0", "files": {"d": "digits.png"}}')
     (out / MARK).write_text("")  # an older run's mark, which recorded nothing
     run = RunDirectory(str(out), ["digits.png", "summary.json"])
     with run:
@@ -98,18 +98,34 @@ def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz, capsy
         "wrote" in capsys.readouterr().err
     assert (out / "weights.mat").read_text() == "the student's own"
     assert sorted(p.name for p in out.iterdir()) == ["summary.json", "weights.mat"]
-    (out / "summary.json").write_text('{"jaxnn_version": "0.1.0"}')  # an older run's
+    # an older run's summary vouches for the files it lists, written before it, and no others
+    (out / "summary.json").write_text('{"jaxnn_version": "0.1.0", "files": {}}')
+    assert main(cmd) == 2
+    assert "already holds weights.mat, which no jaxnn run" in capsys.readouterr().err
+    assert (out / "weights.mat").read_text() == "the student's own"
+    (out / "summary.json").write_text('{"jaxnn_version": "0.1.0", "files": '
+                                      '{"weights_mat": "weights.mat"}}')
+    os.utime(out / "summary.json", (0, 0))  # the student's weights.mat came after the run
+    assert main(cmd) == 2
+    assert f"error: {out}: already holds weights.mat, which no jaxnn run" \
+        in capsys.readouterr().err  # the summary itself stays a run's
+    assert (out / "weights.mat").read_text() == "the student's own"
+    os.utime(out / "weights.mat", (0, 0))  # ... and now before: the run's own
     assert main(cmd) == 0
     assert (out / MARK).exists() and "jaxnn_version" in (out / "summary.json").read_text()
     assert (out / "weights.mat").read_bytes()[:6] == b"MATLAB"
-    # a run killed before its summary (before the mark existed) left its lock: still a run's
+    # a run killed before its summary left its lock: what it left vouches for nothing
     killed = tmp_path / "killed"
     killed.mkdir()
-    (killed / "weights.npz").write_text("half a run")
+    (killed / "weights.npz").write_text("half a run, or the user's")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
     (killed / LOCK).write_text(f"{dead}\n")
-    assert main([*cmd[:-1], str(killed)]) == 0
+    assert main([*cmd[:-1], str(killed)]) == 2
+    assert f"error: {killed}: already holds weights.npz, which no jaxnn run wrote (or which " \
+        "changed since); move it away or choose another --out" in capsys.readouterr().err
+    assert (killed / "weights.npz").read_text() == "half a run, or the user's"
+    assert not (killed / LOCK).exists()  # the dead lock is gone, nothing else changed
 
 
 def test_the_mark_records_what_runs_wrote_and_nothing_else(tmp_path, small_npz, capsys):
@@ -195,26 +211,44 @@ def test_what_the_mark_cannot_vouch_for_is_the_users(tmp_path):
 
 
 def test_directories_from_before_the_mark_stay_a_runs_whoever_writes_there_next(tmp_path):
-    """An older run's empty mark, or a summary that says a run wrote it, makes the directory
-    a run's; when another command marks it first, the files it does not record stay a run's."""
+    """The file a run from before the mark wrote last vouches for itself and the files it
+    names: whichever command marks the directory first records them all, and nothing else,
+    so a file the user later gives a run's name is never taken for a run's."""
     out = tmp_path / "old"
     out.mkdir()
-    (out / "summary.json").write_text('{"jaxnn_version": "0.1.0"}')
     (out / "weights.npz").write_text("an older run's weights")
+    (out / "cost.png").write_text("a picture the older run did not list")
+    (out / "summary.json").write_text('{"jaxnn_version": "0.1.0", "files": '
+                                      '{"weights_npz": "weights.npz", "summary": '
+                                      '"summary.json", "bad": ["not a name"], "up": "../x"}}')
     with RunDirectory(str(out), ["sweep_validation.png", "sweep_validation.json"]):
         pass  # a sweep, which does not know train's names
-    assert json.loads((out / MARK).read_text()) == {"files": {}, "legacy": True}
+    record = json.loads((out / MARK).read_text())
+    assert sorted(record) == ["files"] and sorted(record["files"]) == ["summary.json",
+                                                                       "weights.npz"]
+    assert record["files"]["weights.npz"] == hashlib.sha256(b"an older run's weights").hexdigest()
     with RunDirectory(str(out), ["weights.npz", "summary.json"]):
         pass  # train: still its own files
-    record = json.loads((out / MARK).read_text())
-    assert sorted(record["files"]) == ["summary.json", "weights.npz"] and record["legacy"]
+    with pytest.raises(UsageError, match="already holds cost.png, which no jaxnn run"):
+        RunDirectory(str(out), ["cost.png", "summary.json"]).__enter__()
+    (out / "sweep_learning.json").write_text("the user's, after the upgrade")
+    with pytest.raises(UsageError, match="already holds sweep_learning.json, which no jaxnn"):
+        RunDirectory(str(out), ["sweep_learning.png", "sweep_learning.json"]).__enter__()
+    for mark in ("", '{"files": {}, "legacy": true}'):  # older marks: judged the same way
+        (out / MARK).write_text(mark)
+        with RunDirectory(str(out), ["weights.npz", "summary.json"]):
+            pass
+        assert sorted(json.loads((out / MARK).read_text())["files"]) == ["summary.json",
+                                                                          "weights.npz"]
     sweeps = tmp_path / "sweeps"  # a sweep's files from before sweeps marked their directory
     sweeps.mkdir()
+    (sweeps / "sweep_learning.png").write_text("its picture")
     (sweeps / "sweep_learning.json").write_text(
         '{"kind": "learning", "param": "m", "values": [1.0], "settings": {}}')
     with RunDirectory(str(sweeps), ["sweep_learning.png", "sweep_learning.json"]):
         pass
-    assert "sweep_learning.json" in json.loads((sweeps / MARK).read_text())["files"]
+    assert sorted(json.loads((sweeps / MARK).read_text())["files"]) == [
+        "sweep_learning.json", "sweep_learning.png"]
 
 
 def test_a_file_changed_while_the_run_trained_is_kept_aside(tmp_path):
@@ -441,6 +475,32 @@ def test_ctrl_c_ends_the_process_without_waiting_for_xlas_computation(tmp_path, 
     assert proc.returncode == 130 and err.strip() == "jaxnn sweep: interrupted", err
     assert waited < 10, waited
     assert not (tmp_path / "sweep" / LOCK).exists()
+
+
+def test_ctrl_c_after_the_command_is_done_changes_nothing(tmp_path, small_npz):
+    """Once the command has said its last line its files are written; the process then ends
+    at once, so a Ctrl-C (or several) right after neither prints a traceback from the
+    interpreter's shutdown nor kills it by the signal."""
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "jaxnn", "train", "--data", str(small_npz), "--hidden", "3",
+           "--iterations", "5", "--no-progress", "--out", str(tmp_path / "run")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in proc.stdout:
+            if line.startswith("total time"):
+                break
+        for _ in range(8):  # the interpreter's own exit took about a second
+            proc.send_signal(signal.SIGINT)  # nothing once the process has ended
+            time.sleep(0.15)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "Traceback" not in err, err
+    assert (proc.returncode, err.strip()) in [(0, ""), (130, "jaxnn train: interrupted")], err
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["total_seconds"] > 0
 
 
 @pytest.mark.parametrize("where", ["gc callback", "weakref callback"])

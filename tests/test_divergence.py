@@ -176,6 +176,7 @@ def test_fit_many_members_that_diverge_keep_their_last_finite_parameters(problem
     res = fit_many(batch, X, y, [0.0, 1.0, 3.0], method="sgd", learning_rate=1e6, maxiter=20)
     diverged = [b for b in range(3) if res.n_iter[b] < 20]
     assert res.n_iter[0] == 20 and "finished" in res.messages[0]
+    assert res.diverged.tolist() == [b in diverged for b in range(3)]
     assert diverged and all(0 < res.n_iter[b] for b in diverged)
     for b in diverged:
         member = tuple(t[b] for t in res.params)
@@ -205,5 +206,5 @@ def test_a_last_epoch_whose_cost_is_not_finite_is_dropped(problem):
         np.testing.assert_array_equal(a, np.asarray(b))
     many = fit_many(init_many(0, 2, SIZES), X, y, 1.0, method="sgd", learning_rate=1e30,
                     maxiter=1)
-    assert not np.isfinite(many.cost).any()
+    assert not np.isfinite(many.cost).any() and many.diverged.all()
     assert all("the cost at the last parameters is not finite" in m for m in many.messages)

@@ -103,8 +103,11 @@ def test_validation_curve_errors(data, kw, match):
         sweep.validation_curve(X, y, lams, maxiter=2, **kw)
 
 
-@pytest.mark.parametrize(("sizes", "match"), [([0], "outside"), ([500], "outside"),
-                                              ([1.5], "fraction"), ([], "empty")])
+@pytest.mark.parametrize(("sizes", "match"), [
+    ([0], "a count of examples must be at least 1, got 0"),
+    ([500], "500 is more than the 120 training examples"),
+    ([0.001], "0.001 of the 120 training examples is less than one example"),
+    ([1.5], "fraction"), ([], "empty")])
 def test_learning_curve_size_errors(data, sizes, match):
     X, y = data
     with pytest.raises(ValueError, match=match):
@@ -156,7 +159,7 @@ def test_cli_size_values_read_as_the_help_says():
     above 1 are counts of examples, other numbers fractions."""
     from jaxnn.cli.sweep import _parse_values
 
-    assert _parse_values("size", ["0.1", "500", "1", "1.0", "2"]) == [0.1, 500, 1.0, 1.0, 2]
+    assert _parse_values("size", ["0.1", "500", "1", "2"]) == [0.1, 500, 1.0, 2]
     assert [type(v) for v in _parse_values("size", ["1", "2"])] == [float, int]
     assert _parse_values("lam", ["1", "3"]) == [1.0, 3.0]
 
@@ -171,13 +174,45 @@ def test_cli_size_values_read_as_the_help_says():
         (["sweep", "lam", "--data", "missing.npz"], "missing.npz"),
         (["sweep", "lam", "--seeds", "0"], "--seeds"),
         (["sweep", "rho"], "invalid choice"),
+        (["sweep", "size", "--values", "1", "1.0"], "--values: 1.0 is given twice"),
+        (["sweep", "lam", "--values", "0", "3", "0.0"], "--values: 0.0 is given twice"),
+        (["sweep", "lam", "--lam", "3"], "--lam is the fixed lambda of 'sweep size'; 'sweep "
+         "lam' tries the lambdas of --values"),
+        (["sweep", "size", "--data", "toy.npz", "--values", "0.001"], "jaxnn sweep: error: "
+         "--values: 0.001 of the 120 training examples is less than one example"),
+        (["sweep", "lam", "--values", "1", "1e300"], "jaxnn sweep: error: --values 1e+300 is "
+         "not representable in float32 (it overflows to inf); scale it down, or train in "
+         "float64 (--dtype float64)"),
     ],
 )
-def test_cli_sweep_user_errors_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+def test_cli_sweep_user_errors_exit_2(argv, message, capsys, tmp_path, monkeypatch, data):
     from jaxnn.cli import main
 
     monkeypatch.chdir(tmp_path)  # an error must not leave output directories behind
+    X, y = data
+    np.savez(tmp_path / "toy.npz", X=X, y=y)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert not (tmp_path / "runs").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.npz"]
+
+
+def test_networks_that_diverge_are_said(data):
+    """A sweep whose networks meet a non-finite cost says so (its rows then describe the
+    parameters each kept), like fit does; fit_many marks them."""
+    X, y = data
+    with pytest.warns(UserWarning, match=r"^4 of 4 networks diverged \(the first: lam 0, seed "
+                      r"0\): stopped: the cost became non-finite"):
+        sweep.validation_curve(X, y, [0.0, 1.0], hidden=HIDDEN, seeds=2, maxiter=3,
+                               method="sgd", learning_rate=1e30)
+    with pytest.warns(UserWarning, match=r"^2 of 2 networks diverged \(the first: 60 examples, "
+                      "seed 0"):
+        sweep.learning_curve(X, y, [60], hidden=HIDDEN, seeds=2, maxiter=3, method="sgd",
+                             learning_rate=1e30)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a sound sweep says nothing
+        curve = sweep.validation_curve(X, y, [1.0], hidden=HIDDEN, seeds=2, maxiter=3,
+                                       method="sgd", learning_rate=0.1)
+    assert np.isfinite(curve.train_cost).all()

@@ -22,7 +22,6 @@ when a command runs.
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 import threading
@@ -36,6 +35,7 @@ from jaxnn.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     UsageError,
+    command_words,
     missing_extra,
     missing_module,
 )
@@ -81,25 +81,6 @@ def one_line(message: str) -> str:
     text = " ".join(str(message).split())
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 5] + " ..."
 
-
-def command_words(message: str) -> str:
-    """A library message in the command's words: ``fit(method='BFGS')`` reads ``--method
-    BFGS``, ``dtype='float64'`` ``--dtype float64``, ``lam=1e+300`` ``--lam 1e+300``, and
-    ``layer_sizes`` the ``--hidden`` layers."""
-    for pattern, words in _COMMAND_WORDS:
-        message = pattern.sub(words, message)
-    return message
-
-
-# each a word of its own (after a space, a parenthesis or the start), never part of a path
-_COMMAND_WORDS = [(re.compile(r"(?<![^\s(])" + pattern), words) for pattern, words in (
-    (r"fit\(method='([\w-]+)'\)", r"--method \1"),
-    (r"method='([\w-]+)'", r"--method \1"),
-    (r"dtype='(float32|float64)'", r"--dtype \1"),
-    (r"lam=([-+.\w]+)(?=[\s,;)]|$)", r"--lam \1"),
-    (r"init_params: layer_sizes\b", "the network's layer sizes"),
-    (r"reduce layer_sizes\b", "use fewer or smaller --hidden layers"),
-)]
 
 # what to make smaller when memory runs out, in each command's options
 MEMORY_HINTS = {

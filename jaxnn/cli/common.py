@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -98,3 +99,25 @@ def make_console():  # noqa: ANN201 - rich is optional, so no annotation at impo
             self.file.flush()
 
     return PlainConsole(highlight=False, soft_wrap=True, width=160)
+
+
+def command_words(message: str) -> str:
+    """A library message in the command's words: ``fit(method='BFGS')`` reads ``--method
+    BFGS``, ``dtype='float64'`` ``--dtype float64``, ``lam=1e+300`` ``--lam 1e+300``, and
+    ``layer_sizes`` the ``--hidden`` layers."""
+    for pattern, words in _COMMAND_WORDS:
+        message = pattern.sub(words, message)
+    return message
+
+
+# each a word of its own (after a space, a parenthesis or the start), never part of a path
+_COMMAND_WORDS = [(re.compile(r"(?<![^\s(])" + pattern), words) for pattern, words in (
+    (r"fit\(method='([\w-]+)'\)", r"--method \1"),
+    (r"method='([\w-]+)'", r"--method \1"),
+    (r"dtype='(float32|float64)'", r"--dtype \1"),
+    (r"lam=([-+.\w]+)(?=[\s,;)]|$)", r"--lam \1"),
+    (r"init_params: layer_sizes\b", "the network's layer sizes"),
+    (r"reduce layer_sizes\b", "use fewer or smaller --hidden layers"),
+    (r"params are\b", "the weights are"),
+    (r"^sizes: ", "--values: "),  # jaxnn.sweep.learning_curve's sizes, sweep size's --values
+)]

@@ -49,8 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", metavar="FILE", help="with --full: check at these weights "
                    "(.mat or .npz) instead of random ones")
     add_data_options(p, None)
-    p.add_argument("--hidden", nargs="+", type=positive_int, default=[25], metavar="N",
-                   help="with --full: hidden layer sizes (default: 25)")
+    p.add_argument("--hidden", nargs="+", type=positive_int, default=None, metavar="N",
+                   help="with --full and random weights: hidden layer sizes (default: 25)")
     p.add_argument("--lam", nargs="+", type=non_negative, metavar="LAM",
                    help="one or more lambdas (default: 0 3; with --full: 1)")
     p.add_argument("--eps", type=positive, default=1e-4, help="finite-difference step "
@@ -88,12 +88,14 @@ def full_problem(args: argparse.Namespace) -> tuple[tuple[np.ndarray, ...], np.n
         rows = np.random.default_rng(args.seed).permutation(X.shape[0])[: args.examples]
         X, y = X[rows], y[rows]
     if args.weights:
+        if args.hidden is not None:
+            raise UsageError("--hidden sizes random weights; --weights brings its own layers")
         weights = load_weights(args.weights, args.activation, args.output)
         check_fits(weights.params, data, args.weights)
         params = weights.params
         args.activation, args.output = weights.activation, weights.output
     else:
-        sizes = (X.shape[1], *args.hidden, int(y.max()) + 1)
+        sizes = (X.shape[1], *(args.hidden or [25]), int(y.max()) + 1)
         params = tuple(np.asarray(t, np.float64) for t in init_params(args.seed, sizes))
     return params, X, y
 
@@ -107,8 +109,10 @@ def run(args: argparse.Namespace) -> int:
         params, X, y = full_problem(args)
         lams = args.lam if args.lam is not None else [1.0]
     else:
-        if args.weights or args.data or args.dataset or args.examples is not None:
-            raise UsageError("--weights, --data, --dataset and --examples need --full")
+        if args.weights or args.data or args.dataset or args.examples is not None \
+                or args.hidden is not None:
+            raise UsageError("--weights, --data, --dataset, --examples and --hidden need "
+                             "--full (without it, the course's 3-5-3 network)")
         params, X, y = course_problem()
         lams = args.lam if args.lam is not None else [0.0, 3.0]
     args.activation, args.output = args.activation or "sigmoid", args.output or "sigmoid"

@@ -41,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="output layer, for weights files that do not say (default: the file's, "
                         "else sigmoid)")
     p.add_argument("--out", metavar="CSV", help="write row,predicted,label lines to this .csv "
-                   "file (row: the example's 0-based row in the data)")
+                   "file, replacing it if it exists (row: the example's 0-based row in the "
+                   "data)")
     p.set_defaults(func=run)
 
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     per-class table and the confusion matrix."""
     if args.run is None and args.split is not None:
         raise UsageError("--split needs --run DIR (a 'jaxnn train' output directory)")
-    if args.out:
+    if args.out is not None:
         _check_out(args)
     if args.run is not None:
         weights, data, rows, scored = _run_inputs(args)  # requires what its data needs
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                   f"({correct} of {pred.shape[0]} correct)")
     else:
         out.print(f"no labels: predicted class counts {np.bincount(pred).tolist()}")
-    if args.out:
+    if args.out is not None:
         header = ["row", "predicted"] + (["label"] if data.y is not None else [])
         columns = [rows, pred] + ([data.y] if data.y is not None else [])
         write_or_fail(args.out, lambda: write_csv(args.out, header, columns))

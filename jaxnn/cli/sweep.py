@@ -44,8 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_data_options(p, "mnist5k")
     p.add_argument("--hidden", nargs="+", type=positive_int, default=[25], metavar="N",
                    help="hidden layer sizes (default: 25)")
-    p.add_argument("--lam", type=non_negative, default=1.0,
-                   help="with 'size': the fixed lambda (default: %(default)s)")
+    p.add_argument("--lam", type=non_negative, default=None,
+                   help="with 'size': the fixed lambda (default: 1)")
     p.add_argument("--seeds", type=positive_int, default=3, metavar="S",
                    help="networks (initial seeds 0..S-1) per point (default: %(default)s)")
     p.add_argument("--method", choices=MANY_METHODS, default="lbfgs",
@@ -77,6 +77,9 @@ def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int 
             elif not 0 < v <= 1:
                 raise UsageError(f"--values: a size is a count of examples (2, 3, ...) or a "
                                  f"fraction of the training set in (0, 1], got {t}")
+        if v in out:
+            raise UsageError(f"--values: {t} is given twice (each value is one row of the "
+                             "curve)")
         out.append(v)
     return out
 
@@ -86,12 +89,21 @@ def run(args: argparse.Namespace) -> int:
     require("sweep", "rich", "matplotlib", *data_packages(args.data, args.dataset))
     from rich.table import Table
 
+    from jaxnn.checks import check_representable
     from jaxnn.plot import save_png, sweep_curve
     from jaxnn.sweep import DEFAULT_LAMS, learning_curve, validation_curve
 
     console = make_console()
     use_compile_cache(not args.no_compile_cache)
     values = _parse_values(args.kind, args.values)
+    if args.kind == "lam" and args.lam is not None:
+        raise UsageError("--lam is the fixed lambda of 'sweep size'; 'sweep lam' tries the "
+                         "lambdas of --values")
+    if args.kind == "lam" and values:
+        try:
+            check_representable(values, "--values", args.dtype)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     if not 0 < args.val_size < 1:
         raise UsageError(f"--val-size must be a fraction in (0, 1), got {args.val_size}")
     common = dict(hidden=args.hidden, seeds=args.seeds, maxiter=args.iterations,
@@ -114,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 curve = validation_curve(data.X, data.y, values or DEFAULT_LAMS, **common)
             else:
                 curve = learning_curve(data.X, data.y, values or DEFAULT_SIZES,
-                                       lam=args.lam, **common)
+                                       lam=1.0 if args.lam is None else args.lam, **common)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         console.print(_table(curve, Table))

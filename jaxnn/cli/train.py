@@ -26,6 +26,7 @@ from jaxnn.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     UsageError,
+    command_words,
     make_console,
     require,
     use_compile_cache,
@@ -149,8 +150,9 @@ def run(args: argparse.Namespace) -> int:
                               f"saved the weights and summary to {escape(str(out))}")
                 return EXIT_INTERRUPTED
             if outcome.diverged:
-                console.print(f"[bold red]training diverged[/]: {escape(outcome.message)}; the "
-                              f"last finite parameters are saved in {escape(str(out))}")
+                said = escape(command_words(outcome.message))
+                console.print(f"[bold red]training diverged[/]: {said}; the last finite "
+                              f"parameters are saved in {escape(str(out))}")
                 return EXIT_FAILED
             evaluation = evaluate(outcome.params, split, args.activation)
             summary.update(evaluation_summary(evaluation))

@@ -58,8 +58,9 @@ def write_csv(path: str | os.PathLike[str], header: Sequence[str],
     write_text(path, buffer.getvalue())
 
 
-def output_dir(path: str | None, default_parent: str = "runs") -> Path:
-    """Create and return the output directory: ``path``, or ``runs/<timestamp>`` (made unique)."""
+def output_dir(path: str | None, default_parent: str = "runs") -> tuple[Path, list[Path]]:
+    """Create the output directory: ``path``, or ``runs/<timestamp>`` (made unique); return it
+    and the directories this made, deepest first."""
     if path is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = Path(default_parent) / stamp
@@ -74,23 +75,28 @@ def output_dir(path: str | None, default_parent: str = "runs") -> Path:
         out = Path(path)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a directory")
+    made = [d for d in (out, *out.parents) if not os.path.lexists(d)]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{out}: cannot create the output directory ({exc.strerror})") from exc
     if not os.access(out, os.W_OK):
         raise UsageError(f"{out}: the output directory is not writable")
-    return out
+    return out, made
 
 
 def check_output_file(path: str) -> None:
-    """Refuse, before any work, an output file that cannot be written: a directory (or a name
-    ending in a separator), or a file whose directory is missing, not a directory, or not
-    writable. Only the directory matters: the file is replaced by a rename (see
+    """Refuse, before any work, an ``--out`` file that cannot be written: an empty name, a
+    directory (or a name ending in a separator), or a file whose directory is missing, not a
+    directory, or not writable. Only the directory matters: the file is replaced by a rename (see
     :func:`jaxnn.files.atomic.atomic_write`). :func:`write_or_fail` still reports what only
     the write itself finds out."""
+    if not path.strip():
+        raise UsageError("--out: an empty name; give a file name")
     target = Path(path)
-    if path.endswith(("/", os.sep)) or target.is_dir():
+    if path.endswith(("/", os.sep)):
+        raise UsageError(f"{path}: ends in {path[-1]}, the name of a directory; give a file name")
+    if target.is_dir():
         raise UsageError(f"{path}: is a directory; give a file name")
     parent = target.parent
     if not parent.is_dir():
@@ -114,10 +120,13 @@ def write_or_fail(path: str, write) -> None:  # noqa: ANN001
 LOCK = ".jaxnn-run.lock"
 LOCK_BLANK_S = 5.0  # a lock without a pid this young is a run starting; older, a crashed one
 MARK = ".jaxnn-run"  # stays: the digests of the files runs left here (JSON)
-# files by which runs from before the mark show that they wrote their directory: their keys
-BEFORE_THE_MARK = {"summary.json": ("jaxnn_version",),  # train's summary
-                   **{f"sweep_{kind}.json": ("kind", "param", "values", "settings")
+# the file each run wrote last before runs marked their directory, by which it shows what it
+# wrote: {name: (the keys it holds, its run's other files; None: the names its "files" lists)}
+BEFORE_THE_MARK = {"summary.json": (("jaxnn_version", "files"), None),  # train's summary
+                   **{f"sweep_{kind}.json": (("kind", "param", "values", "settings"),
+                                             (f"sweep_{kind}.png",))
                       for kind in ("validation", "learning")}}
+MTIME_SLACK_S = 2.0  # file systems that keep modification times to 2 s (FAT)
 
 
 class RunDirectory:
@@ -130,25 +139,26 @@ class RunDirectory:
     lock left by a dead run is taken over. The directory's ``.jaxnn-run`` mark records the
     SHA-256 of each file that runs left under their names. A file under ``names`` that it
     does not record, that changed since, or that cannot be read is the user's: the run is
-    refused and the files are left alone. Files from before the mark count as a run's: those
-    of a dead run's lock, of an older run's empty mark, or beside a file that a run wrote
-    before the mark (:data:`BEFORE_THE_MARK`); the mark then says ``legacy``, and a name it
-    does not record is a run's too. :meth:`replace_previous`, called when the run is
-    about to write, removes what a previous run left under ``names`` and its writers'
-    temporary files, so the directory never shows one run's pictures beside another run's
-    summary, and a run that fails before writing leaves the previous one whole. Leaving
-    records this run's files in the mark and releases the lock."""
+    refused and the files are left alone. A directory from before the mark (no mark, or an
+    older run's empty one) has its files vouched for by the file each run wrote last
+    (:data:`BEFORE_THE_MARK`): that file and the files it names count as a run's if none
+    was written after it; the mark then records them, and nothing else. :meth:`replace_previous`,
+    called when the run is about to write, removes what a previous run left under ``names``
+    and its writers' temporary files, so the directory never shows one run's pictures beside
+    another run's summary, and a run that fails before writing leaves the previous one whole
+    (and a directory it made, none). Leaving records this run's files in the mark and
+    releases the lock."""
 
     def __init__(self, path: str | None, names: Sequence[str] = ()) -> None:
         self.path, self.names = path, tuple(names)
         self.out: Path | None = None
-        self.legacy = False
+        self.made: list[Path] = []  # the directories this run made, deepest first
+        self.recorded: dict[str, str] = {}  # the mark: {name: sha256} of the runs' files
         self.entered: dict[str, str] = {}  # the digests of the previous run's files
 
     def __enter__(self) -> Path:
-        out = output_dir(self.path)
+        out, self.made = output_dir(self.path)
         lock = out / LOCK
-        took_over = False
         for _ in range(2):
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -162,8 +172,7 @@ class RunDirectory:
                     raise UsageError(f"{out}: another jaxnn run is starting in this directory; "
                                      "wait for it or choose another --out") from None
                 with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()  # a dead run's lock
-                took_over = True
+                    lock.unlink()  # a dead run's lock (what it left is judged like the rest)
                 continue
             with os.fdopen(fd, "w") as f:
                 f.write(f"{os.getpid()}\n")
@@ -172,19 +181,17 @@ class RunDirectory:
             raise UsageError(f"{out}: another jaxnn run is starting in this directory")
         try:
             self.entered = {n: _digest(out / n) for n in self.names if (out / n).exists()}
-            files, self.legacy = _read_mark(out)
-            if files is None:  # no mark: a run's directory only if a run's file says so
-                self.legacy = took_over or _written_before_the_mark(out)
-                files = {}
-            self.legacy |= took_over
-            theirs = [n for n, digest in self.entered.items() if digest is None
-                      or files.get(n, digest if self.legacy else None) != digest]
+            recorded, before_the_mark = _read_mark(out)
+            if before_the_mark:
+                recorded = {**_vouched_before_the_mark(out), **recorded}
+            theirs = [n for n, digest in self.entered.items()
+                      if digest is None or recorded.get(n) != digest]
             if theirs:
                 them = "them" if len(theirs) > 1 else "it"
                 raise UsageError(f"{out}: already holds {', '.join(theirs)}, which no jaxnn "
                                  f"run wrote (or which changed since); move {them} away or "
                                  "choose another --out")
-            self.out = out
+            self.out, self.recorded = out, recorded
             self._record()  # what is there now is a run's: a later run may replace it
         except BaseException:
             self.out = None
@@ -211,49 +218,75 @@ class RunDirectory:
                 with contextlib.suppress(FileNotFoundError):
                     stale.unlink()
 
-    def __exit__(self, *exc: object) -> None:
-        if self.out is not None:
-            try:
-                self._record()
-            finally:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if self.out is None:
+            return
+        if exc_type is not None and self.made and \
+                not any((self.out / name).exists() for name in self.names):
+            # a run that failed before writing anything leaves no directory behind
+            for name in (MARK, LOCK):
                 with contextlib.suppress(FileNotFoundError):
-                    (self.out / LOCK).unlink()
+                    (self.out / name).unlink()
+            try:
+                for made in self.made:
+                    made.rmdir()
+            except OSError:  # not empty: something else is there now
+                pass
+            return
+        try:
+            self._record()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                (self.out / LOCK).unlink()
 
     def _record(self) -> None:
-        """Record in the mark the SHA-256 of each file under ``names`` (other commands'
-        entries are kept)."""
+        """Write the mark: the SHA-256 of each file under ``names`` now, beside what it
+        recorded of other commands' files (this run holds the lock: no one else writes it)."""
         assert self.out is not None
-        record = _read_mark(self.out)[0] or {}
         for name in self.names:
-            record.pop(name, None)
+            self.recorded.pop(name, None)
             digest = _digest(self.out / name)
             if digest is not None:
-                record[name] = digest
-        mark = {"files": dict(sorted(record.items())), **({"legacy": True} if self.legacy else {})}
-        write_json(self.out / MARK, mark)
+                self.recorded[name] = digest
+        write_json(self.out / MARK, {"files": dict(sorted(self.recorded.items()))})
 
 
-
-def _written_before_the_mark(out: Path) -> bool:
-    """The directory holds a file that a run wrote before runs marked their directory."""
-    for name, keys in BEFORE_THE_MARK.items():
+def _vouched_before_the_mark(out: Path) -> dict[str, str]:
+    """``{name: sha256}`` of the files that runs from before the mark wrote here, by the file
+    each run wrote last (:data:`BEFORE_THE_MARK`): it and the files it names, each a plain
+    file written no later than it (a file the user put there afterwards is the user's)."""
+    vouched: dict[str, str] = {}
+    for name, (keys, others) in BEFORE_THE_MARK.items():
         try:
+            last = (out / name).stat().st_mtime
             written = json.loads((out / name).read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(written, dict) and all(k in written for k in keys):
-            return True
-    return False
+        if not (isinstance(written, dict) and all(k in written for k in keys)):
+            continue
+        if others is None:
+            listed = written["files"]
+            others = [v for v in listed.values() if isinstance(v, str)] \
+                if isinstance(listed, dict) else []
+        for n in {name, *others}:
+            path = out / n
+            if Path(n).name != n or n.startswith(".") or not path.is_file():
+                continue
+            digest = _digest(path)
+            if digest is not None and path.stat().st_mtime <= last + MTIME_SLACK_S:
+                vouched[n] = digest
+    return vouched
 
 
-def _read_mark(out: Path) -> tuple[dict[str, str] | None, bool]:
-    """The mark's ``({name: sha256}, legacy)``: ``(None, False)`` without a mark; an older
-    run's empty mark is legacy and records nothing; a mark that cannot be read records
+def _read_mark(out: Path) -> tuple[dict[str, str], bool]:
+    """The mark's ``({name: sha256}, from_before_the_mark)``: ``({}, True)`` without a mark
+    or with an older run's empty one (or one that said ``legacy``), whose files are then
+    judged by :func:`_vouched_before_the_mark`; a mark that cannot be read records
     nothing."""
     try:
         text = (out / MARK).read_text()
     except FileNotFoundError:
-        return None, False
+        return {}, True
     except OSError:
         return {}, False
     if not text.strip():

@@ -26,6 +26,7 @@ from jaxnn.checks import (
     check_grad,
     check_learning_rate,
     check_number,
+    check_representable,
     check_seeds,
     check_tol,
     positive_int,
@@ -78,6 +79,8 @@ class FitManyResult:
         n_iter: ``(B,)`` iterations (epochs) each member did.
         n_evals: ``(B,)`` value-and-gradient evaluations (adam/sgd: mini-batch steps).
         converged: ``(B,)`` the L-BFGS gradient test passed (never for adam/sgd).
+        diverged: ``(B,)`` the member met a non-finite cost (its ``messages`` entry says
+            which parameters it kept).
         messages: why each member stopped.
         seconds: wall time of the whole call, compilation included.
         method, grad: as passed.
@@ -90,6 +93,7 @@ class FitManyResult:
     n_iter: np.ndarray
     n_evals: np.ndarray
     converged: np.ndarray
+    diverged: np.ndarray
     messages: tuple[str, ...]
     seconds: float
     method: str
@@ -235,6 +239,7 @@ def fit_many(
                                             output)
         if want64 is not None:
             dt = np.dtype(np.float64 if want64 else np.float32)
+        check_representable(lam_arr, "lam", dt)
         spec = NetSpec((p0[0].shape[1] - 1, *(t.shape[0] for t in p0)), activation, output,
                        grad)
         check_memory(problem_bytes(spec.sizes, Xc.shape[0], dt, optimizer_copies=22,
@@ -262,6 +267,7 @@ def fit_many(
                                      at_start=not np.isfinite(v))
                              for s, n, v in zip(status, it, value, strict=True))
             converged = np.asarray(status) == Status.CONVERGED
+            diverged = np.asarray(status) == Status.NONFINITE
         elif method == "fmincg":
             theta, value, hist, it, n_evals, status = jax.device_get(_fmincg_many(
                 theta0, Xd, Yd, lam_d, spec=spec, maxiter=maxiter))
@@ -269,6 +275,7 @@ def fit_many(
                                      at_start=not np.isfinite(v))
                              for s, n, v in zip(status, it, value, strict=True))
             converged = np.zeros(B, dtype=bool)
+            diverged = np.asarray(status) == Status.NONFINITE
         else:
             keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
             if mesh is not None:
@@ -281,6 +288,7 @@ def fit_many(
             it = np.sum(np.isfinite(hist), axis=1)
             n_evals = it * nb
             converged = np.zeros(B, dtype=bool)
+            diverged = (it < maxiter) | ~np.isfinite(value)
             # a member whose last parameters have a non-finite cost is said so (the pure
             # loop returns no earlier parameters to go back to, unlike fit's)
             messages = tuple(
@@ -293,7 +301,8 @@ def fit_many(
         params=params, lams=lam_arr, cost=np.asarray(value, np.float64),
         history=np.asarray(hist, np.float64), n_iter=np.asarray(it, np.int64),
         n_evals=np.asarray(n_evals, np.int64), converged=np.asarray(converged, bool),
-        messages=messages, seconds=time.perf_counter() - t0, method=method, grad=grad,
+        diverged=np.asarray(diverged, bool), messages=messages,
+        seconds=time.perf_counter() - t0, method=method, grad=grad,
     )
 
 

@@ -19,7 +19,9 @@ from jaxnn.checks import (
     check_callback,
     check_devices,
     check_grad,
+    check_representable,
     check_tol,
+    overflow_hint,
     positive_int,
 )
 from jaxnn.losses import prepare_problem, targets
@@ -71,7 +73,7 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
         else:  # device_put, not jnp.asarray, which compiles a copy per shape
             X = np.asarray(X, dtype)
         lam_t = np.asarray(lam, dtype)
-    _representable(theta0, X, lam_t, lam, dtype)
+    _representable(theta0, X, lam, dtype)
     K = spec.sizes[-1]
     if isinstance(y, jax.Array):
         Y = targets(y, K, dtype)
@@ -82,14 +84,10 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
                    jax.device_put(lam_t, replicated), replicated)
 
 
-def _representable(theta0: np.ndarray, X, lam_t: np.ndarray, lam, dtype) -> None:
+def _representable(theta0: np.ndarray, X, lam, dtype) -> None:
     """Everything must be finite in the training dtype: training from NaN weights, or from
     data or a ``lam`` that overflow float32, can only end in NaN."""
-    hint = "scale it down, or train in float64 (dtype='float64')" if dtype == np.float32 \
-        else "pass finite values"
-    if not np.isfinite(lam_t):
-        raise ValueError(f"lam={lam!r} is not representable in {np.dtype(dtype).name} (it "
-                         f"overflows to {float(lam_t)}); {hint}")
+    check_representable(lam, "lam", dtype)
     if not np.isfinite(theta0).all():
         raise ValueError(f"params hold {int(np.sum(~np.isfinite(theta0)))} NaN or infinite "
                          f"value(s) in {np.dtype(dtype).name}; start from finite weights, e.g. "
@@ -97,7 +95,7 @@ def _representable(theta0: np.ndarray, X, lam_t: np.ndarray, lam, dtype) -> None
     finite = np.isfinite(X).all() if isinstance(X, np.ndarray) else bool(jnp.isfinite(X).all())
     if not finite:
         raise ValueError(f"X has values that overflow {np.dtype(dtype).name} (the largest "
-                         f"float32 is 3.4e38); {hint}")
+                         f"float32 is 3.4e38); {overflow_hint(dtype)}")
 
 
 def _shardings(devices, m: int):
