@@ -22,8 +22,13 @@ def run() -> NoReturn:
         from jaxnn.cli import main
     finally:
         signal.signal(signal.SIGINT, previous)
-    code = main()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: nothing left to stop
+    try:
+        code = main()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: nothing to stop
+    except KeyboardInterrupt:  # in the instant between the command's end and the line above
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("jaxnn: interrupted", file=sys.stderr)
+        code = 130
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

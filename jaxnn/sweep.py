@@ -56,6 +56,8 @@ class Curve:
             network was trained on and on the validation set.
         train_accuracy, val_accuracy: ``(P, S)`` fraction correct.
         n_iter: ``(P, S)`` iterations each network ran.
+        diverged: ``(P, S)`` the network met a non-finite cost (its row describes the
+            parameters it kept; see :attr:`jaxnn.parallel.FitManyResult.diverged`).
         settings: the other choices (layer sizes, method, iterations, ``lam`` or ``m``, sizes of
             the training and validation sets).
         seconds: wall time of the sweep.
@@ -70,6 +72,7 @@ class Curve:
     train_accuracy: np.ndarray
     val_accuracy: np.ndarray
     n_iter: np.ndarray
+    diverged: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -98,6 +101,7 @@ class Curve:
             out[f"{m}_mean"] = self.mean(m).tolist()
             out[f"{m}_std"] = self.std(m).tolist()
         out["n_iter"] = self.n_iter.tolist()
+        out["diverged"] = self.diverged.tolist()
         out["best"] = self.best
         out["settings"] = self.settings
         out["seconds"] = self.seconds
@@ -233,7 +237,8 @@ def validation_curve(
         fit_kw.setdefault("seed", np.tile(seed_arr, P))
     res = fit_many(pb, data.X, data.y, lam_batch, activation=activation, output=output,
                    dtype=dt, method=method, maxiter=maxiter, **fit_kw)
-    _warn_diverged(res, [f"lam {lam:g}, seed {seed}" for lam in lam_arr for seed in seed_arr])
+    _warn_diverged(res.diverged, res.messages,
+                   [f"lam {lam:g}, seed {seed}" for lam in lam_arr for seed in seed_arr])
     tr = evaluate_many(res.params, data.X, data.y, 0.0, activation=activation, output=output)
     va = evaluate_many(res.params, data.X_val, data.y_val, 0.0, activation=activation,
                        output=output)
@@ -242,7 +247,7 @@ def validation_curve(
         kind="validation", param="lam", values=lam_arr, seeds=seed_arr,
         train_cost=tr["cost"].reshape(shape), val_cost=va["cost"].reshape(shape),
         train_accuracy=tr["accuracy"].reshape(shape), val_accuracy=va["accuracy"].reshape(shape),
-        n_iter=res.n_iter.reshape(shape),
+        n_iter=res.n_iter.reshape(shape), diverged=res.diverged.reshape(shape),
         settings={"layer_sizes": list(sizes), "method": method, "maxiter": maxiter,
                   "m_train": int(data.X.shape[0]), "m_val": int(data.X_val.shape[0]),
                   "activation": activation, "output": output,
@@ -292,12 +297,12 @@ def learning_curve(
     pb = _init(seed_arr, layer_sizes, 1, dt)
     if method in ("adam", "sgd"):
         fit_kw.setdefault("seed", seed_arr)
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in (*METRICS, "n_iter")}
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in (*METRICS, "n_iter", "diverged")}
+    messages: list[str] = []
     for n in counts:
         Xn, yn = data.X[:n], data.y[:n]
         res = fit_many(pb, Xn, yn, float(lam), activation=activation, output=output, dtype=dt,
                        method=method, maxiter=maxiter, **fit_kw)
-        _warn_diverged(res, [f"{n} examples, seed {seed}" for seed in seed_arr])
         tr = evaluate_many(res.params, Xn, yn, 0.0, activation=activation, output=output)
         va = evaluate_many(res.params, data.X_val, data.y_val, 0.0, activation=activation,
                            output=output)
@@ -306,6 +311,10 @@ def learning_curve(
         rows["train_accuracy"].append(tr["accuracy"])
         rows["val_accuracy"].append(va["accuracy"])
         rows["n_iter"].append(res.n_iter)
+        rows["diverged"].append(res.diverged)
+        messages.extend(res.messages)
+    _warn_diverged(np.concatenate(rows["diverged"]), messages,
+                   [f"{n} examples, seed {seed}" for n in counts for seed in seed_arr])
     return Curve(
         kind="learning", param="m", values=np.asarray(counts), seeds=seed_arr,
         **{k: np.stack(v) for k, v in rows.items()},
@@ -316,14 +325,15 @@ def learning_curve(
     )
 
 
-def _warn_diverged(res: Any, members: Sequence[str]) -> None:
-    """Say which networks of a sweep met a non-finite cost: their rows describe the
-    parameters each kept, not a trained network."""
-    bad = np.flatnonzero(res.diverged)
+def _warn_diverged(diverged: np.ndarray, messages: Sequence[str],
+                   members: Sequence[str]) -> None:
+    """Say, in one warning, which networks of a sweep met a non-finite cost: their rows
+    describe the parameters each kept, not a trained network."""
+    bad = np.flatnonzero(diverged)
     if bad.size:
         first = int(bad[0])
-        warnings.warn(f"{bad.size} of {len(res)} networks diverged (the first: "
-                      f"{members[first]}): {res.messages[first]}", stacklevel=3)
+        warnings.warn(f"{bad.size} of {len(diverged)} networks diverged (the first: "
+                      f"{members[first]}): {messages[first]}", stacklevel=3)
 
 
 def _counts(sizes: Sequence[int | float], m: int) -> list[int]:
@@ -333,7 +343,7 @@ def _counts(sizes: Sequence[int | float], m: int) -> list[int]:
         raise ValueError(f"sizes must be a list of counts or fractions, got {sizes!r}") from None
     if not items:
         raise ValueError("sizes is empty; give at least one training-set size")
-    out = []
+    out: list[int] = []
     for s in items:
         if isinstance(s, bool) or not isinstance(s, int | float | np.number):
             raise ValueError(f"sizes must hold counts or fractions, got {s!r}")
@@ -350,6 +360,9 @@ def _counts(sizes: Sequence[int | float], m: int) -> list[int]:
             raise ValueError(f"a fractional size must be in (0, 1], got {s}")
         if n > m:
             raise ValueError(f"sizes: {s} is more than the {m} training examples")
+        if n in out:
+            raise ValueError(f"sizes: {items[out.index(n)]} and {s} are both {n} of the {m} "
+                             "training examples; give each size once")
         out.append(n)
     return out
 

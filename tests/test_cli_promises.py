@@ -67,9 +67,19 @@ def test_a_live_run_owns_its_directory_and_a_dead_runs_lock_is_taken_over(tmp_pa
 
 
 def test_a_rerun_removes_the_previous_runs_files_and_stale_temporaries(tmp_path):
+    """The previous run's files go, and the temporaries of writers that died mid-write; a
+    file that only looks like a temporary (its name does not say its writer), or one whose
+    writer is alive, stays."""
+    import socket
+
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    dead_tmp, live_tmp = f".digits.png.{dead}@{host}.x1.tmp", f".digits.png.1@{host}.x2.tmp"
     out = tmp_path / "out"
     out.mkdir()
-    for name in ("digits.png", ".digits.png.123@host.x1.tmp", ".notes.tmp", "mine.txt"):
+    kept = [".notes.tmp", ".digits.png.backup.tmp", live_tmp, "mine.txt"]
+    for name in ("digits.png", dead_tmp, *kept):
         (out / name).write_text("old")
     (out / "summary.json").write_text('{"jaxnn_version": "0", "files": {"d": "digits.png"}}')
     (out / MARK).write_text("")  # an older run's mark, which recorded nothing
@@ -78,9 +88,48 @@ def test_a_rerun_removes_the_previous_runs_files_and_stale_temporaries(tmp_path)
         before = sorted(p.name for p in out.iterdir())
         run.replace_previous()
         left = sorted(p.name for p in out.iterdir())
-    assert before == sorted([MARK, LOCK, "digits.png", "summary.json", ".notes.tmp",
-                             ".digits.png.123@host.x1.tmp", "mine.txt"])
-    assert left == [MARK, LOCK, ".notes.tmp", "mine.txt"]  # files it does not own are kept
+    assert before == sorted([MARK, LOCK, "digits.png", "summary.json", dead_tmp, *kept])
+    assert left == sorted([MARK, LOCK, *kept])  # files it does not own are kept
+
+
+def test_special_files_under_a_runs_names_are_the_users_and_never_read(tmp_path):
+    """A FIFO (whose reading would block), a symbolic link (even a dangling one) or a
+    directory under a run's name, as its mark or as its lock, is refused at once and left."""
+    out = tmp_path / "run"
+    with RunDirectory(str(out), ["summary.json", "digits.png"]) as d:
+        (d / "summary.json").write_text("{}")
+    os.mkfifo(out / "digits.png")
+    with pytest.raises(UsageError, match="already holds digits.png, which no jaxnn run"):
+        RunDirectory(str(out), ["summary.json", "digits.png"]).__enter__()
+    (out / "digits.png").unlink()
+    (out / "digits.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(UsageError, match="already holds digits.png, which no jaxnn run"):
+        RunDirectory(str(out), ["summary.json", "digits.png"]).__enter__()
+    assert (out / "digits.png").is_symlink()
+    (out / "digits.png").unlink()
+    for special in (MARK, LOCK):
+        (out / special).unlink(missing_ok=True)
+        os.mkfifo(out / special)
+        what = "lock" if special == LOCK else "mark"
+        with pytest.raises(UsageError, match=f"{special}: is not a jaxnn {what} file"):
+            RunDirectory(str(out), ["summary.json"]).__enter__()
+        (out / special).unlink()
+    old = tmp_path / "old"  # from before the mark: a FIFO as the summary is no evidence
+    old.mkdir()
+    os.mkfifo(old / "summary.json")
+    with pytest.raises(UsageError, match="already holds summary.json, which no jaxnn run"):
+        RunDirectory(str(old), ["summary.json"]).__enter__()
+
+
+def test_a_failed_run_removes_only_the_directories_it_made(tmp_path):
+    """``new/../mine``: the run makes ``new``; ``mine``, the user's and empty, is not its to
+    remove, though the name did not resolve before ``new`` existed."""
+    (tmp_path / "mine").mkdir()
+    for path in (tmp_path / "new" / ".." / "mine", tmp_path / "a" / "b" / "c"):
+        with pytest.raises(RuntimeError), RunDirectory(str(path), ["summary.json"]):
+            raise RuntimeError("failed before writing")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert list((tmp_path / "mine").iterdir()) == []
 
 
 def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz, capsys):
@@ -204,8 +253,8 @@ def test_what_the_mark_cannot_vouch_for_is_the_users(tmp_path):
         RunDirectory(str(out), ["weights.npz", "summary.json"]).__enter__()
     assert (out / "weights.npz").is_dir() and not (out / LOCK).exists()
     broken = tmp_path / "broken"
-    (broken / MARK).mkdir(parents=True)  # the mark cannot be written
-    with pytest.raises(OSError):
+    (broken / MARK).mkdir(parents=True)  # the mark cannot be read or written
+    with pytest.raises(UsageError, match="is not a jaxnn mark file"):
         RunDirectory(str(broken), ["summary.json"]).__enter__()
     assert not (broken / LOCK).exists()
 
@@ -388,6 +437,28 @@ def test_piped_output_is_not_wrapped(small_npz, tmp_path):
     assert not [line for line in lines if line != line.rstrip()]
 
 
+def test_a_reader_that_leaves_early_does_not_stop_the_run(small_npz, tmp_path):
+    """``jaxnn train | head -1``: the command drops what it prints once the reader has gone,
+    and trains and writes every file to the end."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "jaxnn", "train", "--data", str(small_npz),
+                             "--hidden", "3", "--iterations", "5", "--no-progress", "--out",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().startswith("jaxnn train: 6-3-3 network")
+        proc.stdout.close()  # the reader leaves after the first line
+        err = proc.stderr.read()
+        assert proc.wait(timeout=300) == 0, err
+    finally:
+        proc.kill()
+    assert err == ""
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["interrupted"] and "test_accuracy" in summary
+    assert sorted(summary["files"].values()) == sorted(
+        p.name for p in out.iterdir() if not p.name.startswith("."))
+
+
 def test_the_compile_cache_is_the_commands_and_can_be_turned_off(tmp_path, small_npz):
     env = {**os.environ, "JAXNN_COMPILE_CACHE": "1", "XDG_CACHE_HOME": str(tmp_path / "c")}
     cmd = [sys.executable, "-m", "jaxnn", "train", "--data", str(small_npz), "--hidden", "3",
@@ -499,7 +570,8 @@ def test_ctrl_c_after_the_command_is_done_changes_nothing(tmp_path, small_npz):
     finally:
         proc.kill()
     assert "Traceback" not in err, err
-    assert (proc.returncode, err.strip()) in [(0, ""), (130, "jaxnn train: interrupted")], err
+    assert (proc.returncode, err.strip()) in [(0, ""), (130, "jaxnn train: interrupted"),
+                                              (130, "jaxnn: interrupted")], err
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["total_seconds"] > 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -107,7 +108,9 @@ def test_validation_curve_errors(data, kw, match):
     ([0], "a count of examples must be at least 1, got 0"),
     ([500], "500 is more than the 120 training examples"),
     ([0.001], "0.001 of the 120 training examples is less than one example"),
-    ([1.5], "fraction"), ([], "empty")])
+    ([1.5], "fraction"), ([], "empty"),
+    ([60, 0.5], "sizes: 60 and 0.5 are both 60 of the 120 training examples; give each size "
+     "once")])
 def test_learning_curve_size_errors(data, sizes, match):
     X, y = data
     with pytest.raises(ValueError, match=match):
@@ -180,6 +183,8 @@ def test_cli_size_values_read_as_the_help_says():
          "lam' tries the lambdas of --values"),
         (["sweep", "size", "--data", "toy.npz", "--values", "0.001"], "jaxnn sweep: error: "
          "--values: 0.001 of the 120 training examples is less than one example"),
+        (["sweep", "lam", "--values", "0", "1e-50"], "--values: 1e-50 is 0 in float32, as is "
+         "0; give each lambda once (or use --dtype float64)"),
         (["sweep", "lam", "--values", "1", "1e300"], "jaxnn sweep: error: --values 1e+300 is "
          "not representable in float32 (it overflows to inf); scale it down, or train in "
          "float64 (--dtype float64)"),
@@ -205,14 +210,16 @@ def test_networks_that_diverge_are_said(data):
                       r"0\): stopped: the cost became non-finite"):
         sweep.validation_curve(X, y, [0.0, 1.0], hidden=HIDDEN, seeds=2, maxiter=3,
                                method="sgd", learning_rate=1e30)
-    with pytest.warns(UserWarning, match=r"^2 of 2 networks diverged \(the first: 60 examples, "
-                      "seed 0"):
-        sweep.learning_curve(X, y, [60], hidden=HIDDEN, seeds=2, maxiter=3, method="sgd",
-                             learning_rate=1e30)
-    import warnings
-
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        curve = sweep.learning_curve(X, y, [60, 120], hidden=HIDDEN, seeds=2, maxiter=3,
+                                     method="sgd", learning_rate=1e30)
+    assert [str(w.message)[:57] for w in said] == [
+        "4 of 4 networks diverged (the first: 60 examples, seed 0)"]  # one warning, all sizes
+    assert curve.diverged.tolist() == [[True, True], [True, True]]
+    assert curve.to_dict()["diverged"] == [[True, True], [True, True]]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a sound sweep says nothing
         curve = sweep.validation_curve(X, y, [1.0], hidden=HIDDEN, seeds=2, maxiter=3,
                                        method="sgd", learning_rate=0.1)
-    assert np.isfinite(curve.train_cost).all()
+    assert np.isfinite(curve.train_cost).all() and not curve.diverged.any()

@@ -38,6 +38,7 @@ from jaxnn.cli.common import (
     command_words,
     missing_extra,
     missing_module,
+    standard_output,
 )
 
 __all__ = ["main", "build_parser"]
@@ -113,10 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = " ".join(command_words(str(message)).split())
         print(f"{prog}: {kind}: {text}", file=sys.stderr)
 
-    with warnings.catch_warnings(), _Interrupts() as interrupts:
-        warnings.showwarning = show  # the user's filters stay; only the printing changes
-        code = _main(argv, prog)
-    if interrupts.pending and code != EXIT_INTERRUPTED:  # heard in the command's last moments
+    interrupts, code = _Interrupts(), None
+    try:
+        with warnings.catch_warnings(), interrupts, standard_output():
+            warnings.showwarning = show  # the user's filters stay; only the printing changes
+            code = _main(argv, prog)
+    except KeyboardInterrupt:  # heard as the handler was put in place or undone
+        interrupts.pending = True
+    if code is None or interrupts.pending and code != EXIT_INTERRUPTED:  # in its last moments
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return code
@@ -148,8 +153,8 @@ class _Interrupts:
 
     def __exit__(self, *exc: object) -> None:
         if self.installed:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
             sys.unraisablehook = self._unraisablehook
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
         if _inside_an_import(frame):
@@ -203,7 +208,7 @@ def _main(argv: list[str], prog: str) -> int:
         if missing_module(exc) is None:
             raise
         return _fail(prog, str(missing_extra(exc)))
-    except BrokenPipeError:  # e.g. `jaxnn predict ... | head`
+    except BrokenPipeError:  # pragma: no cover - standard output drops what its reader missed
         return 0
     except OSError as exc:  # anything the file system says: missing, loop, permission, ...
         return _fail(prog, _os_error(exc))

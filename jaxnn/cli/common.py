@@ -6,10 +6,13 @@ Everything that can go wrong because of what the user typed or pointed at become
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 EXTRA_HINT = "pip install 'jaxnn[all]'"
@@ -80,6 +83,58 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
+
+
+class StandardOutput(io.TextIOBase):
+    """Standard output that outlives its reader: once the program reading it has gone
+    (``jaxnn train | head -1``), what the command prints is dropped and the command goes on to
+    the end, writing its files, instead of stopping at its next line."""
+
+    def __init__(self, stream: io.TextIOBase) -> None:
+        self.stream, self.gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.gone = True
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # no real descriptor
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())  # what is still buffered goes nowhere too
+            os.close(null)
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+
+@contextlib.contextmanager
+def standard_output() -> Iterator[StandardOutput]:
+    """``sys.stdout`` as a :class:`StandardOutput` for the command's duration."""
+    previous = sys.stdout
+    sys.stdout = out = StandardOutput(previous)
+    try:
+        yield out
+    finally:
+        sys.stdout = previous
 
 
 def make_console():  # noqa: ANN201 - rich is optional, so no annotation at import time

@@ -87,6 +87,7 @@ def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int 
 def run(args: argparse.Namespace) -> int:
     """The ``jaxnn sweep`` command: run the sweep, print a table, write the PNG and JSON."""
     require("sweep", "rich", "matplotlib", *data_packages(args.data, args.dataset))
+    import numpy as np
     from rich.table import Table
 
     from jaxnn.checks import check_representable
@@ -104,6 +105,12 @@ def run(args: argparse.Namespace) -> int:
             check_representable(values, "--values", args.dtype)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
+        trained = np.asarray(values).astype(args.dtype).tolist()  # what the networks see
+        for i, v in enumerate(trained):
+            if v in trained[:i]:
+                same = values[trained.index(v)]
+                raise UsageError(f"--values: {args.values[i]} is {v:g} in {args.dtype}, as is "
+                                 f"{same:g}; give each lambda once (or use --dtype float64)")
     if not 0 < args.val_size < 1:
         raise UsageError(f"--val-size must be a fraction in (0, 1), got {args.val_size}")
     common = dict(hidden=args.hidden, seeds=args.seeds, maxiter=args.iterations,

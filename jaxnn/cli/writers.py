@@ -4,11 +4,12 @@ directory; and the check that an output file can be written, made before any wor
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import io
 import json
+import math
 import os
+import stat
 import time
 import warnings
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from jaxnn.cli.common import UsageError
-from jaxnn.files.atomic import TMP_SUFFIX, atomic_write, process_alive
+from jaxnn.files.atomic import atomic_write, process_alive, remove_stale_temps
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -75,14 +76,35 @@ def output_dir(path: str | None, default_parent: str = "runs") -> tuple[Path, li
         out = Path(path)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a directory")
-    made = [d for d in (out, *out.parents) if not os.path.lexists(d)]
+    made: list[Path] = []
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        _make_directories(out, made)
     except OSError as exc:
         raise UsageError(f"{out}: cannot create the output directory ({exc.strerror})") from exc
+    if not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a directory")
     if not os.access(out, os.W_OK):
         raise UsageError(f"{out}: the output directory is not writable")
     return out, made
+
+
+def _make_directories(path: Path, made: list[Path]) -> None:
+    """``mkdir -p path``, adding to the front of ``made`` each directory this call created (so
+    deepest first). Only what ``mkdir`` itself made counts: a name like ``new/../mine`` that
+    resolves to an existing directory once ``new`` exists is never taken for one made."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        if path.parent == path:
+            raise
+        _make_directories(path.parent, made)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            return
+    made.insert(0, path)
 
 
 def check_output_file(path: str) -> None:
@@ -163,6 +185,10 @@ class RunDirectory:
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
+                if not _is_regular(lock):
+                    raise UsageError(f"{lock}: is not a jaxnn lock file (a directory, a link or "
+                                     "another special file); move it away or choose another "
+                                     "--out") from None
                 owner = _lock_owner(lock)
                 if owner is not None and process_alive(owner):
                     raise UsageError(f"{out}: another jaxnn run (process {owner}) is writing "
@@ -180,7 +206,8 @@ class RunDirectory:
         else:  # pragma: no cover - another run took the stale lock at the same moment
             raise UsageError(f"{out}: another jaxnn run is starting in this directory")
         try:
-            self.entered = {n: _digest(out / n) for n in self.names if (out / n).exists()}
+            self.entered = {n: _digest(out / n) for n in self.names
+                            if os.path.lexists(out / n)}
             recorded, before_the_mark = _read_mark(out)
             if before_the_mark:
                 recorded = {**_vouched_before_the_mark(out), **recorded}
@@ -208,15 +235,16 @@ class RunDirectory:
         assert self.out is not None, "replace_previous() inside the with block"
         for name in self.names:
             path = self.out / name
-            if path.exists() and _digest(path) != self.entered.get(name):
+            if os.path.lexists(path) and _digest(path) != self.entered.get(name):
                 kept = path.with_name(f"{name}.kept-{time.strftime('%Y%m%d-%H%M%S')}")
                 os.replace(path, kept)
                 warnings.warn(f"{path} changed while this run trained; kept it as {kept.name}",
                               stacklevel=2)
-            prefix = glob.escape(f".{name}.")
-            for stale in [path, *self.out.glob(f"{prefix}*{TMP_SUFFIX}")]:
-                with contextlib.suppress(FileNotFoundError):
-                    stale.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            # the writers' temporaries whose process is gone (never a file that only looks
+            # like one: a name that does not say its writer, or a writer still alive)
+            remove_stale_temps(path, max_age_s=math.inf)
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self.out is None:
@@ -257,9 +285,10 @@ def _vouched_before_the_mark(out: Path) -> dict[str, str]:
     file written no later than it (a file the user put there afterwards is the user's)."""
     vouched: dict[str, str] = {}
     for name, (keys, others) in BEFORE_THE_MARK.items():
+        text = _read_text(out / name)
         try:
-            last = (out / name).stat().st_mtime
-            written = json.loads((out / name).read_text())
+            written = json.loads(text) if text is not None else None
+            last = (out / name).lstat().st_mtime
         except (OSError, ValueError):
             continue
         if not (isinstance(written, dict) and all(k in written for k in keys)):
@@ -270,10 +299,10 @@ def _vouched_before_the_mark(out: Path) -> dict[str, str]:
                 if isinstance(listed, dict) else []
         for n in {name, *others}:
             path = out / n
-            if Path(n).name != n or n.startswith(".") or not path.is_file():
+            if Path(n).name != n or n.startswith("."):
                 continue
             digest = _digest(path)
-            if digest is not None and path.stat().st_mtime <= last + MTIME_SLACK_S:
+            if digest is not None and path.lstat().st_mtime <= last + MTIME_SLACK_S:
                 vouched[n] = digest
     return vouched
 
@@ -283,12 +312,13 @@ def _read_mark(out: Path) -> tuple[dict[str, str], bool]:
     or with an older run's empty one (or one that said ``legacy``), whose files are then
     judged by :func:`_vouched_before_the_mark`; a mark that cannot be read records
     nothing."""
-    try:
-        text = (out / MARK).read_text()
-    except FileNotFoundError:
+    mark = out / MARK
+    if not os.path.lexists(mark):
         return {}, True
-    except OSError:
-        return {}, False
+    text = _read_text(mark)
+    if text is None:
+        raise UsageError(f"{mark}: is not a jaxnn mark file (a directory, a link or another "
+                         "special file, or unreadable); move it away or choose another --out")
     if not text.strip():
         return {}, True
     try:
@@ -301,13 +331,49 @@ def _read_mark(out: Path) -> tuple[dict[str, str], bool]:
     return {str(k): str(v) for k, v in files.items()}, bool(mark.get("legacy"))
 
 
-def _digest(path: Path) -> str | None:
-    """The file's SHA-256, None when there is no readable file (a directory, say)."""
+def _open_regular(path: Path) -> io.BufferedReader | None:
+    """``path`` opened for reading if it is a regular file; None for anything else: missing,
+    unreadable, a directory, a symbolic link (runs write none), or a FIFO or device, whose
+    reading could block or never end."""
     try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _read_text(path: Path) -> str | None:
+    """The regular file's text, None when it is not one or is not UTF-8."""
+    f = _open_regular(path)
+    if f is None:
+        return None
+    with f:
+        try:
+            return f.read().decode()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+
+def _digest(path: Path) -> str | None:
+    """The regular file's SHA-256, None for anything else (see :func:`_open_regular`)."""
+    f = _open_regular(path)
+    if f is None:
+        return None
+    with f:
+        try:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError:
+            return None
 
 
 def _age(path: Path) -> float:
@@ -319,6 +385,6 @@ def _age(path: Path) -> float:
 
 def _lock_owner(lock: Path) -> int | None:
     try:
-        return int(lock.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+        return int((_read_text(lock) or "").split()[0])
+    except (ValueError, IndexError):
         return None
