@@ -12,7 +12,7 @@ import os
 import stat
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -352,28 +352,27 @@ def _is_regular(path: Path) -> bool:
         return False
 
 
-def _read_text(path: Path) -> str | None:
-    """The regular file's text, None when it is not one or is not UTF-8."""
+def _read_regular(path: Path, read: Callable[[io.BufferedReader], Any]) -> Any:
+    """``read(f)`` of the regular file at ``path``; None when it is not one (see
+    :func:`_open_regular`) or cannot be read."""
     f = _open_regular(path)
     if f is None:
         return None
     with f:
         try:
-            return f.read().decode()
+            return read(f)
         except (OSError, UnicodeDecodeError):
             return None
 
 
+def _read_text(path: Path) -> str | None:
+    """The regular file's text, None when it is not one or is not UTF-8."""
+    return _read_regular(path, lambda f: f.read().decode())
+
+
 def _digest(path: Path) -> str | None:
     """The regular file's SHA-256, None for anything else (see :func:`_open_regular`)."""
-    f = _open_regular(path)
-    if f is None:
-        return None
-    with f:
-        try:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-        except OSError:
-            return None
+    return _read_regular(path, lambda f: hashlib.file_digest(f, "sha256").hexdigest())
 
 
 def _age(path: Path) -> float:
