@@ -9,6 +9,7 @@ second), and answer a Ctrl-C in that second with a traceback from its shutdown c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ def run() -> NoReturn:
     previous = signal.signal(signal.SIGINT, _interrupted_while_loading)
     try:
         from jaxnn.cli import main
+        from jaxnn.cli.common import EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
     try:
@@ -27,13 +29,12 @@ def run() -> NoReturn:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: nothing to stop
     except KeyboardInterrupt:  # in the instant between the command's end and the line above
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print("jaxnn: interrupted", file=sys.stderr)
-        code = 130
+        with contextlib.suppress(OSError, ValueError):  # standard error may be gone too
+            print("jaxnn: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (``jaxnn ... | head``) or stream
-            pass
     os._exit(code)
 
 

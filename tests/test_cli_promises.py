@@ -96,7 +96,9 @@ def test_special_files_under_a_runs_names_are_the_users_and_never_read(tmp_path)
     """A FIFO (whose reading would block), a symbolic link (even a dangling one) or a
     directory under a run's name, as its mark or as its lock, is refused at once and left."""
     out = tmp_path / "run"
-    with RunDirectory(str(out), ["summary.json", "digits.png"]) as d:
+    run = RunDirectory(str(out), ["summary.json", "digits.png"])
+    with run as d:
+        run.replace_previous()
         (d / "summary.json").write_text("{}")
     os.mkfifo(out / "digits.png")
     with pytest.raises(UsageError, match="already holds digits.png, which no jaxnn run"):
@@ -130,6 +132,46 @@ def test_a_failed_run_removes_only_the_directories_it_made(tmp_path):
             raise RuntimeError("failed before writing")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
     assert list((tmp_path / "mine").iterdir()) == []
+    mine = tmp_path / "mine"  # a run's directory keeps its mark when a run fails there
+    (mine / "summary.json").write_text("the last run's")
+    with pytest.raises(UsageError):
+        RunDirectory(str(mine), ["summary.json"]).__enter__()
+    assert sorted(p.name for p in mine.iterdir()) == ["summary.json"]  # no mark left
+    (mine / "summary.json").unlink()
+    run = RunDirectory(str(mine), ["summary.json"])
+    with run:
+        run.replace_previous()
+        (mine / "summary.json").write_text("the last run's")
+    mark = (mine / MARK).read_bytes()
+    for path in (mine, tmp_path / "new" / ".." / "mine"):
+        with pytest.raises(RuntimeError), RunDirectory(str(path), ["summary.json"]):
+            raise RuntimeError("failed before writing")
+        assert (mine / MARK).read_bytes() == mark and not (tmp_path / "new").exists()
+
+
+def test_what_a_user_puts_under_a_runs_name_during_the_run_is_kept_aside(tmp_path):
+    """A link, a FIFO or a directory made under a run's name while it trained is the
+    user's: kept under another name, never removed; a run that fails before writing does not
+    take a file the user edited meanwhile for its own."""
+    out = tmp_path / "run"
+    for make in (lambda p: p.symlink_to(tmp_path), os.mkfifo, os.mkdir):
+        run = RunDirectory(str(out), ["summary.json"])
+        with run:
+            make(out / "summary.json")
+            with pytest.warns(UserWarning, match="changed while this run trained; kept it as"):
+                run.replace_previous()
+        kept = [p for p in out.iterdir() if p.name.startswith("summary.json.kept-")]
+        assert len(kept) == 1 and not (out / "summary.json").exists()
+        os.rename(kept[0], tmp_path / f"kept-{make.__name__}")
+    run = RunDirectory(str(out), ["summary.json"])
+    with run:
+        run.replace_previous()
+        (out / "summary.json").write_text("the run's")
+    with pytest.raises(RuntimeError), RunDirectory(str(out), ["summary.json"]):
+        (out / "summary.json").write_text("edited by the user while the run failed")
+        raise RuntimeError("failed before writing")
+    with pytest.raises(UsageError, match="already holds summary.json, which no jaxnn run"):
+        RunDirectory(str(out), ["summary.json"]).__enter__()
 
 
 def test_a_run_never_replaces_files_that_no_run_wrote(tmp_path, small_npz, capsys):
@@ -259,6 +301,16 @@ def test_what_the_mark_cannot_vouch_for_is_the_users(tmp_path):
     assert not (broken / LOCK).exists()
 
 
+def ran(out: Path, names: list[str]) -> None:
+    """A run into ``out`` that wrote nothing new: entered, began to write, left."""
+    run = RunDirectory(str(out), names)
+    with run:
+        kept = {n: (out / n).read_bytes() for n in names if (out / n).is_file()}
+        run.replace_previous()
+        for n, data in kept.items():
+            (out / n).write_bytes(data)
+
+
 def test_directories_from_before_the_mark_stay_a_runs_whoever_writes_there_next(tmp_path):
     """The file a run from before the mark wrote last vouches for itself and the files it
     names: whichever command marks the directory first records them all, and nothing else,
@@ -270,14 +322,12 @@ def test_directories_from_before_the_mark_stay_a_runs_whoever_writes_there_next(
     (out / "summary.json").write_text('{"jaxnn_version": "0.1.0", "files": '
                                       '{"weights_npz": "weights.npz", "summary": '
                                       '"summary.json", "bad": ["not a name"], "up": "../x"}}')
-    with RunDirectory(str(out), ["sweep_validation.png", "sweep_validation.json"]):
-        pass  # a sweep, which does not know train's names
+    ran(out, ["sweep_validation.png", "sweep_validation.json"])  # a sweep: not train's names
     record = json.loads((out / MARK).read_text())
     assert sorted(record) == ["files"] and sorted(record["files"]) == ["summary.json",
                                                                        "weights.npz"]
     assert record["files"]["weights.npz"] == hashlib.sha256(b"an older run's weights").hexdigest()
-    with RunDirectory(str(out), ["weights.npz", "summary.json"]):
-        pass  # train: still its own files
+    ran(out, ["weights.npz", "summary.json"])  # train: still its own files
     with pytest.raises(UsageError, match="already holds cost.png, which no jaxnn run"):
         RunDirectory(str(out), ["cost.png", "summary.json"]).__enter__()
     (out / "sweep_learning.json").write_text("the user's, after the upgrade")
@@ -285,8 +335,7 @@ def test_directories_from_before_the_mark_stay_a_runs_whoever_writes_there_next(
         RunDirectory(str(out), ["sweep_learning.png", "sweep_learning.json"]).__enter__()
     for mark in ("", '{"files": {}, "legacy": true}'):  # older marks: judged the same way
         (out / MARK).write_text(mark)
-        with RunDirectory(str(out), ["weights.npz", "summary.json"]):
-            pass
+        ran(out, ["weights.npz", "summary.json"])
         assert sorted(json.loads((out / MARK).read_text())["files"]) == ["summary.json",
                                                                           "weights.npz"]
     sweeps = tmp_path / "sweeps"  # a sweep's files from before sweeps marked their directory
@@ -294,8 +343,7 @@ def test_directories_from_before_the_mark_stay_a_runs_whoever_writes_there_next(
     (sweeps / "sweep_learning.png").write_text("its picture")
     (sweeps / "sweep_learning.json").write_text(
         '{"kind": "learning", "param": "m", "values": [1.0], "settings": {}}')
-    with RunDirectory(str(sweeps), ["sweep_learning.png", "sweep_learning.json"]):
-        pass
+    ran(sweeps, ["sweep_learning.png", "sweep_learning.json"])
     assert sorted(json.loads((sweeps / MARK).read_text())["files"]) == [
         "sweep_learning.json", "sweep_learning.png"]
 
@@ -457,6 +505,21 @@ def test_a_reader_that_leaves_early_does_not_stop_the_run(small_npz, tmp_path):
     assert not summary["interrupted"] and "test_accuracy" in summary
     assert sorted(summary["files"].values()) == sorted(
         p.name for p in out.iterdir() if not p.name.startswith("."))
+
+
+def test_a_closed_standard_error_does_not_stop_the_run_at_its_first_warning(small_npz,
+                                                                            tmp_path):
+    """``2>&1 | head``: standard error closed before the held-out warning comes; the run
+    still writes every file."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "jaxnn", "train", "--data", str(small_npz),
+                             "--hidden", "3", "--iterations", "5", "--no-progress",
+                             "--test-size", "0.01", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["interrupted"] and (out / "confusion.png").is_file()
 
 
 def test_the_compile_cache_is_the_commands_and_can_be_turned_off(tmp_path, small_npz):

@@ -208,8 +208,6 @@ def _main(argv: list[str], prog: str) -> int:
         if missing_module(exc) is None:
             raise
         return _fail(prog, str(missing_extra(exc)))
-    except BrokenPipeError:  # pragma: no cover - standard output drops what its reader missed
-        return 0
     except OSError as exc:  # anything the file system says: missing, loop, permission, ...
         return _fail(prog, _os_error(exc))
     except (ValueError, TypeError, OverflowError) as exc:  # an argument the library refused

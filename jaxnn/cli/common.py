@@ -86,9 +86,10 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
 
 
 class StandardOutput(io.TextIOBase):
-    """Standard output that outlives its reader: once the program reading it has gone
-    (``jaxnn train | head -1``), what the command prints is dropped and the command goes on to
-    the end, writing its files, instead of stopping at its next line."""
+    """Standard output (or error) that outlives its reader: once the program reading it has
+    gone (``jaxnn train | head -1``, ``2>&1 | head``), what the command prints there is
+    dropped and the command goes on to the end, writing its files, instead of stopping at its
+    next line or warning."""
 
     def __init__(self, stream: io.TextIOBase) -> None:
         self.stream, self.gone = stream, False
@@ -127,14 +128,15 @@ class StandardOutput(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def standard_output() -> Iterator[StandardOutput]:
-    """``sys.stdout`` as a :class:`StandardOutput` for the command's duration."""
-    previous = sys.stdout
-    sys.stdout = out = StandardOutput(previous)
+def standard_output() -> Iterator[None]:
+    """``sys.stdout`` and ``sys.stderr`` as :class:`StandardOutput` for the command's
+    duration."""
+    previous = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = StandardOutput(previous[0]), StandardOutput(previous[1])
     try:
-        yield out
+        yield
     finally:
-        sys.stdout = previous
+        sys.stdout, sys.stderr = previous
 
 
 def make_console():  # noqa: ANN201 - rich is optional, so no annotation at import time

@@ -168,13 +168,15 @@ class RunDirectory:
     called when the run is about to write, removes what a previous run left under ``names``
     and its writers' temporary files, so the directory never shows one run's pictures beside
     another run's summary, and a run that fails before writing leaves the previous one whole
-    (and a directory it made, none). Leaving records this run's files in the mark and
-    releases the lock."""
+    (and a directory it made, none). Leaving records this run's files in the mark (a run
+    that wrote nothing leaves the mark as it was) and releases the lock."""
 
     def __init__(self, path: str | None, names: Sequence[str] = ()) -> None:
         self.path, self.names = path, tuple(names)
         self.out: Path | None = None
         self.made: list[Path] = []  # the directories this run made, deepest first
+        self.replaced = False  # replace_previous() ran: this run has begun to write
+        self.had_mark = False  # the directory had a mark when the run began
         self.recorded: dict[str, str] = {}  # the mark: {name: sha256} of the runs' files
         self.entered: dict[str, str] = {}  # the digests of the previous run's files
 
@@ -208,6 +210,7 @@ class RunDirectory:
         try:
             self.entered = {n: _digest(out / n) for n in self.names
                             if os.path.lexists(out / n)}
+            self.had_mark = os.path.lexists(out / MARK)
             recorded, before_the_mark = _read_mark(out)
             if before_the_mark:
                 recorded = {**_vouched_before_the_mark(out), **recorded}
@@ -233,9 +236,11 @@ class RunDirectory:
         changed since the run began (the user edited the previous summary, say) is kept
         under another name, with a warning."""
         assert self.out is not None, "replace_previous() inside the with block"
+        self.replaced = True
         for name in self.names:
             path = self.out / name
-            if os.path.lexists(path) and _digest(path) != self.entered.get(name):
+            if os.path.lexists(path) and (not _is_regular(path)
+                                          or _digest(path) != self.entered.get(name)):
                 kept = path.with_name(f"{name}.kept-{time.strftime('%Y%m%d-%H%M%S')}")
                 os.replace(path, kept)
                 warnings.warn(f"{path} changed while this run trained; kept it as {kept.name}",
@@ -249,15 +254,15 @@ class RunDirectory:
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self.out is None:
             return
-        if exc_type is not None and self.made and \
-                not any((self.out / name).exists() for name in self.names):
-            # a run that failed before writing anything leaves no directory behind
-            for name in (MARK, LOCK):
+        if not self.replaced:  # it wrote nothing: the mark stays as entering left it
+            for name in (LOCK,) if self.had_mark else (MARK, LOCK):
                 with contextlib.suppress(FileNotFoundError):
                     (self.out / name).unlink()
+            # and a run that failed leaves no directory it made behind
+            made = self.made if exc_type is not None else []
             try:
-                for made in self.made:
-                    made.rmdir()
+                for directory in made:
+                    directory.rmdir()
             except OSError:  # not empty: something else is there now
                 pass
             return
@@ -310,8 +315,8 @@ def _vouched_before_the_mark(out: Path) -> dict[str, str]:
 def _read_mark(out: Path) -> tuple[dict[str, str], bool]:
     """The mark's ``({name: sha256}, from_before_the_mark)``: ``({}, True)`` without a mark
     or with an older run's empty one (or one that said ``legacy``), whose files are then
-    judged by :func:`_vouched_before_the_mark`; a mark that cannot be read records
-    nothing."""
+    judged by :func:`_vouched_before_the_mark`; a mark that is not JSON of the expected shape
+    records nothing; one that is not a regular UTF-8 file is a :class:`UsageError`."""
     mark = out / MARK
     if not os.path.lexists(mark):
         return {}, True
