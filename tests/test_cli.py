@@ -323,6 +323,32 @@ def test_train_interrupted_saves_what_it_reached(tmp_path: Path,
     assert not (out / "cost.png").exists()
 
 
+def test_train_interrupted_while_saving_still_saves_the_weights_and_summary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C just after the first weights file is written: the command still writes the
+    other weights file and a summary saying it was interrupted, then exits 130."""
+    import jaxnn.io
+
+    save, calls = jaxnn.io.save_weights, []
+
+    def interrupted_after_the_first(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        save(*args, **kwargs)
+        calls.append(args[0])
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(jaxnn.io, "save_weights", interrupted_after_the_first)
+    out = tmp_path / "out"
+    code, stdout, _ = run(["train", "--dataset", "digits", "--iterations", "2", "--hidden", "2",
+                           "--no-progress", "--out", str(out)])
+    assert code == 130 and "interrupted" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert sorted(summary["files"].values()) == ["summary.json", "weights.mat", "weights.npz"]
+    for name in ("weights.npz", "weights.mat"):
+        assert len(jaxnn.load_weights(out / name)) == 2
+
+
 def test_train_default_output_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, _, err = run(["train", "--dataset", "digits", "--iterations", "1", "--hidden", "2",

@@ -363,6 +363,30 @@ def test_a_file_changed_while_the_run_trained_is_kept_aside(tmp_path):
     assert len(kept) == 1 and kept[0].read_text() == "edited by the user during the run"
 
 
+def test_a_file_that_appears_while_the_run_writes_is_kept_aside(tmp_path):
+    """Each file is claimed as it is written: one the user puts under a later file's name
+    while the run writes the earlier ones is kept aside; the run's own rewrites are not."""
+    out = tmp_path / "run"
+    run = RunDirectory(str(out), ["summary.json", "cost.png"])
+    with run:
+        run.replace_previous()
+        run.claim("summary.json").write_text("the run's first summary")
+        (out / "cost.png").write_text("the user's, made while the run wrote")
+        with pytest.warns(UserWarning, match="cost.png appeared while this run wrote its "
+                          "files; kept it as cost.png.kept-"):
+            run.claim("cost.png").write_text("the run's picture")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            run.claim("summary.json").write_text("the run's last summary")
+    kept = [p for p in out.iterdir() if ".kept-" in p.name]
+    assert [p.read_text() for p in kept] == ["the user's, made while the run wrote"]
+    assert (out / "cost.png").read_text() == "the run's picture"
+    record = json.loads((out / MARK).read_text())["files"]
+    assert sorted(record) == ["cost.png", "summary.json"]
+
+
 def test_a_run_that_fails_before_writing_leaves_the_previous_run_whole(
         tmp_path, small_npz, monkeypatch, capsys):
     out = tmp_path / "run"

@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     kind = "validation" if args.kind == "lam" else "learning"
     files = (f"sweep_{kind}.png", f"sweep_{kind}.json")
     run_dir = RunDirectory(args.out, files)
-    with run_dir as out:  # one sweep at a time in a directory, never over the user's files
+    with run_dir:  # one sweep at a time in a directory, never over the user's files
         console.print(f"[bold]jaxnn sweep {args.kind}[/] on {data.name}: {data.X.shape[0]} "
                       f"examples, {counted(args.seeds, 'seed')} per point, "
                       f"{counted(args.iterations, args.method + ' iteration')}")
@@ -137,13 +137,13 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         console.print(_table(curve, Table))
-        png, js = (out / name for name in files)
         run_dir.replace_previous()
+        png, js = (run_dir.claim(name) for name in files)
         save_png(sweep_curve(curve, title=f"{kind} curve on {data.name}"), png)
         write_json(js, {**curve.to_dict(), "data": data.name})
     if curve.best is not None:
         console.print(f"lowest mean validation cost at lambda = {curve.best:g} (marked *)")
-    console.print(f"{curve.seconds:.1f} s")
+    console.print(f"sweep time {curve.seconds:.1f} s")
     console.print(f"files written: {os.fspath(png)}, {os.fspath(js)}")
     return EXIT_OK
 

@@ -139,11 +139,11 @@ def run(args: argparse.Namespace) -> int:
     run_dir = RunDirectory(args.out, FILES.values())
     with run_dir as out, _precision(args.dtype):
         outcome = train(args, options, sizes, split, console, header)
-        run_dir.replace_previous()  # only now: a run that fails to train leaves the last one
-        save_weights(out, outcome.params, args.activation, args.output)  # first, always
         summary = make_summary(args, data, split, sizes, outcome, out, options)
+        run_dir.replace_previous()  # only now: a run that fails to train leaves the last one
         try:
-            write_json(out / FILES["summary"], summary)
+            save_weights(run_dir, outcome.params, args.activation, args.output)  # first
+            write_json(run_dir.claim(FILES["summary"]), summary)
             if outcome.interrupted:
                 console.print(f"[bold yellow]interrupted[/] after "
                               f"{counted(outcome.n_iter, 'iteration')}: "
@@ -156,19 +156,21 @@ def run(args: argparse.Namespace) -> int:
                 return EXIT_FAILED
             evaluation = evaluate(outcome.params, split, args.activation)
             summary.update(evaluation_summary(evaluation))
-            write_json(out / FILES["summary"], summary)
+            write_json(run_dir.claim(FILES["summary"]), summary)
             print_report(console, evaluation, outcome)
-            write_pictures(out, data, split, outcome, evaluation, summary)
-        except KeyboardInterrupt:
+            write_pictures(run_dir, data, split, outcome, evaluation, summary)
+        except KeyboardInterrupt:  # while writing: the weights and the summary, then stop
+            if not all((out / FILES[k]).exists() for k in ("weights_npz", "weights_mat")):
+                save_weights(run_dir, outcome.params, args.activation, args.output)
             summary["interrupted"] = True
             summary["files"] = {k: v for k, v in summary["files"].items()
                                 if (out / v).exists() or k == "summary"}
-            write_json(out / FILES["summary"], summary)
+            write_json(run_dir.claim(FILES["summary"]), summary)
             console.print(f"[bold yellow]interrupted[/]: the weights and summary are saved in "
                           f"{escape(str(out))}")
             return EXIT_INTERRUPTED
         summary["total_seconds"] = round(time.perf_counter() - started, 3)
-        write_json(out / FILES["summary"], summary)
+        write_json(run_dir.claim(FILES["summary"]), summary)
     files = ", ".join(summary["files"].values())
     console.print(f"files written to [bold]{escape(str(out))}[/]: {files}")
     console.print(f"total time {time.perf_counter() - started:.1f} s")
@@ -361,17 +363,17 @@ def print_report(console: Any, evaluation: dict[str, Any], outcome: Outcome) -> 
 # ---- files ---------------------------------------------------------------------------------------
 
 
-def save_weights(out: Path, params: tuple[np.ndarray, ...], activation: str,
+def save_weights(run_dir: RunDirectory, params: tuple[np.ndarray, ...], activation: str,
                  output: str) -> None:
     """``weights.npz`` (jaxnn's layout) and ``weights.mat`` (the course's), each carrying the
     network it holds (layer sizes, activation, output)."""
     from jaxnn.io import save_weights as save
 
     for name in ("weights_npz", "weights_mat"):
-        save(out / FILES[name], params, activation=activation, output=output)
+        save(run_dir.claim(FILES[name]), params, activation=activation, output=output)
 
 
-def write_pictures(out: Path, data: Data, split: Split, outcome: Outcome,
+def write_pictures(run_dir: RunDirectory, data: Data, split: Split, outcome: Outcome,
                    evaluation: dict[str, Any], summary: dict[str, Any]) -> None:
     """``digits.png`` and ``hidden_units.png`` (when rows are images), ``cost.png``,
     ``confusion.png``; the summary lists the pictures a run has."""
@@ -382,18 +384,18 @@ def write_pictures(out: Path, data: Data, split: Split, outcome: Outcome,
                             if k not in ("digits", "hidden_units")}
     else:
         shape, order = data.image
-        plot.save_png(plot.digit_grid(split.X_train, shape, order), out / FILES["digits"])
+        plot.save_png(plot.digit_grid(split.X_train, shape, order), run_dir.claim(FILES["digits"]))
         plot.save_png(plot.hidden_units(
             outcome.params, shape, order,
             title=f"Hidden units after {outcome.n_iter} {summary['method']} iterations, "
-                  f"lam {summary['lam']:g}"), out / FILES["hidden_units"])
+                  f"lam {summary['lam']:g}"), run_dir.claim(FILES["hidden_units"]))
     plot.save_png(plot.cost_curve(outcome.history, initial=outcome.initial_cost, log=True,
                                   title=f"Training cost ({summary['method']})"),
-                  out / FILES["cost_curve"])
+                  run_dir.claim(FILES["cost_curve"]))
     on = evaluation["report_on"]
     plot.save_png(plot.confusion_matrix(evaluation["metrics"]["confusion_matrix"],
                                         title=f"Confusion matrix ({on} set)"),
-                  out / FILES["confusion_matrix"])
+                  run_dir.claim(FILES["confusion_matrix"]))
 
 
 def evaluation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:

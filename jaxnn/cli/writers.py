@@ -168,67 +168,68 @@ class RunDirectory:
     called when the run is about to write, removes what a previous run left under ``names``
     and its writers' temporary files, so the directory never shows one run's pictures beside
     another run's summary, and a run that fails before writing leaves the previous one whole
-    (and a directory it made, none). Leaving records this run's files in the mark (a run
-    that wrote nothing leaves the mark as it was) and releases the lock."""
+    (and a directory it made, none). Each file is then written to :meth:`claim`'s path,
+    which keeps aside what appeared there meanwhile. Leaving records this run's files in the
+    mark (a run that wrote nothing leaves the mark as it was) and releases the lock."""
 
     def __init__(self, path: str | None, names: Sequence[str] = ()) -> None:
         self.path, self.names = path, tuple(names)
         self.out: Path | None = None
         self.made: list[Path] = []  # the directories this run made, deepest first
         self.replaced = False  # replace_previous() ran: this run has begun to write
-        self.had_mark = False  # the directory had a mark when the run began
+        self.claimed: set[str] = set()  # the names this run has written (see claim())
         self.recorded: dict[str, str] = {}  # the mark: {name: sha256} of the runs' files
         self.entered: dict[str, str] = {}  # the digests of the previous run's files
 
     def __enter__(self) -> Path:
         out, self.made = output_dir(self.path)
-        lock = out / LOCK
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not _is_regular(lock):
-                    raise UsageError(f"{lock}: is not a jaxnn lock file (a directory, a link or "
-                                     "another special file); move it away or choose another "
-                                     "--out") from None
-                owner = _lock_owner(lock)
-                if owner is not None and process_alive(owner):
-                    raise UsageError(f"{out}: another jaxnn run (process {owner}) is writing "
-                                     "this directory; wait for it or choose another --out") \
-                        from None
-                if owner is None and _age(lock) < LOCK_BLANK_S:  # made, its pid not yet written
-                    raise UsageError(f"{out}: another jaxnn run is starting in this directory; "
-                                     "wait for it or choose another --out") from None
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()  # a dead run's lock (what it left is judged like the rest)
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
-            break
-        else:  # pragma: no cover - another run took the stale lock at the same moment
-            raise UsageError(f"{out}: another jaxnn run is starting in this directory")
+        lock, locked = out / LOCK, False
         try:
+            for _ in range(2):
+                try:
+                    fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    self._judge_lock(lock)  # a live run's lock: refused
+                    with contextlib.suppress(FileNotFoundError):
+                        lock.unlink()  # a dead run's lock (what it left is judged as the rest)
+                    continue
+                locked = True
+                with os.fdopen(fd, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+                break
+            else:  # pragma: no cover - another run took the stale lock at the same moment
+                raise UsageError(f"{out}: another jaxnn run is starting in this directory")
             self.entered = {n: _digest(out / n) for n in self.names
                             if os.path.lexists(out / n)}
-            self.had_mark = os.path.lexists(out / MARK)
             recorded, before_the_mark = _read_mark(out)
             if before_the_mark:
                 recorded = {**_vouched_before_the_mark(out), **recorded}
-            theirs = [n for n, digest in self.entered.items()
-                      if digest is None or recorded.get(n) != digest]
-            if theirs:
-                them = "them" if len(theirs) > 1 else "it"
-                raise UsageError(f"{out}: already holds {', '.join(theirs)}, which no jaxnn "
-                                 f"run wrote (or which changed since); move {them} away or "
-                                 "choose another --out")
-            self.out, self.recorded = out, recorded
-            self._record()  # what is there now is a run's: a later run may replace it
-        except BaseException:
-            self.out = None
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
+            _refuse_the_users(out, self.entered, recorded)
+        except BaseException:  # refused, failed or interrupted: nothing of this run is left
+            if locked:
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+            _remove_empty(self.made)
             raise
+        # the mark is written when the run has written (see __exit__)
+        self.out, self.recorded = out, recorded
         return out
+
+    @staticmethod
+    def _judge_lock(lock: Path) -> None:
+        """Refuse a lock that is not a dead run's: a special file, a live run's, or one
+        still without its pid (a run starting)."""
+        out = lock.parent
+        if not _is_regular(lock):
+            raise UsageError(f"{lock}: is not a jaxnn lock file (a directory, a link or "
+                             "another special file); move it away or choose another --out")
+        owner = _lock_owner(lock)
+        if owner is not None and process_alive(owner):
+            raise UsageError(f"{out}: another jaxnn run (process {owner}) is writing this "
+                             "directory; wait for it or choose another --out")
+        if owner is None and _age(lock) < LOCK_BLANK_S:  # made, its pid not yet written
+            raise UsageError(f"{out}: another jaxnn run is starting in this directory; wait "
+                             "for it or choose another --out")
 
     def replace_previous(self) -> None:
         """Remove the files a previous run left under ``names``, and the temporary files of
@@ -241,30 +242,37 @@ class RunDirectory:
             path = self.out / name
             if os.path.lexists(path) and (not _is_regular(path)
                                           or _digest(path) != self.entered.get(name)):
-                kept = path.with_name(f"{name}.kept-{time.strftime('%Y%m%d-%H%M%S')}")
-                os.replace(path, kept)
-                warnings.warn(f"{path} changed while this run trained; kept it as {kept.name}",
-                              stacklevel=2)
+                self._keep_aside(path, "changed while this run trained")
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             # the writers' temporaries whose process is gone (never a file that only looks
             # like one: a name that does not say its writer, or a writer still alive)
             remove_stale_temps(path, max_age_s=math.inf)
 
+    def claim(self, name: str) -> Path:
+        """The path to write ``name`` to now. Whatever is there that this run did not write
+        (the user's, made since :meth:`replace_previous`), or that is not a regular file, is
+        kept under another name, with a warning, instead of being written over."""
+        assert self.out is not None and self.replaced, "claim() after replace_previous()"
+        path = self.out / name
+        if os.path.lexists(path) and (name not in self.claimed or not _is_regular(path)):
+            self._keep_aside(path, "appeared while this run wrote its files")
+        self.claimed.add(name)
+        return path
+
+    def _keep_aside(self, path: Path, why: str) -> None:
+        kept = path.with_name(f"{path.name}.kept-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, kept)
+        warnings.warn(f"{path} {why}; kept it as {kept.name}", stacklevel=3)
+
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self.out is None:
             return
-        if not self.replaced:  # it wrote nothing: the mark stays as entering left it
-            for name in (LOCK,) if self.had_mark else (MARK, LOCK):
-                with contextlib.suppress(FileNotFoundError):
-                    (self.out / name).unlink()
-            # and a run that failed leaves no directory it made behind
-            made = self.made if exc_type is not None else []
-            try:
-                for directory in made:
-                    directory.rmdir()
-            except OSError:  # not empty: something else is there now
-                pass
+        if not self.replaced:  # it wrote nothing: the mark stays as it was
+            with contextlib.suppress(FileNotFoundError):
+                (self.out / LOCK).unlink()
+            if exc_type is not None:  # and a run that failed leaves no directory it made
+                _remove_empty(self.made)
             return
         try:
             self._record()
@@ -282,6 +290,31 @@ class RunDirectory:
             if digest is not None:
                 self.recorded[name] = digest
         write_json(self.out / MARK, {"files": dict(sorted(self.recorded.items()))})
+
+
+def _refuse_the_users(out: Path, entered: dict[str, str | None],
+                      recorded: dict[str, str]) -> None:
+    """Refuse files under a run's names that the mark does not vouch for: unreadable ones
+    (no digest to compare), then the user's (unrecorded or changed since)."""
+    unreadable = [n for n, digest in entered.items() if digest is None
+                  and _is_regular(out / n)]
+    if unreadable:
+        raise UsageError(f"{out}: cannot read {', '.join(unreadable)} to tell whether a jaxnn "
+                         "run wrote it; make it readable, move it away or choose another --out")
+    theirs = [n for n, digest in entered.items() if digest is None or recorded.get(n) != digest]
+    if theirs:
+        them = "them" if len(theirs) > 1 else "it"
+        raise UsageError(f"{out}: already holds {', '.join(theirs)}, which no jaxnn run wrote "
+                         f"(or which changed since); move {them} away or choose another --out")
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    """Remove ``directories`` (deepest first) while they are empty."""
+    try:
+        for directory in directories:
+            directory.rmdir()
+    except OSError:  # not empty: something else is there now
+        pass
 
 
 def _vouched_before_the_mark(out: Path) -> dict[str, str]:
