@@ -15,7 +15,7 @@ import pytest
 
 from jaxnn.cli import main
 from jaxnn.cli.common import UsageError, require
-from jaxnn.cli.writers import LOCK, MARK, RunDirectory
+from jaxnn.cli.run_directory import LOCK, MARK, RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,8 @@ from jaxnn.cli.options import (
     non_negative,
     positive_int,
 )
-from jaxnn.cli.writers import RunDirectory, write_json
+from jaxnn.cli.run_directory import RunDirectory
+from jaxnn.cli.writers import write_json
 from jaxnn.names import counted
 
 DEFAULT_SIZES = (0.1, 0.25, 0.5, 1.0)

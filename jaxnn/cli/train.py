@@ -42,7 +42,8 @@ from jaxnn.cli.options import (
     positive_int,
     seed_int,
 )
-from jaxnn.cli.writers import RunDirectory, write_json
+from jaxnn.cli.run_directory import RunDirectory
+from jaxnn.cli.writers import write_json
 from jaxnn.names import counted
 
 FILES = {
