@@ -86,11 +86,13 @@ class Curve:
 
     @property
     def best(self) -> float | None:
-        """The ``lam`` with the lowest mean validation cost (validation curves; None for a
-        learning curve, where the largest training set is always expected to win)."""
-        if self.kind != "validation":
+        """The ``lam`` with the lowest mean validation cost, among those where some network
+        did not diverge (validation curves; None for a learning curve, where the largest
+        training set is always expected to win, or when every network diverged)."""
+        usable = np.flatnonzero(~self.diverged.all(axis=1))
+        if self.kind != "validation" or usable.size == 0:
             return None
-        return float(self.values[int(np.argmin(self.mean("val_cost")))])
+        return float(self.values[usable[int(np.argmin(self.mean("val_cost")[usable]))]])
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain lists and numbers (JSON-ready)."""

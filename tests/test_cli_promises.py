@@ -294,6 +294,12 @@ def test_what_the_mark_cannot_vouch_for_is_the_users(tmp_path):
     with pytest.raises(UsageError, match="already holds weights.npz, which no jaxnn run"):
         RunDirectory(str(out), ["weights.npz", "summary.json"]).__enter__()
     assert (out / "weights.npz").is_dir() and not (out / LOCK).exists()
+    (out / "summary.json").write_text("{}")
+    (out / MARK).write_text('{"files": "not a table"}')  # damaged: it vouches for nothing
+    with pytest.raises(UsageError, match=r"already holds summary.json, which no jaxnn run "
+                       r"wrote \(or which changed since\) \(\.jaxnn-run, the record of what "
+                       r"runs wrote here, cannot be read\)"):
+        RunDirectory(str(out), ["summary.json"]).__enter__()
     broken = tmp_path / "broken"
     (broken / MARK).mkdir(parents=True)  # the mark cannot be read or written
     with pytest.raises(UsageError, match="is not a jaxnn mark file"):

@@ -208,8 +208,14 @@ def test_networks_that_diverge_are_said(data):
     X, y = data
     with pytest.warns(UserWarning, match=r"^4 of 4 networks diverged \(the first: lam 0, seed "
                       r"0\): stopped: the cost became non-finite"):
-        sweep.validation_curve(X, y, [0.0, 1.0], hidden=HIDDEN, seeds=2, maxiter=3,
-                               method="sgd", learning_rate=1e30)
+        curve = sweep.validation_curve(X, y, [0.0, 1.0], hidden=HIDDEN, seeds=2, maxiter=3,
+                                       method="sgd", learning_rate=1e30)
+    assert curve.best is None and curve.to_dict()["best"] is None  # no lam trained
+    cost = np.array([[0.1, 0.2], [0.5, 0.4], [0.3, 0.3]])  # the diverged lam 0 looks best
+    mixed = sweep.Curve("validation", "lam", np.array([0.0, 1.0, 3.0]), np.array([0, 1]), cost,
+                        cost, cost, cost, np.ones((3, 2), int),
+                        diverged=np.array([[True, True], [False, True], [False, False]]))
+    assert mixed.best == 3.0
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         curve = sweep.learning_curve(X, y, [60, 120], hidden=HIDDEN, seeds=2, maxiter=3,

@@ -132,9 +132,10 @@ class RunDirectory:
             self.entered = {n: _digest(out / n) for n in self.names
                             if os.path.lexists(out / n)}
             recorded, before_the_mark = _read_mark(out)
+            damaged, recorded = recorded is None, recorded or {}
             if before_the_mark:
                 recorded = {**_vouched_before_the_mark(out), **recorded}
-            _refuse_the_users(out, self.entered, recorded)
+            _refuse_the_users(out, self.entered, recorded, damaged)
         except BaseException:  # refused, failed or interrupted: nothing of this run is left
             if locked:
                 with contextlib.suppress(FileNotFoundError):
@@ -223,7 +224,7 @@ class RunDirectory:
 
 
 def _refuse_the_users(out: Path, entered: dict[str, str | None],
-                      recorded: dict[str, str]) -> None:
+                      recorded: dict[str, str], damaged: bool) -> None:
     """Refuse files under a run's names that the mark does not vouch for: unreadable ones
     (no digest to compare), then the user's (unrecorded or changed since)."""
     unreadable = [n for n, digest in entered.items() if digest is None
@@ -234,8 +235,11 @@ def _refuse_the_users(out: Path, entered: dict[str, str | None],
     theirs = [n for n, digest in entered.items() if digest is None or recorded.get(n) != digest]
     if theirs:
         them = "them" if len(theirs) > 1 else "it"
+        why = (f" ({MARK}, the record of what runs wrote here, cannot be read)" if damaged
+               else "")
         raise UsageError(f"{out}: already holds {', '.join(theirs)}, which no jaxnn run wrote "
-                         f"(or which changed since); move {them} away or choose another --out")
+                         f"(or which changed since){why}; move {them} away or choose another "
+                         "--out")
 
 
 def _remove_empty(directories: list[Path]) -> None:
@@ -275,11 +279,12 @@ def _vouched_before_the_mark(out: Path) -> dict[str, str]:
     return vouched
 
 
-def _read_mark(out: Path) -> tuple[dict[str, str], bool]:
+def _read_mark(out: Path) -> tuple[dict[str, str] | None, bool]:
     """The mark's ``({name: sha256}, from_before_the_mark)``: ``({}, True)`` without a mark
     or with an older run's empty one (or one that said ``legacy``), whose files are then
-    judged by :func:`_vouched_before_the_mark`; a mark that is not JSON of the expected shape
-    records nothing; one that is not a regular UTF-8 file is a :class:`UsageError`."""
+    judged by :func:`_vouched_before_the_mark`; ``(None, False)`` for a mark that is not JSON
+    of the expected shape (it records nothing); one that is not a regular UTF-8 file is a
+    :class:`UsageError`."""
     mark = out / MARK
     if not os.path.lexists(mark):
         return {}, True
@@ -293,9 +298,9 @@ def _read_mark(out: Path) -> tuple[dict[str, str], bool]:
         mark = json.loads(text)
         files = mark["files"]
     except (ValueError, TypeError, KeyError):
-        return {}, False
+        return None, False
     if not isinstance(files, dict):
-        return {}, False
+        return None, False
     return {str(k): str(v) for k, v in files.items()}, bool(mark.get("legacy"))
 
 
