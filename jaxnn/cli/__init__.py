@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _main(argv, prog)
     except KeyboardInterrupt:  # heard as the handler was put in place or undone
         interrupts.pending = True
-    if code is None or interrupts.pending and code != EXIT_INTERRUPTED:  # in its last moments
+    if code is None or (interrupts.pending and code != EXIT_INTERRUPTED):  # its last moments
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return code

@@ -48,8 +48,6 @@ def output_dir(path: str | None, default_parent: str = "runs") -> tuple[Path, li
                          f"{default_parent}/<timestamp>)")
     else:
         out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a directory")
     made: list[Path] = []
     try:
         _make_directories(out, made)
@@ -109,7 +107,7 @@ class RunDirectory:
         self.replaced = False  # replace_previous() ran: this run has begun to write
         self.claimed: set[str] = set()  # the names this run has written (see claim())
         self.recorded: dict[str, str] = {}  # the mark: {name: sha256} of the runs' files
-        self.entered: dict[str, str] = {}  # the digests of the previous run's files
+        self.entered: dict[str, str | None] = {}  # the previous run's files' digests
 
     def __enter__(self) -> Path:
         out, self.made = output_dir(self.path)

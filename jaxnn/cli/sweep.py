@@ -85,13 +85,30 @@ def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int 
     return out
 
 
+def _check_lambdas(values: list[float], texts: list[str], dtype: str) -> None:
+    """Each of ``--values`` a lambda the networks can hold in ``dtype``, and none equal to
+    another there (1e-50 is 0 in float32)."""
+    import numpy as np
+
+    from jaxnn.checks import check_representable
+
+    try:
+        check_representable(values, "--values", dtype)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    trained = np.asarray(values).astype(dtype).tolist()  # what the networks see
+    for i, v in enumerate(trained):
+        if v in trained[:i]:
+            same = values[trained.index(v)]
+            raise UsageError(f"--values: {texts[i]} is {v:g} in {dtype}, as is {same:g}; give "
+                             "each lambda once (or use --dtype float64)")
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``jaxnn sweep`` command: run the sweep, print a table, write the PNG and JSON."""
     require("sweep", "rich", "matplotlib", *data_packages(args.data, args.dataset))
-    import numpy as np
     from rich.table import Table
 
-    from jaxnn.checks import check_representable
     from jaxnn.plot import save_png, sweep_curve
     from jaxnn.sweep import DEFAULT_LAMS, learning_curve, validation_curve
 
@@ -102,16 +119,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--lam is the fixed lambda of 'sweep size'; 'sweep lam' tries the "
                          "lambdas of --values")
     if args.kind == "lam" and values:
-        try:
-            check_representable(values, "--values", args.dtype)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-        trained = np.asarray(values).astype(args.dtype).tolist()  # what the networks see
-        for i, v in enumerate(trained):
-            if v in trained[:i]:
-                same = values[trained.index(v)]
-                raise UsageError(f"--values: {args.values[i]} is {v:g} in {args.dtype}, as is "
-                                 f"{same:g}; give each lambda once (or use --dtype float64)")
+        _check_lambdas(values, args.values, args.dtype)
     if not 0 < args.val_size < 1:
         raise UsageError(f"--val-size must be a fraction in (0, 1), got {args.val_size}")
     common = dict(hidden=args.hidden, seeds=args.seeds, maxiter=args.iterations,
