@@ -16,7 +16,7 @@ iterations for every entry, everything from the same initial weights
 Entries:
 * jaxnn `fit` default (`method="L-BFGS-B"`: :func:`jaxnn.train.lbfgsb.run`, scipy's
   L-BFGS-B iterations in numpy, one compiled value-and-gradient call per evaluation), float32
-  (fit's default dtype) and float64; `fit(method="lbfgs")` (optax, compiled loop);
+  (fit's default dtype) and float64; `fit(method="lbfgs")` (optax's L-BFGS, compiled loop);
   `fit(method="fmincg")` (the course's conjugate gradient, compiled loop) for 50 and
   `maxiter` line searches. jaxnn runs with `tol=0` (not fmincg, which has no tolerance) so that
   every run does all its iterations.

@@ -482,7 +482,7 @@ def test_keyboard_interrupt_during_an_evaluation_or_a_segment(monkeypatch):
     assert all(np.array_equal(u, v) for u, v in zip(ref.params, r.params, strict=True))
 
 
-@pytest.mark.parametrize("method, init", [("lbfgs", "_lbfgs_init"), ("adam", "_minibatch_init")])
+@pytest.mark.parametrize("method, init", [("lbfgs", "_lbfgs_segment"), ("adam", "_minibatch_init")])
 def test_keyboard_interrupt_while_the_loop_compiles_returns_the_initial_params(
         monkeypatch, method, init):
     p0, X, y = _problem()
@@ -629,9 +629,9 @@ def test_a_first_fit_compiles_each_program_once(method, devices):
                 devices=devices, **kw)
     names = c.names
     assert r.n_iter > 7 and names and len(names) == len(set(names)), names
-    # lbfgs: its first state and its loop; fmincg: its loop, whose first pass evaluates the start
+    # lbfgs, fmincg: their loop, whose first pass evaluates the start
     expected = {"L-BFGS-B": {"jit(packed_value_and_grad)"},
-                "lbfgs": {"jit(lbfgs_init)", "jit(lbfgs_segment)"},
+                "lbfgs": {"jit(lbfgs_segment)"},
                 "fmincg": {"jit(fmincg_segment)"}}.get(method)
     assert expected is None or set(names) == expected, names
 

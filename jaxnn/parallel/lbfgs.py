@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnn.spec import NetSpec
-from jaxnn.train.status import Status, all_finite
+from jaxnn.train.status import Status, all_finite, gradient_status
 
 __all__ = ["LbfgsState", "lbfgs_many_run"]
 
@@ -23,14 +23,18 @@ Array = jax.Array
 
 # --- an L-BFGS written for vmap -----------------------------------------------------------------
 #
-# optax's L-BFGS (what ``fit(method="lbfgs")`` runs) takes its steps with a zoom line search
-# whose ``lax.cond`` between "search an interval" and "zoom into it" evaluates the network in
-# *both* branches once the predicate is batched, and whose inner ``while_loop`` runs until the
-# slowest member's search ends: under ``vmap`` it costs 2-4 gradient evaluations per iteration
-# instead of about one. The loop below is L-BFGS (two-loop recursion, ``memory_size`` pairs,
-# ``H0 = (s'y / y'y) I``) whose line search is a *state machine without branches*: every pass
-# of the one ``while_loop`` evaluates each network once, at its current trial step ``t`` along
-# the direction ``d``, and then
+# optax's L-BFGS, as optax writes it, takes its steps with a zoom line search whose
+# ``lax.cond`` between "search an interval" and "zoom into it" evaluates the network in *both*
+# branches once the predicate is batched, and whose inner ``while_loop`` runs until the slowest
+# member's search ends: under ``vmap`` it costs 2-4 gradient evaluations per iteration instead
+# of about one. (``fit(method="lbfgs")`` runs that algorithm rewritten with one evaluation per
+# pass, :mod:`jaxnn.train.lbfgs`; this loop came first, and ``fit_many``'s results and the
+# sweeps built on them are its own: a simpler line search, weak Wolfe conditions.)
+#
+# The loop below is L-BFGS (two-loop recursion, ``memory_size`` pairs, ``H0 = (s'y / y'y) I``)
+# whose line search is a *state machine without branches*: every pass of the one
+# ``while_loop`` evaluates each network once, at its current trial step ``t`` along the
+# direction ``d``, and then
 #
 # * accepts ``t`` if it satisfies the weak Wolfe conditions, sufficient decrease
 #   ``f(t) <= f(0) + c1 t f'(0)`` and curvature ``f'(t) >= c2 f'(0)`` (``c1 = 1e-4``,
@@ -112,13 +116,6 @@ def _two_loop(g: Array, S: Array, Yd: Array, rho: Array) -> Array:
     return -r
 
 
-def _status(value: Array, g: Array, tol: float) -> Array:
-    finite = all_finite(value, g)
-    return jnp.where(~finite, Status.NONFINITE,
-                     jnp.where(jnp.max(jnp.abs(g)) <= tol, Status.CONVERGED, Status.RUNNING)
-                     ).astype(jnp.int32)
-
-
 def _lbfgs_start(theta: Array, value: Array, g: Array, *, maxiter: int, tol: float,
                  memory_size: int) -> LbfgsState:
     n, dt = theta.shape[0], theta.dtype
@@ -129,7 +126,7 @@ def _lbfgs_start(theta: Array, value: Array, g: Array, *, maxiter: int, tol: flo
         S=jnp.zeros((memory_size, n), dt), Yd=jnp.zeros((memory_size, n), dt),
         rho=jnp.zeros((memory_size,), dt), it=jnp.asarray(0, jnp.int32),
         n_evals=jnp.asarray(1, jnp.int32), ls_steps=jnp.asarray(0, jnp.int32),
-        status=_status(value, g, tol),
+        status=gradient_status(value, g, tol),
         history=jnp.full((maxiter,), jnp.nan, dt))
 
 
@@ -177,7 +174,7 @@ def _lbfgs_advance(c: LbfgsState, f: Array, g: Array, active: Array, *, tol: flo
     slope = jnp.where(reset, -_dot(g_acc, g_acc), slope)
     rho = jnp.where(accepted & reset, 0, rho)  # rho = 0 empties a slot; S, Yd need no clearing
     step_new = jnp.where(jnp.all(rho == 0), _first_step(g_acc), jnp.ones((), dt))
-    status = jnp.where(accepted, _status(f_acc, g_acc, tol),
+    status = jnp.where(accepted, gradient_status(f_acc, g_acc, tol),
                        jnp.where(active & out_of_trials, Status.STALLED, c.status))
 
     def pick(a, b, when=accepted):

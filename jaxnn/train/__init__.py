@@ -7,14 +7,15 @@ problem on the device (:mod:`jaxnn.train.problem`), then hands it to one driver:
   ``"CG"``, ``"BFGS"``: :mod:`jaxnn.train.scipy_bridge`, one
   compiled value-and-gradient call per evaluation (:mod:`jaxnn.train.objective`);
 * the compiled ``"lbfgs"``, ``"fmincg"``, ``"adam"``, ``"sgd"``: :mod:`jaxnn.train.compiled`,
-  which runs the pure loops of :mod:`jaxnn.train.loops` and :mod:`jaxnn.train.fmincg` segment
-  by segment.
+  which runs the pure loops of :mod:`jaxnn.train.lbfgs`, :mod:`jaxnn.train.fmincg` and
+  :mod:`jaxnn.train.loops` (mini-batches) segment by segment.
 
 The pure loops (:func:`lbfgs_run`, :func:`minibatch_run`, :func:`fmincg_run`) and
 :func:`value_and_grad_flat` can be ``jit``-ed and ``vmap``-ed directly.
 """
 
-from jaxnn.train.loops import lbfgs_run, minibatch_run
+from jaxnn.train.lbfgs import lbfgs_run
+from jaxnn.train.loops import minibatch_run
 from jaxnn.train.objective import ScipyObjective, packed_value_and_grad, value_and_grad_flat
 from jaxnn.train.problem import METHODS
 from jaxnn.train.scipy_bridge import blas_single_thread

@@ -18,7 +18,7 @@ import numpy as np
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.names import counted
 from jaxnn.spec import NetSpec
-from jaxnn.train import fmincg, loops
+from jaxnn.train import fmincg, lbfgs, loops
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
 from jaxnn.train.status import Status, epochs_message, message
@@ -28,10 +28,8 @@ MINIBATCH_SEGMENT_STEPS = 100  # default optimizer steps per compiled segment (w
 
 Callback = Callable[[int, float, tuple[np.ndarray, ...]], Any]
 
-_LBFGS_STATIC = ("spec", "tol", "memory_size", "max_linesearch_steps")
-_lbfgs_init = jit_with_options(loops.lbfgs_init, LOOPS, static_argnames=_LBFGS_STATIC)
-_lbfgs_segment = jit_with_options(loops.lbfgs_segment, LOOPS,
-                                  static_argnames=(*_LBFGS_STATIC, "length"))
+_lbfgs_segment = jit_with_options(lbfgs.lbfgs_segment, LOOPS, static_argnames=(
+    "spec", "tol", "max_linesearch_steps", "length"))
 _fmincg_segment = jit_with_options(fmincg.fmincg_segment, LOOPS,
                                    static_argnames=("value_and_grad", "length"))
 _minibatch_init = jax.jit(loops.minibatch_init, static_argnames=("optimizer",))
@@ -86,11 +84,14 @@ def _interrupted_at_start(prob: Problem) -> dict:
 
 
 def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> dict:
-    kw = dict(spec=prob.spec, tol=1e-5 if tol is None else float(tol), **(options or {}))
-    try:
-        carry = _lbfgs_init(prob.put(prob.theta0), prob.X, prob.Y, prob.lam, **kw)
-    except KeyboardInterrupt:  # while compiling or at the first evaluation
-        return _interrupted_at_start(prob)
+    """optax's L-BFGS (:mod:`jaxnn.train.lbfgs`): ``maxiter`` iterations; the history holds
+    the cost after each."""
+    options = dict(options or {})
+    memory_size = options.pop("memory_size", 10)
+    kw = dict(spec=prob.spec, tol=1e-5 if tol is None else float(tol), **options)
+    theta0 = prob.put(prob.theta0)
+    # the loop's first pass evaluates it; placed as the loop returns its state (see fmincg)
+    carry = jax.device_put(lbfgs.lbfgs_start(theta0, memory_size), theta0.sharding)
     seg = segment or LBFGS_SEGMENT
     length = max(seg, LBFGS_SEGMENT)  # one compiled program for every segment <= the default
 
@@ -101,6 +102,8 @@ def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> d
     carry, it, history, interrupted, stopped = run_segments(
         lambda c, stop: _lbfgs_segment(c, prob.X, prob.Y, prob.lam, stop, length=length, **kw),
         carry, maxiter, seg, progress, callback, prob)
+    if interrupted and int(carry.n_evals) == 0:  # before the first segment finished
+        return _interrupted_at_start(prob)
     status = int(carry.status)
     text = message(status, n_iter=it, maxiter=maxiter, tol=kw["tol"],
                    at_start=not np.isfinite(float(carry.value)))

@@ -1,13 +1,13 @@
-"""Compiled optax training loops: L-BFGS with its zoom line search, and mini-batch adam/sgd.
+"""Compiled mini-batch training loops: optax's adam and sgd over shuffled mini-batches.
 
-Each loop is a ``lax.while_loop`` over a carry that holds the whole optimizer state, run from
-the carry's iteration up to a *dynamic* stop iteration, recording the cost of each iteration in
-a buffer of static ``length``: one compiled program serves a whole run (:func:`lbfgs_run`,
-:func:`minibatch_run`: ``length = maxiter``) or any number of segments of any run of the same
-problem (what :func:`jaxnn.fit` does, with ``length`` the segment size, so that a
-``KeyboardInterrupt`` or a callback between segments keeps the parameters reached so far, and
-``maxiter`` does not trigger a new compilation). Cutting a run into segments does not change its
-numbers.
+The loop is a ``lax.while_loop`` over a carry that holds the whole optimizer state, run from
+the carry's epoch up to a *dynamic* stop epoch, recording the cost of each epoch in a buffer of
+static ``length``: one compiled program serves a whole run (:func:`minibatch_run`: ``length =
+epochs``) or any number of segments of any run of the same problem (what :func:`jaxnn.fit`
+does, with ``length`` the segment size, so that a ``KeyboardInterrupt`` or a callback between
+segments keeps the parameters reached so far, and ``epochs`` does not trigger a new
+compilation). Cutting a run into segments does not change its numbers. (The full-batch loops,
+L-BFGS and ``fmincg``, are :mod:`jaxnn.train.lbfgs` and :mod:`jaxnn.train.fmincg`.)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import optax
 from jax.typing import ArrayLike
 
 from jaxnn.spec import NetSpec
-from jaxnn.train.status import Status, all_finite
+from jaxnn.train.status import all_finite
 
 Array = jax.Array
 
@@ -31,129 +31,6 @@ def minibatch_optimizer(method: str, learning_rate) -> optax.GradientTransformat
     """optax's ``adam`` or ``sgd`` with ``learning_rate`` (a float or a schedule). One object
     per (method, learning rate), so a compiled loop that takes it as static is reused."""
     return optax.adam(learning_rate) if method == "adam" else optax.sgd(learning_rate)
-
-
-def lbfgs_optimizer(memory_size: int = 10, max_linesearch_steps: int = 20
-                    ) -> optax.GradientTransformationExtraArgs:
-    """optax's L-BFGS with its zoom line search (strong Wolfe conditions)."""
-    return optax.lbfgs(
-        memory_size=memory_size,
-        linesearch=optax.scale_by_zoom_linesearch(
-            max_linesearch_steps=max_linesearch_steps, initial_guess_strategy="one"
-        ),
-    )
-
-
-class LbfgsCarry(NamedTuple):
-    """State of the compiled L-BFGS loop."""
-
-    theta: Array  # (n,)
-    value: Array  # cost at theta
-    grad: Array  # (n,) gradient at theta
-    opt_state: optax.OptState
-    it: Array  # iterations done
-    n_evals: Array  # value-and-gradient evaluations so far
-    status: Array  # RUNNING, CONVERGED, STALLED or NONFINITE
-
-
-def lbfgs_init(theta0: Array, X: Array, Y: Array, lam: ArrayLike, *, spec: NetSpec,
-               tol: float = 1e-5, memory_size: int = 10,
-               max_linesearch_steps: int = 20) -> LbfgsCarry:
-    """The loop's carry at ``theta0``: one value-and-gradient evaluation. Traceable.
-
-    Every leaf is strongly typed, as :func:`lbfgs_segment` returns it: optax's ``init`` makes
-    weakly typed scalars, and a carry that differs from the segment's own output only in weak
-    types would compile the segment a second time."""
-    cost = spec.differentiable_cost()
-    opt = lbfgs_optimizer(memory_size, max_linesearch_steps)
-    value, g = jax.value_and_grad(cost)(theta0, X, Y, lam)
-    carry = LbfgsCarry(
-        theta=theta0, value=value, grad=g, opt_state=opt.init(theta0),
-        it=jnp.asarray(0, jnp.int32), n_evals=jnp.asarray(1, jnp.int32),
-        status=_status(value, g, tol, jnp.asarray(False)),
-    )
-    return jax.tree.map(lambda leaf: jnp.asarray(leaf, leaf.dtype), carry)
-
-
-def _status(value: Array, g: Array, tol: float, stalled: Array) -> Array:
-    return jnp.select(
-        [~all_finite(value, g), jnp.max(jnp.abs(g)) <= tol, stalled],
-        [Status.NONFINITE, Status.CONVERGED, Status.STALLED], Status.RUNNING,
-    ).astype(jnp.int32)
-
-
-def lbfgs_segment(carry: LbfgsCarry, X: Array, Y: Array, lam: ArrayLike, stop: ArrayLike, *,
-                  spec: NetSpec, length: int, tol: float = 1e-5, memory_size: int = 10,
-                  max_linesearch_steps: int = 20) -> tuple[LbfgsCarry, Array]:
-    """L-BFGS iterations from ``carry`` until ``stop`` iterations are done in all (at most
-    ``length`` more), the largest gradient component is ``<= tol``, the line search makes no
-    progress, or the cost turns non-finite. Returns the new carry and ``(length,)`` costs after
-    each iteration of this segment, NaN-padded. Traceable; ``stop`` may be traced."""
-    cost = spec.differentiable_cost()
-    opt = lbfgs_optimizer(memory_size, max_linesearch_steps)
-    start = carry.it
-    stop = jnp.minimum(stop, start + length)
-
-    def cond(state: tuple[LbfgsCarry, Array]) -> Array:
-        c, _ = state
-        return (c.it < stop) & (c.status == Status.RUNNING)
-
-    def body(state: tuple[LbfgsCarry, Array]) -> tuple[LbfgsCarry, Array]:
-        c, history = state
-        updates, opt_state = opt.update(c.grad, c.opt_state, c.theta, value=c.value,
-                                        grad=c.grad, value_fn=lambda t: cost(t, X, Y, lam))
-        theta = optax.apply_updates(c.theta, updates)
-        value = optax.tree.get(opt_state, "value")  # the line search's value and gradient
-        g = optax.tree.get(opt_state, "grad")  # at the accepted point
-        steps = optax.tree.get(opt_state, "num_linesearch_steps")
-        stalled = jnp.all(theta == c.theta)
-        status = _status(value, g, tol, stalled)
-        ok = status != Status.NONFINITE  # else keep the last finite iterate; no iteration done
-        new = LbfgsCarry(
-            theta=jnp.where(ok, theta, c.theta), value=jnp.where(ok, value, c.value),
-            grad=jnp.where(ok, g, c.grad), opt_state=opt_state, it=c.it + ok.astype(jnp.int32),
-            n_evals=c.n_evals + steps.astype(jnp.int32), status=status,
-        )
-        # one select over the segment's slots (an indexed write compiles into two kernels)
-        return new, jnp.where(ok & (jnp.arange(length) == c.it - start), value, history)
-
-    history = jnp.full((length,), jnp.nan, carry.value.dtype)
-    return jax.lax.while_loop(cond, body, (carry, history))
-
-
-def lbfgs_run(
-    theta0: Array,
-    X: Array,
-    Y: Array,
-    lam: ArrayLike,
-    *,
-    sizes: tuple[int, ...],
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
-    grad: str = "backprop",
-    maxiter: int = 400,
-    tol: float = 1e-5,
-    memory_size: int = 10,
-    max_linesearch_steps: int = 20,
-) -> tuple[Array, Array, Array, Array]:
-    """optax L-BFGS (zoom line search) from ``theta0``, the whole loop one ``lax.while_loop``.
-
-    ``theta0`` ``(n,)`` Octave order for ``sizes``; ``X`` ``(m, n_0)``; ``Y`` ``(m, K)``
-    targets; ``lam`` scalar. Stops after ``maxiter`` iterations or when ``max|g| <= tol`` (or
-    the line search stalls, or the cost turns non-finite). Returns ``(theta, history, n_iter,
-    n_evals)``: ``history`` ``(maxiter,)`` is the cost after each iteration, **NaN-padded**
-    after the last one; ``n_evals`` counts value-and-gradient evaluations (line-search steps
-    plus the initial one). Pure: ``jit`` it, or ``vmap`` it over ``(theta0, lam)`` with
-    ``jax.vmap(partial(lbfgs_run, sizes=..., ...), in_axes=(0, None, None, 0))`` (under
-    ``vmap`` the line search's ``lax.cond`` runs both branches)."""
-    kw = dict(spec=NetSpec(tuple(sizes), activation, output, grad), tol=tol,
-              memory_size=memory_size, max_linesearch_steps=max_linesearch_steps)
-    carry = lbfgs_init(theta0, X, Y, lam, **kw)
-    carry, history = lbfgs_segment(carry, X, Y, lam, maxiter, length=maxiter, **kw)
-    return carry.theta, history, carry.it, carry.n_evals
-
-
-# --- mini-batch first-order methods --------------------------------------------------------------
 
 
 class MinibatchCarry(NamedTuple):

@@ -34,6 +34,17 @@ def all_finite(value: jax.Array, vector: jax.Array) -> jax.Array:
     return jnp.isfinite(value + jnp.sum(vector * 0))
 
 
+def gradient_status(value: jax.Array, g: jax.Array, tol: float,
+                    stalled: jax.Array | bool = False) -> jax.Array:
+    """The status of the L-BFGS loops at a new iterate with cost ``value`` and gradient ``g``
+    (int32): NONFINITE if either is not finite, else CONVERGED if ``max|g| <= tol``, else
+    STALLED if ``stalled`` (the line search left the iterate where it was), else RUNNING.
+    Traceable."""
+    return jnp.select([~all_finite(value, g), jnp.max(jnp.abs(g)) <= tol, stalled],
+                      [Status.NONFINITE, Status.CONVERGED, Status.STALLED],
+                      Status.RUNNING).astype(jnp.int32)
+
+
 def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
             at_start: bool = False) -> str:
     """The message of a run that ended in ``status`` after ``n_iter`` of ``maxiter``

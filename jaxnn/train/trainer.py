@@ -10,7 +10,7 @@ puts ``X`` and the one-hot targets on the device once, and then
   ``scipy.optimize.minimize(jac=True)``'s; L-BFGS-B is :func:`jaxnn.train.lbfgsb.run`,
   scipy's L-BFGS-B iterations (no bounds) in numpy without scipy's per-evaluation overhead;
 * ``"lbfgs"``: optax's L-BFGS with its zoom line search, the loop compiled as one
-  ``lax.while_loop`` (:func:`lbfgs_run`);
+  ``lax.while_loop`` that evaluates once per pass (:mod:`jaxnn.train.lbfgs`, :func:`lbfgs_run`);
 * ``"fmincg"``: the course's own nonlinear conjugate gradient, compiled the same way
   (:func:`jaxnn.train.fmincg.fmincg_run`);
 * ``"adam"``, ``"sgd"`` (or any optax ``GradientTransformation`` passed as ``method``): shuffled
