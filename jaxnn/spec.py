@@ -74,9 +74,9 @@ class NetSpec:
 
         With ``grad="backprop"`` the function carries a ``custom_vjp`` whose forward rule runs
         the hand-written backward pass once and whose backward rule scales the saved gradient,
-        so that ``jax.value_and_grad`` of it (as optax's line search calls it) costs one
-        backprop and returns the hand-written gradient. ``X``, ``Y`` and ``lam`` get no
-        derivative."""
+        so that ``jax.value_and_grad`` of it (as optax's line searches call it, for a user who
+        drives optax directly) costs one backprop and returns the hand-written gradient.
+        ``X``, ``Y`` and ``lam`` get no derivative."""
         if self.grad == "autodiff":
             return self.cost
 

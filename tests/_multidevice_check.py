@@ -63,7 +63,7 @@ def main(batch_file: str | None) -> None:
             report["uneven_error"] = ""
         except ValueError as exc:
             report["uneven_error"] = str(exc)
-        # fit with devices=8 vs one device: the compiled optax loop and the scipy bridge
+        # fit with devices=8 vs one device: the compiled L-BFGS loop and the scipy bridge
         for method in ("lbfgs", "L-BFGS-B"):
             r1 = fit(params, X, y, 1.0, method=method, maxiter=10)
             r8 = fit(params, X, y, 1.0, method=method, maxiter=10, devices=8)

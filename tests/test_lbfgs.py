@@ -76,6 +76,9 @@ CASES = {
     # two trials per line search: failed searches fall back to their safe step
     "two trials": dict(sizes=(6, 5, 3), m=60, seed=3, scale=8.0, lam=0.01,
                        options={"max_linesearch_steps": 2}),
+    # one trial: every step that misses the conditions is a safe step or the trial itself
+    "one trial": dict(sizes=(6, 5, 3), m=60, seed=4, scale=1.0, lam=0.1,
+                      options={"max_linesearch_steps": 1, "memory_size": 1}),
 }
 
 
@@ -135,3 +138,20 @@ def test_a_start_that_is_already_a_minimum_takes_no_step():
     np.testing.assert_array_equal(np.asarray(carry.theta), np.asarray(theta0))
     J, _ = spec.value_and_grad(theta0, X, Y, 1.0)
     assert float(carry.value) == float(J)
+
+
+@pytest.mark.parametrize("max_ls", [1, 2, 20])
+def test_a_start_that_is_not_finite_stops_before_any_step(max_ls):
+    """Weights of 1e20 are float32 numbers, but the penalty (their squares) is not: the run
+    stops at its first evaluation, whatever its line search would do with one trial."""
+    spec = NetSpec((6, 5, 3), "sigmoid", "sigmoid", "backprop")
+    theta0, X, Y = _problem((6, 5, 3), 60, 0, 1e20, np.float32)
+    carry, hist = lbfgs.lbfgs_segment(lbfgs.lbfgs_start(theta0), X, Y, 1.0, 10, spec=spec,
+                                      length=10, max_linesearch_steps=max_ls)
+    assert int(carry.status) == Status.NONFINITE and int(carry.it) == 0
+    assert int(carry.n_evals) == 1 and not np.isfinite(float(carry.value))
+    np.testing.assert_array_equal(np.asarray(carry.theta), np.asarray(theta0))
+    assert np.all(np.isnan(np.asarray(hist)))
+    r = nn.fit(nn.unravel_params(theta0, (6, 5, 3)), np.asarray(X), np.argmax(Y, axis=1),
+               method="lbfgs", maxiter=5, options={"max_linesearch_steps": max_ls})
+    assert r.diverged and r.n_iter == 0 and "at the initial parameters" in r.message

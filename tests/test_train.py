@@ -1,4 +1,4 @@
-"""fit: the scipy bridge, the compiled optax loops, reproducibility, interrupts, devices."""
+"""fit: the scipy bridge, the compiled loops, reproducibility, interrupts, devices."""
 
 from __future__ import annotations
 

@@ -11,8 +11,9 @@ iteration.
 * ``"adam"``/``"sgd"``: ``jax.vmap`` of :func:`jaxnn.train.minibatch_run`, the very loop of
   ``fit(method="adam")``: member ``i`` equals ``fit(member_i, X, y, lams[i], method="adam",
   seed=seed + i)`` to rounding.
-* ``"lbfgs"``: :func:`jaxnn.parallel.lbfgs.lbfgs_many_run`, an L-BFGS written for ``vmap`` (the
-  comment in :mod:`jaxnn.parallel.lbfgs` says why ``fit``'s optax loop is not simply vmapped):
+* ``"lbfgs"``: :func:`jaxnn.parallel.lbfgs.lbfgs_many_run`, an L-BFGS written for ``vmap``, with
+  a weak-Wolfe line search of its own (the comment in :mod:`jaxnn.parallel.lbfgs` compares it
+  with ``fit``'s loop):
   member ``i`` equals the same loop run on network ``i`` alone, and reaches the minima ``fit``'s
   L-BFGS methods reach.
 

@@ -42,6 +42,7 @@ from jaxnn.parallel.sharding import Devices
 from jaxnn.precision import x64_when
 from jaxnn.spec import NetSpec
 from jaxnn.train.fmincg import fmincg_segment, fmincg_start
+from jaxnn.train.lbfgs import MAX_LINESEARCH_STEPS, MEMORY_SIZE
 from jaxnn.train.loops import minibatch_optimizer, minibatch_run
 from jaxnn.train.status import Status, epochs_message, message
 
@@ -49,7 +50,8 @@ Array = jax.Array
 
 CPU_CHUNK = 16  # networks evaluated together on CPU (see lbfgs_many_run)
 NETWORKS_AXIS = "networks"
-LBFGS_MANY_OPTIONS = {"memory_size": 10, "max_linesearch_steps": 20, "chunk_size": None}
+LBFGS_MANY_OPTIONS = {"memory_size": MEMORY_SIZE, "max_linesearch_steps": MAX_LINESEARCH_STEPS,
+                      "chunk_size": None}
 
 
 def _lams(lams: ArrayLike, B: int) -> np.ndarray:
@@ -183,9 +185,9 @@ def fit_many(
         X: ``(m, n_0)`` inputs. y: integer labels ``(m,)`` or targets ``(m, K)``.
         lams: the penalty, a scalar for all or ``(B,)``, one per network.
         method: ``"lbfgs"``: L-BFGS written for ``vmap`` (:func:`lbfgs_many_run`: one gradient
-            evaluation per network per pass, weak-Wolfe line search; ``fit(method="lbfgs")``'s
-            optax loop costs 2-4 evaluations per iteration under ``vmap``, see the comment
-            above :class:`LbfgsState`); ``"fmincg"``: ``vmap`` of the course's conjugate
+            evaluation per network per pass, weak-Wolfe line search; see the comment above
+            :class:`LbfgsState` for how it differs from ``fit(method="lbfgs")``'s strong-Wolfe
+            zoom); ``"fmincg"``: ``vmap`` of the course's conjugate
             gradient (:mod:`jaxnn.train.fmincg`, one evaluation per network per pass, as in
             ``fit(method="fmincg")``); ``"adam"`` or ``"sgd"``: ``vmap`` of
             :func:`jaxnn.train.minibatch_run`, the loop of ``fit(method="adam")``.

@@ -1,8 +1,7 @@
 """L-BFGS for a batch of networks under ``vmap``: one compiled ``while_loop``, one gradient
 evaluation per network per pass, a line search without branches.
 
-Used by :func:`jaxnn.parallel.fit_many`; the comment below says why ``fit``'s optax loop is not
-simply vmapped.
+Used by :func:`jaxnn.parallel.fit_many`; the comment below compares it with ``fit``'s L-BFGS.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnn.spec import NetSpec
+from jaxnn.train.lbfgs import CURV_RTOL, MAX_LINESEARCH_STEPS, MEMORY_SIZE, SLOPE_RTOL
 from jaxnn.train.status import Status, all_finite, gradient_status
 
 __all__ = ["LbfgsState", "lbfgs_many_run"]
@@ -27,9 +27,11 @@ Array = jax.Array
 # ``lax.cond`` between "search an interval" and "zoom into it" evaluates the network in *both*
 # branches once the predicate is batched, and whose inner ``while_loop`` runs until the slowest
 # member's search ends: under ``vmap`` it costs 2-4 gradient evaluations per iteration instead
-# of about one. (``fit(method="lbfgs")`` runs that algorithm rewritten with one evaluation per
-# pass, :mod:`jaxnn.train.lbfgs`; this loop came first, and ``fit_many``'s results and the
-# sweeps built on them are its own: a simpler line search, weak Wolfe conditions.)
+# of about one. This loop was written for ``fit_many`` against that. ``fit(method="lbfgs")``
+# now runs optax's algorithm rewritten with one evaluation per pass (:mod:`jaxnn.train.lbfgs`),
+# which vmaps at that cost too; ``fit_many`` keeps this loop, whose results the sweeps are built
+# on, and which evaluates the members in groups (``chunk_size``). The two differ in their line
+# search: strong Wolfe conditions with a zoom there, weak ones with the simpler bracket here.
 #
 # The loop below is L-BFGS (two-loop recursion, ``memory_size`` pairs, ``H0 = (s'y / y'y) I``)
 # whose line search is a *state machine without branches*: every pass of the one
@@ -50,7 +52,7 @@ Array = jax.Array
 #
 # No network waits for another's line search, and no evaluation is thrown away.
 
-C1, C2 = 1e-4, 0.9
+C1, C2 = SLOPE_RTOL, CURV_RTOL  # the Wolfe constants, fit's L-BFGS's
 
 
 class LbfgsState(NamedTuple):
@@ -207,8 +209,8 @@ def lbfgs_many_run(
     grad: str = "backprop",
     maxiter: int = 100,
     tol: float = 1e-5,
-    memory_size: int = 10,
-    max_linesearch_steps: int = 20,
+    memory_size: int = MEMORY_SIZE,
+    max_linesearch_steps: int = MAX_LINESEARCH_STEPS,
     chunk_size: int | None = None,
 ) -> LbfgsState:
     """L-BFGS for ``B`` networks at once, one compiled ``while_loop``; pure and jittable.

@@ -1,6 +1,7 @@
 """The host side of :func:`jaxnn.fit`'s compiled methods: their loops run segment by segment.
 
-A compiled loop (:mod:`jaxnn.train.loops`) runs from its carry up to a dynamic stop iteration;
+A compiled loop (:mod:`jaxnn.train.lbfgs`, :mod:`jaxnn.train.fmincg`, :mod:`jaxnn.train.loops`)
+runs from its carry up to a dynamic stop iteration;
 :func:`run_segments` calls it ``segment`` iterations at a time, so that between two segments the
 callback runs and a ``KeyboardInterrupt`` keeps the parameters of the last finished segment.
 One compiled program serves every segment of every run of the same problem.
@@ -74,9 +75,9 @@ def _interrupted_message(it: int) -> str:
 
 def _interrupted_at_start(prob: Problem) -> dict:
     """What ``fit`` returns for a ``KeyboardInterrupt`` before the loop's first state existed
-    (while the loop compiled, or, for ``fmincg``, whose first pass makes the first evaluation,
-    before its first segment finished): the initial parameters, no cost evaluated (NaN), no
-    iteration."""
+    (while the loop compiled, or, for ``lbfgs`` and ``fmincg``, whose first pass makes the
+    first evaluation, before their first segment finished): the initial parameters, no cost
+    evaluated (NaN), no iteration."""
     return dict(params=prob.unravel(prob.theta0), cost=float("nan"), history=np.zeros(0),
                 n_iter=0, n_evals=0, converged=False, interrupted=True,
                 message="interrupted (KeyboardInterrupt) before the first iteration; params are "
@@ -87,7 +88,7 @@ def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> d
     """optax's L-BFGS (:mod:`jaxnn.train.lbfgs`): ``maxiter`` iterations; the history holds
     the cost after each."""
     options = dict(options or {})
-    memory_size = options.pop("memory_size", 10)
+    memory_size = options.pop("memory_size", lbfgs.MEMORY_SIZE)
     kw = dict(spec=prob.spec, tol=1e-5 if tol is None else float(tol), **options)
     theta0 = prob.put(prob.theta0)
     # the loop's first pass evaluates it; placed as the loop returns its state (see fmincg)
@@ -102,18 +103,8 @@ def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> d
     carry, it, history, interrupted, stopped = run_segments(
         lambda c, stop: _lbfgs_segment(c, prob.X, prob.Y, prob.lam, stop, length=length, **kw),
         carry, maxiter, seg, progress, callback, prob)
-    if interrupted and int(carry.n_evals) == 0:  # before the first segment finished
-        return _interrupted_at_start(prob)
-    status = int(carry.status)
-    text = message(status, n_iter=it, maxiter=maxiter, tol=kw["tol"],
-                   at_start=not np.isfinite(float(carry.value)))
-    text = stopped if stopped and status != Status.NONFINITE else text
-    if interrupted:
-        text = _interrupted_message(it)
-    return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
-                history=history, n_iter=it, n_evals=int(carry.n_evals),
-                converged=status == Status.CONVERGED, message=text, interrupted=interrupted,
-                diverged=status == Status.NONFINITE)
+    return _full_batch_result(prob, carry, it, history, interrupted, stopped, maxiter,
+                              tol=kw["tol"])
 
 
 @functools.lru_cache(maxsize=64)
@@ -142,16 +133,24 @@ def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
     carry, it, history, interrupted, stopped = run_segments(
         lambda c, stop: _fmincg_segment(vg, c, stop, length=length, args=args),
         carry, maxiter, seg, progress, callback, prob)
+    return _full_batch_result(prob, carry, it, history, interrupted, stopped, maxiter)
+
+
+def _full_batch_result(prob: Problem, carry, it: int, history: np.ndarray, interrupted: bool,
+                       stopped: str | None, maxiter: int, tol: float | None = None) -> dict:
+    """The result of a full-batch loop (``lbfgs``, ``fmincg``) from its last carry and
+    :func:`run_segments`'s outcome; ``tol`` for the loops with a convergence test."""
     if interrupted and int(carry.n_evals) == 0:  # before the first segment finished
         return _interrupted_at_start(prob)
     status = int(carry.status)
-    text = message(status, n_iter=it, maxiter=maxiter, at_start=not np.isfinite(float(carry.value)))
+    text = message(status, n_iter=it, maxiter=maxiter, tol=tol,
+                   at_start=not np.isfinite(float(carry.value)))
     text = stopped if stopped and status != Status.NONFINITE else text
     if interrupted:
         text = _interrupted_message(it)
     return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
-                history=history, n_iter=it, n_evals=int(carry.n_evals), converged=False,
-                message=text, interrupted=interrupted,
+                history=history, n_iter=it, n_evals=int(carry.n_evals),
+                converged=status == Status.CONVERGED, message=text, interrupted=interrupted,
                 diverged=status == Status.NONFINITE)
 
 

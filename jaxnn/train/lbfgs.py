@@ -12,9 +12,9 @@ test). This module is that algorithm, formula by formula, written again as a sta
   loop, and its L-BFGS memory is a ring buffer read and written with dynamic indices. Here the
   next trial step is chosen first (both phases' formulas are scalar arithmetic), the objective
   is evaluated once, and the phase's bookkeeping follows; the memory holds the pairs oldest
-  first and shifts them (static slices). The run compiles in about half the time (measured in
-  ``benchmarks/RESULTS.md``) and makes the same iterates to rounding
-  (``tests/test_lbfgs.py`` runs both side by side).
+  first and shifts them (static slices). The run compiles in a little over half the time
+  (0.33-0.45 s against 0.63-0.79 s on a 2-core AMD EPYC, ``benchmarks/RESULTS.md``) and makes
+  the same iterates to rounding (``tests/test_lbfgs.py`` runs both side by side).
 * Like :mod:`jaxnn.train.fmincg`, the loop is a ``lax.while_loop`` over *evaluations*, and its
   first pass evaluates the start, so a run compiles one program holding one copy of the
   objective. The work that ends an iteration (store the pair, the next direction by the two-loop
@@ -26,8 +26,9 @@ L-BFGS inverse Hessian of the last ``memory_size`` pairs ``(s, y)`` over ``gamma
 tries ``t = 1``, doubles ``t`` until it brackets a step (a trial with too little decrease, a
 higher cost than the previous trial, or an upward slope), then zooms into the bracket by cubic,
 quadratic or bisection steps, until a trial has sufficient decrease and ``|f'(t)| <= c2
-|f'(0)|``. After ``max_linesearch_steps`` trials (or a bracket shorter than ``1e-5``) it takes
-the lowest trial with sufficient decrease, if any (optax's "safe" step). The run stops after
+|f'(0)|``. After ``max_linesearch_steps`` trials (or, zooming, a bracket shorter than ``1e-5``)
+it takes optax's "safe" step: a trial with sufficient decrease if there was one (the last such
+while searching, the lowest while zooming), else the last trial. The run stops after
 ``maxiter`` iterations, when ``max|g| <= tol``, when a line search leaves ``theta`` where it
 was (stalled), or on a non-finite cost or gradient (keeping the last finite iterate).
 """
@@ -44,10 +45,13 @@ from jax.typing import ArrayLike
 from jaxnn.spec import NetSpec
 from jaxnn.train.status import Status, gradient_status
 
-__all__ = ["LbfgsCarry", "ZoomState", "lbfgs_run", "lbfgs_segment", "lbfgs_start"]
+__all__ = ["MAX_LINESEARCH_STEPS", "MEMORY_SIZE", "LbfgsCarry", "ZoomState", "lbfgs_run",
+           "lbfgs_segment", "lbfgs_start"]
 
 Array = jax.Array
 
+MEMORY_SIZE = 10  # pairs (s, y) kept: optax.lbfgs's default
+MAX_LINESEARCH_STEPS = 20  # trials per line search
 # optax.scale_by_zoom_linesearch's defaults, which fit(method="lbfgs") has always used
 SLOPE_RTOL = 1e-4  # sufficient decrease: f(t) <= f(0) + SLOPE_RTOL t f'(0)
 CURV_RTOL = 0.9  # curvature: |f'(t)| <= CURV_RTOL |f'(0)|
@@ -59,7 +63,8 @@ INTERVAL_THRESHOLD = 1e-5  # a bracket this short (with a safe step known) ends 
 class ZoomState(NamedTuple):
     """The line search along the current direction: optax's ``ZoomLinesearchState`` less what
     the carry holds already (the start's cost and slope are :class:`LbfgsCarry`'s ``value``
-    and ``slope``). ``low`` and ``high`` are steps with ``f(low) <= f(high)``, not ordered."""
+    and ``slope``). ``low`` and ``high`` are the bracket's ends, not ordered by size: ``low``
+    the end the zoom keeps, ``high`` the end it replaces (optax's terms)."""
 
     count: Array  # int32 trials so far
     stepsize: Array  # the last trial step, its cost and slope
@@ -74,7 +79,7 @@ class ZoomState(NamedTuple):
     slope_high: Array
     cubic_ref: Array  # the third point of the cubic fit
     value_cubic_ref: Array
-    safe_stepsize: Array  # the lowest trial with sufficient decrease (0: none yet)
+    safe_stepsize: Array  # a trial with sufficient decrease (0: none yet; see _searched, _zoomed)
     safe_value: Array
     safe_grad: Array  # (n,)
 
@@ -289,9 +294,9 @@ def _pass(c: LbfgsCarry, X: Array, Y: Array, lam: ArrayLike, spec: NetSpec, tol:
     ls, done, failed = jax.tree.map(lambda a, b: jnp.where(ls.interval_found, a, b),
                                     zoomed, searched)
     ls = ls._replace(count=ls.count + 1, stepsize=t, value=f, slope=slope)
-    # a failed search takes its safe step: the lowest trial with sufficient decrease (or, when
-    # the last trial left the function's domain, the start again)
-    safe = failed & ((ls.safe_stepsize > 0.0) | jnp.isinf(dec))
+    # a failed search takes its safe step, a trial with sufficient decrease (or, when the last
+    # trial left the function's domain, the start again); the first pass has no search
+    safe = failed & ~fresh & ((ls.safe_stepsize > 0.0) | jnp.isinf(dec))
     t, f, g = (jnp.where(safe, a, b) for a, b in
                ((ls.safe_stepsize, t), (ls.safe_value, f), (ls.safe_grad, g)))
     ended = done | failed | fresh
@@ -303,7 +308,7 @@ def _pass(c: LbfgsCarry, X: Array, Y: Array, lam: ArrayLike, spec: NetSpec, tol:
 # --- the loop ----------------------------------------------------------------------------------
 
 
-def lbfgs_start(theta0: ArrayLike, memory_size: int = 10) -> LbfgsCarry:
+def lbfgs_start(theta0: ArrayLike, memory_size: int = MEMORY_SIZE) -> LbfgsCarry:
     """The carry of a run from ``theta0`` ``(n,)`` before its first evaluation, which the
     first pass of :func:`lbfgs_segment` makes (so a run compiles one objective, inside its
     loop). No computation: on a device array outside ``jit`` it compiles nothing. The dtype of
@@ -323,7 +328,8 @@ def lbfgs_start(theta0: ArrayLike, memory_size: int = 10) -> LbfgsCarry:
 
 def lbfgs_segment(carry: LbfgsCarry, X: Array, Y: Array, lam: ArrayLike, stop: ArrayLike, *,
                   spec: NetSpec, length: int, tol: float = 1e-5,
-                  max_linesearch_steps: int = 20) -> tuple[LbfgsCarry, Array]:
+                  max_linesearch_steps: int = MAX_LINESEARCH_STEPS
+                  ) -> tuple[LbfgsCarry, Array]:
     """Iterations from ``carry`` until ``stop`` are done in all (at most ``length`` more), the
     largest gradient component is ``<= tol``, a line search leaves the iterate where it was, or
     the cost or gradient turns non-finite. Returns the new carry (between two line searches,
@@ -360,8 +366,8 @@ def lbfgs_run(
     grad: str = "backprop",
     maxiter: int = 400,
     tol: float = 1e-5,
-    memory_size: int = 10,
-    max_linesearch_steps: int = 20,
+    memory_size: int = MEMORY_SIZE,
+    max_linesearch_steps: int = MAX_LINESEARCH_STEPS,
 ) -> tuple[Array, Array, Array, Array]:
     """optax's L-BFGS (zoom line search) from ``theta0``, the whole run one
     ``lax.while_loop``.
