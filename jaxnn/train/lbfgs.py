@@ -13,7 +13,7 @@ test). This module is that algorithm, formula by formula, written again as a sta
   next trial step is chosen first (both phases' formulas are scalar arithmetic), the objective
   is evaluated once, and the phase's bookkeeping follows; the memory holds the pairs oldest
   first and shifts them (static slices). The run compiles in a little over half the time
-  (0.33-0.45 s against 0.63-0.79 s on a 2-core AMD EPYC, ``benchmarks/RESULTS.md``) and makes
+  (0.33-0.51 s against 0.63-0.79 s on a 2-core AMD EPYC, ``benchmarks/RESULTS.md``) and makes
   the same iterates to rounding (``tests/test_lbfgs.py`` runs both side by side).
 * Like :mod:`jaxnn.train.fmincg`, the loop is a ``lax.while_loop`` over *evaluations*, and its
   first pass evaluates the start, so a run compiles one program holding one copy of the
