@@ -262,7 +262,10 @@ def _finish(c: LbfgsCarry, fresh: Array, t: Array, f: Array, g: Array, tol: floa
     done = ok & ~fresh
     s, y = theta - c.theta, g - c.grad
     sy, yy = jnp.dot(y, s), jnp.sum(jnp.square(y))
-    push = lambda rows, row: jnp.where(done, jnp.concatenate([rows[1:], row[None]]), rows)  # noqa: E731
+
+    def push(rows: Array, row: Array) -> Array:  # the newest last, the oldest dropped
+        return jnp.where(done, jnp.concatenate([rows[1:], row[None]]), rows)
+
     S, Yd = push(c.S, s), push(c.Yd, y)
     rho = push(c.rho, jnp.where(sy == 0.0, 0.0, 1.0 / sy).astype(sy.dtype))
     gamma = jnp.where(fresh, jnp.minimum(1.0, 1.0 / jnp.sqrt(jnp.sum(jnp.square(g)))),
