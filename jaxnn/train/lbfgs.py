@@ -45,8 +45,8 @@ from jax.typing import ArrayLike
 from jaxnn.spec import NetSpec
 from jaxnn.train.status import Status, gradient_status
 
-__all__ = ["MAX_LINESEARCH_STEPS", "MEMORY_SIZE", "LbfgsCarry", "ZoomState", "lbfgs_run",
-           "lbfgs_segment", "lbfgs_start"]
+__all__ = ["CURV_RTOL", "MAX_LINESEARCH_STEPS", "MEMORY_SIZE", "SLOPE_RTOL", "LbfgsCarry",
+           "ZoomState", "lbfgs_run", "lbfgs_segment", "lbfgs_start"]
 
 Array = jax.Array
 
