@@ -39,9 +39,10 @@ Array = jax.Array
 # direction ``d``, and then
 #
 # * accepts ``t`` if it satisfies the weak Wolfe conditions, sufficient decrease
-#   ``f(t) <= f(0) + c1 t f'(0)`` and curvature ``f'(t) >= c2 f'(0)`` (``c1 = 1e-4``,
-#   ``c2 = 0.9``): an iteration is done, the pair ``(s, y)`` (``s'y > 0`` by the curvature
-#   condition) enters the memory, the next trial is ``t = 1`` along the new direction;
+#   ``f(t) <= f(0) + c1 t f'(0)`` and curvature ``f'(t) >= c2 f'(0)`` (``c1 = SLOPE_RTOL
+#   = 1e-4``, ``c2 = CURV_RTOL = 0.9``, fit's): an iteration is done, the pair ``(s, y)``
+#   (``s'y > 0`` by the curvature condition) enters the memory, the next trial is ``t = 1``
+#   along the new direction;
 # * if the decrease fails, makes ``t`` the upper end of the bracket and tries a smaller step
 #   (the minimizer of the quadratic through ``f(0), f'(0), f(t)``, kept within
 #   ``[0.1 t, 0.5 t]``, while no lower end is known; bisection after);
@@ -52,7 +53,6 @@ Array = jax.Array
 #
 # No network waits for another's line search, and no evaluation is thrown away.
 
-C1, C2 = SLOPE_RTOL, CURV_RTOL  # the Wolfe constants, fit's L-BFGS's
 
 
 class LbfgsState(NamedTuple):
@@ -140,8 +140,8 @@ def _lbfgs_advance(c: LbfgsState, f: Array, g: Array, active: Array, *, tol: flo
     dt = c.theta.dtype
     t = c.step
     finite = all_finite(f, g)
-    decrease = finite & (f <= c.value + C1 * t * c.slope)
-    curvature = _dot(g, c.direction) >= C2 * c.slope
+    decrease = finite & (f <= c.value + SLOPE_RTOL * t * c.slope)
+    curvature = _dot(g, c.direction) >= CURV_RTOL * c.slope
     # the bracket after this trial, and the next trial inside it
     lower = active & decrease & ~curvature
     t_lo = jnp.where(lower, t, c.t_lo)

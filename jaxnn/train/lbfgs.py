@@ -107,19 +107,24 @@ class LbfgsCarry(NamedTuple):
 # --- the line search's formulas ----------------------------------------------------------------
 
 
+def _violation(excess: Array) -> Array:
+    """How far a condition ``excess <= 0`` is missed: 0 when met, infinite for NaN."""
+    error = jnp.maximum(excess, 0.0)
+    return jnp.where(jnp.isnan(error), jnp.inf, error)
+
+
 def _decrease_error(t: Array, f: Array, slope: Array, f0: Array, slope0: Array) -> Array:
     """How far the trial misses sufficient decrease (Armijo, or Hager and Zhang's approximate
-    test, whichever is met more nearly); 0 when met, infinite for NaN."""
+    test, whichever is met more nearly)."""
     armijo = f - f0 - SLOPE_RTOL * t * slope0
     approx = jnp.maximum(slope - (2 * SLOPE_RTOL - 1.0) * slope0,
                          f - f0 - APPROX_DEC_RTOL * jnp.abs(f0))
-    error = jnp.maximum(jnp.minimum(approx, armijo), 0.0)
-    return jnp.where(jnp.isnan(error), jnp.inf, error)
+    return _violation(jnp.minimum(approx, armijo))
 
 
 def _curvature_error(slope: Array, slope0: Array) -> Array:
-    error = jnp.maximum(jnp.abs(slope) - CURV_RTOL * jnp.abs(slope0), 0.0)
-    return jnp.where(jnp.isnan(error), jnp.inf, error)
+    """How far the trial misses the strong Wolfe curvature condition."""
+    return _violation(jnp.abs(slope) - CURV_RTOL * jnp.abs(slope0))
 
 
 def _cubicmin(a, fa, fpa, b, fb, c, fc):
