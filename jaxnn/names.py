@@ -7,10 +7,11 @@ answer ``--help`` before JAX is imported. The registries that implement them
 these names, which a test checks.
 """
 
-SCIPY_METHODS = ("L-BFGS-B", "TNC", "CG", "BFGS")  # scipy.optimize.minimize
-COMPILED_METHODS = ("lbfgs", "fmincg")  # whole loop compiled: optax L-BFGS, the course's fmincg
+SCIPY_METHODS = ("TNC", "CG", "BFGS")  # scipy.optimize.minimize
+# whole loop compiled: scipy's L-BFGS-B (fit's default), optax's L-BFGS, the course's fmincg
+COMPILED_METHODS = ("L-BFGS-B", "lbfgs", "fmincg")
 MINIBATCH_METHODS = ("adam", "sgd")  # optax, mini-batches
-METHODS = (*SCIPY_METHODS, *COMPILED_METHODS, *MINIBATCH_METHODS)
+METHODS = ("L-BFGS-B", *SCIPY_METHODS, "lbfgs", "fmincg", *MINIBATCH_METHODS)
 MANY_METHODS = ("lbfgs", "fmincg", "adam", "sgd")  # what jaxnn.parallel.fit_many runs
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")

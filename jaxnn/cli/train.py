@@ -102,9 +102,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lam", type=non_negative, default=1.0,
                    help="regularization strength lambda (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default="L-BFGS-B",
-                   help="optimizer: scipy's L-BFGS-B, TNC, CG, BFGS (small networks only: it "
-                        "keeps a dense n x n matrix); compiled: optax's lbfgs, the course's "
-                        "fmincg; optax's adam, sgd (default: %(default)s)")
+                   help="optimizer: L-BFGS-B (scipy's iterations, compiled); scipy's TNC, CG, "
+                        "BFGS (small networks only: it keeps a dense n x n matrix); compiled: "
+                        "optax's lbfgs, the course's fmincg; optax's adam, sgd (default: "
+                        "%(default)s)")
     add_training_options(p, iterations=400)
     add_model_options(p)
     p.add_argument("--seed", type=seed_int, default=0, help="seed for the split and the initial "

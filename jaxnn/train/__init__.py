@@ -3,11 +3,11 @@
 How a call travels: :func:`fit` (:mod:`jaxnn.train.trainer`) checks its arguments and prepares the
 problem on the device (:mod:`jaxnn.train.problem`), then hands it to one driver:
 
-* ``"L-BFGS-B"`` (scipy's iterations in :mod:`jaxnn.train.lbfgsb`), scipy's ``"TNC"``,
-  ``"CG"``, ``"BFGS"``: :mod:`jaxnn.train.scipy_bridge`, one
-  compiled value-and-gradient call per evaluation (:mod:`jaxnn.train.objective`);
-* the compiled ``"lbfgs"``, ``"fmincg"``, ``"adam"``, ``"sgd"``: :mod:`jaxnn.train.compiled`,
-  which runs the pure loops of :mod:`jaxnn.train.lbfgs`, :mod:`jaxnn.train.fmincg` and
+* scipy's ``"TNC"``, ``"CG"``, ``"BFGS"``: :mod:`jaxnn.train.scipy_bridge`, one compiled
+  value-and-gradient call per evaluation (:mod:`jaxnn.train.objective`);
+* the compiled ``"L-BFGS-B"`` (the default), ``"lbfgs"``, ``"fmincg"``, ``"adam"``, ``"sgd"``:
+  :mod:`jaxnn.train.compiled`, which runs the pure loops of :mod:`jaxnn.train.lbfgsb` (scipy's
+  L-BFGS-B iterations), :mod:`jaxnn.train.lbfgs`, :mod:`jaxnn.train.fmincg` and
   :mod:`jaxnn.train.loops` (mini-batches) segment by segment.
 
 The pure loops (:func:`lbfgs_run`, :func:`minibatch_run`, :func:`fmincg_run`) and

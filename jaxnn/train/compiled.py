@@ -1,7 +1,7 @@
 """The host side of :func:`jaxnn.fit`'s compiled methods: their loops run segment by segment.
 
-A compiled loop (:mod:`jaxnn.train.lbfgs`, :mod:`jaxnn.train.fmincg`, :mod:`jaxnn.train.loops`)
-runs from its carry up to a dynamic stop iteration;
+A compiled loop (:mod:`jaxnn.train.lbfgsb`, :mod:`jaxnn.train.lbfgs`, :mod:`jaxnn.train.fmincg`,
+:mod:`jaxnn.train.loops`) runs from its carry up to a dynamic stop iteration;
 :func:`run_segments` calls it ``segment`` iterations at a time, so that between two segments the
 callback runs and a ``KeyboardInterrupt`` keeps the parameters of the last finished segment.
 One compiled program serves every segment of every run of the same problem.
@@ -19,16 +19,18 @@ import numpy as np
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.names import counted
 from jaxnn.spec import NetSpec
-from jaxnn.train import fmincg, lbfgs, loops
+from jaxnn.train import fmincg, lbfgs, lbfgsb, loops
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
 from jaxnn.train.status import Status, epochs_message, message
 
-LBFGS_SEGMENT = 25  # default iterations (line searches) per compiled segment, lbfgs and fmincg
+LBFGS_SEGMENT = 25  # default iterations per compiled segment: L-BFGS-B, lbfgs, fmincg
 MINIBATCH_SEGMENT_STEPS = 100  # default optimizer steps per compiled segment (whole epochs)
 
 Callback = Callable[[int, float, tuple[np.ndarray, ...]], Any]
 
+_lbfgsb_segment = jit_with_options(lbfgsb.lbfgsb_segment, LOOPS,
+                                   static_argnames=("spec", "length"))
 _lbfgs_segment = jit_with_options(lbfgs.lbfgs_segment, LOOPS, static_argnames=(
     "spec", "tol", "max_linesearch_steps", "length"))
 _fmincg_segment = jit_with_options(fmincg.fmincg_segment, LOOPS,
@@ -84,6 +86,51 @@ def _interrupted_at_start(prob: Problem) -> dict:
                         "the initial ones")
 
 
+def fit_lbfgsb(prob: Problem, maxiter: int, tol, options, callback, segment) -> dict:
+    """scipy's L-BFGS-B (:mod:`jaxnn.train.lbfgsb`), ``fit``'s default: ``maxiter`` iterations;
+    the history holds the cost after each. ``options`` are scipy's (``maxcor``, ``ftol``,
+    ``gtol``, ``maxls``, ``maxfun``; ``eps``, ``iprint`` and ``finite_diff_rel_step`` change
+    nothing with an exact gradient, as in scipy); ``tol`` sets ``ftol`` and ``gtol`` unless
+    given. With a callback and no ``segment`` the segments are one iteration long, so the
+    callback runs after every iteration, as scipy's does."""
+    options = dict(options or {})
+    ftol = options.get("ftol", lbfgsb.FTOL if tol is None else tol)
+    gtol = options.get("gtol", lbfgsb.GTOL if tol is None else tol)
+    int32 = np.iinfo(np.int32).max
+    limits = lbfgsb.Limits(
+        maxiter=np.int32(min(maxiter, int32)),
+        maxfun=np.int32(min(options.get("maxfun", lbfgsb.MAXFUN), int32)),
+        maxls=np.int32(min(options.get("maxls", lbfgsb.MAXLS), int32)),
+        ftol=np.asarray(ftol, prob.dtype), gtol=np.asarray(gtol, prob.dtype))
+    theta0 = prob.put(prob.theta0)
+    carry = jax.device_put(lbfgsb.lbfgsb_start(theta0, options.get("maxcor", lbfgsb.MAXCOR)),
+                           theta0.sharding)
+    seg = segment or (1 if callback is not None else LBFGS_SEGMENT)
+    length = max(seg, LBFGS_SEGMENT)
+
+    def progress(c):
+        it, stop = jax.device_get((c.it, c.stop))
+        return int(it), int(it), int(stop) != lbfgsb.Stop.RUNNING
+
+    def outcome(c, it: int) -> tuple[str, bool, bool]:
+        stop = lbfgsb.Stop(int(c.stop))
+        if stop is lbfgsb.Stop.NONFINITE:
+            text = message(Status.NONFINITE, n_iter=it, maxiter=maxiter,
+                           at_start=not np.isfinite(float(c.value)))
+        elif stop is lbfgsb.Stop.ABNORMAL:
+            text = (f"stopped after {counted(it, 'iteration')}: the line search found no lower "
+                    "cost (L-BFGS-B's ABNORMAL stop)")
+        else:
+            text = lbfgsb.MESSAGES.get(stop, lbfgsb.MAXITER_MESSAGE)
+        return text, stop in (lbfgsb.Stop.GTOL, lbfgsb.Stop.FTOL), stop is lbfgsb.Stop.NONFINITE
+
+    carry, it, history, interrupted, stopped = run_segments(
+        lambda c, stop: _lbfgsb_segment(c, prob.X, prob.Y, prob.lam, stop, limits,
+                                        spec=prob.spec, length=length),
+        carry, maxiter, seg, progress, callback, prob)
+    return _full_batch_result(prob, carry, it, history, interrupted, stopped, outcome)
+
+
 def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> dict:
     """optax's L-BFGS (:mod:`jaxnn.train.lbfgs`): ``maxiter`` iterations; the history holds
     the cost after each."""
@@ -103,8 +150,8 @@ def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> d
     carry, it, history, interrupted, stopped = run_segments(
         lambda c, stop: _lbfgs_segment(c, prob.X, prob.Y, prob.lam, stop, length=length, **kw),
         carry, maxiter, seg, progress, callback, prob)
-    return _full_batch_result(prob, carry, it, history, interrupted, stopped, maxiter,
-                              tol=kw["tol"])
+    return _full_batch_result(prob, carry, it, history, interrupted, stopped,
+                              _status_outcome(maxiter, kw["tol"]))
 
 
 @functools.lru_cache(maxsize=64)
@@ -133,25 +180,37 @@ def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
     carry, it, history, interrupted, stopped = run_segments(
         lambda c, stop: _fmincg_segment(vg, c, stop, length=length, args=args),
         carry, maxiter, seg, progress, callback, prob)
-    return _full_batch_result(prob, carry, it, history, interrupted, stopped, maxiter)
+    return _full_batch_result(prob, carry, it, history, interrupted, stopped,
+                              _status_outcome(maxiter))
+
+
+Outcome = Callable[[Any, int], tuple[str, bool, bool]]
+
+
+def _status_outcome(maxiter: int, tol: float | None = None) -> Outcome:
+    """How a loop with a :class:`Status` (``lbfgs``, ``fmincg``) ended: ``(carry, iterations)
+    -> (message, converged, diverged)``; ``tol`` for the loops with a convergence test."""
+    def outcome(carry, it: int) -> tuple[str, bool, bool]:
+        status = int(carry.status)
+        text = message(status, n_iter=it, maxiter=maxiter, tol=tol,
+                       at_start=not np.isfinite(float(carry.value)))
+        return text, status == Status.CONVERGED, status == Status.NONFINITE
+    return outcome
 
 
 def _full_batch_result(prob: Problem, carry, it: int, history: np.ndarray, interrupted: bool,
-                       stopped: str | None, maxiter: int, tol: float | None = None) -> dict:
-    """The result of a full-batch loop (``lbfgs``, ``fmincg``) from its last carry and
-    :func:`run_segments`'s outcome; ``tol`` for the loops with a convergence test."""
+                       stopped: str | None, outcome: Outcome) -> dict:
+    """The result of a full-batch loop (``L-BFGS-B``, ``lbfgs``, ``fmincg``) from its last
+    carry, :func:`run_segments`'s outcome and how the loop ended."""
     if interrupted and int(carry.n_evals) == 0:  # before the first segment finished
         return _interrupted_at_start(prob)
-    status = int(carry.status)
-    text = message(status, n_iter=it, maxiter=maxiter, tol=tol,
-                   at_start=not np.isfinite(float(carry.value)))
-    text = stopped if stopped and status != Status.NONFINITE else text
+    text, converged, diverged = outcome(carry, it)
+    text = stopped if stopped and not diverged else text
     if interrupted:
         text = _interrupted_message(it)
     return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
-                history=history, n_iter=it, n_evals=int(carry.n_evals),
-                converged=status == Status.CONVERGED, message=text, interrupted=interrupted,
-                diverged=status == Status.NONFINITE)
+                history=history, n_iter=it, n_evals=int(carry.n_evals), converged=converged,
+                message=text, interrupted=interrupted, diverged=diverged)
 
 
 def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, callback,

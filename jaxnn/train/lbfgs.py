@@ -46,7 +46,8 @@ from jaxnn.spec import NetSpec
 from jaxnn.train.status import Status, gradient_status
 
 __all__ = ["CURV_RTOL", "MAX_LINESEARCH_STEPS", "MEMORY_SIZE", "SLOPE_RTOL", "LbfgsCarry",
-           "ZoomState", "lbfgs_run", "lbfgs_segment", "lbfgs_start"]
+           "ZoomState", "lbfgs_run", "lbfgs_segment", "lbfgs_start",
+           "two_loop_direction"]
 
 Array = jax.Array
 
@@ -235,7 +236,7 @@ def _fresh_search(value: Array, grad: Array, slope: Array) -> ZoomState:
 # --- the quasi-Newton direction ----------------------------------------------------------------
 
 
-def _direction(g: Array, S: Array, Yd: Array, rho: Array, gamma: Array) -> Array:
+def two_loop_direction(g: Array, S: Array, Yd: Array, rho: Array, gamma: Array) -> Array:
     """``-H g`` by the two-loop recursion over the pairs (oldest first; an empty slot, with
     ``rho = 0`` and zero vectors, changes nothing), over ``gamma I``."""
 
@@ -277,7 +278,7 @@ def _finish(c: LbfgsCarry, fresh: Array, t: Array, f: Array, g: Array, tol: floa
                       jnp.where(yy > 0.0, sy / yy, 1.0)).astype(g.dtype)
     keep = ok | fresh  # the start is the run's first iterate, finite or not
     theta, f, g = (jnp.where(keep, a, b) for a, b in ((theta, c.theta), (f, c.value), (g, c.grad)))
-    d = _direction(g, S, Yd, rho, gamma)
+    d = two_loop_direction(g, S, Yd, rho, gamma)
     slope = jnp.dot(g, d)
     new = LbfgsCarry(theta=theta, value=f, grad=g, direction=d, slope=slope, S=S, Yd=Yd,
                      rho=rho, ls=_fresh_search(f, g, slope), it=c.it + done.astype(jnp.int32),

@@ -1,59 +1,68 @@
-"""scipy's L-BFGS-B without bounds, in numpy: the same iterations, a fraction of the overhead.
+"""scipy's L-BFGS-B without bounds, the whole run one compiled loop that evaluates once per pass.
 
-``fit(method="L-BFGS-B")`` (the default) runs :func:`run`; :func:`minimize` around it is a
-drop-in for ``scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B")`` without bounds.
-scipy runs L-BFGS-B 3.0 (Byrd, Lu, Nocedal and Zhu; Morales and Nocedal's 2011 remark), since
-scipy 1.15 in scipy's C translation. Without bounds an *iteration* of it is:
+``fit(method="L-BFGS-B")`` (the default) runs this module. It makes the iterations of
+``scipy.optimize.minimize(method="L-BFGS-B")`` (L-BFGS-B 3.0; Byrd, Lu, Nocedal and Zhu, with
+Morales and Nocedal's 2011 remark) on a problem without bounds. An *iteration* is:
 
 1. the direction ``d = -H g``: ``H`` the limited-memory inverse Hessian of the last ``maxcor``
-   pairs ``s = x_{k+1} - x_k``, ``y = g_{k+1} - g_k``, with ``H0 = (s'y / y'y) I`` of the
-   newest pair (steepest descent ``d = -g`` with no pair yet), computed through the compact
-   representation (:class:`Memory`);
-2. a line search along ``d``: MINPACK-2's ``dcsrch`` (Moré and Thuente, :class:`Dcsrch`,
+   pairs ``s = x_{k+1} - x_k``, ``y = g_{k+1} - g_k`` over ``(s'y / y'y) I`` of the newest pair
+   (steepest descent ``d = -g`` with no pair yet). L-BFGS-B computes it through the compact
+   representation, its Cauchy point and subspace minimization, which without bounds give the
+   same ``-H g``; here the two-loop recursion of :mod:`jaxnn.train.lbfgs` computes it;
+2. a line search along ``d``: MINPACK-2's ``dcsrch`` (Moré and Thuente, :func:`dcsrch_step`,
    :func:`dcstep`) with ``ftol = 1e-3`` (sufficient decrease), ``gtol = 0.9`` (curvature),
-   ``xtol = 0.1``, steps in ``[0, 1e10]``, the first step ``1 / ||d||`` in the first iteration
-   and ``1`` after, at most ``maxls`` evaluations; it ends at the last point evaluated, when
+   ``xtol = 0.1``, steps in ``[0, 1e10]``, the first trial ``1 / ||d||`` in the first iteration
+   and ``1`` after, at most ``maxls`` evaluations; it ends at the last trial evaluated, when
    ``dcsrch`` converges or warns;
-3. the tests: ``max |g| <= gtol`` (L-BFGS-B's ``pgtol``) or ``(f_k - f_{k+1}) / max(|f_k|,
-   |f_{k+1}|, 1) <= ftol`` (``factr * epsmch``) stop the run, after the ``maxiter`` and
-   ``maxfun`` limits; then the new pair is stored unless ``s'y <= epsmch (-g_k'd) stp``.
+3. the tests, in scipy's order: ``maxiter`` iterations, more than ``maxfun`` evaluations,
+   ``max |g| <= gtol`` (L-BFGS-B's ``pgtol``), ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1)
+   <= ftol`` (``factr * epsmch``) stop the run; else the new pair is stored unless
+   ``s'y <= epsmch (-g_k'd) stp`` (the update is skipped).
 
-A line search that fails (``maxls`` evaluations without an end, or ``d`` not a descent
-direction) goes back to the iterate; with pairs stored L-BFGS-B forgets them and starts the
-iteration over along ``-g``, without any it stops ("ABNORMAL").
+A line search that fails (``maxls`` evaluations without an end) goes back to the iterate; with
+pairs stored L-BFGS-B forgets them and starts the iteration again along ``-g``, without any it
+stops ("ABNORMAL"). So does a direction that does not descend. Unlike scipy, a cost or gradient
+that is not finite ends the run at the last iterate.
 
-Why: scipy's own work per evaluation (its C code called once per evaluation from a Python loop,
-its ``ScalarFunction`` wrapper, the result objects) costs about 0.5 ms at ``n = 10,285``, a
-third of an evaluation of the course's network; here it is one ``n``-vector update and two dot
-products per evaluation and three matrix-vector products with the ``2m x n`` memory per
-iteration. The scalar arithmetic of the line search is ``dcsrch``'s and ``dcstep``'s in Python
-floats, operation by operation as scipy's C, so it rounds as scipy's does; the vector
-arithmetic rounds differently (another order of the same sums). On the course's network, in
-float32 or float64, the iterates of the two agree to 1e-13 (relative) for the first 40
-iterations, with the same evaluation counts, and then drift apart as any two runs that round
-differently do (``tests/test_train.py``; the figures in ``benchmarks/RESULTS.md``).
+The loop is a state machine over evaluations, like :mod:`jaxnn.train.lbfgs`: each pass of its
+``lax.while_loop`` evaluates the objective once at the line search's trial and lets ``dcsrch``
+choose the next trial; the pass that ends a line search also runs the tests, stores the pair
+and begins the next search (under a ``lax.cond``). The first pass evaluates the start, so a run
+compiles one program. On the host scipy's L-BFGS-B costs about 0.5 ms of its own per
+evaluation (its C code called from Python, its wrapper objects, the transfers), a third of an
+evaluation of the course's network; here each evaluation adds an ``n``-vector update and a dot
+product.
+
+How close it stays to scipy: the scalar arithmetic of ``dcsrch`` and ``dcstep`` is scipy's,
+operation by operation, so it rounds as scipy's does; the direction is another formula for the
+same ``-H g``, which rounds differently. In float64 the iterates agree with scipy's to about
+1e-12 (relative) over the first tens of iterations, with the same evaluation counts
+(``tests/test_lbfgsb.py``), and then drift apart as any two runs that round differently do.
+In float32 the iterates are float32 (scipy's are float64, whatever the objective's dtype).
 
 References: R. H. Byrd, P. Lu, J. Nocedal, C. Zhu, "A limited memory algorithm for bound
-constrained optimization", SIAM J. Sci. Comput. 16 (1995) 1190-1208; R. H. Byrd, J. Nocedal,
-R. B. Schnabel, "Representations of quasi-Newton matrices and their use in limited memory
-methods", Math. Programming 63 (1994) 129-156, eq. (3.1); J. J. Moré, D. J. Thuente, "Line
-search algorithms with guaranteed sufficient decrease", ACM TOMS 20 (1994) 286-307.
+constrained optimization", SIAM J. Sci. Comput. 16 (1995) 1190-1208; J. J. Moré, D. J. Thuente,
+"Line search algorithms with guaranteed sufficient decrease", ACM TOMS 20 (1994) 286-307.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from enum import IntEnum
+from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
-import scipy.linalg.lapack
+from jax.typing import ArrayLike
 
-if TYPE_CHECKING:
-    import scipy.optimize
+from jaxnn.spec import NetSpec
+from jaxnn.train.lbfgs import two_loop_direction
+from jaxnn.train.status import all_finite
 
-__all__ = ["FTOL", "GTOL", "MAXCOR", "MAXFUN", "MAXLS", "Dcsrch", "Memory", "Result", "dcstep",
-           "minimize", "run"]
+__all__ = ["FTOL", "GTOL", "MAXCOR", "MAXFUN", "MAXLS", "Dcsrch", "LbfgsbCarry", "Limits",
+           "Stop", "dcsrch_start", "dcsrch_step", "dcstep", "lbfgsb_segment", "lbfgsb_start"]
+
+Array = jax.Array
 
 # scipy's defaults for minimize(method="L-BFGS-B")
 MAXCOR = 10  # pairs kept
@@ -68,341 +77,315 @@ XTRAPL, XTRAPU = 1.1, 4.0
 EPSMCH = 2.220446049250313e-16  # float64's (L-BFGS-B's, whatever the evaluation dtype)
 
 
-def _solve_upper(R: np.ndarray, b: np.ndarray, transposed: bool = False) -> np.ndarray:
-    """``R^-1 b`` (``R^-T b``) for upper-triangular ``R`` (LAPACK's ``dtrtrs``: ``m x m``, a
-    few microseconds)."""
-    x, info = scipy.linalg.lapack.dtrtrs(R, b, lower=0, trans=int(transposed))
-    if info != 0:  # a zero on the diagonal: s'y = 0, which the skip rule keeps out
-        raise np.linalg.LinAlgError(f"dtrtrs: info {info}")
-    return x
+class Stop(IntEnum):
+    """Why the loop stopped (scipy's reasons; ``RUNNING`` also after ``maxiter``)."""
+
+    RUNNING = 0
+    GTOL = 1  # max |g| <= gtol
+    FTOL = 2  # the relative reduction of f <= ftol
+    MAXFUN = 3  # more than maxfun evaluations
+    ABNORMAL = 4  # a line search failed with no pair to forget, or no descent along -g
+    NONFINITE = 5  # the cost or its gradient is not finite
 
 
-class Memory:
-    """The last ``m`` pairs ``(s, y)`` in L-BFGS-B's compact representation (float64 numpy).
-
-    ``W`` ``(2m, n)``: a ring of pairs, ``s`` in rows ``0..m-1`` and ``y`` in rows ``m..2m-1``,
-    ``col`` of them valid, the oldest in slot ``head``; ``SY[i, j] = s_i'y_j`` and ``YY[i, j] =
-    y_i'y_j`` by slot (the diagonal of ``SY`` is L-BFGS-B's ``dr``); ``scale = y'y / s'y`` of
-    the newest pair (L-BFGS-B's ``theta``, 1 without pairs). Each product or update is two or
-    three matrix-vector products with ``W`` and a few ``m x m`` operations."""
-
-    def __init__(self, n: int, m: int = MAXCOR) -> None:
-        self.m = m
-        self.W = np.zeros((2 * m, n))
-        self.SY = np.zeros((m, m))
-        self.YY = np.zeros((m, m))
-        self.forget()
-
-    def forget(self) -> None:
-        """No pairs: the next direction is steepest descent (L-BFGS-B's restart)."""
-        self.col, self.head, self.scale = 0, 0, 1.0
-
-    def store(self, s: np.ndarray, y: np.ndarray, sy: float) -> None:
-        """The pair ``(s, y)`` with ``s'y = sy``, over the oldest when the ring is full."""
-        m = self.m
-        slot = (self.head + self.col) % m
-        self.W[slot], self.W[m + slot] = s, y
-        ws, wy = self.W @ s, self.W @ y  # [S's; Y's] and [S'y; Y'y] by slot
-        self.SY[slot, :], self.SY[:, slot] = ws[m:], wy[:m]
-        self.SY[slot, slot] = sy
-        self.YY[slot, :] = self.YY[:, slot] = wy[m:]
-        if self.col < m:
-            self.col += 1
-        else:
-            self.head = (self.head + 1) % m
-        self.scale = float(wy[m + slot]) / sy
-
-    def inverse_hessian_product(self, g: np.ndarray) -> np.ndarray:
-        """``H g`` (``g / scale`` without pairs) by the compact representation ``H = gamma I +
-        [S gamma Y] M [S'; gamma Y']``, ``gamma = 1 / scale``, ``M = [[R^-T (D + gamma Y'Y)
-        R^-1, -R^-T], [-R^-1, 0]]``, ``R`` the upper triangle of ``S'Y`` with the pairs in
-        order and ``D`` its diagonal (Byrd, Nocedal and Schnabel 1994, eq. 3.1)."""
-        gamma = 1.0 / self.scale
-        if self.col == 0:
-            return gamma * g
-        m = self.m
-        order = (self.head + np.arange(self.col)) % m  # slots, oldest first
-        SY = self.SY[np.ix_(order, order)]
-        R = np.triu(SY)
-        ab = self.W @ g  # [S'g; Y'g] by slot
-        a, b = ab[order], ab[m + order]
-        u = _solve_upper(R, a)  # R^-1 S'g
-        w = np.diag(SY) * u + gamma * (self.YY[np.ix_(order, order)] @ u) - gamma * b
-        p = _solve_upper(R, w, transposed=True)
-        coef = np.zeros(2 * m)
-        coef[order], coef[m + order] = p, -gamma * u
-        return gamma * g + coef @ self.W
+# scipy's messages for the same stops
+MESSAGES = {
+    Stop.GTOL: "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL",
+    Stop.FTOL: "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH",
+    Stop.MAXFUN: "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT",
+}
+MAXITER_MESSAGE = "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
 
 
-class Dcsrch:
-    """MINPACK-2's ``dcsrch`` with L-BFGS-B's constants, on Python floats.
+class Limits(NamedTuple):
+    """The run's tolerances and limits, traced (changing them compiles nothing)."""
 
-    ``Dcsrch(f0, g0, stp)`` starts a search from the value ``f0`` and slope ``g0 < 0`` at step
-    0 with the first trial ``stp``; ``step(f, g)`` takes the value and slope at the trial and
-    returns ``(task, stp)``: ``"FG"`` and the next trial, or ``"CONV"`` / ``"WARN"`` and the
-    trial just evaluated (the line search ends there)."""
-
-    def __init__(self, f0: float, g0: float, stp: float, stpmax: float = STPMAX) -> None:
-        self.stp, self.stpmin, self.stpmax = stp, 0.0, stpmax
-        self.brackt, self.stage = False, 1
-        self.finit, self.ginit, self.gtest = f0, g0, LS_FTOL * g0
-        self.width = stpmax - 0.0
-        self.width1 = self.width / 0.5
-        self.stx, self.fx, self.gx = 0.0, f0, g0
-        self.sty, self.fy, self.gy = 0.0, f0, g0
-        self.stmin, self.stmax = 0.0, stp + XTRAPU * stp
-
-    def step(self, f: float, g: float) -> tuple[str, float]:
-        stp = self.stp
-        ftest = self.finit + stp * self.gtest
-        if self.stage == 1 and f <= ftest and g >= 0.0:
-            self.stage = 2
-        task = "FG"
-        if self.brackt and (stp <= self.stmin or stp >= self.stmax):
-            task = "WARN"  # rounding errors prevent progress
-        if self.brackt and self.stmax - self.stmin <= LS_XTOL * self.stmax:
-            task = "WARN"  # xtol test satisfied
-        if stp == self.stpmax and f <= ftest and g <= self.gtest:
-            task = "WARN"  # stp = stpmax
-        if stp == self.stpmin and (f > ftest or g >= self.gtest):
-            task = "WARN"  # stp = stpmin
-        if f <= ftest and abs(g) <= LS_GTOL * (-self.ginit):
-            task = "CONV"
-        if task != "FG":
-            return task, stp
-        if self.stage == 1 and f <= self.fx and f > ftest:  # the modified function psi
-            gt = self.gtest
-            fxm, fym = self.fx - self.stx * gt, self.fy - self.sty * gt
-            gxm, gym = self.gx - gt, self.gy - gt
-            self.stx, fxm, gxm, self.sty, fym, gym, stp, self.brackt = dcstep(
-                self.stx, fxm, gxm, self.sty, fym, gym, stp, f - stp * gt, g - gt,
-                self.brackt, self.stmin, self.stmax)
-            self.fx, self.fy = fxm + self.stx * gt, fym + self.sty * gt
-            self.gx, self.gy = gxm + gt, gym + gt
-        else:
-            self.stx, self.fx, self.gx, self.sty, self.fy, self.gy, stp, self.brackt = dcstep(
-                self.stx, self.fx, self.gx, self.sty, self.fy, self.gy, stp, f, g,
-                self.brackt, self.stmin, self.stmax)
-        if self.brackt:  # bisect when the interval does not shrink enough
-            if abs(self.sty - self.stx) >= 0.66 * self.width1:
-                stp = self.stx + 0.5 * (self.sty - self.stx)
-            self.width1 = self.width
-            self.width = abs(self.sty - self.stx)
-            self.stmin, self.stmax = min(self.stx, self.sty), max(self.stx, self.sty)
-        else:
-            self.stmin = stp + XTRAPL * (stp - self.stx)
-            self.stmax = stp + XTRAPU * (stp - self.stx)
-        stp = min(max(stp, self.stpmin), self.stpmax)
-        if self.brackt and (stp <= self.stmin or stp >= self.stmax
-                            or self.stmax - self.stmin <= LS_XTOL * self.stmax):
-            stp = self.stx  # no progress possible: the best step so far
-        self.stp = stp
-        return "FG", stp
+    maxiter: Array  # int32
+    maxfun: Array  # int32
+    maxls: Array  # int32
+    ftol: Array
+    gtol: Array
 
 
-def _sqrt(v: float) -> float:
-    return math.sqrt(v) if v >= 0 else math.nan  # C's sqrt of a negative: NaN
+# --- the line search: MINPACK-2's dcsrch and dcstep ----------------------------------------------
+
+
+class Dcsrch(NamedTuple):
+    """``dcsrch``'s state between two evaluations: ``stp`` the trial to evaluate next,
+    ``(stx, fx, gx)`` the best step so far with its value and slope, ``(sty, fy, gy)`` the
+    interval's other end, ``[stmin, stmax]`` where the next step may fall; ``evals`` the
+    trials evaluated so far."""
+
+    stp: Array
+    brackt: Array  # bool: a minimizer is bracketed
+    stage2: Array  # bool: stage 2 (a step with sufficient decrease and upward slope seen)
+    finit: Array
+    ginit: Array
+    gtest: Array
+    width: Array
+    width1: Array
+    stx: Array
+    fx: Array
+    gx: Array
+    sty: Array
+    fy: Array
+    gy: Array
+    stmin: Array
+    stmax: Array
+    evals: Array  # int32
+
+
+def dcsrch_start(f0: Array, g0: Array, stp: Array) -> Dcsrch:
+    """A search from the value ``f0`` and slope ``g0 < 0`` at step 0 whose first trial is
+    ``stp``."""
+    zero = jnp.zeros_like(f0)
+    width = jnp.asarray(STPMAX, f0.dtype)
+    return Dcsrch(stp=stp, brackt=jnp.zeros((), bool), stage2=jnp.zeros((), bool), finit=f0,
+                  ginit=g0, gtest=LS_FTOL * g0, width=width, width1=width / 0.5, stx=zero,
+                  fx=f0, gx=g0, sty=zero, fy=f0, gy=g0, stmin=zero, stmax=stp + XTRAPU * stp,
+                  evals=jnp.zeros((), jnp.int32))
+
+
+def dcsrch_step(s: Dcsrch, f: Array, g: Array) -> tuple[Array, Dcsrch]:
+    """The value ``f`` and slope ``g`` at the trial ``s.stp``: ``(ended, state)``. ``ended``:
+    the search converged (strong Wolfe conditions) or warns that it cannot progress, and ends
+    at ``s.stp``; else ``state.stp`` is the next trial. Traceable: scalar arithmetic, both
+    branches of each decision computed and one selected."""
+    stp, gtest = s.stp, s.gtest
+    ftest = s.finit + stp * gtest
+    stage2 = s.stage2 | ((f <= ftest) & (g >= 0.0))
+    warn = ((s.brackt & ((stp <= s.stmin) | (stp >= s.stmax)))  # rounding prevents progress
+            | (s.brackt & (s.stmax - s.stmin <= LS_XTOL * s.stmax))  # xtol test satisfied
+            | ((stp == STPMAX) & (f <= ftest) & (g <= gtest))  # stp = stpmax
+            | ((stp == 0.0) & ((f > ftest) | (g >= gtest))))  # stp = stpmin
+    ended = warn | ((f <= ftest) & (jnp.abs(g) <= LS_GTOL * (-s.ginit)))
+    # in stage 1, while the value is above the sufficient-decrease line and not above the best
+    # so far, dcstep works on the modified function psi(t) = f(t) - f(0) - ftol t f'(0)
+    psi = ~stage2 & (f <= s.fx) & (f > ftest)
+    shift = jnp.where(psi, gtest, 0.0)
+
+    def moved(v, t):  # psi's value at step t from f's (f's where not psi)
+        return jnp.where(psi, v - t * gtest, v)
+
+    stx, fx, gx, sty, fy, gy, stp_next, brackt = dcstep(
+        s.stx, moved(s.fx, s.stx), s.gx - shift, s.sty, moved(s.fy, s.sty), s.gy - shift,
+        stp, moved(f, stp), g - shift, s.brackt, s.stmin, s.stmax)
+    fx, fy = jnp.where(psi, fx + stx * gtest, fx), jnp.where(psi, fy + sty * gtest, fy)
+    gx, gy = gx + shift, gy + shift
+    # bracketed: bisect when the interval does not shrink enough
+    bisect = brackt & (jnp.abs(sty - stx) >= 0.66 * s.width1)
+    stp_next = jnp.where(bisect, stx + 0.5 * (sty - stx), stp_next)
+    width1 = jnp.where(brackt, s.width, s.width1)
+    width = jnp.where(brackt, jnp.abs(sty - stx), s.width)
+    stmin = jnp.where(brackt, jnp.minimum(stx, sty), stp_next + XTRAPL * (stp_next - stx))
+    stmax = jnp.where(brackt, jnp.maximum(stx, sty), stp_next + XTRAPU * (stp_next - stx))
+    stp_next = jnp.minimum(jnp.maximum(stp_next, 0.0), STPMAX)
+    stuck = brackt & ((stp_next <= stmin) | (stp_next >= stmax)
+                      | (stmax - stmin <= LS_XTOL * stmax))
+    stp_next = jnp.where(stuck, stx, stp_next)  # no progress possible: the best step so far
+    new = Dcsrch(stp=jnp.where(ended, stp, stp_next), brackt=brackt, stage2=stage2,
+                 finit=s.finit, ginit=s.ginit, gtest=gtest, width=width, width1=width1,
+                 stx=stx, fx=fx, gx=gx, sty=sty, fy=fy, gy=gy, stmin=stmin, stmax=stmax,
+                 evals=s.evals + 1)
+    # an ended search keeps its state (only the count moves): what ended it stays visible
+    return ended, jax.tree.map(lambda a, b: jnp.where(ended, a, b),
+                               s._replace(evals=new.evals), new)
+
+
+def _cubic_gamma(theta, s, a, b, clamp: Array | bool = False):
+    """``s sqrt((theta/s)^2 - (a/s)(b/s))`` (NaN for a negative radicand, as C's sqrt;
+    where ``clamp``: the radicand floored at 0)."""
+    radicand = (theta / s) ** 2 - (a / s) * (b / s)
+    return s * jnp.sqrt(jnp.where(clamp, jnp.maximum(radicand, 0.0), radicand))
 
 
 def dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
-    """MINPACK-2's ``dcstep`` on Python floats: the safeguarded next step and the updated
-    interval.
+    """MINPACK-2's ``dcstep``: the safeguarded next step and the updated interval.
 
     ``(stx, fx, dx)``: the best step so far, its value and slope; ``(sty, fy, dy)``: the
     interval's other end; ``(stp, fp, dp)``: the step just evaluated; ``brackt``: whether a
     minimizer is bracketed. Returns ``(stx, fx, dx, sty, fy, dy, stp, brackt)`` updated, ``stp``
-    the next trial."""
-    sgnd = dp * (dx / abs(dx))
-    if fp > fx:  # 1: a higher value; bracketed
-        theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-        s = max(abs(theta), abs(dx), abs(dp))
-        gamma = s * _sqrt((theta / s) ** 2 - (dx / s) * (dp / s))
-        if stp < stx:
-            gamma = -gamma
-        p = (gamma - dx) + theta
-        q = ((gamma - dx) + gamma) + dp
-        stpc = stx + (p / q) * (stp - stx)
-        stpq = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx)
-        stpf = stpc if abs(stpc - stx) < abs(stpq - stx) else stpc + (stpq - stpc) / 2.0
-        brackt = True
-    elif sgnd < 0.0:  # 2: a lower value, slopes of opposite signs; bracketed
-        theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-        s = max(abs(theta), abs(dx), abs(dp))
-        gamma = s * _sqrt((theta / s) ** 2 - (dx / s) * (dp / s))
-        if stp > stx:
-            gamma = -gamma
-        p = (gamma - dp) + theta
-        q = ((gamma - dp) + gamma) + dx
-        stpc = stp + (p / q) * (stx - stp)
-        stpq = stp + (dp / (dp - dx)) * (stx - stp)
-        stpf = stpc if abs(stpc - stp) > abs(stpq - stp) else stpq
-        brackt = True
-    elif abs(dp) < abs(dx):  # 3: same signs, the slope's magnitude decreases
-        theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-        s = max(abs(theta), abs(dx), abs(dp))
-        gamma = s * _sqrt(max(0.0, (theta / s) ** 2 - (dx / s) * (dp / s)))
-        if stp > stx:
-            gamma = -gamma
-        p = (gamma - dp) + theta
-        q = (gamma + (dx - dp)) + gamma
-        r = p / q
-        if r < 0.0 and gamma != 0.0:
-            stpc = stp + r * (stx - stp)
-        elif stp > stx:
-            stpc = stpmax
-        else:
-            stpc = stpmin
-        stpq = stp + (dp / (dp - dx)) * (stx - stp)
-        if brackt:
-            stpf = stpc if abs(stpc - stp) < abs(stpq - stp) else stpq
-            if stp > stx:
-                stpf = min(stp + 0.66 * (sty - stp), stpf)
-            else:
-                stpf = max(stp + 0.66 * (sty - stp), stpf)
-        else:
-            stpf = stpc if abs(stpc - stp) > abs(stpq - stp) else stpq
-            stpf = max(stpmin, min(stpmax, stpf))
-    elif brackt:  # 4: same signs, the slope does not decrease; bracketed: the cubic step
-        theta = 3.0 * (fp - fy) / (sty - stp) + dy + dp
-        s = max(abs(theta), abs(dy), abs(dp))
-        gamma = s * _sqrt((theta / s) ** 2 - (dy / s) * (dp / s))
-        if stp > sty:
-            gamma = -gamma
-        p = (gamma - dp) + theta
-        q = ((gamma - dp) + gamma) + dy
-        stpf = stp + (p / q) * (sty - stp)
-    else:
-        stpf = stpmax if stp > stx else stpmin
-    if fp > fx:
-        sty, fy, dy = stp, fp, dp
-    else:
-        if sgnd < 0.0:
-            sty, fy, dy = stx, fx, dx
-        stx, fx, dx = stp, fp, dp
-    return stx, fx, dx, sty, fy, dy, stpf, brackt
+    the next trial. Each of the four cases is computed and the one that applies selected."""
+    sgnd = dp * (dx / jnp.abs(dx))
+    case1 = fp > fx  # a higher value: bracketed
+    case2 = ~case1 & (sgnd < 0.0)  # lower, slopes of opposite signs: bracketed
+    case3 = ~case1 & ~case2 & (jnp.abs(dp) < jnp.abs(dx))  # same signs, |slope| decreases
+    case4 = ~case1 & ~case2 & ~case3 & brackt  # same signs, |slope| does not decrease
+    theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
+    s = jnp.maximum(jnp.maximum(jnp.abs(theta), jnp.abs(dx)), jnp.abs(dp))
+    # 1: the cubic or the quadratic step from stx
+    g1 = _cubic_gamma(theta, s, dx, dp)
+    g1 = jnp.where(stp < stx, -g1, g1)
+    p1, q1 = (g1 - dx) + theta, ((g1 - dx) + g1) + dp
+    stpc1 = stx + (p1 / q1) * (stp - stx)
+    stpq1 = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx)
+    stpf1 = jnp.where(jnp.abs(stpc1 - stx) < jnp.abs(stpq1 - stx), stpc1,
+                      stpc1 + (stpq1 - stpc1) / 2.0)
+    # 2 and 3: the cubic step and the secant step from stp
+    g23 = _cubic_gamma(theta, s, dx, dp, clamp=case3)
+    g23 = jnp.where(stp > stx, -g23, g23)
+    p23 = (g23 - dp) + theta
+    stpq23 = stp + (dp / (dp - dx)) * (stx - stp)
+    stpc2 = stp + (p23 / (((g23 - dp) + g23) + dx)) * (stx - stp)
+    stpf2 = jnp.where(jnp.abs(stpc2 - stp) > jnp.abs(stpq23 - stp), stpc2, stpq23)
+    r = p23 / ((g23 + (dx - dp)) + g23)
+    stpc3 = jnp.where((r < 0.0) & (g23 != 0.0), stp + r * (stx - stp),
+                      jnp.where(stp > stx, stpmax, stpmin))
+    near = jnp.where(jnp.abs(stpc3 - stp) < jnp.abs(stpq23 - stp), stpc3, stpq23)
+    toward = stp + 0.66 * (sty - stp)
+    far = jnp.where(jnp.abs(stpc3 - stp) > jnp.abs(stpq23 - stp), stpc3, stpq23)
+    stpf3 = jnp.where(brackt, jnp.where(stp > stx, jnp.minimum(toward, near),
+                                        jnp.maximum(toward, near)),
+                      jnp.maximum(stpmin, jnp.minimum(stpmax, far)))
+    # 4: the cubic step from stp toward sty
+    theta4 = 3.0 * (fp - fy) / (sty - stp) + dy + dp
+    s4 = jnp.maximum(jnp.maximum(jnp.abs(theta4), jnp.abs(dy)), jnp.abs(dp))
+    g4 = _cubic_gamma(theta4, s4, dy, dp)
+    g4 = jnp.where(stp > sty, -g4, g4)
+    stpf4 = stp + (((g4 - dp) + theta4) / (((g4 - dp) + g4) + dy)) * (sty - stp)
+    stpf5 = jnp.where(stp > stx, stpmax, stpmin)
+    stpf = jnp.select([case1, case2, case3, case4], [stpf1, stpf2, stpf3, stpf4], stpf5)
+    # the new interval
+    to_y = case1 | (sgnd < 0.0)  # sty takes the trial (case 1) or the old stx
+    sty, fy, dy = (jnp.where(case1, a, jnp.where(to_y, b, c)) for a, b, c in
+                   ((stp, stx, sty), (fp, fx, fy), (dp, dx, dy)))
+    stx, fx, dx = (jnp.where(case1, a, b) for a, b in ((stx, stp), (fx, fp), (dx, dp)))
+    return stx, fx, dx, sty, fy, dy, stpf.astype(stp.dtype), brackt | case1 | case2
 
 
-# scipy's messages (status: task) for the same stops
-MESSAGES = {
-    "gtol": "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL",
-    "ftol": "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH",
-    "maxiter": "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT",
-    "maxfun": "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT",
-    "abnormal": "ABNORMAL: ",
-    "nonfinite": "ABNORMAL: THE COST OR ITS GRADIENT IS NOT FINITE",
-}
-IGNORED = ("eps", "iprint", "finite_diff_rel_step", "disp")  # nothing to do with an exact gradient
+# --- the loop ------------------------------------------------------------------------------------
 
 
-class Result(NamedTuple):
-    """What :func:`run` returns: the fields of scipy's ``OptimizeResult`` it fills."""
+class LbfgsbCarry(NamedTuple):
+    """State of the compiled L-BFGS-B loop. Before the first evaluation (``n_evals == 0``, the
+    state of :func:`lbfgsb_start`) ``value``, ``grad`` and ``slope`` are placeholders and
+    ``direction`` is zero. Segments end between two line searches (or when the run stops):
+    there ``theta``, ``value`` and ``grad`` are the iterate, its cost and its gradient."""
 
-    x: np.ndarray
-    fun: float
-    jac: np.ndarray
-    nit: int
-    nfev: int
-    status: int  # 0 converged, 1 a limit reached, 2 otherwise (scipy's codes)
-    message: str
-
-    @property
-    def success(self) -> bool:
-        return self.status == 0
-
-
-def minimize(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, *,
-             tol: float | None = None, callback: Callable | None = None,
-             **options) -> scipy.optimize.OptimizeResult:
-    """``scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", tol=tol,
-    callback=callback, options={...})`` without bounds: the same iterations (see the module's
-    docstring), the same options, result fields and messages.
-
-    ``fun(x) -> (f, g)`` on float64 ``x`` ``(n,)``. ``tol`` sets ``ftol`` and ``gtol`` unless
-    given. ``callback(intermediate_result)`` after every iteration, with ``.x`` and ``.fun``
-    (scipy's convention; an exception it raises ends the run and propagates). The options
-    (``maxiter``, ``maxcor``, ``ftol``, ``gtol``, ``maxls``, ``maxfun``) are :func:`run`'s;
-    ``eps``, ``iprint``, ``finite_diff_rel_step`` are accepted and, with an exact gradient,
-    change nothing, as in scipy. Unlike scipy, a cost or gradient that is not finite ends the
-    run at the last iterate. Returns an ``OptimizeResult`` with ``x``, ``fun``, ``jac``,
-    ``nit``, ``nfev``, ``njev``, ``status`` (0 converged, 1 a limit reached, 2 otherwise),
-    ``success``, ``message``."""
-    # Imported here, not at the top: scipy.optimize takes 0.25-0.35 s to import, and fit's
-    # default path (the bridge calls `run`) needs none of it.
-    from scipy.optimize import OptimizeResult
-
-    def on_iteration(x: np.ndarray, f: float) -> None:
-        callback(OptimizeResult(x=x, fun=f))
-
-    r = run(fun, x0, tol=tol, on_iteration=None if callback is None else on_iteration,
-            **options)
-    return OptimizeResult(x=r.x, fun=r.fun, jac=r.jac, nit=r.nit, nfev=r.nfev, njev=r.nfev,
-                          status=r.status, success=r.success, message=r.message)
+    theta: Array  # (n,)
+    value: Array
+    grad: Array  # (n,)
+    direction: Array  # (n,) the current line search's d
+    slope: Array  # g . d
+    S: Array  # (maxcor, n) the last steps s, oldest first (zero rows: empty)
+    Yd: Array  # (maxcor, n) the gradient changes y
+    rho: Array  # (maxcor,) 1 / s'y (0 for an empty slot)
+    scale: Array  # y'y / s'y of the newest pair (1 without pairs): H0 = I / scale
+    n_pairs: Array  # int32 pairs stored (at most maxcor)
+    ls: Dcsrch
+    it: Array  # int32 iterations done
+    n_evals: Array  # int32 evaluations, the initial one included
+    stop: Array  # int32 Stop
 
 
-def run(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, *,
-        tol: float | None = None, on_iteration: Callable[[np.ndarray, float], None] | None = None,
-        maxiter: int = 15000, maxcor: int = MAXCOR, ftol: float | None = None,
-        gtol: float | None = None, maxls: int = MAXLS, maxfun: int = MAXFUN,
-        **ignored) -> Result:
-    """:func:`minimize`'s iterations with a plain :class:`Result`; ``on_iteration(x, f)``
-    after every iteration (an exception it raises ends the run and propagates)."""
-    unknown = set(ignored) - set(IGNORED)
-    if unknown:
-        raise TypeError(f"unknown L-BFGS-B options {sorted(unknown)}")
-    ftol = (FTOL if tol is None else tol) if ftol is None else ftol
-    gtol = (GTOL if tol is None else tol) if gtol is None else gtol
-    x = np.array(x0, dtype=np.float64)
-    f, g = fun(x)
-    nfev, nit = 1, 0
-    mem = Memory(x.shape[0], maxcor)
+def lbfgsb_start(theta0: ArrayLike, maxcor: int = MAXCOR) -> LbfgsbCarry:
+    """The carry of a run from ``theta0`` ``(n,)`` before its first evaluation, which the
+    first pass of :func:`lbfgsb_segment` makes. No computation: it compiles nothing. The dtype
+    of ``theta0`` (float32 or float64) is the whole run's."""
+    theta0 = jnp.asarray(theta0)
+    dtype, n = theta0.dtype, theta0.shape[0]
+    zero, one, i0 = np.zeros((), dtype), np.ones((), dtype), np.zeros((), np.int32)
+    zeros = np.zeros((maxcor, n), dtype)
+    false = np.asarray(False)
+    ls = Dcsrch(stp=zero, brackt=false, stage2=false, finit=zero, ginit=zero, gtest=zero,
+                width=zero, width1=zero, stx=zero, fx=zero, gx=zero, sty=zero, fy=zero, gy=zero,
+                stmin=zero, stmax=zero, evals=i0)
+    return LbfgsbCarry(theta=theta0, value=zero, grad=theta0, direction=np.zeros(n, dtype),
+                       slope=zero, S=zeros, Yd=zeros, rho=np.zeros(maxcor, dtype), scale=one,
+                       n_pairs=i0, ls=ls, it=i0, n_evals=i0,
+                       stop=np.asarray(Stop.RUNNING, np.int32))
 
-    def result(stop: str) -> Result:
-        status = 0 if stop in ("gtol", "ftol") else 1 if stop in ("maxiter", "maxfun") else 2
-        return Result(x, float(f), g, nit, nfev, status, MESSAGES[stop])
 
-    if not (math.isfinite(f) and np.all(np.isfinite(g))):
-        return result("nonfinite")
-    if np.max(np.abs(g)) <= gtol:
-        return result("gtol")
-    while True:
-        d = -mem.inverse_hessian_product(g)
-        gd = float(g @ d)
-        if mem.col > 0 and not gd < 0:  # not a descent direction: forget the pairs
-            mem.forget()
-            d, gd = -g, -float(g @ g)
-        if not gd < 0:  # not even -g descends (g = 0 with gtol = 0)
-            return result("abnormal")
-        stp = min(1.0 / math.sqrt(float(d @ d)), STPMAX) if nit == 0 else 1.0
-        search, evals = Dcsrch(f, gd, stp), 0
-        while True:  # the line search from x along d
-            xt = x + stp * d
-            ft, gt = fun(xt)
-            nfev, evals = nfev + 1, evals + 1
-            if not (math.isfinite(ft) and np.all(np.isfinite(gt))):
-                return result("nonfinite")
-            gdt = float(gt @ d)
-            task, next_stp = search.step(ft, gdt)
-            if task != "FG" or evals >= maxls:  # ended, or one trial too many (failed)
-                break
-            stp = next_stp
-        if task == "FG":  # failed: back to x; start over along -g, or stop without pairs
-            if mem.col == 0:
-                return result("abnormal")
-            mem.forget()
-            continue
-        s, y, fold = stp * d, gt - g, f
-        x, f, g = xt, float(ft), gt
-        nit += 1
-        if on_iteration is not None:
-            on_iteration(x, f)
-        if nit >= maxiter:
-            return result("maxiter")
-        if nfev > maxfun:
-            return result("maxfun")
-        if np.max(np.abs(g)) <= gtol:
-            return result("gtol")
-        if fold - f <= ftol * max(abs(fold), abs(f), 1.0):
-            return result("ftol")
-        dr = (gdt - gd) * stp
-        if dr > EPSMCH * (-gd * stp):  # else the update is skipped
-            mem.store(s, y, dr)
+def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array, f: Array,
+            g: Array, slope: Array, limits: Limits) -> tuple[LbfgsbCarry, Array]:
+    """A line search ended (or failed, or met a non-finite value; the first pass: the start was
+    evaluated): the tests, the pair, the next direction and search. Returns the carry and
+    whether an iteration was done."""
+    accept = ~fresh & finite & ended
+    failed = ~fresh & finite & ~ended  # maxls trials without an end
+    new = accept | fresh  # the start is the run's first iterate, finite or not
+    theta = jnp.where(new, c.theta + t * c.direction, c.theta)
+    value, grad = jnp.where(new, f, c.value), jnp.where(new, g, c.grad)
+    it = c.it + accept.astype(jnp.int32)
+    gmax = jnp.max(jnp.abs(g))
+    reduced = c.value - f <= limits.ftol * jnp.maximum(
+        jnp.maximum(jnp.abs(c.value), jnp.abs(f)), 1.0)
+    stop = jnp.select(
+        [~finite, fresh & (gmax <= limits.gtol), accept & (it >= limits.maxiter),
+         accept & (c.n_evals > limits.maxfun), accept & (gmax <= limits.gtol),
+         accept & reduced],
+        [Stop.NONFINITE, Stop.GTOL, Stop.RUNNING, Stop.MAXFUN, Stop.GTOL, Stop.FTOL],
+        Stop.RUNNING).astype(jnp.int32)
+    # the pair, unless the curvature s'y is too small; a failed search forgets them all
+    dr = (slope - c.slope) * t  # s'y
+    store = accept & (dr > EPSMCH * (-c.slope * t))
+    forget = failed & (c.n_pairs > 0)
+
+    def push(rows: Array, row: Array) -> Array:  # the newest last, the oldest dropped
+        rows = jnp.where(store, jnp.concatenate([rows[1:], row[None]]), rows)
+        return jnp.where(forget, jnp.zeros_like(rows), rows)
+
+    y = g - c.grad
+    S, Yd = push(c.S, t * c.direction), push(c.Yd, y)
+    rho = push(c.rho, 1.0 / dr)
+    scale = jnp.where(forget, 1.0, jnp.where(store, jnp.dot(y, y) / dr, c.scale))
+    n_pairs = jnp.where(forget, 0, jnp.minimum(c.n_pairs + store, S.shape[0]))
+    # the next direction; one that does not descend forgets the pairs for -g
+    d = two_loop_direction(grad, S, Yd, rho, 1.0 / scale)
+    gd = jnp.dot(grad, d)
+    redo = (n_pairs > 0) & ~(gd < 0.0)
+    d = jnp.where(redo, -grad, d)
+    gd = jnp.where(redo, -jnp.dot(grad, grad), gd)
+    S, Yd, rho = (jnp.where(redo, jnp.zeros_like(a), a) for a in (S, Yd, rho))
+    scale = jnp.where(redo, 1.0, scale).astype(value.dtype)
+    n_pairs = jnp.where(redo, 0, n_pairs).astype(jnp.int32)
+    abnormal = (failed & (c.n_pairs == 0)) | ~(gd < 0.0)
+    stop = jnp.where((stop == Stop.RUNNING) & abnormal, Stop.ABNORMAL, stop).astype(jnp.int32)
+    first = jnp.minimum(1.0 / jnp.sqrt(jnp.dot(d, d)), STPMAX)
+    stp = jnp.where(it == 0, first, 1.0).astype(value.dtype)
+    carry = LbfgsbCarry(theta=theta, value=value, grad=grad, direction=d, slope=gd, S=S,
+                        Yd=Yd, rho=rho.astype(value.dtype), scale=scale, n_pairs=n_pairs,
+                        ls=dcsrch_start(value, gd, stp), it=it, n_evals=c.n_evals, stop=stop)
+    return carry, accept
+
+
+def _pass(c: LbfgsbCarry, X: Array, Y: Array, lam: ArrayLike, spec: NetSpec,
+          limits: Limits) -> tuple[LbfgsbCarry, Array]:
+    """One evaluation, at the line search's trial, and what it decides. Returns the new carry
+    and whether it ended an iteration."""
+    fresh = c.n_evals == 0  # the first pass evaluates the start (the direction is zero)
+    t = c.ls.stp
+    f, g = spec.value_and_grad(c.theta + t * c.direction, X, Y, lam)
+    f, g = jnp.asarray(f, c.value.dtype), jnp.asarray(g, c.value.dtype)
+    slope = jnp.dot(g, c.direction)
+    ended, ls = dcsrch_step(c.ls, f, slope)
+    finite = all_finite(f, g)
+    c = c._replace(ls=ls, n_evals=c.n_evals + 1)
+    end = fresh | ~finite | ended | (ls.evals >= limits.maxls)
+    return jax.lax.cond(end, lambda: _finish(c, fresh, ended, finite, t, f, g, slope, limits),
+                        lambda: (c, jnp.zeros((), bool)))
+
+
+def lbfgsb_segment(carry: LbfgsbCarry, X: Array, Y: Array, lam: ArrayLike, stop: ArrayLike,
+                   limits: Limits, *, spec: NetSpec, length: int
+                   ) -> tuple[LbfgsbCarry, Array]:
+    """Iterations from ``carry`` until ``stop`` are done in all (at most ``length`` more) or
+    the run stops (:class:`Stop`). Returns the new carry (between two line searches, unless the
+    run stopped) and ``(length,)`` the cost after each iteration of this segment, NaN-padded.
+    The memory size is the carry's (:func:`lbfgsb_start`). Traceable; ``stop`` and ``limits``
+    may be traced. Cutting a run into segments does not change its numbers."""
+    start = carry.it
+    stop = jnp.minimum(jnp.asarray(stop, jnp.int32), start + length)
+
+    def cond(state: tuple[LbfgsbCarry, Array]) -> Array:
+        c = state[0]  # a carry from lbfgsb_start is evaluated whatever stop is
+        between = c.ls.evals == 0
+        return (c.stop == Stop.RUNNING) & (~between | (c.it < stop) | (c.n_evals == 0))
+
+    def body(state: tuple[LbfgsbCarry, Array]) -> tuple[LbfgsbCarry, Array]:
+        c, history = state
+        new, done = _pass(c, X, Y, lam, spec, limits)
+        return new, jnp.where(done & (jnp.arange(length) == c.it - start), new.value, history)
+
+    history = jnp.full((length,), jnp.nan, carry.theta.dtype)
+    return jax.lax.while_loop(cond, body, (carry, history))

@@ -1,9 +1,8 @@
 """The scipy bridge of :func:`jaxnn.fit`: a host optimizer driving one jit-compiled
 value-and-gradient call per evaluation (:class:`jaxnn.train.objective.ScipyObjective`).
 
-:func:`fit_scipy` runs a prepared problem with ``"L-BFGS-B"`` (:func:`jaxnn.train.lbfgsb.run`,
-scipy's L-BFGS-B iterations without scipy's per-evaluation overhead), ``"TNC"``, ``"CG"`` or
-``"BFGS"`` (``scipy.optimize.minimize(jac=True)``), calls the user's callback after every
+:func:`fit_scipy` runs a prepared problem with scipy's ``"TNC"``, ``"CG"`` or ``"BFGS"``
+(``scipy.optimize.minimize(jac=True)``), calls the user's callback after every
 iteration, and keeps the last completed iterate when a callback or a ``KeyboardInterrupt``
 stops the run.
 """
@@ -19,7 +18,6 @@ import numpy as np
 
 from jaxnn.memory import check_memory
 from jaxnn.names import counted
-from jaxnn.train import lbfgsb
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
 from jaxnn.train.status import Status
@@ -108,20 +106,13 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
     interrupted = diverged = False
     try:
         with blas_single_thread():
-            if method == "L-BFGS-B":  # the same iterations, without scipy's overhead
-                res = lbfgsb.run(obj, last["x"], tol=tol, on_iteration=on_iteration, **opts)
-            else:
-                # imported here: 0.25-0.35 s that the default method does not need
-                import scipy.optimize
+            # imported here: 0.25-0.35 s that the default method does not need
+            import scipy.optimize
 
-                res = scipy.optimize.minimize(obj, last["x"], jac=True, method=method, tol=tol,
-                                              callback=scipy_callback, options=opts)
+            res = scipy.optimize.minimize(obj, last["x"], jac=True, method=method, tol=tol,
+                                          callback=scipy_callback, options=opts)
         x, J, converged, message = res.x, float(res.fun), bool(res.success), str(res.message)
-        diverged = (method == "L-BFGS-B" and message == lbfgsb.MESSAGES["nonfinite"]) or not (
-            np.isfinite(J) and np.all(np.isfinite(x)))
-        if method == "L-BFGS-B" and message == lbfgsb.MESSAGES["abnormal"]:
-            message = (f"stopped after {counted(len(history), 'iteration')}: the line search "
-                       "found no lower cost (L-BFGS-B's ABNORMAL stop)")
+        diverged = not (np.isfinite(J) and np.all(np.isfinite(x)))
     except _Diverged:
         diverged = True
     except (_Stop, KeyboardInterrupt) as e:

@@ -3,12 +3,12 @@
 ``fit(params, X, y, lam)`` unrolls ``params`` into the Octave-order vector ``theta`` once,
 puts ``X`` and the one-hot targets on the device once, and then
 
-* ``"L-BFGS-B"``, ``"TNC"``, ``"CG"``, ``"BFGS"``: a host optimizer calls a jit-compiled
+* ``"L-BFGS-B"`` (the default): scipy's L-BFGS-B iterations (no bounds), the whole run one
+  compiled ``lax.while_loop`` that evaluates once per pass (:mod:`jaxnn.train.lbfgsb`);
+* ``"TNC"``, ``"CG"``, ``"BFGS"``: ``scipy.optimize.minimize(jac=True)`` calls a jit-compiled
   value-and-gradient function once per evaluation; ``theta`` goes to the device and ``[J, g]``
   comes back in one array (:mod:`jaxnn.train.scipy_bridge`,
-  :class:`jaxnn.train.objective.ScipyObjective`). TNC, CG and BFGS are
-  ``scipy.optimize.minimize(jac=True)``'s; L-BFGS-B is :func:`jaxnn.train.lbfgsb.run`,
-  scipy's L-BFGS-B iterations (no bounds) in numpy without scipy's per-evaluation overhead;
+  :class:`jaxnn.train.objective.ScipyObjective`);
 * ``"lbfgs"``: optax's L-BFGS with its zoom line search, the loop compiled as one
   ``lax.while_loop`` that evaluates once per pass (:mod:`jaxnn.train.lbfgs`, :func:`lbfgs_run`);
 * ``"fmincg"``: the course's own nonlinear conjugate gradient, compiled the same way
@@ -37,7 +37,7 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.checks import check_dtype, check_learning_rate, check_seed, positive_int
 from jaxnn.precision import x64_when
-from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_minibatch
+from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_lbfgsb, fit_minibatch
 from jaxnn.train.loops import minibatch_optimizer
 from jaxnn.train.problem import SCIPY_METHODS, check_method, check_options, make_problem
 from jaxnn.train.scipy_bridge import fit_scipy
@@ -117,9 +117,10 @@ def fit(
         params: initial ``(Theta1, ..., ThetaL)``, e.g. from :func:`jaxnn.init_params`.
         X: ``(m, n_0)`` inputs. y: integer labels ``(m,)`` in ``0..K-1`` or targets ``(m, K)``.
         lam: the L2 penalty ``lam/(2m) sum W^2`` (bias weights excluded).
-        method: ``"L-BFGS-B"`` (scipy's iterations, :mod:`jaxnn.train.lbfgsb`), ``"TNC"``,
-            ``"CG"``, ``"BFGS"`` (scipy; BFGS keeps a dense ``n x n`` matrix, for small
-            networks only), ``"lbfgs"`` (optax, compiled loop),
+        method: ``"L-BFGS-B"`` (scipy's iterations, compiled loop,
+            :mod:`jaxnn.train.lbfgsb`), ``"TNC"``, ``"CG"``, ``"BFGS"`` (scipy; BFGS keeps a
+            dense ``n x n`` matrix, for small networks only), ``"lbfgs"`` (optax, compiled
+            loop),
             ``"fmincg"`` (the course's conjugate gradient, compiled loop; ``maxiter`` counts
             its line searches and ``history`` has the cost after each successful one),
             ``"adam"``, ``"sgd"`` (optax, mini-batches), or any optax ``GradientTransformation``
@@ -130,9 +131,11 @@ def fit(
         dtype: ``None`` follows the inputs (float32 unless JAX's x64 mode is on and they are
             float64); ``"float32"``; or ``"float64"``, for which ``fit`` turns x64 on for the
             duration of the call only (see :func:`jaxnn.x64`). The returned numpy arrays keep
-            the dtype and stay valid outside x64. (scipy always iterates in float64 on the
-            host; each evaluation runs in the training dtype.)
-        tol: scipy methods: ``minimize``'s ``tol`` (None: scipy's defaults); ``"lbfgs"``: stop
+            the dtype and stay valid outside x64. (TNC, CG and BFGS iterate in float64 on the
+            host, each evaluation in the training dtype; the compiled methods iterate in the
+            training dtype.)
+        tol: ``"L-BFGS-B"`` and the scipy methods: ``minimize``'s ``tol`` (None: scipy's
+            defaults; for L-BFGS-B it sets ``ftol`` and ``gtol``); ``"lbfgs"``: stop
             when ``max|gradient| <= tol`` (default 1e-5). Not used by adam/sgd.
         learning_rate: adam/sgd only: a float or an optax schedule (default 1e-3 for adam,
             0.1 for sgd).
@@ -141,15 +144,19 @@ def fit(
         seed: adam/sgd shuffling seed. Same seed, same inputs: same parameters, bit for bit.
         callback: ``callback(iteration, cost, params)``: iterations done so far, the latest
             ``history`` entry, and the current ``(Theta1, ..., ThetaL)`` as numpy arrays.
-            Return True to stop (the message says so). scipy methods call it after every
-            iteration; the compiled methods after every segment (``segment=1``: every
-            iteration, at the price of a dispatch each).
+            Return True to stop (the message says so). L-BFGS-B and the scipy methods call it
+            after every iteration (L-BFGS-B by running segments of one iteration when given a
+            callback, unless ``segment`` says otherwise); the other compiled methods after
+            every segment (``segment=1``: every iteration, at the price of a dispatch each).
         segment: compiled methods only: iterations (epochs) per compiled segment. Default 25
-            for lbfgs and about 100 optimizer steps for adam/sgd. Any segment up to the default
-            reuses the same compiled program.
-        options: scipy methods: extra ``minimize`` options (TNC has no iteration cap of its
-            own: ``fit`` stops it after ``maxiter`` iterations; ``maxfun`` caps evaluations);
-            ``"lbfgs"``: ``memory_size`` (10), ``max_linesearch_steps`` (20).
+            for L-BFGS-B (1 with a callback), lbfgs and fmincg, and about 100 optimizer steps
+            for adam/sgd. Any segment up to the default reuses the same compiled program.
+        options: ``"L-BFGS-B"``: scipy's options ``maxcor`` (10), ``ftol``, ``gtol``,
+            ``maxls`` (20), ``maxfun`` (15000) (``eps``, ``iprint``, ``finite_diff_rel_step``
+            are accepted and, with an exact gradient, change nothing, as in scipy); the scipy
+            methods: extra ``minimize`` options (TNC has no iteration cap of its own: ``fit``
+            stops it after ``maxiter`` iterations; ``maxfun`` caps evaluations); ``"lbfgs"``:
+            ``memory_size`` (10), ``max_linesearch_steps`` (20).
         devices: data parallelism: a device count (the first N of ``jax.devices()``) or a list
             of devices. ``X`` and ``Y`` are sharded over the example axis with a ``Mesh`` axis
             named ``"batch"``; ``theta`` is replicated; every compiled function runs SPMD. ``m``
@@ -171,7 +178,9 @@ def fit(
         method = minibatch_optimizer(name, check_learning_rate(learning_rate, name))
     with x64_when(want64):
         prob = make_problem(params, X, y, lam, activation, output, grad, want64, devices)
-        if name in SCIPY_METHODS:
+        if name == "L-BFGS-B":
+            out = fit_lbfgsb(prob, maxiter, tol, loop_options, callback, segment)
+        elif name in SCIPY_METHODS:
             out = fit_scipy(prob, name, maxiter, tol, loop_options, callback)
         elif name == "lbfgs":
             out = fit_lbfgs(prob, maxiter, tol, loop_options, callback, segment)

@@ -1,0 +1,191 @@
+"""``fit``'s default, L-BFGS-B compiled (:mod:`jaxnn.train.lbfgsb`), against scipy's own.
+
+scipy's ``minimize(method="L-BFGS-B")`` runs beside it on the independent numpy reference of the
+same network (float64); its ``dcsrch`` (``scipy.optimize._dcsrch``, the Python port scipy's
+``line_search_wolfe1`` uses) runs beside the compiled line search, trial by trial.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize
+from reference_numpy import cost_and_grad, one_hot
+
+import jaxnn as nn
+from jaxnn.spec import NetSpec
+from jaxnn.train import fit, lbfgsb
+
+SIZES = (4, 5, 3)
+
+
+def _problem(m=30, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, SIZES[0]))
+    y = np.argmax(X @ rng.normal(size=(SIZES[0], SIZES[-1])), axis=1)
+    with nn.x64():
+        p0 = tuple(np.asarray(t) for t in nn.init_params(seed, SIZES, dtype=np.float64))
+    return p0, X, y
+
+
+def _flat(params) -> np.ndarray:
+    return np.concatenate([np.asarray(t, np.float64).ravel(order="F") for t in params])
+
+
+def _numpy_objective(X, y, lam=1.0):
+    """``theta -> (J, g)`` by the numpy reference, Octave-order ``theta``."""
+    Y = one_hot(y, SIZES[-1])
+
+    def f(theta):
+        J, g = cost_and_grad(NetSpec(SIZES).unravel(theta), X, Y, lam)
+        return J, _flat(g)
+    return f
+
+
+def _scipy_and_fit(p0, X, y, **options):
+    """scipy's L-BFGS-B on the numpy objective and ``fit``'s default in float64, from ``p0``:
+    ``(scipy's result, its iterates), (the FitResult, its iterates)``."""
+    ref_xs, xs = [], []
+
+    def scipy_keep(intermediate_result):  # scipy reads the parameter's name
+        ref_xs.append(np.array(intermediate_result.x))
+
+    ref = scipy.optimize.minimize(_numpy_objective(X, y), _flat(p0), jac=True,
+                                  method="L-BFGS-B", callback=scipy_keep, options=options)
+    options = dict(options)
+    maxiter = options.pop("maxiter")
+    r = fit(p0, X, y, 1.0, dtype="float64", maxiter=maxiter, options=options or None,
+            callback=lambda it, cost, params: xs.append(_flat(params)))
+    return (ref, ref_xs), (r, xs)
+
+
+@pytest.mark.parametrize("options", [
+    {"maxiter": 30},  # the default tolerances
+    {"maxiter": 25, "ftol": 0, "gtol": 0, "maxcor": 3},  # a full memory, shifted
+    {"maxiter": 15, "ftol": 0, "gtol": 0, "maxls": 1},  # failed line searches: restarts
+    {"maxiter": 200, "maxfun": 12},  # the evaluation limit
+    {"maxiter": 500, "ftol": 1e-6, "gtol": 0},  # converged by ftol
+])
+def test_follows_scipy_iterate_by_iterate(options):
+    """The same iterates to the rounding of the vector operations (measured: 1e-13 relative),
+    the same numbers of iterations and evaluations, the same message; the callback after every
+    iteration, as scipy's."""
+    p0, X, y = _problem()
+    (ref, ref_xs), (r, xs) = _scipy_and_fit(p0, X, y, **options)
+    assert (r.n_iter, r.n_evals, r.message, r.converged) == (
+        ref.nit, ref.nfev, ref.message, ref.success)
+    assert len(xs) == len(ref_xs) == r.n_iter == r.history.shape[0]
+    for a, b in zip(xs, ref_xs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.linalg.norm(b))
+    assert r.cost == pytest.approx(ref.fun, rel=1e-12)
+    f = _numpy_objective(X, y)
+    np.testing.assert_allclose(r.history, [f(x)[0] for x in ref_xs], rtol=1e-12)
+
+
+def test_segments_change_nothing():
+    p0, X, y = _problem()
+    runs = [fit(p0, X, y, 1.0, dtype="float64", maxiter=40, segment=s) for s in (1, 7, 40)]
+    for r in runs[1:]:
+        assert (r.n_iter, r.n_evals, r.message) == (runs[0].n_iter, runs[0].n_evals,
+                                                    runs[0].message)
+        np.testing.assert_array_equal(r.history, runs[0].history)
+        for a, b in zip(r.params, runs[0].params, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_start_that_is_already_a_minimum_takes_no_step():
+    p0, X, y = _problem()
+    x = scipy.optimize.minimize(_numpy_objective(X, y), _flat(p0), jac=True, method="L-BFGS-B",
+                                options={"maxiter": 2000, "ftol": 0, "gtol": 1e-8}).x
+    start = NetSpec(SIZES).unravel(x)
+    for gtol in (1e-3, 1.0):
+        (ref, _), (r, _) = _scipy_and_fit(start, X, y, maxiter=100, gtol=gtol)
+        assert r.n_iter == ref.nit == 0 and r.n_evals == ref.nfev == 1 and r.converged
+        assert r.message == ref.message == "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL"
+        np.testing.assert_array_equal(_flat(r.params), x)
+
+
+def _scipy_dcsrch_trials(phi, stp):
+    """The trials of scipy's dcsrch (L-BFGS-B's constants) from step 0 with first trial
+    ``stp``: ``(trials, task)``."""
+    from scipy.optimize._dcsrch import DCSRCH  # private, hence imported here
+
+    search = DCSRCH(phi, None, lbfgsb.LS_FTOL, lbfgsb.LS_GTOL, lbfgsb.LS_XTOL, 0.0,
+                    lbfgsb.STPMAX)
+    f, g = phi(0.0)
+    trials, task = [], b"START"
+    while True:
+        stp, f, g, task = search._iterate(stp, f, g, task)
+        if task[:2] != b"FG":
+            return trials, task
+        trials.append(stp)
+        f, g = phi(stp)
+
+
+def _our_trials(phi, stp, maxls=30):
+    f0, g0 = phi(0.0)
+    step = jax.jit(lbfgsb.dcsrch_step)
+    s = lbfgsb.dcsrch_start(jnp.float64(f0), jnp.float64(g0), jnp.float64(stp))
+    trials = []
+    for _ in range(maxls):
+        trials.append(float(s.stp))
+        ended, s = step(s, *map(jnp.float64, phi(float(s.stp))))
+        if ended:
+            return trials, float(s.stp)
+    raise AssertionError("no end")
+
+
+@pytest.mark.parametrize("phi, stp", [
+    # a quartic with its minimum at t = 2 + 0.5 ** (1/3): extrapolation, then a bracket
+    (lambda t: ((t - 2.0) ** 4 / 4 - 0.5 * t, (t - 2.0) ** 3 - 0.5), 1e-3),
+    (lambda t: ((t - 2.0) ** 4 / 4 - 0.5 * t, (t - 2.0) ** 3 - 0.5), 7.0),  # too far: back
+    # a steep well (the modified function psi, stage 1), and a slope that barely changes
+    (lambda t: (-t * np.exp(-((t - 0.3) ** 2) * 40), (-1 + 80 * t * (t - 0.3))
+                * np.exp(-((t - 0.3) ** 2) * 40)), 1.0),
+    (lambda t: (np.log(np.cosh(t - 5.0)) - 0.999 * t, np.tanh(t - 5.0) - 0.999), 0.01),
+])
+def test_line_search_is_scipys_dcsrch(phi, stp):
+    """The compiled dcsrch tries scipy's steps, trial by trial, and ends where it ends."""
+    with nn.x64():
+        ours, end = _our_trials(phi, stp)
+    ref, task = _scipy_dcsrch_trials(phi, stp)
+    np.testing.assert_allclose(ours, ref, rtol=1e-13, atol=0)
+    assert end == ours[-1]
+    f, g = phi(end)
+    f0, g0 = phi(0.0)
+    if task[:4] == b"CONV":  # sufficient decrease and curvature
+        assert f <= f0 + lbfgsb.LS_FTOL * end * g0 and abs(g) <= lbfgsb.LS_GTOL * abs(g0)
+
+
+RADIUS = 2.0  # the first trial moves theta by up to 1 (its length is 1)
+
+
+class _NanBeyond(NetSpec):
+    """The network's cost and gradient, NaN once ``theta`` moves ``RADIUS`` from ``theta0``."""
+
+    def value_and_grad(self, theta, X, Y, lam):
+        J, g = super().value_and_grad(theta, X, Y, lam)
+        theta0 = jnp.asarray(nn.ravel_params(nn.init_params(0, SIZES)))
+        far = jnp.max(jnp.abs(theta - theta0)) > RADIUS
+        return jnp.where(far, jnp.nan, J), jnp.where(far, jnp.nan, g)
+
+
+def test_a_nonfinite_trial_ends_the_run_at_the_last_iterate():
+    _, X, y = _problem()
+    spec = _NanBeyond(SIZES)
+    theta0 = jnp.asarray(nn.ravel_params(nn.init_params(0, SIZES)))
+    X, Y = jnp.asarray(X, jnp.float32), jax.nn.one_hot(y, SIZES[-1], dtype=jnp.float32)
+    limits = lbfgsb.Limits(np.int32(200), np.int32(15000), np.int32(20),
+                           np.float32(lbfgsb.FTOL), np.float32(lbfgsb.GTOL))
+    carry, history = jax.jit(lbfgsb.lbfgsb_segment, static_argnames=("spec", "length"))(
+        lbfgsb.lbfgsb_start(theta0), X, Y, 1.0, 200, limits, spec=spec, length=200)
+    assert int(carry.stop) == lbfgsb.Stop.NONFINITE and 0 < int(carry.it) < 200
+    theta = np.asarray(carry.theta)
+    assert np.max(np.abs(theta - np.asarray(theta0))) <= RADIUS
+    assert float(carry.value) == pytest.approx(float(NetSpec(SIZES).cost(carry.theta, X, Y, 1.0)),
+                                               rel=1e-6)
+    assert float(carry.value) == history[int(carry.it) - 1]
+    assert np.all(np.isnan(np.asarray(history)[int(carry.it):]))
+
