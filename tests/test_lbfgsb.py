@@ -145,9 +145,11 @@ def _our_trials(phi, stp, maxls=30):
     (lambda t: (-t * np.exp(-((t - 0.3) ** 2) * 40), (-1 + 80 * t * (t - 0.3))
                 * np.exp(-((t - 0.3) ** 2) * 40)), 1.0),
     (lambda t: (np.log(np.cosh(t - 5.0)) - 0.999 * t, np.tanh(t - 5.0) - 0.999), 0.01),
+    (lambda t: (np.cos(t) - 1.0 - 0.1 * t, -np.sin(t) - 0.1), 0.1),  # steepening: extrapolate
 ])
 def test_line_search_is_scipys_dcsrch(phi, stp):
-    """The compiled dcsrch tries scipy's steps, trial by trial, and ends where it ends."""
+    """The compiled dcsrch tries scipy's steps, trial by trial, and ends where it ends. The
+    five functions take dcstep through each of its five cases."""
     with nn.x64():
         ours, end = _our_trials(phi, stp)
     ref, task = _scipy_dcsrch_trials(phi, stp)

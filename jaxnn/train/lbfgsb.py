@@ -183,20 +183,11 @@ def dcsrch_step(s: Dcsrch, f: Array, g: Array) -> tuple[Array, Dcsrch]:
     stuck = brackt & ((stp_next <= stmin) | (stp_next >= stmax)
                       | (stmax - stmin <= LS_XTOL * stmax))
     stp_next = jnp.where(stuck, stx, stp_next)  # no progress possible: the best step so far
-    new = Dcsrch(stp=jnp.where(ended, stp, stp_next), brackt=brackt, stage2=stage2,
-                 finit=s.finit, ginit=s.ginit, gtest=gtest, width=width, width1=width1,
-                 stx=stx, fx=fx, gx=gx, sty=sty, fy=fy, gy=gy, stmin=stmin, stmax=stmax,
-                 evals=s.evals + 1)
-    # an ended search keeps its state (only the count moves): what ended it stays visible
-    return ended, jax.tree.map(lambda a, b: jnp.where(ended, a, b),
-                               s._replace(evals=new.evals), new)
-
-
-def _cubic_gamma(theta, s, a, b, clamp: Array | bool = False):
-    """``s sqrt((theta/s)^2 - (a/s)(b/s))`` (NaN for a negative radicand, as C's sqrt;
-    where ``clamp``: the radicand floored at 0)."""
-    radicand = (theta / s) ** 2 - (a / s) * (b / s)
-    return s * jnp.sqrt(jnp.where(clamp, jnp.maximum(radicand, 0.0), radicand))
+    # an ended search is replaced by the next one: only its trial (the end) is kept
+    return ended, Dcsrch(stp=jnp.where(ended, stp, stp_next), brackt=brackt, stage2=stage2,
+                         finit=s.finit, ginit=s.ginit, gtest=gtest, width=width,
+                         width1=width1, stx=stx, fx=fx, gx=gx, sty=sty, fy=fy, gy=gy,
+                         stmin=stmin, stmax=stmax, evals=s.evals + 1)
 
 
 def dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
@@ -205,46 +196,49 @@ def dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
     ``(stx, fx, dx)``: the best step so far, its value and slope; ``(sty, fy, dy)``: the
     interval's other end; ``(stp, fp, dp)``: the step just evaluated; ``brackt``: whether a
     minimizer is bracketed. Returns ``(stx, fx, dx, sty, fy, dy, stp, brackt)`` updated, ``stp``
-    the next trial. Each of the four cases is computed and the one that applies selected."""
+    the next trial.
+
+    Four cases choose the step. Each fits a cubic through the trial and one end ``o`` of the
+    interval (``stx``; ``sty`` in case 4), and cases 1-3 also a quadratic or a secant. The cubic
+    is written once for all four: the cases differ only in which end, the sign of ``gamma`` and
+    the grouping of ``p / q``, so this computes each case's own operations, in its order, with
+    one division, one square root and two quotients of the line search's scalars where
+    computing every case would take four of each (the loop's compile time grows with them)."""
     sgnd = dp * (dx / jnp.abs(dx))
     case1 = fp > fx  # a higher value: bracketed
     case2 = ~case1 & (sgnd < 0.0)  # lower, slopes of opposite signs: bracketed
     case3 = ~case1 & ~case2 & (jnp.abs(dp) < jnp.abs(dx))  # same signs, |slope| decreases
     case4 = ~case1 & ~case2 & ~case3 & brackt  # same signs, |slope| does not decrease
-    theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-    s = jnp.maximum(jnp.maximum(jnp.abs(theta), jnp.abs(dx)), jnp.abs(dp))
-    # 1: the cubic or the quadratic step from stx
-    g1 = _cubic_gamma(theta, s, dx, dp)
-    g1 = jnp.where(stp < stx, -g1, g1)
-    p1, q1 = (g1 - dx) + theta, ((g1 - dx) + g1) + dp
-    stpc1 = stx + (p1 / q1) * (stp - stx)
+    # the cubic through (stp, fp, dp) and (sto, fo, do)
+    sto, fo, do = (jnp.where(case4, b, a) for a, b in ((stx, sty), (fx, fy), (dx, dy)))
+    theta = 3.0 * (fo - fp) / (stp - sto) + do + dp  # case 4: 3 (fp - fy) / (sty - stp), exactly
+    s = jnp.maximum(jnp.maximum(jnp.abs(theta), jnp.abs(do)), jnp.abs(dp))
+    radicand = (theta / s) ** 2 - (do / s) * (dp / s)
+    gamma = s * jnp.sqrt(jnp.where(case3, jnp.maximum(radicand, 0.0), radicand))  # NaN if < 0
+    gamma = jnp.where(jnp.where(case1, stp < stx, stp > sto), -gamma, gamma)
+    # case 1 steps from stx toward stp; the others from stp toward sto
+    pa = jnp.where(case1, gamma - dx, gamma - dp)
+    p = pa + theta
+    q = jnp.where(case3, (gamma + (dx - dp)) + gamma, (pa + gamma) + jnp.where(case1, dp, do))
+    base, toward = jnp.where(case1, stx, stp), jnp.where(case1, stp, sto)
+    ratio = p / q
+    stpc = base + ratio * (toward - base)
+    # case 3's cubic step only where the cubic's minimum is beyond stp, else an end
+    stpc = jnp.where(case3 & ~((ratio < 0.0) & (gamma != 0.0)),
+                     jnp.where(stp > stx, stpmax, stpmin), stpc)
+    # the quadratic (case 1) and secant (cases 2, 3) steps
     stpq1 = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx)
-    stpf1 = jnp.where(jnp.abs(stpc1 - stx) < jnp.abs(stpq1 - stx), stpc1,
-                      stpc1 + (stpq1 - stpc1) / 2.0)
-    # 2 and 3: the cubic step and the secant step from stp
-    g23 = _cubic_gamma(theta, s, dx, dp, clamp=case3)
-    g23 = jnp.where(stp > stx, -g23, g23)
-    p23 = (g23 - dp) + theta
-    stpq23 = stp + (dp / (dp - dx)) * (stx - stp)
-    stpc2 = stp + (p23 / (((g23 - dp) + g23) + dx)) * (stx - stp)
-    stpf2 = jnp.where(jnp.abs(stpc2 - stp) > jnp.abs(stpq23 - stp), stpc2, stpq23)
-    r = p23 / ((g23 + (dx - dp)) + g23)
-    stpc3 = jnp.where((r < 0.0) & (g23 != 0.0), stp + r * (stx - stp),
-                      jnp.where(stp > stx, stpmax, stpmin))
-    near = jnp.where(jnp.abs(stpc3 - stp) < jnp.abs(stpq23 - stp), stpc3, stpq23)
-    toward = stp + 0.66 * (sty - stp)
-    far = jnp.where(jnp.abs(stpc3 - stp) > jnp.abs(stpq23 - stp), stpc3, stpq23)
-    stpf3 = jnp.where(brackt, jnp.where(stp > stx, jnp.minimum(toward, near),
-                                        jnp.maximum(toward, near)),
+    stpq = stp + (dp / (dp - dx)) * (stx - stp)
+    stpf1 = jnp.where(jnp.abs(stpc - stx) < jnp.abs(stpq1 - stx), stpc,
+                      stpc + (stpq1 - stpc) / 2.0)
+    far = jnp.where(jnp.abs(stpc - stp) > jnp.abs(stpq - stp), stpc, stpq)
+    near = jnp.where(jnp.abs(stpc - stp) < jnp.abs(stpq - stp), stpc, stpq)
+    toward_y = stp + 0.66 * (sty - stp)
+    stpf3 = jnp.where(brackt, jnp.where(stp > stx, jnp.minimum(toward_y, near),
+                                        jnp.maximum(toward_y, near)),
                       jnp.maximum(stpmin, jnp.minimum(stpmax, far)))
-    # 4: the cubic step from stp toward sty
-    theta4 = 3.0 * (fp - fy) / (sty - stp) + dy + dp
-    s4 = jnp.maximum(jnp.maximum(jnp.abs(theta4), jnp.abs(dy)), jnp.abs(dp))
-    g4 = _cubic_gamma(theta4, s4, dy, dp)
-    g4 = jnp.where(stp > sty, -g4, g4)
-    stpf4 = stp + (((g4 - dp) + theta4) / (((g4 - dp) + g4) + dy)) * (sty - stp)
     stpf5 = jnp.where(stp > stx, stpmax, stpmin)
-    stpf = jnp.select([case1, case2, case3, case4], [stpf1, stpf2, stpf3, stpf4], stpf5)
+    stpf = jnp.select([case1, case2, case3, case4], [stpf1, far, stpf3, stpc], stpf5)
     # the new interval
     to_y = case1 | (sgnd < 0.0)  # sty takes the trial (case 1) or the old stx
     sty, fy, dy = (jnp.where(case1, a, jnp.where(to_y, b, c)) for a, b, c in
