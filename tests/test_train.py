@@ -316,10 +316,10 @@ def test_callback_sees_each_iteration_and_can_stop(method):
         seen.append((it, cost, params))
         return it >= 6
 
-    kw = {"method": method} if method in ("L-BFGS-B", "TNC") else {"segment": 2}
+    kw = {"method": method} if method == "TNC" else {"segment": 2}
     kw.update(ADAM_KW if method == "adam" else {"method": method})
     r = fit(p0, X, y, 1.0, maxiter=50, callback=cb, **kw)
-    step = 1 if method in ("L-BFGS-B", "TNC") else 2
+    step = 1 if method == "TNC" else 2
     assert [s[0] for s in seen] == list(range(step, 7, step))
     assert r.n_iter == 6 and "callback" in r.message and not r.converged
     assert seen[-1][1] == pytest.approx(r.history[-1])
@@ -347,8 +347,7 @@ def test_keyboard_interrupt_from_callback_keeps_the_params_reached(method):
         if it >= 4:
             raise KeyboardInterrupt
 
-    r = fit(p0, X, y, 1.0, method=method, maxiter=50, callback=cb, segment=2 if method ==
-            "lbfgs" else None)
+    r = fit(p0, X, y, 1.0, method=method, maxiter=50, callback=cb, segment=2)
     assert r.interrupted and "interrupted" in r.message and r.n_iter == 4
     assert all(np.array_equal(u, v) for u, v in zip(kept[4], r.params, strict=True))
     # the same as a run of exactly 4 iterations

@@ -51,15 +51,16 @@ def run_segments(step: Callable, carry, total: int, seg: int, progress: Callable
     keeps the last finished segment. Returns ``(carry, iterations, history, interrupted, stop
     message)``."""
     it, recorded, history, interrupted, stopped = 0, 0, [], False, None
+    latest = float("nan")  # the latest history entry
     try:
         while True:
             new, costs = step(carry, min(it + seg, total))
             (done, n_costs, finished), costs = progress(new), np.asarray(costs)
             history.append(costs[: n_costs - recorded])
+            latest = float(history[-1][-1]) if n_costs > recorded else latest
             carry, it, recorded = new, done, n_costs
             if callback is not None and it > 0 and callback(
-                    it, float(np.concatenate(history)[-1]) if recorded else float("nan"),
-                    prob.unravel(np.asarray(carry.theta))):
+                    it, latest, prob.unravel(np.asarray(carry.theta))):
                 stopped = f"stopped by callback after {counted(it, 'iteration')}"
                 break
             if finished or it >= total:
@@ -91,8 +92,7 @@ def fit_lbfgsb(prob: Problem, maxiter: int, tol, options, callback, segment) -> 
     the history holds the cost after each. ``options`` are scipy's (``maxcor``, ``ftol``,
     ``gtol``, ``maxls``, ``maxfun``; ``eps``, ``iprint`` and ``finite_diff_rel_step`` change
     nothing with an exact gradient, as in scipy); ``tol`` sets ``ftol`` and ``gtol`` unless
-    given. With a callback and no ``segment`` the segments are one iteration long, so the
-    callback runs after every iteration, as scipy's does."""
+    given."""
     options = dict(options or {})
     ftol = options.get("ftol", lbfgsb.FTOL if tol is None else tol)
     gtol = options.get("gtol", lbfgsb.GTOL if tol is None else tol)
@@ -102,10 +102,11 @@ def fit_lbfgsb(prob: Problem, maxiter: int, tol, options, callback, segment) -> 
         maxfun=np.int32(min(options.get("maxfun", lbfgsb.MAXFUN), int32)),
         maxls=np.int32(min(options.get("maxls", lbfgsb.MAXLS), int32)),
         ftol=np.asarray(ftol, prob.dtype), gtol=np.asarray(gtol, prob.dtype))
+    limits = jax.device_put(limits, prob.replicated)  # once, not at every segment's call
     theta0 = prob.put(prob.theta0)
     carry = jax.device_put(lbfgsb.lbfgsb_start(theta0, options.get("maxcor", lbfgsb.MAXCOR)),
                            theta0.sharding)
-    seg = segment or (1 if callback is not None else LBFGS_SEGMENT)
+    seg = segment or LBFGS_SEGMENT
     length = max(seg, LBFGS_SEGMENT)
 
     def progress(c):

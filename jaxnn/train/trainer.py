@@ -144,13 +144,13 @@ def fit(
         seed: adam/sgd shuffling seed. Same seed, same inputs: same parameters, bit for bit.
         callback: ``callback(iteration, cost, params)``: iterations done so far, the latest
             ``history`` entry, and the current ``(Theta1, ..., ThetaL)`` as numpy arrays.
-            Return True to stop (the message says so). L-BFGS-B and the scipy methods call it
-            after every iteration (L-BFGS-B by running segments of one iteration when given a
-            callback, unless ``segment`` says otherwise); the other compiled methods after
-            every segment (``segment=1``: every iteration, at the price of a dispatch each).
+            Return True to stop (the message says so). The scipy methods (TNC, CG, BFGS) call
+            it after every iteration; the compiled methods, L-BFGS-B among them, after every
+            segment (``segment=1``: every iteration, at the price of a dispatch and a wait
+            each, about 1 ms on the course's network).
         segment: compiled methods only: iterations (epochs) per compiled segment. Default 25
-            for L-BFGS-B (1 with a callback), lbfgs and fmincg, and about 100 optimizer steps
-            for adam/sgd. Any segment up to the default reuses the same compiled program.
+            for L-BFGS-B, lbfgs and fmincg, and about 100 optimizer steps for adam/sgd. Any
+            segment up to the default reuses the same compiled program.
         options: ``"L-BFGS-B"``: scipy's options ``maxcor`` (10), ``ftol``, ``gtol``,
             ``maxls`` (20), ``maxfun`` (15000) (``eps``, ``iprint``, ``finite_diff_rel_step``
             are accepted and, with an exact gradient, change nothing, as in scipy); the scipy
