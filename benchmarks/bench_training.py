@@ -392,9 +392,9 @@ def _keeper(xs: list) -> Callable:
 
 def closeness(data, p0, dtype: str, maxiter: int) -> list[tuple[int, float, float]]:
     """``(iteration, |x_jaxnn - x_scipy| / |x_scipy|, |x_scipy' - x_scipy| / |x_scipy|)``: the
-    default's iterates (``fit``, its callback after every iteration) against scipy's L-BFGS-B
-    through the bridge, and scipy's against scipy's from a start moved by one float64 rounding
-    (the drift any change of rounding causes). In float32 the default's iterates are float32
+    default's iterates (``fit``, its callback after every iteration: ``segment=1``) against
+    scipy's L-BFGS-B through the bridge, and scipy's against scipy's from a start moved by one
+    float64 rounding (the drift any change of rounding causes). In float32 the default's iterates are float32
     and scipy's float64 (its evaluations float32)."""
     from jaxnn.train.objective import ScipyObjective
     from jaxnn.train.problem import make_problem
@@ -402,7 +402,7 @@ def closeness(data, p0, dtype: str, maxiter: int) -> list[tuple[int, float, floa
 
     Xtr, _, ytr, _ = data
     ours: list[np.ndarray] = []
-    fit(p0, Xtr, ytr, LAM, maxiter=maxiter, dtype=dtype, tol=0,
+    fit(p0, Xtr, ytr, LAM, maxiter=maxiter, dtype=dtype, tol=0, segment=1,
         callback=lambda it, cost, params: ours.append(jaxnn.ravel_params(params)))
     with jaxnn.x64(dtype == "float64"), blas_single_thread():
         prob = make_problem(p0, Xtr, ytr, LAM, "sigmoid", "sigmoid", "backprop",
