@@ -394,8 +394,8 @@ def closeness(data, p0, dtype: str, maxiter: int) -> list[tuple[int, float, floa
     """``(iteration, |x_jaxnn - x_scipy| / |x_scipy|, |x_scipy' - x_scipy| / |x_scipy|)``: the
     default's iterates (``fit``, its callback after every iteration: ``segment=1``) against
     scipy's L-BFGS-B through the bridge, and scipy's against scipy's from a start moved by one
-    float64 rounding (the drift any change of rounding causes). In float32 the default's iterates are float32
-    and scipy's float64 (its evaluations float32)."""
+    float64 rounding (the drift any change of rounding causes). In float32 the default's
+    iterates are float32 and scipy's float64 (its evaluations float32)."""
     from jaxnn.train.objective import ScipyObjective
     from jaxnn.train.problem import make_problem
     from jaxnn.train.scipy_bridge import blas_single_thread
