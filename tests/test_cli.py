@@ -306,19 +306,19 @@ def test_train_interrupted_saves_what_it_reached(tmp_path: Path,
 
     update = cli_train.ProgressBar.update
 
-    def interrupt_at_third(self, iteration, cost, params):  # noqa: ANN001
-        update(self, iteration, cost, params)
-        if iteration == 3:
+    def interrupt_at_second_call(self, iteration, cost, params):  # noqa: ANN001
+        update(self, iteration, cost, params)  # after each compiled segment of 25 iterations
+        if iteration == 50:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_train.ProgressBar, "update", interrupt_at_third)
+    monkeypatch.setattr(cli_train.ProgressBar, "update", interrupt_at_second_call)
     out = tmp_path / "out"
-    code, stdout, _ = run(["train", "--dataset", "digits", "--iterations", "50", "--out",
+    code, stdout, _ = run(["train", "--dataset", "digits", "--iterations", "80", "--out",
                            str(out)])
     assert code == 130
     assert "interrupted" in stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["interrupted"] is True and summary["n_iter"] == 3
+    assert summary["interrupted"] is True and summary["n_iter"] == 50
     assert len(jaxnn.load_weights(out / "weights.npz")) == 2
     assert not (out / "cost.png").exists()
 
