@@ -35,7 +35,8 @@ was (stalled), or on a non-finite cost or gradient (keeping the last finite iter
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +48,7 @@ from jaxnn.train.status import Status, gradient_status
 
 __all__ = ["CURV_RTOL", "MAX_LINESEARCH_STEPS", "MEMORY_SIZE", "SLOPE_RTOL", "LbfgsCarry",
            "ZoomState", "lbfgs_run", "lbfgs_segment", "lbfgs_start",
-           "two_loop_direction"]
+           "passes_until", "two_loop_direction"]
 
 Array = jax.Array
 
@@ -345,17 +346,30 @@ def lbfgs_segment(carry: LbfgsCarry, X: Array, Y: Array, lam: ArrayLike, stop: A
     unless the run stopped) and ``(length,)`` the cost after each iteration of this segment,
     NaN-padded. The memory size is the carry's (:func:`lbfgs_start`). Traceable; ``stop`` may
     be traced. Cutting a run into segments does not change its numbers."""
+    return passes_until(
+        carry, stop, length, running=lambda c: c.status == Status.RUNNING,
+        between=lambda c: c.ls.count == 0,
+        step=lambda c: _pass(c, X, Y, lam, spec, tol, max_linesearch_steps))
+
+
+def passes_until(carry, stop: ArrayLike, length: int, *, running: Callable, between: Callable,
+                 step: Callable) -> tuple[Any, Array]:
+    """The segment loop of an L-BFGS state machine over evaluations (this module's and
+    :mod:`jaxnn.train.lbfgsb`'s): ``step(carry) -> (carry, an iteration ended)`` pass after pass
+    while ``running(carry)``, until ``stop`` iterations are done in all (at most ``length``
+    more) and the carry is ``between`` two line searches. ``carry`` has ``theta``, ``value``,
+    ``it`` and ``n_evals``; one with ``n_evals == 0`` is evaluated whatever ``stop`` is.
+    Returns the carry and ``(length,)`` the cost after each iteration, NaN-padded."""
     start = carry.it
     stop = jnp.minimum(jnp.asarray(stop, jnp.int32), start + length)
 
-    def cond(state: tuple[LbfgsCarry, Array]) -> Array:
-        c = state[0]  # a carry from lbfgs_start is evaluated whatever stop is
-        between = c.ls.count == 0
-        return (c.status == Status.RUNNING) & (~between | (c.it < stop) | (c.n_evals == 0))
+    def cond(state: tuple[Any, Array]) -> Array:
+        c = state[0]
+        return running(c) & (~between(c) | (c.it < stop) | (c.n_evals == 0))
 
-    def body(state: tuple[LbfgsCarry, Array]) -> tuple[LbfgsCarry, Array]:
+    def body(state: tuple[Any, Array]) -> tuple[Any, Array]:
         c, history = state
-        new, done = _pass(c, X, Y, lam, spec, tol, max_linesearch_steps)
+        new, done = step(c)
         # one select over the segment's slots (an indexed write compiles into two kernels)
         return new, jnp.where(done & (jnp.arange(length) == c.it - start), new.value, history)
 

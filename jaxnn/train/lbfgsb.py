@@ -57,7 +57,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxnn.spec import NetSpec
-from jaxnn.train.lbfgs import two_loop_direction
+from jaxnn.train.lbfgs import passes_until, two_loop_direction
 from jaxnn.train.status import all_finite
 
 __all__ = ["FTOL", "GTOL", "MAXCOR", "MAXFUN", "MAXLS", "Dcsrch", "LbfgsbCarry", "Limits",
@@ -369,18 +369,6 @@ def lbfgsb_segment(carry: LbfgsbCarry, X: Array, Y: Array, lam: ArrayLike, stop:
     run stopped) and ``(length,)`` the cost after each iteration of this segment, NaN-padded.
     The memory size is the carry's (:func:`lbfgsb_start`). Traceable; ``stop`` and ``limits``
     may be traced. Cutting a run into segments does not change its numbers."""
-    start = carry.it
-    stop = jnp.minimum(jnp.asarray(stop, jnp.int32), start + length)
-
-    def cond(state: tuple[LbfgsbCarry, Array]) -> Array:
-        c = state[0]  # a carry from lbfgsb_start is evaluated whatever stop is
-        between = c.ls.evals == 0
-        return (c.stop == Stop.RUNNING) & (~between | (c.it < stop) | (c.n_evals == 0))
-
-    def body(state: tuple[LbfgsbCarry, Array]) -> tuple[LbfgsbCarry, Array]:
-        c, history = state
-        new, done = _pass(c, X, Y, lam, spec, limits)
-        return new, jnp.where(done & (jnp.arange(length) == c.it - start), new.value, history)
-
-    history = jnp.full((length,), jnp.nan, carry.theta.dtype)
-    return jax.lax.while_loop(cond, body, (carry, history))
+    return passes_until(carry, stop, length, running=lambda c: c.stop == Stop.RUNNING,
+                        between=lambda c: c.ls.evals == 0,
+                        step=lambda c: _pass(c, X, Y, lam, spec, limits))
