@@ -191,3 +191,42 @@ def test_a_nonfinite_trial_ends_the_run_at_the_last_iterate():
     assert float(carry.value) == history[int(carry.it) - 1]
     assert np.all(np.isnan(np.asarray(history)[int(carry.it):]))
 
+
+
+class _Relu(NetSpec):
+    """``sum(relu(theta))``: flat (a zero gradient) once every entry is negative."""
+
+    def value_and_grad(self, theta, X, Y, lam):
+        return jnp.sum(jax.nn.relu(theta)), (theta > 0).astype(theta.dtype)
+
+
+@pytest.mark.parametrize("maxiter", [1, 5])
+def test_a_stationary_iterate_at_maxiter_is_the_iteration_limit(maxiter):
+    """scipy tests maxiter first: at the limit a zero gradient is not a failed direction."""
+    with nn.x64():
+        limits = lbfgsb.Limits(np.int32(maxiter), np.int32(15000), np.int32(20),
+                               np.float64(lbfgsb.FTOL), np.float64(lbfgsb.GTOL))
+        carry, _ = jax.jit(lbfgsb.lbfgsb_segment, static_argnames=("spec", "length"))(
+            lbfgsb.lbfgsb_start(jnp.asarray([0.5])), jnp.zeros((1, 4)), jnp.zeros((1, 3)), 0.0,
+            maxiter, limits, spec=_Relu(SIZES), length=5)
+    ref = scipy.optimize.minimize(lambda x: (np.sum(np.maximum(x, 0)), (x > 0) * 1.0), [0.5],
+                                  jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
+    assert (int(carry.it), int(carry.n_evals)) == (ref.nit, ref.nfev) == (1, 2)
+    expected = {1: lbfgsb.Stop.RUNNING, 5: lbfgsb.Stop.GTOL}[maxiter]
+    assert int(carry.stop) == expected
+    assert ref.message == (lbfgsb.MAXITER_MESSAGE if maxiter == 1 else
+                           lbfgsb.MESSAGES[lbfgsb.Stop.GTOL])
+
+
+def test_a_slope_that_overflows_float32_stops_the_run_without_claiming_convergence():
+    """``lam = 1e30``: the cost and gradient are finite float32 numbers, but ``g'g`` is not,
+    so no line search can start; scipy's float64 scalars would go on."""
+    p0, X, y = _problem()
+    p32 = tuple(np.asarray(t, np.float32) for t in p0)
+    r = fit(p32, X, y, 1e30)
+    assert not r.converged and not r.diverged and r.n_iter == 0 and r.n_evals == 1
+    assert "too large for float32" in r.message and "float64" in r.message
+    for a, b in zip(r.params, p32, strict=True):
+        np.testing.assert_array_equal(a, b)
+    r64 = fit(p0, X, y, 1e30, dtype="float64", maxiter=50)  # float64 goes on
+    assert r64.n_iter > 0 and r64.cost < 1e-3 * r.cost

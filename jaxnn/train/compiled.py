@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from jaxnn.compiling import LOOPS, jit_with_options
+from jaxnn.memory import check_memory
 from jaxnn.names import counted
 from jaxnn.spec import NetSpec
 from jaxnn.train import fmincg, lbfgs, lbfgsb, loops
@@ -87,6 +88,14 @@ def _interrupted_at_start(prob: Problem) -> dict:
                         "the initial ones")
 
 
+def _check_pairs(prob: Problem, pairs: int, name: str, default: int) -> None:
+    """An L-BFGS memory of ``pairs`` pairs of vectors that cannot fit is a ``ValueError``."""
+    n = prob.theta0.size
+    check_memory(2 * pairs * n * prob.dtype.itemsize,
+                 f"{name}={pairs:,}: the L-BFGS memory of {pairs:,} pairs of {n:,}-vectors",
+                 hint=f"use fewer pairs (the default is {default})")
+
+
 def fit_lbfgsb(prob: Problem, maxiter: int, tol, options, callback, segment) -> dict:
     """scipy's L-BFGS-B (:mod:`jaxnn.train.lbfgsb`), ``fit``'s default: ``maxiter`` iterations;
     the history holds the cost after each. ``options`` are scipy's (``maxcor``, ``ftol``,
@@ -103,10 +112,11 @@ def fit_lbfgsb(prob: Problem, maxiter: int, tol, options, callback, segment) -> 
         maxls=np.int32(min(options.get("maxls", lbfgsb.MAXLS), int32)),
         ftol=np.asarray(ftol, prob.dtype), gtol=np.asarray(gtol, prob.dtype))
     limits = jax.device_put(limits, prob.replicated)  # once, not at every segment's call
+    maxcor = options.get("maxcor", lbfgsb.MAXCOR)
+    _check_pairs(prob, maxcor, "options['maxcor']", lbfgsb.MAXCOR)
     theta0 = prob.put(prob.theta0)
-    carry = jax.device_put(lbfgsb.lbfgsb_start(theta0, options.get("maxcor", lbfgsb.MAXCOR)),
-                           theta0.sharding)
-    seg = segment or LBFGS_SEGMENT
+    carry = jax.device_put(lbfgsb.lbfgsb_start(theta0, maxcor), theta0.sharding)
+    seg = min(segment or LBFGS_SEGMENT, maxiter)  # a segment holds a cost per iteration
     length = max(seg, LBFGS_SEGMENT)
 
     def progress(c):
@@ -121,6 +131,10 @@ def fit_lbfgsb(prob: Problem, maxiter: int, tol, options, callback, segment) -> 
         elif stop is lbfgsb.Stop.ABNORMAL:
             text = (f"stopped after {counted(it, 'iteration')}: the line search found no lower "
                     "cost (L-BFGS-B's ABNORMAL stop)")
+        elif stop is lbfgsb.Stop.OVERFLOW:
+            text = (f"stopped after {counted(it, 'iteration')}: the gradient is too large for "
+                    f"{prob.dtype.name} (its squared norm overflows), so no line search can "
+                    "start (try dtype='float64', or smaller initial weights or lam)")
         else:
             text = lbfgsb.MESSAGES.get(stop, lbfgsb.MAXITER_MESSAGE)
         return text, stop in (lbfgsb.Stop.GTOL, lbfgsb.Stop.FTOL), stop is lbfgsb.Stop.NONFINITE
@@ -137,11 +151,12 @@ def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> d
     the cost after each."""
     options = dict(options or {})
     memory_size = options.pop("memory_size", lbfgs.MEMORY_SIZE)
+    _check_pairs(prob, memory_size, "options['memory_size']", lbfgs.MEMORY_SIZE)
     kw = dict(spec=prob.spec, tol=1e-5 if tol is None else float(tol), **options)
     theta0 = prob.put(prob.theta0)
     # the loop's first pass evaluates it; placed as the loop returns its state (see fmincg)
     carry = jax.device_put(lbfgs.lbfgs_start(theta0, memory_size), theta0.sharding)
-    seg = segment or LBFGS_SEGMENT
+    seg = min(segment or LBFGS_SEGMENT, maxiter)  # a segment holds a cost per iteration
     length = max(seg, LBFGS_SEGMENT)  # one compiled program for every segment <= the default
 
     def progress(c):
@@ -171,7 +186,7 @@ def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
     # the loop's first pass evaluates it; placed as the loop returns its state (on the mesh
     # when data-parallel), so that the second segment reuses the first one's program
     carry = jax.device_put(fmincg.fmincg_start(theta0), theta0.sharding)
-    seg = segment or LBFGS_SEGMENT
+    seg = min(segment or LBFGS_SEGMENT, maxiter)  # a segment holds a cost per iteration
     length = max(seg, LBFGS_SEGMENT)
 
     def progress(c):
@@ -221,7 +236,7 @@ def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, 
     key = jax.random.key(int(seed))
     if prob.replicated is not None:
         key = jax.device_put(key, prob.replicated)
-    seg = segment or max(1, MINIBATCH_SEGMENT_STEPS // nb)
+    seg = min(segment or max(1, MINIBATCH_SEGMENT_STEPS // nb), epochs)
     kw = dict(spec=prob.spec, optimizer=optimizer, batch_size=b,
               length=max(seg, MINIBATCH_SEGMENT_STEPS))
     try:

@@ -22,7 +22,10 @@ Morales and Nocedal's 2011 remark) on a problem without bounds. An *iteration* i
 A line search that fails (``maxls`` evaluations without an end) goes back to the iterate; with
 pairs stored L-BFGS-B forgets them and starts the iteration again along ``-g``, without any it
 stops ("ABNORMAL"). So does a direction that does not descend. Unlike scipy, a cost or gradient
-that is not finite ends the run at the last iterate.
+that is not finite ends the run at the last iterate, and so does a slope ``g'd`` that overflows
+the dtype (a gradient above about 1e19 in float32, where scipy's float64 scalars would go on).
+In float32, too, a gradient whose ``g'g`` underflows to 0 (below about 1e-19) is no descent
+direction: with ``gtol = 0`` such a run ends "ABNORMAL" where scipy would go on.
 
 The loop is a state machine over evaluations, like :mod:`jaxnn.train.lbfgs`: each pass of its
 ``lax.while_loop`` evaluates the objective once at the line search's trial and lets ``dcsrch``
@@ -34,8 +37,9 @@ evaluation of the course's network; here each evaluation adds an ``n``-vector up
 product.
 
 How close it stays to scipy: the scalar arithmetic of ``dcsrch`` and ``dcstep`` is scipy's,
-operation by operation, so it rounds as scipy's does; the direction is another formula for the
-same ``-H g``, which rounds differently. In float64, on the course's network, the iterates
+in scipy's order of operations (XLA may fuse a product and a sum into one rounding, so a trial
+step can differ from scipy's in its last bit); the direction is another formula for the same
+``-H g``, which rounds differently. In float64, on the course's network, the iterates
 agree with scipy's to 1e-13 (relative) over the first 30 iterations and 1e-11 at 50, with the
 same evaluation counts (``tests/test_lbfgsb.py``; ``benchmarks/RESULTS.md``), and then drift
 apart as any two runs that round differently do.
@@ -87,6 +91,7 @@ class Stop(IntEnum):
     MAXFUN = 3  # more than maxfun evaluations
     ABNORMAL = 4  # a line search failed with no pair to forget, or no descent along -g
     NONFINITE = 5  # the cost or its gradient is not finite
+    OVERFLOW = 6  # the slope g'd overflows the dtype: no line search can start (not scipy's)
 
 
 # scipy's messages for the same stops
@@ -334,10 +339,17 @@ def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array,
     S, Yd, rho = (jnp.where(redo, jnp.zeros_like(a), a) for a in (S, Yd, rho))
     scale = jnp.where(redo, 1.0, scale).astype(value.dtype)
     n_pairs = jnp.where(redo, 0, n_pairs).astype(jnp.int32)
-    abnormal = (failed & (c.n_pairs == 0)) | ~(gd < 0.0)
-    stop = jnp.where((stop == Stop.RUNNING) & abnormal, Stop.ABNORMAL, stop).astype(jnp.int32)
     first = jnp.minimum(1.0 / jnp.sqrt(jnp.dot(d, d)), STPMAX)
     stp = jnp.where(it == 0, first, 1.0).astype(value.dtype)
+    # where the run goes on (not stopped, not at maxiter): no search along a direction that
+    # does not descend; none either when the slope (or d'd) overflows the dtype, which a
+    # gradient above about 1e19 does in float32: the search would start from step 0 and
+    # "converge" without moving
+    going = (stop == Stop.RUNNING) & ~(accept & (it >= limits.maxiter))
+    stop = jnp.select(
+        [going & (~jnp.isfinite(gd) | ~(stp > 0.0)),
+         going & ((failed & (c.n_pairs == 0)) | ~(gd < 0.0))],
+        [Stop.OVERFLOW, Stop.ABNORMAL], stop).astype(jnp.int32)
     carry = LbfgsbCarry(theta=theta, value=value, grad=grad, direction=d, slope=gd, S=S,
                         Yd=Yd, rho=rho.astype(value.dtype), scale=scale, n_pairs=n_pairs,
                         ls=dcsrch_start(value, gd, stp), it=it, n_evals=c.n_evals, stop=stop)

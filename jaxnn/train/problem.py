@@ -30,6 +30,7 @@ from jaxnn.names import COMPILED_METHODS, METHODS, SCIPY_METHODS
 from jaxnn.spec import NetSpec
 
 LBFGS_OPTIONS = ("memory_size", "max_linesearch_steps")
+MAX_SEGMENT = 100_000  # iterations (epochs) per compiled segment
 BATCH_AXIS = "batch"  # the mesh axis over examples for data parallelism
 
 
@@ -144,7 +145,9 @@ def check_options(name: str, *, grad, tol, learning_rate, batch_size, segment, o
     if segment is not None:
         if name in SCIPY_METHODS:
             raise ValueError(f"segment is only used by the compiled methods, not {name!r}")
-        positive_int(segment, "segment")
+        if positive_int(segment, "segment") > MAX_SEGMENT:
+            raise ValueError(f"segment must be at most {MAX_SEGMENT:,} (a compiled segment keeps "
+                             f"a cost per iteration on the device), got {segment:,}")
     if options is None:
         return {}
     if minibatch or name == "fmincg":
