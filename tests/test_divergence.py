@@ -180,3 +180,41 @@ def test_a_last_epoch_whose_cost_is_not_finite_is_dropped(problem):
                     maxiter=1)
     assert not np.isfinite(many.cost).any() and many.diverged.all()
     assert all("the cost at the last parameters is not finite" in m for m in many.messages)
+
+
+@pytest.mark.parametrize(("method", "lam"), [("L-BFGS-B", 1e30), ("lbfgs", 1e30),
+                                             ("fmincg", 1e30), ("fmincg", 1e20)])
+def test_a_gradient_too_large_for_float32_is_named_and_float64_goes_on(problem, method, lam):
+    """``lam = 1e30``: the cost and the gradient are finite float32 numbers, but the line
+    searches' products of them (``g'g``, the slopes, ``fmincg``'s cubic fits) overflow (with
+    ``lam = 1e20``, ``g'g`` is finite and only ``fmincg``'s cubic fits overflow). The run
+    stops near its start without claiming convergence or divergence, and names the dtype; in
+    float64 the same run goes on (``fmincg`` stalls there too, for another reason: its first
+    step, ``1 / (1 + g'g)``, moves the parameters by less than their rounding)."""
+    p0, X, y = problem
+    p32 = tuple(np.asarray(t, np.float32) for t in p0)
+    start = float(nn.cost(p32, X, y, lam))
+    r = nn.fit(p32, X, y, lam, method=method, maxiter=30)
+    assert not r.converged and not r.diverged and r.n_iter <= 2
+    assert "too large for float32" in r.message and "float64" in r.message, r.message
+    assert all(np.isfinite(t).all() for t in r.params) and np.isfinite(r.cost)
+    assert r.cost <= start * (1 + 1e-6)
+    r64 = nn.fit(p0, X, y, lam, method=method, dtype="float64", maxiter=30)
+    assert not r64.diverged and "too large" not in r64.message
+    if method != "fmincg":
+        assert r64.cost < 1e-3 * start
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "fmincg"])
+def test_fit_many_names_a_gradient_too_large_for_float32(problem, method):
+    """The member with ``lam = 1e30`` stops as ``fit`` does (see the test above); its
+    neighbour with ``lam = 1`` runs on."""
+    from jaxnn.parallel import fit_many, init_many
+
+    _, X, y = problem
+    batch = tuple(np.asarray(t, np.float32) for t in init_many(0, 2, SIZES))
+    res = fit_many(batch, X, y, [1.0, 1e30], method=method, maxiter=20)
+    assert res.n_iter[0] == 20 and "too large" not in res.messages[0]
+    assert "too large for float32" in res.messages[1] and res.n_iter[1] <= 2
+    assert not res.converged[1] and not res.diverged[1]
+    assert all(np.isfinite(t[1]).all() for t in res.params)

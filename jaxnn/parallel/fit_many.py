@@ -266,7 +266,7 @@ def fit_many(
                 theta0, Xd, Yd, lam_d, spec=spec, maxiter=maxiter, chunk_size=chunk,
                 **kw_loop))
             messages = tuple(message(s, n_iter=int(n), maxiter=maxiter, tol=kw_loop["tol"],
-                                     at_start=not np.isfinite(v))
+                                     at_start=not np.isfinite(v), dtype=theta.dtype.name)
                              for s, n, v in zip(status, it, value, strict=True))
             converged = np.asarray(status) == Status.CONVERGED
             diverged = np.asarray(status) == Status.NONFINITE
@@ -274,7 +274,7 @@ def fit_many(
             theta, value, hist, it, n_evals, status = jax.device_get(_fmincg_many(
                 theta0, Xd, Yd, lam_d, spec=spec, maxiter=maxiter))
             messages = tuple(message(s, n_iter=int(n), maxiter=maxiter,
-                                     at_start=not np.isfinite(v))
+                                     at_start=not np.isfinite(v), dtype=theta.dtype.name)
                              for s, n, v in zip(status, it, value, strict=True))
             converged = np.zeros(B, dtype=bool)
             diverged = np.asarray(status) == Status.NONFINITE

@@ -177,7 +177,10 @@ def _lbfgs_advance(c: LbfgsState, f: Array, g: Array, active: Array, *, tol: flo
     rho = jnp.where(accepted & reset, 0, rho)  # rho = 0 empties a slot; S, Yd need no clearing
     step_new = jnp.where(jnp.all(rho == 0), _first_step(g_acc), jnp.ones((), dt))
     status = jnp.where(accepted, gradient_status(f_acc, g_acc, tol),
-                       jnp.where(active & out_of_trials, Status.STALLED, c.status))
+                       jnp.where(active & out_of_trials,
+                                 # a slope that overflowed the dtype made the search hopeless
+                                 jnp.where(jnp.isfinite(c.slope), Status.STALLED,
+                                           Status.OVERFLOW), c.status))
 
     def pick(a, b, when=accepted):
         return jnp.where(when, a, b)

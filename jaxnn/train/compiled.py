@@ -132,9 +132,7 @@ def fit_lbfgsb(prob: Problem, maxiter: int, tol, options, callback, segment) -> 
             text = (f"stopped after {counted(it, 'iteration')}: the line search found no lower "
                     "cost (L-BFGS-B's ABNORMAL stop)")
         elif stop is lbfgsb.Stop.OVERFLOW:
-            text = (f"stopped after {counted(it, 'iteration')}: the gradient is too large for "
-                    f"{prob.dtype.name} (its squared norm overflows), so no line search can "
-                    "start (try dtype='float64', or smaller initial weights or lam)")
+            text = message(Status.OVERFLOW, n_iter=it, maxiter=maxiter, dtype=prob.dtype.name)
         else:
             text = lbfgsb.MESSAGES.get(stop, lbfgsb.MAXITER_MESSAGE)
         return text, stop in (lbfgsb.Stop.GTOL, lbfgsb.Stop.FTOL), stop is lbfgsb.Stop.NONFINITE
@@ -167,7 +165,7 @@ def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> d
         lambda c, stop: _lbfgs_segment(c, prob.X, prob.Y, prob.lam, stop, length=length, **kw),
         carry, maxiter, seg, progress, callback, prob)
     return _full_batch_result(prob, carry, it, history, interrupted, stopped,
-                              _status_outcome(maxiter, kw["tol"]))
+                              _status_outcome(prob, maxiter, kw["tol"]))
 
 
 @functools.lru_cache(maxsize=64)
@@ -197,18 +195,18 @@ def fit_fmincg(prob: Problem, maxiter: int, callback, segment) -> dict:
         lambda c, stop: _fmincg_segment(vg, c, stop, length=length, args=args),
         carry, maxiter, seg, progress, callback, prob)
     return _full_batch_result(prob, carry, it, history, interrupted, stopped,
-                              _status_outcome(maxiter))
+                              _status_outcome(prob, maxiter))
 
 
 Outcome = Callable[[Any, int], tuple[str, bool, bool]]
 
 
-def _status_outcome(maxiter: int, tol: float | None = None) -> Outcome:
+def _status_outcome(prob: Problem, maxiter: int, tol: float | None = None) -> Outcome:
     """How a loop with a :class:`Status` (``lbfgs``, ``fmincg``) ended: ``(carry, iterations)
     -> (message, converged, diverged)``; ``tol`` for the loops with a convergence test."""
     def outcome(carry, it: int) -> tuple[str, bool, bool]:
         status = int(carry.status)
-        text = message(status, n_iter=it, maxiter=maxiter, tol=tol,
+        text = message(status, n_iter=it, maxiter=maxiter, tol=tol, dtype=prob.dtype.name,
                        at_start=not np.isfinite(float(carry.value)))
         return text, status == Status.CONVERGED, status == Status.NONFINITE
     return outcome

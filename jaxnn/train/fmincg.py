@@ -21,7 +21,9 @@ with at most :data:`MAX` evaluations after the first one of each line search. A 
 that fails (the conditions still fail after :data:`MAX` evaluations) returns to the point it
 started from and the next one goes along steepest descent (of the gradient at the line search's
 last trial point, as ``fmincg.m`` swaps it in); two failures in a row end the run
-(:data:`STALLED`). After a success the new direction is Polack-Ribiere,
+(``Status.STALLED``; ``Status.OVERFLOW`` when the slope at the line search's start was beyond
+the square root of the dtype's largest number, so that the cubic fits' products of slopes
+overflowed: about 1.8e19 in float32). After a success the new direction is Polack-Ribiere,
 ``s = ((g2'g2 - g1'g2) / g1'g1) s - g2``, reset to steepest descent ``-g2`` when it is not a
 descent direction.
 
@@ -112,7 +114,7 @@ class FmincgState(NamedTuple):
     it: Array  # int32 [i] line searches begun (successful or not)
     n_success: Array  # int32 successful line searches (the length of fmincg.m's fX)
     n_evals: Array  # int32 value-and-gradient evaluations, the initial one included
-    status: Array  # int32 Status.RUNNING, Status.STALLED or Status.NONFINITE
+    status: Array  # int32 Status.RUNNING, STALLED, NONFINITE, or OVERFLOW (a stall by overflow)
 
 
 def fmincg_start(theta0: ArrayLike) -> FmincgState:
@@ -266,8 +268,13 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
                                                   jnp.where(retry, on_retry, otherwise)))
 
     new_grad = (finite & (success | retry)) | fresh
+    # the cubic fits multiply slopes together (A d2): a slope above the square root of the
+    # dtype's largest number (about 1.8e19 in float32) overflows them, and the line searches
+    # fail because of it
+    overflow = ~(jnp.abs(d1) < jnp.sqrt(jnp.finfo(dtype).max))
     status = jnp.where(~finite, Status.NONFINITE,
-                       jnp.where(stalled, Status.STALLED, Status.RUNNING))
+                       jnp.where(stalled, jnp.where(overflow, Status.OVERFLOW, Status.STALLED),
+                                 Status.RUNNING))
     new = FmincgState(
         theta=jnp.where(finite, pick(moved_theta, x, theta0, theta0), theta0),
         theta0=theta0,

@@ -30,7 +30,9 @@ quadratic or bisection steps, until a trial has sufficient decrease and ``|f'(t)
 it takes optax's "safe" step: a trial with sufficient decrease if there was one (the last such
 while searching, the lowest while zooming), else the last trial. The run stops after
 ``maxiter`` iterations, when ``max|g| <= tol``, when a line search leaves ``theta`` where it
-was (stalled), or on a non-finite cost or gradient (keeping the last finite iterate).
+was (stalled), on a non-finite cost or gradient (keeping the last finite iterate), or when the
+gradient's squared norm or slope overflows the dtype (above about 1e19 in float32: the line
+search's arithmetic cannot work with it).
 """
 
 from __future__ import annotations
@@ -275,12 +277,17 @@ def _finish(c: LbfgsCarry, fresh: Array, t: Array, f: Array, g: Array, tol: floa
 
     S, Yd = push(c.S, s), push(c.Yd, y)
     rho = push(c.rho, jnp.where(sy == 0.0, 0.0, 1.0 / sy).astype(sy.dtype))
-    gamma = jnp.where(fresh, jnp.minimum(1.0, 1.0 / jnp.sqrt(jnp.sum(jnp.square(g)))),
+    gg = jnp.sum(jnp.square(g))
+    gamma = jnp.where(fresh, jnp.minimum(1.0, 1.0 / jnp.sqrt(gg)),
                       jnp.where(yy > 0.0, sy / yy, 1.0)).astype(g.dtype)
     keep = ok | fresh  # the start is the run's first iterate, finite or not
     theta, f, g = (jnp.where(keep, a, b) for a, b in ((theta, c.theta), (f, c.value), (g, c.grad)))
     d = two_loop_direction(g, S, Yd, rho, gamma)
     slope = jnp.dot(g, d)
+    # a gradient whose squared norm or slope overflows the dtype (above about 1e19 in float32):
+    # the line search's arithmetic cannot work with it
+    status = jnp.where((status == Status.RUNNING) & ~jnp.isfinite(gg + slope), Status.OVERFLOW,
+                       status)
     new = LbfgsCarry(theta=theta, value=f, grad=g, direction=d, slope=slope, S=S, Yd=Yd,
                      rho=rho, ls=_fresh_search(f, g, slope), it=c.it + done.astype(jnp.int32),
                      n_evals=c.n_evals, status=status)

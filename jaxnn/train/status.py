@@ -22,6 +22,7 @@ class Status(IntEnum):
     CONVERGED = 1  # the method's convergence test passed
     STALLED = 2  # the line search found no lower cost
     NONFINITE = 3  # the cost or its gradient is not finite
+    OVERFLOW = 4  # the line search's arithmetic overflows the dtype (a gradient far too large)
 
 
 def all_finite(value: jax.Array, vector: jax.Array) -> jax.Array:
@@ -46,11 +47,16 @@ def gradient_status(value: jax.Array, g: jax.Array, tol: float,
 
 
 def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
-            at_start: bool = False) -> str:
+            at_start: bool = False, dtype: str = "the dtype") -> str:
     """The message of a run that ended in ``status`` after ``n_iter`` of ``maxiter``
     iterations (``tol``: the gradient tolerance of the convergence test, if there is one;
-    ``at_start``: for NONFINITE, the cost at the initial parameters was not finite already)."""
+    ``at_start``: for NONFINITE, the cost at the initial parameters was not finite already;
+    ``dtype``: the run's, named by OVERFLOW)."""
     status = Status(int(status))
+    if status is Status.OVERFLOW:
+        return (f"stopped after {counted(n_iter, 'iteration')}: the gradient is too large for "
+                f"{dtype}: the line search's arithmetic on it overflows (try dtype='float64', or "
+                "smaller initial weights or lam)")
     if status is Status.RUNNING:
         return f"maximum number of iterations ({maxiter}) reached"
     if status is Status.CONVERGED:
