@@ -1,7 +1,10 @@
 """Time one cost-and-gradient evaluation of the course's 400-25-10 network on 5000 examples, and
 (``--gradcheck``) the full gradient check.
 
-Entries, all in one run, timed in alternating blocks so that they see the same machine load:
+Entries, all in one run, timed in alternating blocks so that they see the same machine load
+(numpy's blocks after the others: OpenBLAS's threads keep spinning after numpy returns, for more
+than a second on a 2-core machine, and slowed the XLA entries timed after them 1.5-2x by
+medians):
   * jaxnn.backprop  - the hand-written backward pass (public call on device-resident arrays);
   * jaxnn.autodiff  - jax.value_and_grad of jaxnn.cost (same call path);
   * numpy           - the course's vectorized formulas in numpy (the usual Python port);
@@ -108,16 +111,18 @@ def run(dtype: str, repeats: int, sizes: tuple[int, ...] = SIZES, m: int = M,
         for f in entries.values():  # compile and warm up
             jax.block_until_ready(f())
         times = {k: [] for k in entries}
-        for _ in range(max(1, repeats // BLOCK)):
-            for k, f in entries.items():
-                # a block of calls per entry: the first call after switching libraries is not
-                # timed (OpenBLAS's threads spin for a while after numpy returns and would
-                # slow XLA's threads, and the other way round)
-                jax.block_until_ready(f())
-                for _ in range(BLOCK):
-                    t = time.perf_counter()
+        # the XLA entries in rotation, then numpy's blocks (see the module's docstring)
+        xla = [k for k in entries if k != "numpy"]
+        for group in (xla, ["numpy"]):
+            for _ in range(max(1, repeats // BLOCK)):
+                for k in group:
+                    # a block of calls per entry, the first call after switching not timed
+                    f = entries[k]
                     jax.block_until_ready(f())
-                    times[k].append(time.perf_counter() - t)
+                    for _ in range(BLOCK):
+                        t = time.perf_counter()
+                        jax.block_until_ready(f())
+                        times[k].append(time.perf_counter() - t)
         J_b = float(entries["jaxnn.backprop"]()[0])
         J_n = float(entries["numpy"]()[0])
     flops = flops_per_evaluation(sizes, m)
