@@ -1,10 +1,10 @@
 """Time one cost-and-gradient evaluation of the course's 400-25-10 network on 5000 examples, and
 (``--gradcheck``) the full gradient check.
 
-Entries, all in one run, timed in alternating blocks so that they see the same machine load
-(numpy's blocks after the others: OpenBLAS's threads keep spinning after numpy returns, for more
-than a second on a 2-core machine, and slowed the XLA entries timed after them 1.5-2x by
-medians):
+Entries, all in one run, the XLA ones timed in alternating blocks so that they see the same
+machine load, numpy's blocks after those of both dtypes (OpenBLAS's threads keep spinning after
+numpy returns, for more than a second on a 2-core machine, and slowed the XLA entries timed
+after them 1.5-2x by medians):
   * jaxnn.backprop  - the hand-written backward pass (public call on device-resident arrays);
   * jaxnn.autodiff  - jax.value_and_grad of jaxnn.cost (same call path);
   * numpy           - the course's vectorized formulas in numpy (the usual Python port);
@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -88,8 +89,29 @@ def two_products(theta1: jax.Array, X: jax.Array, delta_t: jax.Array) -> tuple:
     return theta1[:, 1:] @ X.T, delta_t @ X
 
 
+def timed_blocks(entries: dict[str, Callable[[], object]], repeats: int) -> dict[str, list]:
+    """Seconds per call of each entry: blocks of ``BLOCK`` calls in rotation, the first call of
+    a block not timed (the first after switching)."""
+    times: dict[str, list] = {k: [] for k in entries}
+    for _ in range(max(1, repeats // BLOCK)):
+        for k, f in entries.items():
+            jax.block_until_ready(f())
+            for _ in range(BLOCK):
+                t = time.perf_counter()
+                jax.block_until_ready(f())
+                times[k].append(time.perf_counter() - t)
+    return times
+
+
+def _stats(seconds: list) -> dict:
+    return {"min_ms": 1e3 * min(seconds), "median_ms": 1e3 * float(np.median(seconds))}
+
+
 def run(dtype: str, repeats: int, sizes: tuple[int, ...] = SIZES, m: int = M,
-        seed: int = 0, n_matmul: int = 1024) -> dict:
+        seed: int = 0, n_matmul: int = 1024) -> tuple[dict, Callable[[], None]]:
+    """The XLA entries of ``dtype`` timed now; returns their results and the function that
+    times numpy's entry into them, to be called after every dtype's XLA entries (see the
+    module's docstring)."""
     rng = np.random.default_rng(seed)
     Xn = rng.random((m, sizes[0])).astype(dtype)
     yn = rng.integers(0, sizes[-1], m)
@@ -104,37 +126,35 @@ def run(dtype: str, repeats: int, sizes: tuple[int, ...] = SIZES, m: int = M,
         entries = {
             "jaxnn.backprop": lambda: nn.backprop(params, X, y, 1.0),
             "jaxnn.autodiff": lambda: nn.autodiff(params, X, y, 1.0),
-            "numpy": lambda: numpy_cost_grad(*pn, Xn, Yn, 1.0),
             "two products": lambda: two_products(params[0], X, delta_t),
             "matmul": lambda: matmul(A),
         }
         for f in entries.values():  # compile and warm up
             jax.block_until_ready(f())
-        times = {k: [] for k in entries}
-        # the XLA entries in rotation, then numpy's blocks (see the module's docstring)
-        xla = [k for k in entries if k != "numpy"]
-        for group in (xla, ["numpy"]):
-            for _ in range(max(1, repeats // BLOCK)):
-                for k in group:
-                    # a block of calls per entry, the first call after switching not timed
-                    f = entries[k]
-                    jax.block_until_ready(f())
-                    for _ in range(BLOCK):
-                        t = time.perf_counter()
-                        jax.block_until_ready(f())
-                        times[k].append(time.perf_counter() - t)
+        times = timed_blocks(entries, repeats)
         J_b = float(entries["jaxnn.backprop"]()[0])
-        J_n = float(entries["numpy"]()[0])
     flops = flops_per_evaluation(sizes, m)
     mm = times.pop("matmul")
     # the floor by the same statistic as the entry it is compared with: the median evaluation
     # against the median matmul rate, the fastest against the fastest
     rate, rate_median = 2 * n_matmul**3 / min(mm), 2 * n_matmul**3 / float(np.median(mm))
-    stats = {k: {"min_ms": 1e3 * min(v), "median_ms": 1e3 * float(np.median(v))}
-             for k, v in times.items()}
-    return {"dtype": dtype, "gflops": rate / 1e9, "gflops_median": rate_median / 1e9,
-            "floor_ms": 1e3 * flops / rate, "floor_median_ms": 1e3 * flops / rate_median,
-            "flops": flops, "entries": stats, "cost_backprop": J_b, "cost_numpy": J_n}
+    result = {"dtype": dtype, "gflops": rate / 1e9, "gflops_median": rate_median / 1e9,
+              "floor_ms": 1e3 * flops / rate, "floor_median_ms": 1e3 * flops / rate_median,
+              "flops": flops, "entries": {k: _stats(v) for k, v in times.items()},
+              "cost_backprop": J_b}
+
+    def numpy_phase() -> None:
+        def numpy_entry():
+            return numpy_cost_grad(*pn, Xn, Yn, 1.0)
+
+        seconds = timed_blocks({"numpy": numpy_entry}, repeats)["numpy"]
+        e = result["entries"]
+        result["entries"] = {"jaxnn.backprop": e["jaxnn.backprop"],
+                             "jaxnn.autodiff": e["jaxnn.autodiff"], "numpy": _stats(seconds),
+                             "two products": e["two products"]}
+        result["cost_numpy"] = float(numpy_entry()[0])
+
+    return result, numpy_phase
 
 
 def gradcheck_data(m: int, n_in: int, n_out: int,
@@ -211,8 +231,11 @@ def main() -> None:
     sizes, m, repeats = ((20, 8, 4), 200, BLOCK) if args.smoke else (SIZES, M, args.repeats)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs, "
           f"{platform.processor() or platform.machine()}; {sizes} network, m={m}")
-    results = [run(dt, repeats, sizes, m, n_matmul=128 if args.smoke else 1024)
-               for dt in ("float32", "float64")]
+    runs = [run(dt, repeats, sizes, m, n_matmul=128 if args.smoke else 1024)
+            for dt in ("float32", "float64")]
+    for _, numpy_phase in runs:  # after every XLA entry (see the module's docstring)
+        numpy_phase()
+    results = [r for r, _ in runs]
     head = (f"{'dtype':8} {'entry':16} {'median ms':>10} {'min ms':>8} {'x floor':>8} "
             f"{'x floor':>8} {'x backprop':>11}")
     print(f"{'':45}{'(median)':>9}{'(min)':>9}{'(median)':>12}")

@@ -184,7 +184,7 @@ def test_a_last_epoch_whose_cost_is_not_finite_is_dropped(problem):
 
 @pytest.mark.parametrize(("method", "lam"), [("L-BFGS-B", 1e30), ("lbfgs", 1e30),
                                              ("fmincg", 1e30), ("fmincg", 1e20)])
-def test_a_gradient_too_large_for_float32_is_named_and_float64_goes_on(problem, method, lam):
+def test_a_gradient_too_large_for_float32_is_named(problem, method, lam):
     """``lam = 1e30``: the cost and the gradient are finite float32 numbers, but the line
     searches' products of them (``g'g``, the slopes, ``fmincg``'s cubic fits) overflow (with
     ``lam = 1e20``, ``g'g`` is finite and only ``fmincg``'s cubic fits overflow). The run
@@ -205,6 +205,15 @@ def test_a_gradient_too_large_for_float32_is_named_and_float64_goes_on(problem, 
         assert r64.cost < 1e-3 * start
 
 
+@pytest.mark.parametrize("method", ["L-BFGS-B", "lbfgs", "fmincg"])
+def test_a_gradient_too_large_for_float64_is_named_without_advising_float64(problem, method):
+    p0, X, y = problem
+    r = nn.fit(p0, X, y, 1e160, method=method, dtype="float64", maxiter=30)
+    assert not r.converged and not r.diverged and r.n_iter <= 2
+    assert "too large for float64" in r.message and "dtype=" not in r.message, r.message
+    assert "smaller initial weights or lam" in r.message
+
+
 @pytest.mark.parametrize("method", ["lbfgs", "fmincg"])
 def test_fit_many_names_a_gradient_too_large_for_float32(problem, method):
     """The member with ``lam = 1e30`` stops as ``fit`` does (see the test above); its
@@ -216,5 +225,8 @@ def test_fit_many_names_a_gradient_too_large_for_float32(problem, method):
     res = fit_many(batch, X, y, [1.0, 1e30], method=method, maxiter=20)
     assert res.n_iter[0] == 20 and "too large" not in res.messages[0]
     assert "too large for float32" in res.messages[1] and res.n_iter[1] <= 2
+    if method == "lbfgs":  # stopped at its first evaluation, as fit stops it
+        assert res.n_evals[1] == 1 == nn.fit(tuple(t[1] for t in batch), X, y, 1e30,
+                                             method="lbfgs", maxiter=20).n_evals
     assert not res.converged[1] and not res.diverged[1]
     assert all(np.isfinite(t[1]).all() for t in res.params)

@@ -353,7 +353,7 @@ def print_report(console: Any, evaluation: dict[str, Any], outcome: Outcome) -> 
     console.print(confusion_table(metrics["confusion_matrix"],
                                   f"Confusion matrix ({on} set)"))
     console.print()
-    console.print(outcome.message, markup=False)
+    console.print(command_words(outcome.message), markup=False)
     console.print(f"final cost {outcome.cost:.6f} after {counted(outcome.n_iter, 'iteration')} "
                   f"({counted(outcome.n_evals, 'evaluation')}) in {outcome.seconds:.1f} s")
     line = f"[bold]training accuracy {100 * evaluation['train_accuracy']:.2f}%[/]"

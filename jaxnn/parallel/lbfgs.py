@@ -49,7 +49,9 @@ Array = jax.Array
 # * if only the curvature fails (the step was too short), makes ``t`` the lower end and tries
 #   ``2 t`` (or bisects a known bracket);
 # * after ``max_linesearch_steps`` trials it accepts the best lower end (sufficient decrease
-#   only), or stops the network as stalled when there is none.
+#   only), or stops the network as stalled when there is none;
+# * a slope that overflows the dtype (at the start or after a step) stops the network at once
+#   (Status.OVERFLOW).
 #
 # No network waits for another's line search, and no evaluation is thrown away.
 
@@ -122,14 +124,21 @@ def _lbfgs_start(theta: Array, value: Array, g: Array, *, maxiter: int, tol: flo
                  memory_size: int) -> LbfgsState:
     n, dt = theta.shape[0], theta.dtype
     zero = jnp.zeros((), dt)
+    slope = -_dot(g, g)
     return LbfgsState(
-        theta=theta, value=value, grad=g, direction=-g, slope=-_dot(g, g),
+        theta=theta, value=value, grad=g, direction=-g, slope=slope,
         step=_first_step(g), t_lo=zero, f_lo=value, g_lo=g, t_hi=jnp.full((), jnp.inf, dt),
         S=jnp.zeros((memory_size, n), dt), Yd=jnp.zeros((memory_size, n), dt),
         rho=jnp.zeros((memory_size,), dt), it=jnp.asarray(0, jnp.int32),
         n_evals=jnp.asarray(1, jnp.int32), ls_steps=jnp.asarray(0, jnp.int32),
-        status=gradient_status(value, g, tol),
+        status=_overflow_status(gradient_status(value, g, tol), slope),
         history=jnp.full((maxiter,), jnp.nan, dt))
+
+
+def _overflow_status(status: Array, slope: Array) -> Array:
+    """``status``, or OVERFLOW where the run would go on along a slope that overflowed the
+    dtype (a gradient above about 1e19 in float32): no line search can work with it."""
+    return jnp.where((status == Status.RUNNING) & jnp.isinf(slope), Status.OVERFLOW, status)
 
 
 def _lbfgs_advance(c: LbfgsState, f: Array, g: Array, active: Array, *, tol: float,
@@ -176,11 +185,8 @@ def _lbfgs_advance(c: LbfgsState, f: Array, g: Array, active: Array, *, tol: flo
     slope = jnp.where(reset, -_dot(g_acc, g_acc), slope)
     rho = jnp.where(accepted & reset, 0, rho)  # rho = 0 empties a slot; S, Yd need no clearing
     step_new = jnp.where(jnp.all(rho == 0), _first_step(g_acc), jnp.ones((), dt))
-    status = jnp.where(accepted, gradient_status(f_acc, g_acc, tol),
-                       jnp.where(active & out_of_trials,
-                                 # a slope that overflowed the dtype made the search hopeless
-                                 jnp.where(jnp.isfinite(c.slope), Status.STALLED,
-                                           Status.OVERFLOW), c.status))
+    status = jnp.where(accepted, _overflow_status(gradient_status(f_acc, g_acc, tol), slope),
+                       jnp.where(active & out_of_trials, Status.STALLED, c.status))
 
     def pick(a, b, when=accepted):
         return jnp.where(when, a, b)
@@ -226,7 +232,8 @@ def lbfgs_many_run(
     the hidden activations of a group in cache on CPU; None: all at once) and accepts its step
     or moves it within the line search's bracket (see the comment above :class:`LbfgsState`).
     A network stops after ``maxiter`` iterations, when ``max|g| <= tol``, when its line search
-    finds no lower cost in ``max_linesearch_steps`` trials (stalled) or on a non-finite cost;
+    finds no lower cost in ``max_linesearch_steps`` trials (stalled), on a non-finite cost, or
+    when its slope overflows the dtype;
     it is then held fixed while the others go on. With ``B = 1`` this is the single-network
     loop: member ``i`` of a batch computes what ``B = 1`` computes for it, to rounding.
     Returns the final :class:`LbfgsState`, batched (``history`` ``(B, maxiter)``, NaN-padded)."""

@@ -21,9 +21,9 @@ with at most :data:`MAX` evaluations after the first one of each line search. A 
 that fails (the conditions still fail after :data:`MAX` evaluations) returns to the point it
 started from and the next one goes along steepest descent (of the gradient at the line search's
 last trial point, as ``fmincg.m`` swaps it in); two failures in a row end the run
-(``Status.STALLED``; ``Status.OVERFLOW`` when the slope at the line search's start was beyond
-the square root of the dtype's largest number, so that the cubic fits' products of slopes
-overflowed: about 1.8e19 in float32). After a success the new direction is Polack-Ribiere,
+(``Status.STALLED``; ``Status.OVERFLOW`` when a cubic fit of theirs overflowed the dtype:
+:func:`cubic_fit` multiplies slopes together, which float32 cannot hold above about 1.8e19).
+After a success the new direction is Polack-Ribiere,
 ``s = ((g2'g2 - g1'g2) / g1'g1) s - g2``, reset to steepest descent ``-g2`` when it is not a
 descent direction.
 
@@ -68,8 +68,9 @@ from jaxnn.train.status import Status, all_finite
 Array = jax.Array
 ValueAndGrad = Callable[..., tuple[Array, Array]]
 
-__all__ = ["EXT", "INT", "MAX", "RATIO", "RHO", "SIG", "FmincgState", "extrapolation_step",
-           "fmincg_init", "fmincg_run", "fmincg_segment", "fmincg_start", "interpolation_step"]
+__all__ = ["EXT", "INT", "MAX", "RATIO", "RHO", "SIG", "FmincgState", "cubic_fit",
+           "extrapolation_step", "fmincg_init", "fmincg_run", "fmincg_segment", "fmincg_start",
+           "interpolation_step"]
 
 # the course's constants
 RHO = 0.01  # sufficient decrease: f2 <= f1 + z1 RHO d1
@@ -110,6 +111,7 @@ class FmincgState(NamedTuple):
     limit: Array  # [limit] upper end of the bracket (as a total step), -1 while there is none
     evals_left: Array  # int32 [M] evaluations left in this line search
     ls_failed: Array  # bool [ls_failed] the previous line search failed
+    overflowed: Array  # bool: a cubic fit overflowed the dtype since the last success
     between: Array  # bool: between two line searches (the next pass starts one)
     it: Array  # int32 [i] line searches begun (successful or not)
     n_success: Array  # int32 successful line searches (the length of fmincg.m's fX)
@@ -131,7 +133,8 @@ def fmincg_start(theta0: ArrayLike) -> FmincgState:
     return FmincgState(
         theta=theta0, theta0=theta0, value=zero, grad=theta0, grad_sq=zero, direction=theta0,
         slope=zero, step=zero, f3=zero, d3=zero, z3=zero, limit=np.asarray(-1, dtype),
-        evals_left=i0, ls_failed=np.asarray(False), between=np.asarray(True), it=i0,
+        evals_left=i0, ls_failed=np.asarray(False), overflowed=np.asarray(False),
+        between=np.asarray(True), it=i0,
         n_success=i0, n_evals=i0, status=np.asarray(Status.RUNNING, np.int32),
     )
 
@@ -148,6 +151,17 @@ def fmincg_init(value_and_grad: ValueAndGrad, theta0: ArrayLike, *, args: tuple 
     return _pass(value_and_grad, args, fmincg_start(theta0))[0]
 
 
+def cubic_fit(f2: Array, d2: Array, f3: Array, d3: Array, z3: Array
+              ) -> tuple[Array, Array, Array]:
+    """``fmincg.m``'s cubic through the last trial point (2) and point 3 (costs ``f``, slopes
+    ``d``; ``z3`` is point 3's position relative to point 2): ``(A, B, B^2 - A d2 z3^2)``. The
+    products multiply slopes together, so they overflow the dtype when the slopes pass the
+    square root of its largest number (about 1.8e19 in float32)."""
+    A = 6 * (f2 - f3) / z3 + 3 * (d2 + d3)
+    B = 3 * (f3 - f2) - z3 * (d3 + 2 * d2)
+    return A, B, B * B - A * d2 * z3 * z3
+
+
 def interpolation_step(f1: Array, f2: Array, d2: Array, f3: Array, d3: Array, z3: Array
                        ) -> Array:
     """The move ``z2`` from the last trial point (2) into the bracket towards point 3.
@@ -160,9 +174,7 @@ def interpolation_step(f1: Array, f2: Array, d2: Array, f3: Array, d3: Array, z3
     root is shorter than ``INT |z3|``, else ``INT z3`` (both ends as the real comparison orders
     them). Elementwise, branch-free."""
     quadratic = z3 - (0.5 * d3 * z3 * z3) / (d3 * z3 + f2 - f3)
-    A = 6 * (f2 - f3) / z3 + 3 * (d2 + d3)
-    B = 3 * (f3 - f2) - z3 * (d3 + 2 * d2)
-    disc = B * B - A * d2 * z3 * z3
+    A, B, disc = cubic_fit(f2, d2, f3, d3, z3)
     cubic = (jnp.sqrt(jnp.maximum(disc, 0)) - B) / A
     up = f2 > f1
     z2 = jnp.where(up, quadratic, cubic)
@@ -186,9 +198,7 @@ def extrapolation_step(f2: Array, d2: Array, f3: Array, d3: Array, z3: Array, z1
     ``limit`` (half way instead) nor past ``EXT z1`` (capped there); at least ``INT |z3|``
     forward and, with a bracket, at most ``(1 - INT)`` of the way to it. Elementwise,
     branch-free."""
-    A = 6 * (f2 - f3) / z3 + 3 * (d2 + d3)
-    B = 3 * (f3 - f2) - z3 * (d3 + 2 * d2)
-    disc = B * B - A * d2 * z3 * z3
+    _, B, disc = cubic_fit(f2, d2, f3, d3, z3)
     z2 = -d2 * z3 * z3 / (B + jnp.sqrt(disc))  # NaN where fmincg.m's root is complex
     bounded = limit > -0.5
     bisect = (limit - z1) / 2
@@ -240,6 +250,11 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
     z2 = jnp.where(interpolate, interpolation_step(f1, f2, d2, f3, d3, z3),
                    extrapolation_step(f2, d2, f3, d3, z3, z1, limit))
     move = interpolate | extrapolate
+    # a cubic fit that this move used and that overflowed (fmincg.m then bisects, or extends
+    # the step EXT - 1 times)
+    overflow = ((interpolate & ~(f2 > f1)) | extrapolate) & ~jnp.isfinite(
+        cubic_fit(f2, d2, f3, d3, z3)[2])
+    overflowed = ~success & (c.overflowed | overflow)
     moved_theta = x + z2 * s
     moved_limit = jnp.where(interpolate, z1, limit)
     moved_f3 = jnp.where(interpolate, f3, f2)
@@ -268,13 +283,11 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
                                                   jnp.where(retry, on_retry, otherwise)))
 
     new_grad = (finite & (success | retry)) | fresh
-    # the cubic fits multiply slopes together (A d2): a slope above the square root of the
-    # dtype's largest number (about 1.8e19 in float32) overflows them, and the line searches
-    # fail because of it
-    overflow = ~(jnp.abs(d1) < jnp.sqrt(jnp.finfo(dtype).max))
+    # two failed line searches whose cubic fits overflowed: the dtype is too narrow for the
+    # slopes (or the lam or weights too large)
     status = jnp.where(~finite, Status.NONFINITE,
-                       jnp.where(stalled, jnp.where(overflow, Status.OVERFLOW, Status.STALLED),
-                                 Status.RUNNING))
+                       jnp.where(stalled, jnp.where(overflowed, Status.OVERFLOW,
+                                                    Status.STALLED), Status.RUNNING))
     new = FmincgState(
         theta=jnp.where(finite, pick(moved_theta, x, theta0, theta0), theta0),
         theta0=theta0,
@@ -290,6 +303,7 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
         limit=jnp.where(move, moved_limit, limit),
         evals_left=jnp.where(move, M - 1, M).astype(jnp.int32),
         ls_failed=jnp.where(success, False, jnp.where(fail, True, c.ls_failed)),
+        overflowed=overflowed,
         between=~move | ~finite,
         it=it,
         n_success=c.n_success + (finite & success).astype(jnp.int32),
@@ -302,8 +316,9 @@ def _pass(value_and_grad: ValueAndGrad, args: tuple, c: FmincgState
 def fmincg_segment(value_and_grad: ValueAndGrad, state: FmincgState, stop: ArrayLike, *,
                    length: int, args: tuple = ()) -> tuple[FmincgState, Array]:
     """Line searches from ``state`` until ``stop`` have begun in all (at most ``length`` more)
-    and the last has ended, or the run stops (two failed line searches in a row: Status.STALLED; a
-    non-finite evaluation: Status.NONFINITE).
+    and the last has ended, or the run stops (two failed line searches in a row: Status.STALLED,
+    or Status.OVERFLOW when a cubic fit of theirs overflowed the dtype; a non-finite evaluation:
+    Status.NONFINITE).
 
     ``value_and_grad(theta, *args) -> (J, g)`` as for :func:`fmincg_init`; ``state`` from
     :func:`fmincg_start` (the first pass then evaluates the start), :func:`fmincg_init` or an

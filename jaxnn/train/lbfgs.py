@@ -286,7 +286,7 @@ def _finish(c: LbfgsCarry, fresh: Array, t: Array, f: Array, g: Array, tol: floa
     slope = jnp.dot(g, d)
     # a gradient whose squared norm or slope overflows the dtype (above about 1e19 in float32):
     # the line search's arithmetic cannot work with it
-    status = jnp.where((status == Status.RUNNING) & ~jnp.isfinite(gg + slope), Status.OVERFLOW,
+    status = jnp.where((status == Status.RUNNING) & jnp.isinf(gg + slope), Status.OVERFLOW,
                        status)
     new = LbfgsCarry(theta=theta, value=f, grad=g, direction=d, slope=slope, S=S, Yd=Yd,
                      rho=rho, ls=_fresh_search(f, g, slope), it=c.it + done.astype(jnp.int32),
@@ -404,7 +404,8 @@ def lbfgs_run(
 
     ``theta0`` ``(n,)`` Octave order for ``sizes``; ``X`` ``(m, n_0)``; ``Y`` ``(m, K)``
     targets; ``lam`` scalar. Stops after ``maxiter`` iterations or when ``max|g| <= tol`` (or
-    the line search stalls, or the cost turns non-finite). Returns ``(theta, history, n_iter,
+    the line search stalls, or the cost turns non-finite, or the gradient overflows the
+    line search's arithmetic). Returns ``(theta, history, n_iter,
     n_evals)``: ``history`` ``(maxiter,)`` is the cost after each iteration, **NaN-padded**
     after the last one; ``n_evals`` counts value-and-gradient evaluations (line-search trials
     plus the initial one). Pure: ``jit`` it, or ``vmap`` it over ``(theta0, lam)`` with

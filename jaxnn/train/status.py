@@ -54,9 +54,10 @@ def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
     ``dtype``: the run's, named by OVERFLOW)."""
     status = Status(int(status))
     if status is Status.OVERFLOW:
+        wider = "" if dtype == "float64" else ", or dtype='float64'"
         return (f"stopped after {counted(n_iter, 'iteration')}: the gradient is too large for "
-                f"{dtype}: the line search's arithmetic on it overflows (try dtype='float64', or "
-                "smaller initial weights or lam)")
+                f"{dtype}: the line search's arithmetic on it overflows (try smaller initial "
+                f"weights or lam{wider})")
     if status is Status.RUNNING:
         return f"maximum number of iterations ({maxiter}) reached"
     if status is Status.CONVERGED:
