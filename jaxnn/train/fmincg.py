@@ -134,8 +134,8 @@ def fmincg_start(theta0: ArrayLike) -> FmincgState:
         theta=theta0, theta0=theta0, value=zero, grad=theta0, grad_sq=zero, direction=theta0,
         slope=zero, step=zero, f3=zero, d3=zero, z3=zero, limit=np.asarray(-1, dtype),
         evals_left=i0, ls_failed=np.asarray(False), overflowed=np.asarray(False),
-        between=np.asarray(True), it=i0,
-        n_success=i0, n_evals=i0, status=np.asarray(Status.RUNNING, np.int32),
+        between=np.asarray(True), it=i0, n_success=i0, n_evals=i0,
+        status=np.asarray(Status.RUNNING, np.int32),
     )
 
 

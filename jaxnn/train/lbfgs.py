@@ -404,12 +404,12 @@ def lbfgs_run(
 
     ``theta0`` ``(n,)`` Octave order for ``sizes``; ``X`` ``(m, n_0)``; ``Y`` ``(m, K)``
     targets; ``lam`` scalar. Stops after ``maxiter`` iterations or when ``max|g| <= tol`` (or
-    the line search stalls, or the cost turns non-finite, or the gradient overflows the
-    line search's arithmetic). Returns ``(theta, history, n_iter,
-    n_evals)``: ``history`` ``(maxiter,)`` is the cost after each iteration, **NaN-padded**
-    after the last one; ``n_evals`` counts value-and-gradient evaluations (line-search trials
-    plus the initial one). Pure: ``jit`` it, or ``vmap`` it over ``(theta0, lam)`` with
-    ``jax.vmap(partial(lbfgs_run, sizes=..., ...), in_axes=(0, None, None, 0))``."""
+    the line search stalls, or the cost turns non-finite, or the gradient overflows the line
+    search's arithmetic). Returns ``(theta, history, n_iter, n_evals)``: ``history``
+    ``(maxiter,)`` is the cost after each iteration, **NaN-padded** after the last one;
+    ``n_evals`` counts value-and-gradient evaluations (line-search trials plus the initial one).
+    Pure: ``jit`` it, or ``vmap`` it over ``(theta0, lam)`` with ``jax.vmap(partial(lbfgs_run,
+    sizes=..., ...), in_axes=(0, None, None, 0))``."""
     spec = NetSpec(tuple(sizes), activation, output, grad)
     carry, history = lbfgs_segment(lbfgs_start(theta0, memory_size), X, Y, lam, maxiter,
                                    spec=spec, length=maxiter, tol=tol,
