@@ -128,9 +128,9 @@ def fit_lbfgsb(prob: Problem, maxiter: int, tol, options, callback, segment) -> 
         if stop is lbfgsb.Stop.NONFINITE:
             text = message(Status.NONFINITE, n_iter=it, maxiter=maxiter,
                            at_start=not np.isfinite(float(c.value)))
-        elif stop is lbfgsb.Stop.ABNORMAL:
-            text = (f"stopped after {counted(it, 'iteration')}: the line search found no lower "
-                    "cost (L-BFGS-B's ABNORMAL stop)")
+        elif stop is lbfgsb.Stop.ABNORMAL:  # the stall of the other loops, in scipy's name
+            text = (message(Status.STALLED, n_iter=it, maxiter=maxiter)
+                    + " (L-BFGS-B's ABNORMAL stop)")
         elif stop is lbfgsb.Stop.OVERFLOW:
             text = message(Status.OVERFLOW, n_iter=it, maxiter=maxiter, dtype=prob.dtype.name)
         else:
