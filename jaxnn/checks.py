@@ -256,6 +256,16 @@ def check_representable(values: object, name: str, dtype: object) -> None:
                          f"overflows to {float(cast[bad[0]])}); {overflow_hint(dtype)}")
 
 
+def check_finite_start(theta0: np.ndarray, dtype: object, name: str = "params") -> None:
+    """Initial weights (``theta0``, already in the training ``dtype``) must be finite: a
+    training from NaN or infinite weights can only end in NaN."""
+    bad = int(np.sum(~np.isfinite(theta0)))
+    if bad:
+        raise ValueError(f"{name} hold {bad} NaN or infinite value(s) in "
+                         f"{np.dtype(dtype).name}; start from finite weights, e.g. "
+                         "jaxnn.init_params")
+
+
 # --- numbers, counts, choices -------------------------------------------------------------------
 
 

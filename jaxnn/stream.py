@@ -35,9 +35,12 @@ from jax.typing import ArrayLike
 from jaxnn.checks import (
     Params,
     as_params,
+    check_dtype,
+    check_finite_start,
     check_grad,
     check_lam,
     check_learning_rate,
+    check_representable,
     check_seed,
     positive_int,
 )
@@ -45,6 +48,7 @@ from jaxnn.files.idx import idx_count, iter_idx
 from jaxnn.losses import data_loss, penalty
 from jaxnn.model import logits, ravel_params
 from jaxnn.names import MINIBATCH_METHODS
+from jaxnn.precision import x64_when
 from jaxnn.spec import NetSpec
 from jaxnn.train.loops import minibatch_optimizer
 
@@ -59,7 +63,7 @@ class StreamResult:
     """What :func:`fit_stream` returns.
 
     Attributes:
-        params: the trained ``(Theta1, ..., ThetaL)``.
+        params: the trained ``(Theta1, ..., ThetaL)``, numpy arrays in the training dtype.
         cost: mean mini-batch cost (regularized as described in the module) over the last
             epoch; each batch's cost is taken before its update.
         history: ``(epochs,)`` that mean for every epoch.
@@ -160,8 +164,9 @@ def fit_stream(
         grad: ``"backprop"`` (hand-written) or ``"autodiff"`` (``jax.grad``).
         order: pixel order of the flattened images, as in ``load_idx`` (``"F"`` for the
             course's column-major layout).
-        dtype: float dtype of the computation; default the params' dtype (float32 without
-            x64).
+        dtype: ``None`` follows the params (float32 unless JAX's x64 mode is on and they are
+            float64); ``"float32"``; or ``"float64"``, for which x64 is on for the duration of
+            the call only, as in :func:`jaxnn.fit`.
         renamed: the names of earlier versions, ``optimizer=`` (now ``method``) and
             ``epochs=`` (now ``maxiter``), still accepted with a ``DeprecationWarning``.
 
@@ -181,45 +186,51 @@ def fit_stream(
     chunk_size = positive_int(chunk_size, "chunk_size")
     rng = np.random.default_rng(check_seed(seed))
     tx = _optimizer(method, learning_rate)
+    want64 = check_dtype(dtype)
     m = idx_count(images, labels)
     if m == 0:
         raise ValueError(f"{images} holds no examples")
-    dtype = jax.dtypes.canonicalize_dtype(dtype if dtype is not None else params[0].dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
-    n_in, K = spec.sizes[0], spec.sizes[-1]
-    theta = jnp.array(ravel_params(tuple(np.asarray(t) for t in params)), dtype)
-    step = jax.jit(partial(_step, tx=tx, spec=spec), donate_argnums=(0, 1))
-    opt_state = tx.init(theta)
-    host_dtype = np.float32 if dtype == jnp.float32 else np.float64
-    history, batch_costs = [], []
-    for _ in range(epochs):
-        epoch_costs = []
-        for Xc, yc in iter_idx(images, labels, batch_size=chunk_size, order=order,
-                               dtype=host_dtype):
-            _check_chunk(Xc, yc, n_in, K, images, labels)
-            perm = rng.permutation(len(yc)) if shuffle else np.arange(len(yc))
-            for s in range(0, len(yc), batch_size):
-                idx = perm[s:s + batch_size]
-                lam_b = jnp.asarray(lam * len(idx) / m, dtype)
-                theta, opt_state, J = step(theta, opt_state, Xc[idx], yc[idx].astype(np.int32),
-                                           lam_b)
-                epoch_costs.append(J)
-            jax.block_until_ready(theta)  # bound the work queued ahead of the device
-        costs = np.asarray(jnp.stack(epoch_costs), dtype=np.float64)
-        batch_costs.append(costs)
-        history.append(float(costs.mean()))
-    batch_costs = np.concatenate(batch_costs)
-    return StreamResult(
-        params=spec.unravel(theta),
-        cost=history[-1],
-        history=np.asarray(history),
-        batch_costs=batch_costs,
-        n_steps=int(batch_costs.size),
-        n_examples=m,
-        epochs=epochs,
-        seconds=time.perf_counter() - t0,
-    )
+    with x64_when(want64):  # float64 only when asked for, for this call only
+        if want64 is None:
+            dtype = np.dtype(jax.dtypes.canonicalize_dtype(params[0].dtype))
+        else:
+            dtype = np.dtype(np.float64 if want64 else np.float32)
+        check_representable(lam, "lam", dtype)
+        theta0 = ravel_params(tuple(np.asarray(t, dtype) for t in params))
+        check_finite_start(theta0, dtype)
+        n_in, K = spec.sizes[0], spec.sizes[-1]
+        theta = jnp.array(theta0, dtype)
+        step = jax.jit(partial(_step, tx=tx, spec=spec), donate_argnums=(0, 1))
+        opt_state = tx.init(theta)
+        host_dtype = np.float32 if dtype == jnp.float32 else np.float64
+        history, batch_costs = [], []
+        for _ in range(epochs):
+            epoch_costs = []
+            for Xc, yc in iter_idx(images, labels, batch_size=chunk_size, order=order,
+                                   dtype=host_dtype):
+                _check_chunk(Xc, yc, n_in, K, images, labels)
+                perm = rng.permutation(len(yc)) if shuffle else np.arange(len(yc))
+                for s in range(0, len(yc), batch_size):
+                    idx = perm[s:s + batch_size]
+                    lam_b = jnp.asarray(lam * len(idx) / m, dtype)
+                    theta, opt_state, J = step(theta, opt_state, Xc[idx], yc[idx].astype(np.int32),
+                                               lam_b)
+                    epoch_costs.append(J)
+                jax.block_until_ready(theta)  # bound the work queued ahead of the device
+            costs = np.asarray(jnp.stack(epoch_costs), dtype=np.float64)
+            batch_costs.append(costs)
+            history.append(float(costs.mean()))
+        batch_costs = np.concatenate(batch_costs)
+        return StreamResult(
+            params=spec.unravel(np.asarray(theta)),
+            cost=history[-1],
+            history=np.asarray(history),
+            batch_costs=batch_costs,
+            n_steps=int(batch_costs.size),
+            n_examples=m,
+            epochs=epochs,
+            seconds=time.perf_counter() - t0,
+        )
 
 
 def _renamed(renamed: dict[str, Any], method: Any, maxiter: Any) -> tuple[Any, Any]:

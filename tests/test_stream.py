@@ -170,3 +170,34 @@ def test_shape_and_label_errors(idx_files):
         stream.fit_stream(jaxnn.init_params(0, (25, 3, 4)), images, labels, -1.0)
     with pytest.raises(FileNotFoundError):
         stream.fit_stream(jaxnn.init_params(0, (25, 3, 4)), images.with_name("nope"), labels)
+
+
+def test_dtype_float64_turns_x64_on_for_the_call_only(idx_files):
+    """fit's precision rule: dtype='float64' without x64 trains in float64 (the same numbers as
+    a run inside jaxnn.x64), returns float64 numpy arrays and leaves x64 off."""
+    images, labels = idx_files
+    p = tuple(np.asarray(t, np.float64) for t in jaxnn.init_params(2, (25, 4, 4)))
+    kw = dict(method="sgd", learning_rate=0.5, maxiter=2, batch_size=50, seed=3)
+    assert not jax.config.jax_enable_x64
+    res = stream.fit_stream(p, images, labels, 1.0, dtype="float64", **kw)
+    assert not jax.config.jax_enable_x64
+    with x64():
+        ref = stream.fit_stream(p, images, labels, 1.0, **kw)
+    assert all(isinstance(t, np.ndarray) and t.dtype == np.float64 for t in res.params)
+    for a, b in zip(res.params, ref.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+    f32 = stream.fit_stream(p, images, labels, 1.0, dtype="float32", **kw)
+    assert all(t.dtype == np.float32 for t in f32.params)
+    assert np.abs(f32.params[0] - res.params[0]).max() > 0  # float32 rounding shows
+
+
+def test_start_and_lam_must_be_representable(idx_files):
+    images, labels = idx_files
+    p = jaxnn.init_params(0, (25, 3, 4))
+    with pytest.raises(ValueError, match=r"lam=1e\+39 is not representable in float32"):
+        stream.fit_stream(p, images, labels, 1e39)
+    bad = (np.where(np.arange(p[0].size).reshape(p[0].shape) == 0, np.nan, p[0]), p[1])
+    with pytest.raises(ValueError, match="params hold 1 NaN or infinite value"):
+        stream.fit_stream(bad, images, labels)
+    with pytest.raises(ValueError, match="dtype must be None, 'float32' or 'float64'"):
+        stream.fit_stream(p, images, labels, dtype="int32")

@@ -18,6 +18,7 @@ import numpy as np
 from jaxnn.checks import (
     check_callback,
     check_devices,
+    check_finite_start,
     check_grad,
     check_representable,
     check_tol,
@@ -89,10 +90,7 @@ def _representable(theta0: np.ndarray, X, lam, dtype) -> None:
     """Everything must be finite in the training dtype: training from NaN weights, or from
     data or a ``lam`` that overflow float32, can only end in NaN."""
     check_representable(lam, "lam", dtype)
-    if not np.isfinite(theta0).all():
-        raise ValueError(f"params hold {int(np.sum(~np.isfinite(theta0)))} NaN or infinite "
-                         f"value(s) in {np.dtype(dtype).name}; start from finite weights, e.g. "
-                         "jaxnn.init_params")
+    check_finite_start(theta0, dtype)
     finite = np.isfinite(X).all() if isinstance(X, np.ndarray) else bool(jnp.isfinite(X).all())
     if not finite:
         raise ValueError(f"X has values that overflow {np.dtype(dtype).name} (the largest "
