@@ -11,6 +11,7 @@ command's ``--help``) does not import JAX until something needs it.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 import types
 from typing import Any
@@ -48,10 +49,9 @@ _EXPORTS = {
 }
 # needs the optional scikit-learn: in dir(jaxnn), not in __all__ (so `import *` works without it)
 _OPTIONAL = {"NeuralNetClassifier": "jaxnn.estimator"}
-_SUBMODULES = ("activations", "backprop", "checks", "cli", "datasets", "differences",
-               "estimator", "files", "gradcheck", "incremental", "io", "losses", "memory",
-               "model", "outputs", "parallel", "plot", "precision", "spec", "stream", "sweep",
-               "train")
+# every public submodule and subpackage, read from the package's directory (no list to keep)
+_SUBMODULES = frozenset(m.name for m in pkgutil.iter_modules(__path__)
+                        if not m.name.startswith("_"))
 
 __all__ = sorted(_EXPORTS)
 

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnn.defaults import LEARNING_RATES, MAX_SEED
 from jaxnn.names import GRADS
 
 Array = jax.Array
@@ -328,15 +329,14 @@ def check_grad(grad: object) -> str:
     return check_choice(grad, GRADS, "grad")
 
 
-# seeds go to jax.random.key (a 64-bit value) and numpy's generators
-SEED_RANGE = (-(2**63), 2**63 - 1)
-
-
-def check_seed(seed: object, name: str = "seed") -> int:
-    """An integer seed that a JAX key and numpy's generators accept (64-bit signed)."""
+def check_seed(seed: object, name: str = "seed", *, numpy: bool = False) -> int:
+    """An integer seed: 64-bit signed for a JAX key (``jax.random.key``), non-negative
+    (``0..2**63 - 1``) where it seeds numpy's generator (``numpy=True``), which refuses
+    negative seeds."""
+    low, low_text = (0, "0") if numpy else (-MAX_SEED - 1, "-2**63")
     if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) \
-            or not SEED_RANGE[0] <= int(seed) <= SEED_RANGE[1]:
-        raise ValueError(f"{name} must be an integer in [-2**63, 2**63 - 1], got {seed!r}")
+            or not low <= int(seed) <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [{low_text}, 2**63 - 1], got {seed!r}")
     return int(seed)
 
 
@@ -375,15 +375,11 @@ def check_tol(tol: object) -> float | None:
     return None if tol is None else check_number(tol, "tol", low=0.0)
 
 
-#: learning rates of the mini-batch methods when none is given
-DEFAULT_LEARNING_RATE = {"adam": 1e-3, "sgd": 0.1}
-
-
 def check_learning_rate(learning_rate: object, method: str) -> float | Callable:
     """The learning rate of ``method`` (``"adam"``/``"sgd"``): its default for None, a
     positive finite number, or an optax schedule (a callable of the step count)."""
     if learning_rate is None:
-        return DEFAULT_LEARNING_RATE[method]
+        return LEARNING_RATES[method]
     if callable(learning_rate):
         return learning_rate
     if not _is_real_number(learning_rate) or not 0 < float(learning_rate) < math.inf:

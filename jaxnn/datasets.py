@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jaxnn.checks import MAX_CLASSES, check_classes, check_float_dtype
+from jaxnn.checks import MAX_CLASSES, check_classes, check_float_dtype, check_seed
 from jaxnn.files.atomic import atomic_write, remove_stale_temps
 from jaxnn.files.idx import idx_count, iter_idx, load_idx
 from jaxnn.files.mat import mat_keys, read_mat, real_matrix
@@ -340,7 +340,7 @@ def train_test_split(
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim == 0 or y.ndim != 1 or X.shape[0] != y.shape[0]:
         raise ValueError(f"X must have one row per label: got X.shape={X.shape}, y.shape={y.shape}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed, numpy=True))
     n_test = _test_count(test_size, y.shape[0])
     if stratify:
         test = _stratified_test_indices(y, n_test, rng)

@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return estimator._validate_data(*args, **kw)
 
 from jaxnn.checks import check_hidden, check_number, positive_int
+from jaxnn.defaults import INIT_EPSILON
 from jaxnn.memory import check_memory, param_count
 from jaxnn.model import logits
 from jaxnn.outputs import get_output
@@ -100,7 +101,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         grad: str = "backprop",
         learning_rate: float | None = None,
         batch_size: int | None = None,
-        epsilon: float = 0.12,
+        epsilon: float = INIT_EPSILON,
         dtype: str = "float32",
         random_state: int | np.random.RandomState | None = None,
     ) -> None:

@@ -27,6 +27,7 @@ from jax.typing import ArrayLike
 
 from jaxnn.backprop import backprop_arrays
 from jaxnn.checks import Params, as_params, check_choice, check_chunk_size, check_eps
+from jaxnn.defaults import GRADCHECK_CHUNK, GRADCHECK_EPS
 from jaxnn.incremental import float64_problem, incremental_gradient_arrays, prepare_arrays
 from jaxnn.losses import regularized_cost
 from jaxnn.model import layer_sizes, ravel_params, unravel_params
@@ -40,9 +41,9 @@ METHODS = ("incremental", "plain")
 def numerical_gradient(
     f: Callable[[Params], ArrayLike],
     params: Sequence[ArrayLike],
-    eps: float = 1e-4,
+    eps: float = GRADCHECK_EPS,
     *,
-    chunk_size: int = 256,
+    chunk_size: int = GRADCHECK_CHUNK,
 ) -> Params:
     """Central differences ``(f(theta + eps e_i) - f(theta - eps e_i)) / (2 eps)`` for every
     parameter, returned with the structure of ``params`` (the course's
@@ -156,7 +157,7 @@ def check_gradients(
     y: ArrayLike,
     lam: float = 0.0,
     *,
-    eps: float = 1e-4,
+    eps: float = GRADCHECK_EPS,
     activation: str = "sigmoid",
     output: str = "sigmoid",
     method: str = "incremental",
@@ -182,7 +183,7 @@ def check_gradients(
         else:
             g_n = numerical_gradient(
                 lambda q: regularized_cost(q, Xc, Y, lam, activation, output), p, eps,
-                chunk_size=256 if chunk_size is None else chunk_size)
+                chunk_size=GRADCHECK_CHUNK if chunk_size is None else chunk_size)
         num, bp, ad = (tuple(np.asarray(g, np.float64) for g in gs) for gs in (g_n, g_b, g_a))
         J = float(J)
     layers = tuple(

@@ -37,6 +37,7 @@ from jaxnn.activations import get_activation
 from jaxnn.backprop import affine_forward
 from jaxnn.checks import Params, as_params, check_chunk_size, check_eps
 from jaxnn.compiling import VECTOR_KERNELS, jit_with_options
+from jaxnn.defaults import GRADCHECK_EPS
 from jaxnn.differences import (
     HiddenDifference,
     OutputDifference,
@@ -323,7 +324,7 @@ def numerical_cost_gradient(
     y: ArrayLike,
     lam: ArrayLike = 0.0,
     *,
-    eps: float = 1e-4,
+    eps: float = GRADCHECK_EPS,
     activation: str = "sigmoid",
     output: str = "sigmoid",
     chunk_size: int | None = None,

@@ -6,7 +6,6 @@ and column 0 holds the bias weights (the course's ``Theta1``, ``Theta2``, ...).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from functools import partial
 
@@ -19,12 +18,15 @@ from jaxnn.activations import get_activation
 from jaxnn.checks import (
     Params,
     as_params,
+    check_classes,
+    check_number,
     check_seed,
     check_sizes,
     check_targets,
     check_X,
     float_dtype,
 )
+from jaxnn.defaults import INIT_EPSILON
 from jaxnn.memory import check_memory, param_count, problem_bytes
 from jaxnn.outputs import get_output
 
@@ -34,7 +36,7 @@ Array = jax.Array
 def init_params(
     key: int | Array,
     layer_sizes: Sequence[int],
-    epsilon: float = 0.12,
+    epsilon: float = INIT_EPSILON,
     dtype: DTypeLike | None = None,
 ) -> Params:
     """Random weights, uniform in ``[-epsilon, epsilon]`` (the course's ``randInitializeWeights``).
@@ -45,8 +47,7 @@ def init_params(
     ``ValueError`` (:func:`jaxnn.memory.check_memory`), not an abort inside XLA.
     """
     sizes = check_sizes(layer_sizes)
-    if not (isinstance(epsilon, int | float) and math.isfinite(epsilon) and epsilon > 0):
-        raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
+    epsilon = check_number(epsilon, "epsilon", low=0.0, strict=True)
     if not isinstance(key, jax.Array | np.ndarray):
         if isinstance(key, bool | np.bool_) or not isinstance(key, int | np.integer):
             raise ValueError(f"key must be a JAX PRNG key or an integer seed, got {key!r}")
@@ -134,8 +135,7 @@ def one_hot(y: ArrayLike, K: int, dtype: DTypeLike | None = None) -> Array:
     """Targets ``(m, K)``: a 1 in column ``y_i`` of row ``i``. ``y``: integer labels ``(m,)``.
 
     ``K`` is at most ``jaxnn.checks.MAX_CLASSES``, and ``(m, K)`` must fit in memory."""
-    if not isinstance(K, int | np.integer) or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
+    K = check_classes(K)
     y = check_targets(y, np.shape(y)[0] if np.ndim(y) else -1, int(K))
     if np.ndim(y) != 1:
         raise ValueError(f"y must be a vector of integer labels, got shape {np.shape(y)}")

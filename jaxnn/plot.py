@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from jaxnn.checks import check_seed
 from jaxnn.files.atomic import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -144,7 +145,8 @@ def digit_grid(
     if seed is None:
         rows = np.arange(k)
     else:
-        rows = np.random.default_rng(seed).choice(X.shape[0], size=k, replace=False)
+        rng = np.random.default_rng(check_seed(seed, numpy=True))
+        rows = rng.choice(X.shape[0], size=k, replace=False)
     return _mosaic_figure(image_grid(X[rows], shape, order), title, size)
 
 

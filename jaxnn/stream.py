@@ -184,7 +184,7 @@ def fit_stream(
     if chunk_size is None:
         chunk_size = max(1, 10_000 // batch_size) * batch_size
     chunk_size = positive_int(chunk_size, "chunk_size")
-    rng = np.random.default_rng(check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed, numpy=True))
     tx = _optimizer(method, learning_rate)
     want64 = check_dtype(dtype)
     m = idx_count(images, labels)

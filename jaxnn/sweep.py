@@ -32,6 +32,7 @@ from jax.typing import ArrayLike
 
 from jaxnn.checks import check_dtype, check_hidden, check_labels, check_lam, check_seed
 from jaxnn.datasets import train_test_split
+from jaxnn.defaults import LEARNING_CURVE_SIZES
 from jaxnn.model import init_params
 from jaxnn.parallel.fit_many import MANY_METHODS, fit_many
 from jaxnn.parallel.members import evaluate_many
@@ -261,7 +262,7 @@ def validation_curve(
 def learning_curve(
     X: ArrayLike,
     y: ArrayLike,
-    sizes: Sequence[int | float] = (0.1, 0.25, 0.5, 1.0),
+    sizes: Sequence[int | float] = LEARNING_CURVE_SIZES,
     *,
     lam: float = 1.0,
     hidden: Sequence[int] = (25,),

@@ -17,6 +17,7 @@ from jax.sharding import Mesh
 
 import jaxnn
 from jaxnn.cli import main
+from jaxnn.datasets import train_test_split
 from jaxnn.estimator import NeuralNetClassifier
 from jaxnn.gradcheck import octave_order
 from jaxnn.incremental import numerical_cost_gradient
@@ -157,12 +158,18 @@ def test_bad_devices_get_the_same_message(devices):
     assert expected in _message(_fit_many, devices=devices)
 
 
-@pytest.mark.parametrize("seed", [1.5, 2**70, True])
+@pytest.mark.parametrize("seed", [1.5, 2**70, True, -1])
 def test_seeds_follow_one_rule(seed, entry_points):
-    expected = f"seed must be an integer in [-2**63, 2**63 - 1], got {seed!r}"
-    assert expected in _message(_fit, seed=seed, method="adam")
-    assert expected in _message(_fit_many, seed=seed, method="adam")
+    """A seed of a JAX key may be negative; one of numpy's generators (fit_stream's shuffle,
+    train_test_split, the sample of a plot) may not, and says so in the same words."""
+    if seed != -1:
+        expected = f"seed must be an integer in [-2**63, 2**63 - 1], got {seed!r}"
+        assert expected in _message(_fit, seed=seed, method="adam")
+        assert expected in _message(_fit_many, seed=seed, method="adam")
+    expected = f"seed must be an integer in [0, 2**63 - 1], got {seed!r}"
     assert expected in _message(entry_points["fit_stream"], seed=seed)
+    X, y = np.zeros((10, 2)), np.arange(10) % 2
+    assert expected in _message(lambda **kw: train_test_split(X, y, **kw), seed=seed)
 
 
 def test_eps_and_chunk_size_follow_one_rule_everywhere():
@@ -202,3 +209,17 @@ def test_the_command_line_gives_the_rule_in_one_line(argv, expected, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and "\n" not in err, err
+
+
+@pytest.mark.parametrize("epsilon", [True, 0, -0.1, math.inf, "0.12"])
+def test_epsilon_follows_one_rule(epsilon):
+    """init_params, init_many and the estimator refuse the same epsilons in the same words,
+    and take a numpy scalar as a number."""
+    expected = f"epsilon must be a finite number > 0, got {epsilon!r}"
+    assert expected in _message(lambda **kw: jaxnn.init_params(0, SIZES, **kw), epsilon=epsilon)
+    assert expected in _message(lambda **kw: init_many(0, 2, SIZES, **kw), epsilon=epsilon)
+    X, y = np.random.default_rng(0).random((12, SIZES[0])), np.arange(12) % 3
+    assert expected in _message(lambda **kw: NeuralNetClassifier(**kw).fit(X, y),
+                                epsilon=epsilon)
+    p = jaxnn.init_params(0, SIZES, epsilon=np.float32(0.5))
+    assert 0.25 < float(np.abs(p[0]).max()) <= 0.5

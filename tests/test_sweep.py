@@ -173,6 +173,10 @@ def test_cli_size_values_read_as_the_help_says():
         (["sweep", "lam", "--values", "abc"], "not a number"),
         (["sweep", "size", "--values", "2.5"], "fraction"),
         (["sweep", "lam", "--val-size", "1.5"], "--val-size"),
+        (["sweep", "lam", "--val-size", "0"], "argument --val-size: must be a fraction in (0, 1), "
+         "got 0"),
+        (["sweep", "lam", "--split-seed", "-1"], "argument --split-seed: must be an integer in "
+         "[0, 2**63 - 1], got '-1'"),
         (["sweep", "lam", "--learning-rate", "0.1"], "adam and sgd"),
         (["sweep", "lam", "--data", "missing.npz"], "missing.npz"),
         (["sweep", "lam", "--seeds", "0"], "--seeds"),

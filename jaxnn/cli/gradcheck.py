@@ -23,6 +23,7 @@ from jaxnn.cli.options import (
     positive_int,
     seed_int,
 )
+from jaxnn.defaults import GRADCHECK_EPS
 
 SMALL_SIZES = (3, 5, 3)
 # numerical vs backprop differences below this are what central differences can resolve in
@@ -53,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --full and random weights: hidden layer sizes (default: 25)")
     p.add_argument("--lam", nargs="+", type=non_negative, metavar="LAM",
                    help="one or more lambdas (default: 0 3; with --full: 1)")
-    p.add_argument("--eps", type=positive, default=1e-4, help="finite-difference step "
+    p.add_argument("--eps", type=positive, default=GRADCHECK_EPS, help="finite-difference step "
                    "(default: %(default)g)")
     p.add_argument("--tol", type=positive, default=1e-9, help="largest relative difference "
                    "that passes (default: %(default)g)")

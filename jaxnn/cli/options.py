@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from jaxnn.defaults import LEARNING_RATES, MAX_SEED
 from jaxnn.names import ACTIVATIONS, GRADS, MANY_METHODS, METHODS, OUTPUTS
 
 DATASETS = ("mnist5k", "digits")
-MAX_SEED = 2**63 - 1  # jaxnn.checks.SEED_RANGE: what a JAX key and numpy's generators take
 
 
 def _number(kind: type, low: float, *, strict: bool = False) -> Callable[[str], float]:
@@ -48,6 +48,14 @@ def fraction(text: str) -> float:
     value = non_negative(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be 0 or a fraction in (0, 1), got {text}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """``--val-size``: a fraction in (0, 1)."""
+    value = non_negative(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {text}")
     return value
 
 
@@ -94,7 +102,8 @@ def add_training_options(p: argparse.ArgumentParser, *, iterations: int) -> None
                         "of N shuffled examples, the m %% N left over sit out that epoch; "
                         "N >= m is one full batch (default: the full training set)")
     p.add_argument("--learning-rate", type=positive, default=None, metavar="LR",
-                   help="learning rate for adam and sgd (default: 0.001 for adam, 0.1 for sgd)")
+                   help="learning rate for adam and sgd (default: "
+                        + ", ".join(f"{v:g} for {k}" for k, v in LEARNING_RATES.items()) + ")")
     p.add_argument("--grad", choices=GRADS, default="backprop",
                    help="gradient: hand-written backprop or jax.grad (default: %(default)s)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",

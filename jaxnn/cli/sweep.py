@@ -16,13 +16,14 @@ from jaxnn.cli.options import (
     add_model_options,
     add_training_options,
     non_negative,
+    open_fraction,
     positive_int,
+    seed_int,
 )
 from jaxnn.cli.run_directory import RunDirectory
 from jaxnn.cli.writers import write_json
+from jaxnn.defaults import LEARNING_CURVE_SIZES
 from jaxnn.names import counted
-
-DEFAULT_SIZES = (0.1, 0.25, 0.5, 1.0)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,9 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="fit_many method (default: %(default)s)")
     add_training_options(p, iterations=100)
     add_model_options(p)
-    p.add_argument("--val-size", type=float, default=0.2, metavar="FRACTION",
+    p.add_argument("--val-size", type=open_fraction, default=0.2, metavar="FRACTION",
                    help="held-out validation fraction (default: %(default)s)")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation "
+    p.add_argument("--split-seed", type=seed_int, default=0, help="seed of the train/validation "
                    "split (default: %(default)s)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>)")
     p.set_defaults(func=run)
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             if args.kind == "lam":
                 curve = validation_curve(data.X, data.y, values or DEFAULT_LAMS, **common)
             else:
-                curve = learning_curve(data.X, data.y, values or DEFAULT_SIZES,
+                curve = learning_curve(data.X, data.y, values or LEARNING_CURVE_SIZES,
                                        lam=1.0 if args.lam is None else args.lam, **common)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc

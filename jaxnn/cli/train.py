@@ -44,6 +44,7 @@ from jaxnn.cli.options import (
 )
 from jaxnn.cli.run_directory import RunDirectory
 from jaxnn.cli.writers import write_json
+from jaxnn.defaults import LEARNING_RATES
 from jaxnn.names import counted
 
 FILES = {
@@ -412,12 +413,11 @@ def make_summary(args: argparse.Namespace, data: Data, split: Split, sizes: tupl
     import jax
 
     from jaxnn import __version__
-    from jaxnn.checks import DEFAULT_LEARNING_RATE
 
     files = dict(FILES)
     if outcome.interrupted or outcome.diverged:
         files = {k: v for k, v in files.items() if k in ("weights_npz", "weights_mat", "summary")}
-    minibatch = args.method in DEFAULT_LEARNING_RATE
+    minibatch = args.method in LEARNING_RATES
     return {
         "jaxnn_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -432,7 +432,7 @@ def make_summary(args: argparse.Namespace, data: Data, split: Split, sizes: tupl
         "iterations": args.iterations,
         "batch_size": (min(args.batch_size or len(split.y_train), len(split.y_train))
                        if minibatch else None),
-        "learning_rate": (options.get("learning_rate", DEFAULT_LEARNING_RATE[args.method])
+        "learning_rate": (options.get("learning_rate", LEARNING_RATES[args.method])
                           if minibatch else None),
         "activation": args.activation,
         "output": args.output, "dtype": args.dtype, "seed": args.seed,

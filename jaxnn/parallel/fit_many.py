@@ -32,6 +32,7 @@ from jaxnn.checks import (
     positive_int,
 )
 from jaxnn.compiling import LOOPS, jit_with_options
+from jaxnn.defaults import LBFGS_TOL
 from jaxnn.losses import prepare_problem, targets
 from jaxnn.memory import check_memory, problem_bytes
 from jaxnn.model import ravel_params
@@ -326,7 +327,7 @@ def _method_options(method: str, tol, learning_rate, batch_size, options) -> dic
             if not isinstance(options, dict) or set(options) - set(opts):
                 raise ValueError(f"options for lbfgs take only {sorted(opts)}, got {options!r}")
             opts.update({k: positive_int(v, f"options[{k!r}]") for k, v in options.items()})
-        return {"tol": 1e-5 if tol is None else tol, **opts}
+        return {"tol": LBFGS_TOL if tol is None else tol, **opts}
     if tol is not None or options is not None:
         raise ValueError(f"tol and options are only used by method 'lbfgs', not {method!r}")
     if batch_size is not None:

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxnn.defaults import LBFGS_TOL
 from jaxnn.spec import NetSpec
 from jaxnn.train.lbfgs import CURV_RTOL, MAX_LINESEARCH_STEPS, MEMORY_SIZE, SLOPE_RTOL
 from jaxnn.train.status import Status, all_finite, gradient_status
@@ -217,7 +218,7 @@ def lbfgs_many_run(
     output: str = "sigmoid",
     grad: str = "backprop",
     maxiter: int = 100,
-    tol: float = 1e-5,
+    tol: float = LBFGS_TOL,
     memory_size: int = MEMORY_SIZE,
     max_linesearch_steps: int = MAX_LINESEARCH_STEPS,
     chunk_size: int | None = None,

@@ -22,6 +22,7 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.activations import get_activation
 from jaxnn.checks import Params, check_sizes, positive_int
+from jaxnn.defaults import INIT_EPSILON
 from jaxnn.losses import data_loss, penalty, prepare_problem, targets
 from jaxnn.model import init_params, logits, prepare, probabilities
 from jaxnn.outputs import get_output
@@ -38,7 +39,7 @@ def init_many(
     key: int | Array,
     n: int,
     layer_sizes: Sequence[int],
-    epsilon: float = 0.12,
+    epsilon: float = INIT_EPSILON,
     dtype: DTypeLike | None = None,
 ) -> Params:
     """``n`` networks initialized as by :func:`jaxnn.init_params`, stacked on a leading axis.

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from jaxnn.compiling import LOOPS, jit_with_options
+from jaxnn.defaults import LBFGS_TOL
 from jaxnn.memory import check_memory
 from jaxnn.names import counted
 from jaxnn.spec import NetSpec
@@ -150,7 +151,7 @@ def fit_lbfgs(prob: Problem, maxiter: int, tol, options, callback, segment) -> d
     options = dict(options or {})
     memory_size = options.pop("memory_size", lbfgs.MEMORY_SIZE)
     _check_pairs(prob, memory_size, "options['memory_size']", lbfgs.MEMORY_SIZE)
-    kw = dict(spec=prob.spec, tol=1e-5 if tol is None else float(tol), **options)
+    kw = dict(spec=prob.spec, tol=LBFGS_TOL if tol is None else float(tol), **options)
     theta0 = prob.put(prob.theta0)
     # the loop's first pass evaluates it; placed as the loop returns its state (see fmincg)
     carry = jax.device_put(lbfgs.lbfgs_start(theta0, memory_size), theta0.sharding)

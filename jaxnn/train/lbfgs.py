@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxnn.defaults import LBFGS_TOL
 from jaxnn.spec import NetSpec
 from jaxnn.train.status import Status, gradient_status
 
@@ -344,7 +345,7 @@ def lbfgs_start(theta0: ArrayLike, memory_size: int = MEMORY_SIZE) -> LbfgsCarry
 
 
 def lbfgs_segment(carry: LbfgsCarry, X: Array, Y: Array, lam: ArrayLike, stop: ArrayLike, *,
-                  spec: NetSpec, length: int, tol: float = 1e-5,
+                  spec: NetSpec, length: int, tol: float = LBFGS_TOL,
                   max_linesearch_steps: int = MAX_LINESEARCH_STEPS
                   ) -> tuple[LbfgsCarry, Array]:
     """Iterations from ``carry`` until ``stop`` are done in all (at most ``length`` more), the
@@ -395,7 +396,7 @@ def lbfgs_run(
     output: str = "sigmoid",
     grad: str = "backprop",
     maxiter: int = 400,
-    tol: float = 1e-5,
+    tol: float = LBFGS_TOL,
     memory_size: int = MEMORY_SIZE,
     max_linesearch_steps: int = MAX_LINESEARCH_STEPS,
 ) -> tuple[Array, Array, Array, Array]:
