@@ -14,7 +14,6 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,16 +203,12 @@ def split_data(data: Data, test_size: float, seed: int) -> Split:
                  rows_test)
 
 
-@contextlib.contextmanager
-def _precision(dtype: str) -> Iterator[None]:
-    """float64 runs inside :func:`jaxnn.x64`; float32 under JAX's defaults."""
-    if dtype == "float64":
-        from jaxnn.precision import x64
+def _precision(dtype: str) -> contextlib.AbstractContextManager:
+    """float64 runs inside :func:`jaxnn.x64`; float32 under JAX's defaults (the library's rule,
+    :func:`jaxnn.precision.x64_when`)."""
+    from jaxnn.precision import x64_when
 
-        with x64():
-            yield
-    else:
-        yield
+    return x64_when(dtype == "float64")
 
 
 def fit_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -274,11 +269,13 @@ class ProgressBar:
 
     def interrupted(self, params0: tuple[Any, ...], seconds: float) -> Outcome:
         """The outcome when Ctrl-C escaped ``fit``: the last params seen, else the initial."""
+        from jaxnn.train.status import interrupted_message
+
         params = self.params if self.params is not None else tuple(map(np.asarray, params0))
         return Outcome(params=params, history=np.asarray(self.history), cost=self.cost,
                        n_iter=self.iteration, n_evals=None, converged=False,
-                       message=f"interrupted (KeyboardInterrupt) after {self.iteration} "
-                               "iterations", seconds=seconds, interrupted=True)
+                       message=interrupted_message(self.iteration), seconds=seconds,
+                       interrupted=True)
 
 
 def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, ...],

@@ -24,10 +24,11 @@ from jaxnn.spec import NetSpec
 from jaxnn.train import fmincg, lbfgs, lbfgsb, loops
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
-from jaxnn.train.status import Status, epochs_message, message
+from jaxnn.train.status import Status, epochs_message, interrupted_message, message
 
 LBFGS_SEGMENT = 25  # default iterations per compiled segment: L-BFGS-B, lbfgs, fmincg
 MINIBATCH_SEGMENT_STEPS = 100  # default optimizer steps per compiled segment (whole epochs)
+SEGMENT_KEPT = "those of the last finished compiled segment"  # what an interrupted run keeps
 
 Callback = Callable[[int, float, tuple[np.ndarray, ...]], Any]
 
@@ -73,11 +74,6 @@ def run_segments(step: Callable, carry, total: int, seg: int, progress: Callable
     return carry, it, history, interrupted, stopped
 
 
-def _interrupted_message(it: int) -> str:
-    return (f"interrupted (KeyboardInterrupt) after {counted(it, 'iteration')}; params are "
-            "those of the last finished compiled segment")
-
-
 def _interrupted_at_start(prob: Problem) -> dict:
     """What ``fit`` returns for a ``KeyboardInterrupt`` before the loop's first state existed
     (while the loop compiled, or, for ``lbfgs`` and ``fmincg``, whose first pass makes the
@@ -85,8 +81,7 @@ def _interrupted_at_start(prob: Problem) -> dict:
     evaluated (NaN), no iteration."""
     return dict(params=prob.unravel(prob.theta0), cost=float("nan"), history=np.zeros(0),
                 n_iter=0, n_evals=0, converged=False, interrupted=True,
-                message="interrupted (KeyboardInterrupt) before the first iteration; params are "
-                        "the initial ones")
+                message=interrupted_message(0, "the initial ones"))
 
 
 def _check_pairs(prob: Problem, pairs: int, name: str, default: int) -> None:
@@ -222,7 +217,7 @@ def _full_batch_result(prob: Problem, carry, it: int, history: np.ndarray, inter
     text, converged, diverged = outcome(carry, it)
     text = stopped if stopped and not diverged else text
     if interrupted:
-        text = _interrupted_message(it)
+        text = interrupted_message(it, SEGMENT_KEPT)
     return dict(params=prob.unravel(np.asarray(carry.theta)), cost=float(carry.value),
                 history=history, n_iter=it, n_evals=int(carry.n_evals), converged=converged,
                 message=text, interrupted=interrupted, diverged=diverged)
@@ -270,7 +265,7 @@ def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, 
     text = epochs_message(it, epochs, nb, b, diverged=diverged, at_start=at_start,
                           failed=failed)
     if interrupted:
-        text = _interrupted_message(it)
+        text = interrupted_message(it, SEGMENT_KEPT)
     elif stopped and not diverged:
         text = stopped
     return dict(params=prob.unravel(theta), cost=cost, history=history, n_iter=it,

@@ -20,7 +20,7 @@ from jaxnn.memory import check_memory
 from jaxnn.names import counted
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
-from jaxnn.train.status import Status
+from jaxnn.train.status import Status, interrupted_message
 from jaxnn.train.status import message as status_message
 
 
@@ -120,9 +120,8 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
         x, converged = last["x"], False
         # no iteration finished: the cost at theta0 if it was evaluated (no new work after ^C)
         J = history[-1] if history else obj.cost_at(x, evaluate=not interrupted)
-        message = str(e) if not interrupted else (
-            f"interrupted (KeyboardInterrupt) after {counted(len(history), 'iteration')}; params "
-            "are the last completed iterate")
+        message = str(e) if not interrupted else interrupted_message(
+            len(history), "the last completed iterate")
     if diverged:  # back to the last finite iterate (the start if none finished)
         x, converged = last["x"], False
         J = history[-1] if history else obj.cost_at(x)

@@ -73,6 +73,14 @@ def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
             "finite (the parameters are the last finite ones; try a smaller step or learning rate)")
 
 
+def interrupted_message(n_iter: int, params: str | None = None) -> str:
+    """The message of a run that a ``KeyboardInterrupt`` stopped after ``n_iter`` iterations
+    (0: before the first), and which ``params`` it kept, when the caller knows."""
+    when = f"after {counted(n_iter, 'iteration')}" if n_iter else "before the first iteration"
+    kept = f"; params are {params}" if params else ""
+    return f"interrupted (KeyboardInterrupt) {when}{kept}"
+
+
 def epochs_message(n_epochs: int, maxiter: int, n_batches: int, batch_size: int, *,
                    diverged: bool, at_start: bool = False, failed: int | None = None,
                    final_finite: bool = True) -> str:
