@@ -113,12 +113,21 @@ def check_X(X: object, n_in: int, name: str = "X") -> Array | np.ndarray:
     return X
 
 
-def _check_finite(x: Array | np.ndarray, name: str) -> None:
+def _check_finite(x: Array | np.ndarray, name: str,
+                  hint: str = "clean or impute them first") -> None:
     finite = np.isfinite(x).all() if isinstance(x, np.ndarray) else bool(_all_finite(x))
     if not finite:
-        raise ValueError(
-            f"{name} contains NaN or infinite values; clean or impute them first"
-        )
+        raise ValueError(f"{name} contains NaN or infinite values; {hint}")
+
+
+def check_finite_params(params: Params) -> None:
+    """Every weight finite (when concrete; a traced network passes): NaN or infinite weights
+    make every cost, gradient and prediction meaningless. One reduction per ``Theta``, once per
+    ``jax.Array`` (:func:`checked_once`)."""
+    for i, theta in enumerate(params):
+        if not is_traced(theta) and jnp.issubdtype(theta.dtype, jnp.inexact):
+            checked_once(theta, "finite", lambda t=theta, i=i: _check_finite(
+                t, f"params[{i}]", "start from finite weights, e.g. jaxnn.init_params"))
 
 
 @jax.jit

@@ -37,6 +37,8 @@ _TINY = 2.0**-56
 def expm1_terms(bound: float) -> int:
     """Terms of ``x + x^2/2! + ...`` that make it exact to rounding for ``|x| <= bound``
     (0: use ``jnp.expm1``)."""
+    if not bound < 1.0:  # no series of _MAX_TERMS terms is exact there (and bound**n overflows)
+        return 0
     for n in range(1, _MAX_TERMS + 1):
         # remainder / |x| <= U^n / (n+1)! * e^U
         if bound**n / math.factorial(n + 1) * math.exp(min(bound, 1.0)) <= _TINY:

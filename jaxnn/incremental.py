@@ -144,6 +144,12 @@ def _plan(shapes: Sequence[tuple[int, int]], most: int) -> _Plan:
 _SPARE = 1.01
 
 
+def _expm1(x: float) -> float:
+    """``math.expm1`` for a bound: infinite past float64's range (and for NaN), where
+    ``math.expm1`` raises ``OverflowError``; an infinite bound means the library function."""
+    return math.expm1(x) if x < 700.0 else math.inf
+
+
 def _bounds(sizes: tuple[int, ...], layer: int, eps: float, max_input: float,
             weights: list[np.ndarray], activation: str,
             output: str) -> tuple[int, int, int, int]:
@@ -163,10 +169,10 @@ def _bounds(sizes: tuple[int, ...], layer: int, eps: float, max_input: float,
     L = len(sizes) - 1
     d_max = _SPARE * eps * max_input  # |change of z_layer|
     if layer == L - 1:  # only one logit moves; expm1(d) comes from the library
-        return 0, log1p_terms(math.expm1(d_max)), 0, 0
+        return 0, log1p_terms(_expm1(d_max)), 0, 0
     if hidden.lipschitz is None:
         return 0, 0, 0, 0
-    r_first = math.expm1(hidden.expm1_scale * d_max)  # |x| of the rule's 1 / (1 + x)
+    r_first = _expm1(hidden.expm1_scale * d_max)  # |x| of the rule's 1 / (1 + x)
     r_max = 0.0
     s = hidden.lipschitz * d_max  # |change of a_layer|, one unit
     W = np.abs(weights[layer + 1])
@@ -174,12 +180,12 @@ def _bounds(sizes: tuple[int, ...], layer: int, eps: float, max_input: float,
     e_max = 0.0  # |argument of expm1|
     for above in range(layer + 1, L - 1):
         e_max = max(e_max, hidden.expm1_scale * d_max)
-        r_max = max(r_max, math.expm1(hidden.expm1_scale * d_max))
+        r_max = max(r_max, _expm1(hidden.expm1_scale * d_max))
         a = hidden.lipschitz * d_max
         W = np.abs(weights[above + 1])
         d_max, d_sum = a * float(np.max(np.sum(W, axis=1))), a * float(np.sum(W))
     e_max = max(e_max, d_max)
-    u = math.expm1(d_sum) if out.product else math.expm1(d_max)
+    u = _expm1(d_sum) if out.product else _expm1(d_max)
     return (expm1_terms(_SPARE * e_max), log1p_terms(_SPARE * u),
             recip_terms(_SPARE * r_first), recip_terms(_SPARE * r_max))
 

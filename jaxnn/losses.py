@@ -84,8 +84,7 @@ def cost(
     ``y`` is integer labels ``(m,)`` in ``0..K-1`` or a target matrix ``(m, K)``. Raises
     ``ValueError`` for shapes that do not chain or match, labels out of range, a target matrix
     of the wrong width, negative ``lam``, complex or non-numeric arrays, and (when concrete)
-    non-finite ``X``. The values of ``params`` are not checked (that would cost a device sync
-    per call): non-finite weights give a non-finite cost."""
+    non-finite ``X`` or weights (one reduction per array, once per ``jax.Array``)."""
     args = prepare_problem(params, X, y, lam, activation, output)
     return _cost(*args[:4], activation, output, args[4])
 

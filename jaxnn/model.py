@@ -18,13 +18,14 @@ from jaxnn.activations import get_activation
 from jaxnn.checks import (
     Params,
     as_params,
-    check_classes,
+    check_finite_params,
     check_number,
     check_seed,
     check_sizes,
     check_targets,
     check_X,
     float_dtype,
+    positive_int,
 )
 from jaxnn.defaults import INIT_EPSILON
 from jaxnn.memory import check_memory, param_count, problem_bytes
@@ -135,7 +136,7 @@ def one_hot(y: ArrayLike, K: int, dtype: DTypeLike | None = None) -> Array:
     """Targets ``(m, K)``: a 1 in column ``y_i`` of row ``i``. ``y``: integer labels ``(m,)``.
 
     ``K`` is at most ``jaxnn.checks.MAX_CLASSES``, and ``(m, K)`` must fit in memory."""
-    K = check_classes(K)
+    K = positive_int(K, "K")
     y = check_targets(y, np.shape(y)[0] if np.ndim(y) else -1, int(K))
     if np.ndim(y) != 1:
         raise ValueError(f"y must be a vector of integer labels, got shape {np.shape(y)}")
@@ -178,6 +179,7 @@ def prepare(params: object, X: object) -> tuple[Params, Array, jnp.dtype]:
     deltas for the ``m`` rows) are a ``ValueError``; pure arithmetic, no array is touched."""
     params = as_params(params)
     X = check_X(X, params[0].shape[1] - 1)
+    check_finite_params(params)
     dtype = float_dtype(*params, X)
     sizes = (params[0].shape[1] - 1, *(t.shape[0] for t in params))
     check_memory(problem_bytes(sizes, X.shape[0], dtype, optimizer_copies=0),

@@ -122,3 +122,43 @@ def test_init_params_takes_keys_as_before() -> None:
 def test_check_seed_is_a_value_error_never_an_overflow(seed) -> None:
     with pytest.raises(ValueError, match=r"seed must be an integer in \[-2\*\*63, 2\*\*63 - 1\]"):
         check_seed(seed)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("as_jax", [False, True])
+def test_non_finite_weights_are_refused_not_turned_into_numbers(bad, as_jax) -> None:
+    """NaN weights made a NaN cost, all-zero predictions and an accuracy of 1/K (measured
+    before the check); every function on a network now names the weights instead."""
+    p = list(nn.init_params(0, (4, 3, 3)))
+    p[1] = np.asarray(p[1]).copy()
+    p[1][2, 1] = bad
+    p = tuple(jax.numpy.asarray(t) if as_jax else np.asarray(t) for t in p)
+    X, y = np.random.default_rng(0).random((6, 4)), np.arange(6) % 3
+    expected = ("params[1] contains NaN or infinite values; start from finite weights, e.g. "
+                "jaxnn.init_params")
+    for call in (lambda: nn.cost(p, X, y), lambda: nn.backprop(p, X, y, 1.0),
+                 lambda: nn.autodiff(p, X, y), lambda: nn.predict(p, X),
+                 lambda: nn.accuracy(p, X, y)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == expected
+    # inside a user's jit the weights are traced, not checked: NaN in, NaN out
+    assert np.isnan(jax.jit(lambda q: nn.cost(q, X, y))(p))
+
+
+def test_gradient_check_of_huge_weights_gives_a_verdict_not_an_overflow() -> None:
+    """Weights of 1e30 made the incremental check's series bounds overflow (math.expm1 and
+    bound**n: OverflowError); the bounds now fall back to the library functions, and the
+    check reports what central differences can resolve at that scale."""
+    from jaxnn.differences import expm1_terms
+
+    assert expm1_terms(1e300) == 0 and expm1_terms(float("nan")) == 0
+    assert expm1_terms(1e-3) > 0  # small arguments still take the series
+    p = tuple(np.full(t.shape, 1e30) for t in nn.init_params(0, (4, 3, 3)))
+    X, y = np.random.default_rng(0).random((5, 4)), np.arange(5) % 3
+    with nn.x64():
+        report = nn.check_gradients(p, X, y, 1.0)
+    # the penalty's gradient (lam / m) * Theta dominates; backprop and autodiff agree on it
+    np.testing.assert_allclose(report.backprop[0][:, 1:], 1e30 / 5, rtol=1e-12)
+    assert report.autodiff_difference <= 1e-12
+    assert report.method == "incremental" and report.relative_difference >= 0
