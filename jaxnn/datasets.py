@@ -303,14 +303,14 @@ def _octave_labels(
     if K < 1:
         raise ValueError(f"{where}num_labels must be at least 1, got {K}")
     high = K - 1 if zero_based else K
-    if y.min() < low or y.max() > high:
-        hint = (
-            " (0 found: the file looks 0-based; pass zero_based=True)"
-            if not zero_based and y.min() == 0
-            else ""
-        )
+    if not zero_based and y.min() == 0:
         raise ValueError(
-            f"{where}labels range over {int(y.min())}..{int(y.max())}; expected {low}..{high}{hint}"
+            f"{where}labels range over 0..{int(y.max())}, but a course file's labels are 1..K "
+            "(10 for the digit 0): the file looks 0-based; pass zero_based=True"
+        )
+    if y.min() < low or y.max() > high:
+        raise ValueError(
+            f"{where}labels range over {int(y.min())}..{int(y.max())}; expected {low}..{high}"
         )
     return y if zero_based else y % K
 

@@ -708,3 +708,31 @@ def test_library_warnings_are_one_line_on_the_command(tmp_path: Path,
                    "every iteration (about 7e+10 operations), which is slow for 2,563 "
                    "parameters; --method L-BFGS-B (the default) does the same job in O(n) "
                    "memory and time"]
+
+
+def test_labels_in_the_wrong_base_are_refused_in_the_command_s_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An .npz with the course's 1..10 trained an 11-class network with an empty class 0, and
+    a 0-based .mat file was refused with advice only Python could follow (zero_based=True)."""
+    import scipy.io
+
+    monkeypatch.chdir(tmp_path)  # an error must not leave output directories behind
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 6)), np.arange(40) % 4
+    np.savez(tmp_path / "one_based.npz", X=X, y=y + 1)
+    scipy.io.savemat(tmp_path / "labels0.mat", {"X": X, "y": y[:, None]})
+    assert main(["train", "--data", "one_based.npz", "--iterations", "2"]) == 2
+    err = capsys.readouterr().err
+    assert ("one_based.npz: the labels run 1..4 with no 0, so class 0 of the network's 5 "
+            "outputs would have no example") in err and "subtract 1" in err, err
+    assert main(["train", "--data", "labels0.mat", "--iterations", "2"]) == 2
+    err = capsys.readouterr().err
+    assert ("labels range over 0..3, but a course file's labels are 1..K (10 for the digit "
+            "0): the file looks 0-based; save the labels as 1..K, or the data as an .npz file "
+            "(labels 0..K-1)") in err and "zero_based" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels0.mat", "one_based.npz"]
+    # the library keeps its own words
+    from jaxnn.datasets import load_mat
+    with pytest.raises(ValueError, match="looks 0-based; pass zero_based=True"):
+        load_mat(tmp_path / "labels0.mat")

@@ -174,6 +174,8 @@ _COMMAND_WORDS = [(re.compile(r"(?<![^\s(])" + pattern), words) for pattern, wor
     (r"dtype='(float32|float64)'", r"--dtype \1"),
     (r"lam=([-+.\w]+)(?=[\s,;)]|$)", r"--lam \1"),
     (r"init_params: layer_sizes\b", "the network's layer sizes"),
+    (r"pass zero_based=True", "save the labels as 1..K, or the data as an .npz file (labels "
+                              "0..K-1)"),
     (r"reduce layer_sizes\b", "use fewer or smaller --hidden layers"),
     (r"params are\b", "the weights are"),
     (r"^sizes: ", "--values: "),  # jaxnn.sweep.learning_curve's sizes, sweep size's --values

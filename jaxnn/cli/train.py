@@ -188,6 +188,11 @@ def split_data(data: Data, test_size: float, seed: int) -> Split:
     if K < 2:
         raise UsageError(f"{data.name}: every label is {int(y.max())}; training needs at least "
                          "two classes")
+    if y.min() > 0:  # 1-based labels (the course's 1..10) read as classes 0..K-1
+        raise UsageError(f"{data.name}: the labels run {int(y.min())}..{int(y.max())} with no 0, "
+                         f"so class 0 of the network's {K} outputs would have no example; "
+                         "labels are classes 0..K-1 (a course .mat file's 1..K are converted "
+                         "when read): if these are 1-based, subtract 1")
     rows = np.arange(len(y))
     if test_size == 0:
         return Split(X, y, X[:0], y[:0], K, rows, rows[:0])
