@@ -40,7 +40,7 @@ def wall(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--iterations", type=int, default=400, help="train: iterations")
     p.add_argument("--smoke", action="store_true", help="two repeats, a tiny training run")

@@ -75,7 +75,7 @@ def bench_idx() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--repeats", type=int, default=9, help="warm loads to time")
     parser.add_argument("--idx", action="store_true", help="also time MNIST-sized IDX files")
     parser.add_argument("--smoke", action="store_true", help="one warm load: a check that the "

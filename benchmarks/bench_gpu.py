@@ -122,7 +122,7 @@ def bench_fit_many(X: np.ndarray, y: np.ndarray, networks: int, iterations: int,
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--require-gpu", action="store_true", help="exit with status 2 when JAX "
                    "sees no GPU")
     p.add_argument("--small", action="store_true", help="small sizes: a quick check on CPU")

@@ -219,7 +219,7 @@ def gradcheck(sizes: tuple[int, ...], X: np.ndarray, y: np.ndarray, plain: bool,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
     ap.add_argument("--repeats", type=int, default=60)
     ap.add_argument("--gradcheck", action="store_true",
                     help="also time the full gradient check (incremental and plain numerical "

@@ -125,7 +125,7 @@ def bench_stream(n: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--networks", type=int, default=32)
     p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--repeats", type=int, default=2)

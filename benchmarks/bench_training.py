@@ -588,7 +588,7 @@ def table(rows: list[Row], torch_warm: float | None) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
     ap.add_argument("--maxiter", type=int, default=400)
     ap.add_argument("--repeats", type=int, default=3, help="warm runs per entry (median)")
     ap.add_argument("--recipe-evals", type=int, default=400)

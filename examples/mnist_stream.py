@@ -43,7 +43,7 @@ def write_synthetic(directory: Path, n: int) -> tuple[Path, Path]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("files", nargs="*", metavar="IDX",
                    help="training images and labels, optionally test images and labels")
     p.add_argument("--synthetic", type=int, metavar="N", help="make N training images instead")

@@ -143,7 +143,7 @@ def test_fit_many_float32_default_and_dtype_switch(problem, converged):
     pb = parallel.init_many(0, 2, SIZES)
     res = parallel.fit_many(pb, X, y, 1.0, method="sgd", maxiter=3)
     assert res.params[0].dtype == np.float32 and res.history.shape == (2, 3)
-    assert res.messages[0] == "finished 3 epochs of 1 batches of 96"
+    assert res.messages[0] == "finished 3 epochs of 1 batch of 96"
     # dtype="float64" switches x64 on for the call only (the fixture's compiled program)
     pb64, lams, ref = converged
     assert not jax.config.read("jax_enable_x64")

@@ -6,11 +6,13 @@ problem on the device (:mod:`jaxnn.train.problem`), then hands it to one driver:
 * scipy's ``"TNC"``, ``"CG"``, ``"BFGS"``: :mod:`jaxnn.train.scipy_bridge`, one compiled
   value-and-gradient call per evaluation (:mod:`jaxnn.train.objective`);
 * the compiled ``"L-BFGS-B"`` (the default), ``"lbfgs"``, ``"fmincg"``, ``"adam"``, ``"sgd"``:
-  :mod:`jaxnn.train.compiled`, which runs the pure loops of :mod:`jaxnn.train.lbfgsb` (scipy's
-  L-BFGS-B iterations), :mod:`jaxnn.train.lbfgs`, :mod:`jaxnn.train.fmincg` and
-  :mod:`jaxnn.train.loops` (mini-batches) segment by segment.
+  :mod:`jaxnn.train.compiled` (``fit_lbfgsb``, ``fit_lbfgs``, ``fit_fmincg``,
+  ``fit_minibatch``), which calls the loop's segment function (``lbfgsb.lbfgsb_segment``,
+  ``lbfgs.lbfgs_segment``, ``fmincg.fmincg_segment``, ``loops.minibatch_segment``), jitted once,
+  ``segment`` iterations at a time (:func:`jaxnn.train.compiled.run_segments`).
 
-The pure loops (:func:`lbfgs_run`, :func:`minibatch_run`, :func:`fmincg_run`) and
+Each segment function is a pure ``lax.while_loop`` from a carry to the next; the whole runs
+built on them (:func:`lbfgs_run`, :func:`minibatch_run`, ``fmincg.fmincg_run``) and
 :func:`value_and_grad_flat` can be ``jit``-ed and ``vmap``-ed directly.
 """
 

@@ -225,6 +225,9 @@ def _full_batch_result(prob: Problem, carry, it: int, history: np.ndarray, inter
 
 def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, callback,
                    segment) -> dict:
+    """adam, sgd or another optax optimizer (:mod:`jaxnn.train.loops`): ``epochs`` passes of
+    shuffled mini-batches of ``batch_size`` (None: the full batch), the permutations drawn from
+    ``seed``; the history holds the mean batch cost of each epoch."""
     m = prob.X.shape[0]
     b, nb = loops.n_batches(m, batch_size)
     key = jax.random.key(int(seed))

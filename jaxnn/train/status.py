@@ -91,7 +91,8 @@ def epochs_message(n_epochs: int, maxiter: int, n_batches: int, batch_size: int,
     if at_start:
         return message(Status.NONFINITE, n_iter=0, maxiter=maxiter, at_start=True)
     if not diverged:
-        done = f"finished {n_epochs} epochs of {n_batches} batches of {batch_size}"
+        batches = f"{n_batches} batch" if n_batches == 1 else f"{n_batches} batches"
+        done = f"finished {counted(n_epochs, 'epoch')} of {batches} of {batch_size}"
         return done if final_finite else (f"{done}, but the cost at the last parameters is not "
                                           "finite (try a smaller learning rate)")
     kept = f"those after epoch {n_epochs}" if n_epochs else "the initial ones"

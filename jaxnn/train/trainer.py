@@ -10,17 +10,18 @@ puts ``X`` and the one-hot targets on the device once, and then
   comes back in one array (:mod:`jaxnn.train.scipy_bridge`,
   :class:`jaxnn.train.objective.ScipyObjective`);
 * ``"lbfgs"``: optax's L-BFGS with its zoom line search, the loop compiled as one
-  ``lax.while_loop`` that evaluates once per pass (:mod:`jaxnn.train.lbfgs`, :func:`lbfgs_run`);
+  ``lax.while_loop`` that evaluates once per pass (:mod:`jaxnn.train.lbfgs`);
 * ``"fmincg"``: the course's own nonlinear conjugate gradient, compiled the same way
-  (:func:`jaxnn.train.fmincg.fmincg_run`);
+  (:mod:`jaxnn.train.fmincg`);
 * ``"adam"``, ``"sgd"`` (or any optax ``GradientTransformation`` passed as ``method``): shuffled
-  mini-batches, the epochs compiled (:func:`minibatch_run`).
+  mini-batches, the epochs compiled (:mod:`jaxnn.train.loops`).
 
-The compiled loops run in segments of ``segment`` iterations: between two segments ``fit``
-calls the callback and a ``KeyboardInterrupt`` returns the parameters of the last finished
-segment. Splitting into segments does not change the numbers. The building blocks
-:func:`value_and_grad_flat`, :func:`lbfgs_run` and :func:`minibatch_run` are pure functions
-that ``jit`` and ``vmap`` accept.
+The compiled loops run in segments of ``segment`` iterations (:mod:`jaxnn.train.compiled`:
+``fit_lbfgsb`` and its siblings call the loop's ``*_segment`` function through
+``run_segments``): between two segments ``fit`` calls the callback and a ``KeyboardInterrupt``
+returns the parameters of the last finished segment. Splitting into segments does not change
+the numbers. The building blocks :func:`value_and_grad_flat`, :func:`lbfgs_run` and
+:func:`minibatch_run` are pure functions that ``jit`` and ``vmap`` accept.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def fit(
             training dtype.)
         tol: ``"L-BFGS-B"`` and the scipy methods: ``minimize``'s ``tol`` (None: scipy's
             defaults; for L-BFGS-B it sets ``ftol`` and ``gtol``); ``"lbfgs"``: stop
-            when ``max|gradient| <= tol`` (default 1e-5). Not used by adam/sgd.
+            when ``max|gradient| <= tol`` (default 1e-5). Not used by ``"fmincg"`` (it runs
+            all its line searches, as the course's does) nor by adam/sgd.
         learning_rate: adam/sgd only: a float or an optax schedule (default 1e-3 for adam,
             0.1 for sgd).
         batch_size: adam/sgd only; None for full batch. Each epoch reshuffles (from ``seed``)
