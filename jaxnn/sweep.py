@@ -251,12 +251,18 @@ def validation_curve(
         train_cost=tr["cost"].reshape(shape), val_cost=va["cost"].reshape(shape),
         train_accuracy=tr["accuracy"].reshape(shape), val_accuracy=va["accuracy"].reshape(shape),
         n_iter=res.n_iter.reshape(shape), diverged=res.diverged.reshape(shape),
-        settings={"layer_sizes": list(sizes), "method": method, "maxiter": maxiter,
-                  "m_train": int(data.X.shape[0]), "m_val": int(data.X_val.shape[0]),
-                  "activation": activation, "output": output,
-                  "dtype": str(res.params[0].dtype)},
+        settings=_settings(sizes, method, maxiter, data.X.shape[0], data.X_val.shape[0],
+                           activation, output, res.params),
         seconds=time.perf_counter() - t0,
     )
+
+
+def _settings(sizes: Sequence[int], method: str, maxiter: int, m_train: int, m_val: int,
+              activation: str, output: str, params: Sequence[Any], **fixed: float) -> dict:
+    """A curve's ``settings`` (the same keys for both curves, plus what one holds ``fixed``)."""
+    return {"layer_sizes": list(sizes), "method": method, "maxiter": maxiter, **fixed,
+            "m_train": int(m_train), "m_val": int(m_val), "activation": activation,
+            "output": output, "dtype": str(params[0].dtype)}
 
 
 def learning_curve(
@@ -321,9 +327,8 @@ def learning_curve(
     return Curve(
         kind="learning", param="m", values=np.asarray(counts), seeds=seed_arr,
         **{k: np.stack(v) for k, v in rows.items()},
-        settings={"layer_sizes": list(layer_sizes), "method": method, "maxiter": maxiter,
-                  "lam": float(lam), "m_train": int(m), "m_val": int(data.X_val.shape[0]),
-                  "activation": activation, "output": output},
+        settings=_settings(layer_sizes, method, maxiter, m, data.X_val.shape[0], activation,
+                           output, res.params, lam=float(lam)),
         seconds=time.perf_counter() - t0,
     )
 

@@ -73,6 +73,10 @@ def test_learning_curve_trains_on_nested_subsets(data):
         np.testing.assert_allclose(curve.val_cost[0, s], float(jaxnn.cost(net, Xv, yv)),
                                    rtol=1e-5)
     assert curve.settings["lam"] == 0.5
+    # both curves record the same settings (the learning curve lacked the dtype)
+    other = sweep.validation_curve(X, y, [0.5], hidden=HIDDEN, seeds=1, maxiter=1)
+    assert set(curve.settings) - {"lam"} == set(other.settings)
+    assert curve.settings["dtype"] == other.settings["dtype"] == "float32"
     fig = sweep.plot_curve(curve)
     assert len(fig.axes) == 2
 
