@@ -218,6 +218,11 @@ def test_evaluate_many_and_ensembles(problem):
                                       np.argmax(np.mean(probs, 0), axis=1))
     with pytest.raises(ValueError, match="weights"):
         parallel.ensemble_proba(res.params, X, weights=[1.0, -1.0, 1.0])
+    # in float32 too the accuracy is jaxnn.accuracy's exact fraction (it was a float32 mean)
+    p32 = tuple(np.asarray(t, np.float32) for t in res.params)
+    ev32 = parallel.evaluate_many(p32, X, y)
+    for i in range(3):
+        assert ev32["accuracy"][i] == jaxnn.accuracy(tuple(t[i] for t in p32), X, y)
 
 
 # --- data parallelism -----------------------------------------------------------------------------
