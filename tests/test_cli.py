@@ -358,6 +358,24 @@ def test_train_default_output_directory(tmp_path: Path, monkeypatch: pytest.Monk
     assert (run_dir / "summary.json").is_file()
 
 
+def test_runs_started_in_the_same_second_get_directories_of_their_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default directory is taken by an exclusive mkdir (a name checked first and made
+    after could be made by another run in between, and the second run was refused by the
+    lock): each call gets the next free name, and only what it made is listed."""
+    import time
+
+    from jaxnn.cli.run_directory import output_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20261203-170000")
+    first, made1 = output_dir(None)
+    (tmp_path / "runs" / "20261203-170000-2").mkdir()  # another run's, made meanwhile
+    second, made2 = output_dir(None)
+    assert first == Path("runs/20261203-170000") and made1 == [first, Path("runs")]
+    assert second == Path("runs/20261203-170000-3") and made2 == [second]
+
+
 # ---- predict ------------------------------------------------------------------------------------
 
 

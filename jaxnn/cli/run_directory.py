@@ -36,21 +36,16 @@ MTIME_SLACK_S = 2.0  # file systems that keep modification times to 2 s (FAT)
 def output_dir(path: str | None, default_parent: str = "runs") -> tuple[Path, list[Path]]:
     """Create the output directory: ``path``, or ``runs/<timestamp>`` (made unique); return it
     and the directories this made, deepest first."""
-    if path is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(default_parent) / stamp
-        out, k = base, 1
-        while out.exists():
-            k += 1
-            out = base.with_name(f"{stamp}-{k}")
-    elif not path.strip():
+    if path is not None and not path.strip():
         raise UsageError("--out: an empty name; give a directory (or leave --out out for "
                          f"{default_parent}/<timestamp>)")
-    else:
-        out = Path(path)
     made: list[Path] = []
+    out = Path(default_parent if path is None else path)
     try:
         _make_directories(out, made)
+        if path is None:  # a directory of its own: mkdir is atomic, so two runs never share one
+            out = _new_directory(out, time.strftime("%Y%m%d-%H%M%S"))
+            made.insert(0, out)
     except OSError as exc:
         raise UsageError(f"{out}: cannot create the output directory ({exc.strerror})") from exc
     if not out.is_dir():
@@ -58,6 +53,18 @@ def output_dir(path: str | None, default_parent: str = "runs") -> tuple[Path, li
     if not os.access(out, os.W_OK):
         raise UsageError(f"{out}: the output directory is not writable")
     return out, made
+
+
+def _new_directory(parent: Path, stamp: str) -> Path:
+    """Make ``parent/stamp``, or ``parent/stamp-2``, ``-3``, ... for the first name free."""
+    k = 1
+    while True:
+        out = parent / (stamp if k == 1 else f"{stamp}-{k}")
+        try:
+            os.mkdir(out)
+            return out
+        except FileExistsError:
+            k += 1
 
 
 def _make_directories(path: Path, made: list[Path]) -> None:
