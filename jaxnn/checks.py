@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn.defaults import LEARNING_RATES, MAX_SEED
-from jaxnn.names import GRADS
+from jaxnn.names import GRADS, counted
 
 Array = jax.Array
 Params = tuple[Array, ...]
@@ -521,9 +521,11 @@ def check_devices(devices: object, axis_name: str) -> Any:
     available = jax.devices()
     if isinstance(devices, int | np.integer) and not isinstance(devices, bool):
         if not 1 <= devices <= len(available):
-            raise ValueError(f"devices={devices} but {len(available)} JAX devices are available"
-                             " (on CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
-                             "before JAX starts makes N)")
+            are = "is" if len(available) == 1 else "are"
+            raise ValueError(f"devices={devices} but {counted(len(available), 'JAX device')} "
+                             f"{are} available (on CPU, "
+                             "XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX "
+                             "starts makes N)")
         devs = available[: int(devices)]
     elif isinstance(devices, Sequence) and not isinstance(devices, str) and devices and all(
             isinstance(d, jax.Device) for d in devices):

@@ -152,8 +152,11 @@ def test_good_arguments_are_accepted_everywhere(entry_points):
 
 @pytest.mark.parametrize("devices", [0, "cpu", [1, 2]])
 def test_bad_devices_get_the_same_message(devices):
-    expected = "devices" if devices == 0 else \
-        "devices must be a positive count, a list of jax devices or a 1-D Mesh"
+    n = len(jax.devices())
+    expected = (f"devices=0 but {n} JAX device{'s are' if n > 1 else ' is'} available (on CPU, "
+                "XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX starts makes N)"
+                if devices == 0 else
+                "devices must be a positive count, a list of jax devices or a 1-D Mesh")
     assert expected in _message(_fit, devices=devices)
     assert expected in _message(_fit_many, devices=devices)
 
