@@ -33,6 +33,9 @@ Array = jax.Array
 Params = tuple[Array, ...]
 
 
+# --- the problem's arrays: params, X, targets, and their values ---------------------------------
+
+
 def is_traced(*xs: object) -> bool:
     """True if any argument is a JAX tracer (we are inside a transformation)."""
     return any(isinstance(x, jax.core.Tracer) for x in xs)
@@ -230,6 +233,9 @@ def _check_target_values(y: Array | np.ndarray, name: str) -> None:
     if lo < 0 or hi > 1:
         raise ValueError(f"{name} as a target matrix must hold values in [0, 1] (one-hot rows "
                          f"or probabilities), got values in {float(lo):g}..{float(hi):g}")
+
+
+# --- lam, and what the training dtype can hold ------------------------------------------------
 
 
 def check_lam(lam: object, name: str = "lam") -> object:

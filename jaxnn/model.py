@@ -19,6 +19,7 @@ from jaxnn.checks import (
     Params,
     as_params,
     check_finite_params,
+    check_finite_start,
     check_number,
     check_seed,
     check_sizes,
@@ -82,6 +83,16 @@ def layer_sizes(params: Sequence[ArrayLike]) -> tuple[int, ...]:
     """The sizes ``(n_0, n_1, ..., K)`` that ``params`` describe; checks that they chain."""
     params = as_params(params)
     return (params[0].shape[1] - 1, *(t.shape[0] for t in params))
+
+
+def start_vector(params: Params, dtype: object) -> np.ndarray:
+    """A training's first ``theta``: ``params`` unrolled (:func:`ravel_params`) on the host
+    in the training ``dtype``, where every weight must still be finite (a float64 weight past
+    float32's range overflows in the cast)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported next
+        theta0 = ravel_params(tuple(np.asarray(t, dtype) for t in params))
+    check_finite_start(theta0, dtype)
+    return theta0
 
 
 def ravel_params(params: Sequence[ArrayLike]) -> Array | np.ndarray:

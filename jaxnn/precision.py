@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 import jax
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -36,3 +37,9 @@ def x64_when(want64: bool | None) -> AbstractContextManager:
     precision rule of ``fit``, ``fit_many``, the estimator and the sweeps: float64 only when
     asked for, and never switched off)."""
     return x64() if want64 and not x64_enabled() else contextlib.nullcontext()
+
+
+def training_dtype(want64: bool | None, inputs: object) -> np.dtype:
+    """The dtype a training runs in: the inputs' (already canonical) for ``want64`` None,
+    else float64 or float32 as asked (:func:`jaxnn.checks.check_dtype`)."""
+    return np.dtype(inputs) if want64 is None else np.dtype(np.float64 if want64 else np.float32)

@@ -36,7 +36,6 @@ from jaxnn.checks import (
     Params,
     as_params,
     check_dtype,
-    check_finite_start,
     check_grad,
     check_lam,
     check_learning_rate,
@@ -46,9 +45,9 @@ from jaxnn.checks import (
 )
 from jaxnn.files.idx import idx_count, iter_idx
 from jaxnn.losses import data_loss, penalty
-from jaxnn.model import logits, ravel_params
+from jaxnn.model import logits, start_vector
 from jaxnn.names import MINIBATCH_METHODS
-from jaxnn.precision import x64_when
+from jaxnn.precision import training_dtype, x64_when
 from jaxnn.spec import NetSpec
 from jaxnn.train.loops import minibatch_optimizer
 
@@ -191,15 +190,10 @@ def fit_stream(
     if m == 0:
         raise ValueError(f"{images} holds no examples")
     with x64_when(want64):  # float64 only when asked for, for this call only
-        if want64 is None:
-            dtype = np.dtype(jax.dtypes.canonicalize_dtype(params[0].dtype))
-        else:
-            dtype = np.dtype(np.float64 if want64 else np.float32)
+        dtype = training_dtype(want64, jax.dtypes.canonicalize_dtype(params[0].dtype))
         check_representable(lam, "lam", dtype)
-        theta0 = ravel_params(tuple(np.asarray(t, dtype) for t in params))
-        check_finite_start(theta0, dtype)
+        theta = jnp.array(start_vector(params, dtype))
         n_in, K = spec.sizes[0], spec.sizes[-1]
-        theta = jnp.array(theta0, dtype)
         step = jax.jit(partial(_step, tx=tx, spec=spec), donate_argnums=(0, 1))
         opt_state = tx.init(theta)
         host_dtype = np.float32 if dtype == jnp.float32 else np.float64

@@ -33,6 +33,9 @@ BEFORE_THE_MARK = {"summary.json": (("jaxnn_version", "files"), None),  # train'
 MTIME_SLACK_S = 2.0  # file systems that keep modification times to 2 s (FAT)
 
 
+# ---- making the output directory --------------------------------------------------------------
+
+
 def output_dir(path: str | None, default_parent: str = "runs") -> tuple[Path, list[Path]]:
     """Create the output directory: ``path``, or ``runs/<timestamp>`` (made unique); return it
     and the directories this made, deepest first."""
@@ -84,6 +87,9 @@ def _make_directories(path: Path, made: list[Path]) -> None:
         except FileExistsError:
             return
     made.insert(0, path)
+
+
+# ---- one run's claim on it: the lock, the files written, the mark --------------------------------
 
 
 class RunDirectory:
@@ -226,6 +232,9 @@ class RunDirectory:
             if digest is not None:
                 self.recorded[name] = digest
         write_json(self.out / MARK, {"files": dict(sorted(self.recorded.items()))})
+
+
+# ---- reading what earlier runs left --------------------------------------------------------------
 
 
 def _refuse_the_users(out: Path, entered: dict[str, str | None],

@@ -9,7 +9,6 @@ course's layout), ``digits.png`` (sample inputs), ``hidden_units.png``, ``cost.p
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import time
@@ -88,6 +87,9 @@ class Outcome:
     diverged: bool = False  # the cost turned non-finite; params are the last finite ones
 
 
+# ---- the subcommand: options and the run -------------------------------------------------------
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add this subcommand to the ``jaxnn`` parser."""
     p = sub.add_parser(
@@ -138,8 +140,10 @@ def run(args: argparse.Namespace) -> int:
               f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, "
               f"{counted(len(split.y_test), 'held-out example')}), {args.method}, "
               f"lam={args.lam:g}, {counted(args.iterations, 'iteration')}, {args.dtype}")
+    from jaxnn.precision import x64_when  # float64 runs in a scoped x64, as fit's own
+
     run_dir = RunDirectory(args.out, FILES.values())
-    with run_dir as out, _precision(args.dtype):
+    with run_dir as out, x64_when(args.dtype == "float64"):
         outcome = train(args, options, sizes, split, console, header)
         summary = make_summary(args, data, split, sizes, outcome, out, options)
         run_dir.replace_previous()  # only now: a run that fails to train leaves the last one
@@ -179,6 +183,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- data and training -------------------------------------------------------------------------
+
+
 def split_data(data: Data, test_size: float, seed: int) -> Split:
     """A stratified, seeded held-out split (none when ``test_size`` is 0)."""
     from jaxnn.datasets import train_test_split
@@ -206,14 +213,6 @@ def split_data(data: Data, test_size: float, seed: int) -> Split:
                       stacklevel=2)
     return Split(X[rows_train], y[rows_train], X[rows_test], y[rows_test], K, rows_train,
                  rows_test)
-
-
-def _precision(dtype: str) -> contextlib.AbstractContextManager:
-    """float64 runs inside :func:`jaxnn.x64`; float32 under JAX's defaults (the library's rule,
-    :func:`jaxnn.precision.x64_when`)."""
-    from jaxnn.precision import x64_when
-
-    return x64_when(dtype == "float64")
 
 
 def fit_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from jaxnn.names import MANY_METHODS
 from jaxnn.parallel.lbfgs import lbfgs_many_run
 from jaxnn.parallel.members import n_networks
 from jaxnn.parallel.sharding import Devices
-from jaxnn.precision import x64_when
+from jaxnn.precision import training_dtype, x64_when
 from jaxnn.spec import NetSpec
 from jaxnn.train.fmincg import fmincg_segment, fmincg_start
 from jaxnn.train.lbfgs import MAX_LINESEARCH_STEPS, MEMORY_SIZE
@@ -240,8 +240,7 @@ def fit_many(
                         for t in params_batch)
         p0, Xc, yc, _, dt = prepare_problem(member0, X, y, float(lam_arr[0]), activation,
                                             output)
-        if want64 is not None:
-            dt = np.dtype(np.float64 if want64 else np.float32)
+        dt = training_dtype(want64, dt)
         check_representable(lam_arr, "lam", dt)
         spec = NetSpec((p0[0].shape[1] - 1, *(t.shape[0] for t in p0)), activation, output,
                        grad)

@@ -18,7 +18,6 @@ import numpy as np
 from jaxnn.checks import (
     check_callback,
     check_devices,
-    check_finite_start,
     check_grad,
     check_representable,
     check_tol,
@@ -26,8 +25,9 @@ from jaxnn.checks import (
     positive_int,
 )
 from jaxnn.losses import prepare_problem, targets
-from jaxnn.model import ravel_params
+from jaxnn.model import start_vector
 from jaxnn.names import COMPILED_METHODS, METHODS, SCIPY_METHODS
+from jaxnn.precision import training_dtype
 from jaxnn.spec import NetSpec
 
 LBFGS_OPTIONS = ("memory_size", "max_linesearch_steps")
@@ -63,19 +63,19 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
                  want64: bool | None, devices) -> Problem:
     """Validate (as :func:`jaxnn.cost` does) and place the problem; see :func:`jaxnn.fit`."""
     params, X, y, lam, dtype = prepare_problem(params, X, y, lam, activation, output)
-    if want64 is not None:
-        dtype = np.dtype(np.float64 if want64 else np.float32)
+    dtype = training_dtype(want64, dtype)
     rows, replicated = (None, None) if devices is None else _shardings(devices, X.shape[0])
     spec = NetSpec((params[0].shape[1] - 1, *(t.shape[0] for t in params)), activation,
                    output, grad)
+    check_representable(lam, "lam", dtype)
+    theta0 = start_vector(params, dtype)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
-        theta0 = ravel_params(tuple(np.asarray(t, dtype) for t in params))
         if isinstance(X, jax.Array):
             X = X if X.dtype == dtype else X.astype(dtype)
         else:  # device_put, not jnp.asarray, which compiles a copy per shape
             X = np.asarray(X, dtype)
         lam_t = np.asarray(lam, dtype)
-    _representable(theta0, X, lam, dtype)
+    _check_X_representable(X, dtype)
     K = spec.sizes[-1]
     if isinstance(y, jax.Array):
         Y = targets(y, K, dtype)
@@ -86,11 +86,9 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
                    jax.device_put(lam_t, replicated), replicated)
 
 
-def _representable(theta0: np.ndarray, X, lam, dtype) -> None:
-    """Everything must be finite in the training dtype: training from NaN weights, or from
-    data or a ``lam`` that overflow float32, can only end in NaN."""
-    check_representable(lam, "lam", dtype)
-    check_finite_start(theta0, dtype)
+def _check_X_representable(X, dtype) -> None:
+    """``X`` must be finite in the training dtype (as ``lam`` and the weights): data that
+    overflow float32 can only train to NaN."""
     finite = np.isfinite(X).all() if isinstance(X, np.ndarray) else bool(jnp.isfinite(X).all())
     if not finite:
         raise ValueError(f"X has values that overflow {np.dtype(dtype).name} (the largest "
