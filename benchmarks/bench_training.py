@@ -25,7 +25,8 @@ Entries:
   again in this process, the fastest of `--repeats` runs interleaved with every other warm
   entry, so that the shared machine's load hits them alike (the median is in the notes).
   "compile s": XLA's compilation time during the cold call (the `backend_compile` events of
-  `jax.monitoring`).
+  `jax.monitoring`). The default float32 also runs cold with `jaxnn.program_cache` on: a first
+  fresh process saves its loop, a second one (the row) loads it, tracing and compiling nothing.
 * scipy's own `scipy.optimize.minimize(method="L-BFGS-B")`, one compiled value-and-gradient
   call per evaluation (:class:`jaxnn.train.ScipyObjective`, the bridge of `fit`'s scipy
   methods): the reference for the default's speed and iterations.
@@ -54,6 +55,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -324,6 +326,11 @@ def run_torch(data, p0, maxiter: int, dtype: str, threads: int | None = None,
 
 # --- cold rows: the first call in a fresh process -----------------------------------------------
 
+PROGRAMS_ENV = "BENCH_PROGRAM_CACHE"  # the children's program cache (a temporary directory)
+SAVED = "program cache"  # in the label of the rows run with one
+SAVED_LABEL = f"cold, fresh process, loop saved by an earlier one: {SAVED}"
+
+
 def child_main(spec: str, smoke: bool) -> None:
     """Run the cold entries ``spec`` (``method:dtype:maxiter[,...]``, or ``torch``) here, in a
     fresh process, and print their rows as JSON lines."""
@@ -334,15 +341,19 @@ def child_main(spec: str, smoke: bool) -> None:
             row = run_torch(data, p0, int(os.environ.get("BENCH_TORCH_MAXITER", "400")),
                             "float32", label="cold, fresh process")
         else:
-            method, dtype, maxiter = entry.split(":")
-            row = run_jaxnn(data, p0, method, dtype, int(maxiter), "cold, fresh process",
-                            max(full, int(maxiter)))
+            method, dtype, maxiter, *saved = entry.split(":")
+            with jaxnn.program_cache(os.environ[PROGRAMS_ENV] if saved else None):
+                row = run_jaxnn(data, p0, method, dtype, int(maxiter),
+                                SAVED_LABEL if saved else "cold, fresh process",
+                                max(full, int(maxiter)))
         print("ROW " + json.dumps(asdict(row)), flush=True)
 
 
-def run_cold(entries: list[str], smoke: bool, data, p0) -> list[Row]:
-    """Each entry in a fresh process. With ``--smoke`` only the first: the others are the first
-    call of their kind in this process (the same path, without a process start each)."""
+def run_cold(entries: list[str], smoke: bool, data, p0, programs: str) -> list[Row]:
+    """Each entry in a fresh process. An entry ending in ``:saved`` runs in two, both with the
+    program cache in ``programs``: the first saves the loop, the second (the row) loads it.
+    With ``--smoke`` only the first entry: the others are the first call of their kind in this
+    process (the same path, without a process start each)."""
     rows = []
     for i, spec in enumerate(entries):
         if smoke and i > 0:
@@ -350,16 +361,21 @@ def run_cold(entries: list[str], smoke: bool, data, p0) -> list[Row]:
                 rows.append(run_torch(data, p0, int(os.environ["BENCH_TORCH_MAXITER"]),
                                       "float32", label="cold, first call here"))
             else:
-                method, dtype, maxiter = spec.split(":")
-                rows.append(run_jaxnn(data, p0, method, dtype, int(maxiter),
-                                      "cold, first call here", int(maxiter)))
+                method, dtype, maxiter, *saved = spec.split(":")
+                with jaxnn.program_cache(programs if saved else None):
+                    rows.append(run_jaxnn(data, p0, method, dtype, int(maxiter),
+                                          "cold, first call here" + f", {SAVED}" * bool(saved),
+                                          int(maxiter)))
             continue
         cmd = [sys.executable, os.path.abspath(__file__), "--child", spec]
         if smoke:
             cmd.append("--smoke")
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        if out.returncode != 0:
-            raise RuntimeError(f"child {spec} failed:\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
+        for _ in range(2 if spec.endswith(":saved") else 1):  # the row is the last run's
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+                                 env={**os.environ, PROGRAMS_ENV: programs})
+            if out.returncode != 0:
+                raise RuntimeError(
+                    f"child {spec} failed:\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
         rows += [Row(**json.loads(line[4:])) for line in out.stdout.splitlines()
                  if line.startswith("ROW ")]
     return rows
@@ -627,9 +643,10 @@ def main() -> None:
         print("  torch is not installed: its rows are skipped")
     M = args.maxiter
     # cold: each in a fresh process
-    cold_entries = [f"L-BFGS-B:float32:{M}", f"L-BFGS-B:float64:{M}", f"lbfgs:float32:{M}",
-                    f"fmincg:float32:{M}"]
-    cold = run_cold(cold_entries + ["torch"] * with_torch, args.smoke, data, p0)
+    cold_entries = [f"L-BFGS-B:float32:{M}", f"L-BFGS-B:float32:{M}:saved",
+                    f"L-BFGS-B:float64:{M}", f"lbfgs:float32:{M}", f"fmincg:float32:{M}"]
+    with tempfile.TemporaryDirectory(prefix="jaxnn-programs-") as programs:
+        cold = run_cold(cold_entries + ["torch"] * with_torch, args.smoke, data, p0, programs)
     print("  done: cold rows (fresh processes)", flush=True)
 
     # warm: every entry compiled once here, then interleaved
@@ -672,10 +689,13 @@ def main() -> None:
         print(f"- {r.name} [{r.dtype}]: {r.note}")
     if with_torch:
         d = warm_rows["default f32"]
-        c = next(r for r in cold if r.name.startswith("jaxnn fit default") and
-                 r.dtype == "float32")
+        c, saved = (next(r for r in cold if r.name.startswith("jaxnn fit default") and
+                         r.dtype == "float32" and (SAVED in r.name) == s)
+                    for s in (False, True))
         print(f"\nPyTorch warm / default fit: warm {torch_warm / d.seconds:.2f}x (goal >= 2), "
-              f"first call in a fresh process {torch_warm / c.seconds:.2f}x (goal >= 1.5)")
+              f"first call in a fresh process {torch_warm / c.seconds:.2f}x (goal >= 1.5); "
+              f"the same with its loop saved by an earlier process (jaxnn.program_cache: "
+              f"nothing compiled) {torch_warm / saved.seconds:.2f}x")
         products, evaluation, floor = bound(data, p0, 0.2 if args.smoke else 2.0)
         for what, t in (("its two large products alone", products),
                         ("one compiled evaluation, no optimizer", evaluation)):

@@ -43,6 +43,8 @@ _EXPORTS = {
     "fit_many": "jaxnn.parallel.fit_many",
     "init_many": "jaxnn.parallel.members",
     "x64": "jaxnn.precision",
+    "program_cache": "jaxnn.saved_programs",
+    "set_program_cache": "jaxnn.saved_programs",
     "NetSpec": "jaxnn.spec",
     "FitResult": "jaxnn.train.trainer",
     "fit": "jaxnn.train.trainer",

@@ -25,6 +25,8 @@ from collections.abc import Callable
 
 import jax
 
+from jaxnn.saved_programs import cached_call
+
 VECTOR_KERNELS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
                   "xla_cpu_prefer_vector_width": 512}
 LOOPS = {"xla_cpu_use_fusion_emitters": False,
@@ -40,21 +42,24 @@ _REFUSALS = ("compile option", "While setting option", "enum value")
 def jit_with_options(fun: Callable, options: dict, **jit_kw: object) -> Callable:
     """``jax.jit(fun, **jit_kw)``, compiled with the XLA ``options`` on the CPU backend when
     this jaxlib knows them all (else without them). The result is called like the jitted
-    function."""
+    function, and keeps its programs in :func:`jaxnn.program_cache`'s directory when one is in
+    use."""
     tuned = jax.jit(fun, compiler_options=options, **jit_kw)
     plain = jax.jit(fun, **jit_kw)
     key = tuple(sorted(options.items()))
+    names = jit_kw.get("static_argnames", ())
+    static = (names,) if isinstance(names, str) else tuple(names)
 
     def call(*args: object, **kw: object) -> object:
         if jax.default_backend() != "cpu" or _accepted.get(key) is False:
-            return plain(*args, **kw)
+            return cached_call(plain, fun, {}, static, args, kw)
         try:
-            out = tuned(*args, **kw)
+            out = cached_call(tuned, fun, options, static, args, kw)
         except Exception as e:  # an older or newer jaxlib without this option or value
             if not any(refusal in str(e) for refusal in _REFUSALS):
                 raise
             _accepted[key] = False
-            return plain(*args, **kw)
+            return cached_call(plain, fun, {}, static, args, kw)
         _accepted[key] = True
         return out
 

@@ -559,13 +559,17 @@ def test_the_compile_cache_is_the_commands_and_can_be_turned_off(tmp_path, small
     proc = subprocess.run([*cmd, "--out", str(tmp_path / "a")], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    cache = tmp_path / "c" / "jaxnn" / "xla"
-    assert cache.is_dir() and any(cache.iterdir())
+    for kept in ("xla", "programs"):  # JAX's cache; the training loop, saved whole
+        cache = tmp_path / "c" / "jaxnn" / kept
+        assert cache.is_dir() and any(cache.iterdir()), kept
+    assert [p.suffix for p in (tmp_path / "c" / "jaxnn" / "programs").iterdir()] == [
+        ".jaxnn-program"]
     off = tmp_path / "c2"
     proc = subprocess.run([*cmd, "--no-compile-cache", "--out", str(tmp_path / "b")],
                           env={**env, "XDG_CACHE_HOME": str(off)}, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0 and not (off / "jaxnn" / "xla").exists()
+    assert not (off / "jaxnn" / "programs").exists()
 
 
 # --- Ctrl-C at any moment ---------------------------------------------------------------------

@@ -61,28 +61,33 @@ COMPILE_CACHE_ENV = "JAXNN_COMPILE_CACHE"  # "0": no persistent compilation cach
 
 
 def use_compile_cache(enabled: bool = True) -> Path | None:
-    """Turn on JAX's persistent compilation cache, in ``<jaxnn cache>/xla`` (see
+    """Keep compiled programs in the jaxnn cache directory (see
     :func:`jaxnn.datasets.default_cache_dir`), so that a second ``jaxnn train`` of the same
-    shape loads its compiled programs instead of compiling them again.
+    shape loads them instead of compiling them again: the training loops in ``programs``
+    (:func:`jaxnn.set_program_cache`: loaded without tracing), every other program in ``xla``
+    (JAX's persistent compilation cache).
 
     The command's choice for itself: the library never changes JAX's configuration. Off with
     ``enabled=False`` (``--no-compile-cache``) or ``JAXNN_COMPILE_CACHE=0``; a cache directory
-    that cannot be made leaves it off. Returns the directory, or None."""
+    that cannot be made leaves it off. Returns the directory holding both, or None."""
     if not enabled or os.environ.get(COMPILE_CACHE_ENV, "1").strip() in ("0", "false", "no"):
         return None
     import jax
 
     from jaxnn.datasets import default_cache_dir
+    from jaxnn.saved_programs import set_program_cache
 
-    path = default_cache_dir() / "xla"
+    root = default_cache_dir()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        (root / "xla").mkdir(parents=True, exist_ok=True)
+        (root / "programs").mkdir(exist_ok=True)
     except OSError:
         return None
-    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_compilation_cache_dir", str(root / "xla"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return path
+    set_program_cache(root / "programs")
+    return root
 
 
 class StandardOutput(io.TextIOBase):

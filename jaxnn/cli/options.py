@@ -114,9 +114,10 @@ def add_training_options(p: argparse.ArgumentParser, *, iterations: int) -> None
 def add_compile_cache_option(p: argparse.ArgumentParser) -> None:
     """``--no-compile-cache``: do not keep compiled programs between runs."""
     p.add_argument("--no-compile-cache", action="store_true",
-                   help="do not use JAX's persistent compilation cache (kept in the jaxnn cache "
-                        "directory, ~/.cache/jaxnn/xla by default, so that a second run of the "
-                        "same shape starts at once; JAXNN_COMPILE_CACHE=0 turns it off too)")
+                   help="do not keep compiled programs between runs (kept in the jaxnn cache "
+                        "directory, ~/.cache/jaxnn/programs and ~/.cache/jaxnn/xla by default, "
+                        "so that a second run of the same shape starts at once; "
+                        "JAXNN_COMPILE_CACHE=0 turns it off too)")
 
 
 __all__ = ["ACTIVATIONS", "DATASETS", "MANY_METHODS", "METHODS", "OUTPUTS",

@@ -13,15 +13,17 @@ L-BFGS and ``fmincg``, are :mod:`jaxnn.train.lbfgs` and :mod:`jaxnn.train.fmincg
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.typing import ArrayLike
 
 from jaxnn.spec import NetSpec
 from jaxnn.train.status import all_finite
+
+if TYPE_CHECKING:  # optax is imported where a loop uses it: L-BFGS-B's first call never does
+    import optax
 
 Array = jax.Array
 
@@ -30,6 +32,8 @@ Array = jax.Array
 def minibatch_optimizer(method: str, learning_rate) -> optax.GradientTransformation:
     """optax's ``adam`` or ``sgd`` with ``learning_rate`` (a float or a schedule). One object
     per (method, learning rate), so a compiled loop that takes it as static is reused."""
+    import optax
+
     return optax.adam(learning_rate) if method == "adam" else optax.sgd(learning_rate)
 
 
@@ -73,6 +77,8 @@ def minibatch_segment(carry: MinibatchCarry, X: Array, Y: Array, lam: ArrayLike,
     m = X.shape[0]
     b, nb = n_batches(m, batch_size)
     lam_b = lam * (b / m)
+    import optax
+
     start = carry.epoch
     stop = jnp.minimum(stop, start + length)
     vg = spec.value_and_grad

@@ -8,6 +8,7 @@ described by one :class:`jaxnn.spec.NetSpec`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from jaxnn.checks import (
     check_grad,
     check_representable,
     check_tol,
+    on_host,
     overflow_hint,
     positive_int,
 )
@@ -69,15 +71,17 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
                    output, grad)
     check_representable(lam, "lam", dtype)
     theta0 = start_vector(params, dtype)
+    # numpy casts what it can read where it lies (checks.on_host): jnp's casts and one_hot
+    # compile a program per shape; device_put, not jnp.asarray, which compiles a copy
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
-        if isinstance(X, jax.Array):
+        if isinstance(X, jax.Array) and (X.dtype == dtype or not on_host(X)):
             X = X if X.dtype == dtype else X.astype(dtype)
-        else:  # device_put, not jnp.asarray, which compiles a copy per shape
+        else:
             X = np.asarray(X, dtype)
         lam_t = np.asarray(lam, dtype)
     _check_X_representable(X, dtype)
     K = spec.sizes[-1]
-    if isinstance(y, jax.Array):
+    if isinstance(y, jax.Array) and not on_host(y):
         Y = targets(y, K, dtype)
     else:
         y = np.asarray(y)
@@ -89,7 +93,8 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
 def _check_X_representable(X, dtype) -> None:
     """``X`` must be finite in the training dtype (as ``lam`` and the weights): data that
     overflow float32 can only train to NaN."""
-    finite = np.isfinite(X).all() if isinstance(X, np.ndarray) else bool(jnp.isfinite(X).all())
+    finite = (np.isfinite(np.asarray(X)).all() if on_host(X)
+              else bool(jnp.isfinite(X).all()))
     if not finite:
         raise ValueError(f"X has values that overflow {np.dtype(dtype).name} (the largest "
                          f"float32 is 3.4e38); {overflow_hint(dtype)}")
@@ -109,9 +114,8 @@ def _shardings(devices, m: int):
 
 def check_method(method: object) -> str:
     """The method's name (``"optax"`` for an optax ``GradientTransformation``)."""
-    import optax
-
-    if isinstance(method, optax.GradientTransformation):
+    optax = sys.modules.get("optax")  # not imported yet: not an optax optimizer either
+    if optax is not None and isinstance(method, optax.GradientTransformation):
         return "optax"
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method={method!r} is not supported; choose one of {list(METHODS)} "

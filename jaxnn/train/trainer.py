@@ -29,11 +29,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
-import optax
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.checks import check_dtype, check_learning_rate, check_seed, positive_int
@@ -42,6 +41,9 @@ from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_lbfgsb, fi
 from jaxnn.train.loops import minibatch_optimizer
 from jaxnn.train.problem import SCIPY_METHODS, check_method, check_options, make_problem
 from jaxnn.train.scipy_bridge import fit_scipy
+
+if TYPE_CHECKING:  # imported by the methods that use it, not by fit's default
+    import optax
 
 
 @dataclass(frozen=True, repr=False, eq=False)  # eq: params are arrays

@@ -1,0 +1,281 @@
+"""Compiled training loops kept on disk, so that a fresh process need not trace, lower and
+compile them again.
+
+The first call of a compiled loop in a process costs its tracing, its lowering to MLIR and XLA's
+compilation: about 0.7 s of the default ``fit``'s 1.5 s on 2 cores (``benchmarks/RESULTS.md``).
+JAX's own persistent compilation cache saves only the last of the three, and only when turned on
+in JAX's global configuration, which the library never changes. Within :func:`program_cache`
+(or after :func:`set_program_cache`), the loops that ``fit`` compiles are instead saved as XLA
+executables (``jax.experimental.serialize_executable``) in a directory, and a later process with
+the same program loads one in about 0.1 s and runs it without tracing anything.
+
+A saved program is found again only under the same key: the function, its static arguments,
+the shapes, dtypes and placements of its arguments, the compiler options, jaxnn's source files
+(their contents), the versions of jax and jaxlib, JAX's settings that change a program, the
+backend and its devices, and on CPU the processor (its model and instruction-set flags), since
+an executable compiled for one CPU may not run on another. Anything else compiles as usual:
+calls with traced arguments, static arguments that are not plain values, ``jax.disable_jit``,
+and programs over several devices (data-parallel ``fit``: a loaded program would not place its
+unsharded arguments on the mesh as ``jit`` does).
+A file that does not load is compiled again and replaced; files are written atomically, so
+processes sharing the directory never see half a file. Loading an executable runs code from the
+file: use a directory only you can write, as for JAX's own cache. Nothing is ever deleted:
+remove the directory to reclaim its space (a program is about 0.5 MB).
+
+The ``jaxnn`` command keeps its programs in ``$XDG_CACHE_HOME/jaxnn/programs`` (else
+``~/.cache/jaxnn/programs``) unless given ``--no-compile-cache``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import enum
+import functools
+import hashlib
+import inspect
+import os
+import pickle
+import platform
+import tempfile
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jax
+import jaxlib
+from jax.experimental import serialize_executable
+
+from jaxnn.checks import is_traced
+
+#: the directory in use (None: programs are compiled in each process, as ``jax.jit`` does)
+_directory: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "jaxnn_program_cache", default=None)
+#: programs loaded or compiled in this process, by key (the most recent ones)
+_programs: OrderedDict[str, jax.stages.Compiled] = OrderedDict()
+_PROGRAMS_KEPT = 64
+#: JAX settings that change what a traced function lowers to
+_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_numpy_rank_promotion",
+             "jax_numpy_dtype_promotion", "jax_default_prng_impl", "jax_threefry_partitionable",
+             "jax_debug_nans", "jax_debug_infs", "jax_use_shardy_partitioner")
+_SUFFIX = ".jaxnn-program"
+#: directories a write failed in (warned about once each)
+_unwritable: set[Path] = set()
+
+
+def set_program_cache(directory: str | os.PathLike | None) -> Path | None:
+    """Keep the compiled training loops in ``directory`` from now on (None: stop); returns the
+    directory used before. The directory is made when the first program is saved."""
+    previous = _directory.get()
+    _directory.set(None if directory is None else Path(directory).expanduser())
+    return previous
+
+
+@contextlib.contextmanager
+def program_cache(directory: str | os.PathLike | None) -> Iterator[Path | None]:
+    """Within the block, keep the compiled training loops in ``directory`` (None: compile them
+    in each process, as outside any block). Yields the directory::
+
+        with jaxnn.program_cache("~/.cache/my-project/programs"):
+            result = jaxnn.fit(params, X, y)   # the loop is loaded if a process saved it
+    """
+    token = _directory.set(None if directory is None else Path(directory).expanduser())
+    try:
+        yield _directory.get()
+    finally:
+        _directory.reset(token)
+
+
+def cached_call(jitted: Callable, fun: Callable, options: dict, static_argnames: tuple,
+                args: tuple, kw: dict) -> object:
+    """``jitted(*args, **kw)``, through the program cache when one is in use and the call can
+    be keyed. ``jitted`` is ``jax.jit(fun, static_argnames=..., compiler_options=options)``."""
+    directory = _directory.get()
+    if directory is None or jax.config.jax_disable_jit:
+        return jitted(*args, **kw)
+    positions = _static_positions(fun, static_argnames)
+    statics = {k: v for k, v in kw.items() if k in static_argnames}
+    statics.update((name, args[i]) for i, name in positions if i < len(args))
+    dynamic_args = tuple(a for i, a in enumerate(args) if i not in dict(positions))
+    dynamic_kw = {k: v for k, v in kw.items() if k not in statics}
+    key = _key(fun, options, statics, dynamic_args, dynamic_kw)
+    if key is None:
+        return jitted(*args, **kw)
+    program = _programs.get(key)
+    if program is None:
+        path = directory / (hashlib.sha256(key.encode()).hexdigest() + _SUFFIX)
+        program = _load(path, key)
+        if program is None:
+            program = jitted.lower(*args, **kw).compile()
+            _save(path, key, program)
+        _programs[key] = program
+        while len(_programs) > _PROGRAMS_KEPT:
+            _programs.popitem(last=False)
+    _programs.move_to_end(key)
+    return program(*dynamic_args, **dynamic_kw)  # a compiled program takes no static args
+
+
+def _device(program: jax.stages.Compiled) -> jax.Device | None:
+    """The one device ``program`` runs on, or None when it runs on several: a loaded program
+    over several would not place its unsharded arguments on the mesh as ``jit`` does, so those
+    are not saved."""
+    shardings = jax.tree_util.tree_leaves((program.input_shardings, program.output_shardings))
+    devices = set().union(*(s.device_set for s in shardings))
+    return devices.pop() if len(devices) == 1 else None
+
+
+@functools.lru_cache(maxsize=64)
+def _static_positions(fun: Callable, names: tuple) -> tuple[tuple[int, str], ...]:
+    """``(position, name)`` of each static argument that can also be passed by position."""
+    params = list(inspect.signature(fun).parameters.values())
+    return tuple((i, p.name) for i, p in enumerate(params) if p.name in names and p.kind in (
+        p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+# --- the key ----------------------------------------------------------------------------------
+
+
+def _key(fun: Callable, options: dict, statics: dict, args: tuple, kw: dict) -> str | None:
+    """Everything that decides the compiled program, as text; None when a part cannot be
+    written down the same way in another process (a traced argument, a closure)."""
+    parts = [_static_text(fun), repr(sorted(options.items()))]
+    if parts[0] is None:  # not a module-level function of jaxnn
+        return None
+    for name in sorted(statics):
+        text = _static_text(statics[name])
+        if text is None:
+            return None
+        parts.append(f"{name}={text}")
+    leaves, tree = jax.tree_util.tree_flatten((args, kw))
+    parts.append(repr(tree))
+    devices: set = set()
+    for leaf in leaves:
+        if is_traced(leaf):
+            return None
+        if isinstance(leaf, jax.Array):
+            devices |= leaf.devices()
+            parts.append(f"{jax.typeof(leaf)} {leaf.sharding!r} {leaf.committed}")
+        else:
+            parts.append(str(jax.typeof(leaf)))
+    if len(devices) > 1:  # a loaded program would not place its arguments on the mesh itself
+        return None
+    parts.append(_environment(frozenset(devices) or frozenset(jax.devices()[:1])))
+    parts.append(repr([(name, getattr(jax.config, name, None)) for name in _SETTINGS]))
+    return "\n".join(parts)
+
+
+def _static_text(value: object) -> str | None:
+    """A static argument as text that is the same in every process, or None (a closure, an
+    object whose text holds its address)."""
+    if value is None or isinstance(value, bool | int | float | str | enum.Enum):
+        return f"{type(value).__qualname__}:{value!r}"
+    if isinstance(value, tuple | list | frozenset):
+        items = [_static_text(v) for v in (sorted(value, key=repr)
+                                           if isinstance(value, frozenset) else value)]
+        return None if None in items else f"{type(value).__qualname__}({', '.join(items)})"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: _static_text(getattr(value, f.name))
+                  for f in dataclasses.fields(value)}
+        if None in fields.values():
+            return None
+        return f"{_qualified(type(value))}{fields}"
+    if hasattr(value, "__self__") and hasattr(value, "__func__"):  # a bound method
+        owner = _static_text(value.__self__)
+        return None if owner is None else f"{_qualified(value.__func__)} of {owner}"
+    if callable(value) and getattr(value, "__closure__", None) is None \
+            and getattr(value, "__module__", "").split(".")[0] == "jaxnn" \
+            and "<locals>" not in getattr(value, "__qualname__", "<locals>"):
+        return _qualified(value)  # a module-level function of jaxnn (its code is in the key)
+    return None
+
+
+def _qualified(obj: object) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+@functools.lru_cache(maxsize=16)
+def _environment(devices: frozenset) -> str:
+    """The versions, backend, devices and (on CPU) processor a program is compiled for."""
+    client = next(iter(devices)).client
+    kinds = sorted(f"{d.platform}:{d.id}:{d.device_kind}" for d in devices)
+    cpu = _processor() if client.platform == "cpu" else ""
+    return (f"jax {jax.__version__} jaxlib {jaxlib.__version__} {client.platform} "
+            f"{client.platform_version} {kinds} of {len(client.devices())} {cpu} "
+            f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r} sources {_sources()}")
+
+
+@functools.cache
+def _processor() -> str:
+    """The CPU's model and instruction-set flags (``/proc/cpuinfo`` where there is one)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+    wanted = ("model name", "flags", "Features", "CPU part", "CPU implementer")
+    fields = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in wanted:
+            fields.setdefault(name.strip(), value.strip())
+    return f"{platform.machine()} {sorted(fields.items())}"
+
+
+@functools.cache
+def _sources() -> str:
+    """A digest of jaxnn's source files: a program saved by other code is never loaded."""
+    digest = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+# --- the files --------------------------------------------------------------------------------
+
+
+def _load(path: Path, key: str) -> jax.stages.Compiled | None:
+    """The program saved under ``key`` at ``path``, or None (absent, unreadable, another key,
+    or from a jax that cannot load it: it is then compiled again and replaced)."""
+    try:
+        with open(path, "rb") as f:
+            saved_key, device_id, serialized, in_tree, out_tree = pickle.load(f)
+        if saved_key != key:
+            return None
+        (device,) = [d for d in jax.devices() if d.id == device_id]
+        return serialize_executable.deserialize_and_load(serialized, in_tree, out_tree,
+                                                         execution_devices=[device])
+    except Exception:  # noqa: BLE001 - absent, truncated, foreign: compile again
+        return None
+
+
+def _save(path: Path, key: str, program: jax.stages.Compiled) -> None:
+    """Write ``program`` to ``path`` atomically (a temporary file in the same directory, then
+    renamed), with the device it runs on. A program over several devices, or one this backend
+    cannot serialize, is not saved; a directory that cannot be written gets one warning."""
+    device = _device(program)
+    if device is None:
+        return
+    try:
+        data = pickle.dumps((key, device.id, *serialize_executable.serialize(program)),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - a program this backend cannot serialize: not kept
+        return
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=_SUFFIX)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        if path.parent not in _unwritable:
+            _unwritable.add(path.parent)
+            warnings.warn(f"jaxnn's program cache cannot write to {path.parent} ({e}); the "
+                          "training loops are compiled in each process", stacklevel=4)
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

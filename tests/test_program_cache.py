@@ -1,0 +1,220 @@
+"""The program cache (``jaxnn.saved_programs``): a training loop saved by one process is loaded by
+the next without tracing or compiling anything, and gives the same iterates to the last bit;
+a program is found again only under its own key; a damaged file or an unwritable directory costs
+a compilation, never a wrong result or a failed fit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+import jaxnn
+from jaxnn import saved_programs as pc
+from jaxnn.compiling import LOOPS, jit_with_options
+
+METHODS = ("L-BFGS-B", "lbfgs", "fmincg")
+
+# one process: each method's fit on a small problem, with the compilations and tracings it made
+SCRIPT = """
+import json, sys
+import numpy as np
+import jax, jax.monitoring
+import jaxnn
+events = []
+jax.monitoring.register_event_duration_secs_listener(lambda name, d, **kw: events.append(name))
+rng = np.random.default_rng(0)
+X, y = rng.normal(size=(60, 8)), np.arange(60) % 3
+# jax.Arrays: on CPU their value checks run in numpy, without compiling a reduction
+X, y, p0 = jax.numpy.asarray(X), jax.numpy.asarray(y), jaxnn.init_params(1, (8, 5, 3))
+out = {}
+with jaxnn.program_cache(sys.argv[1]):
+    for method in METHODS:
+        del events[:]
+        r = jaxnn.fit(p0, X, y, lam=0.5, maxiter=30, method=method)
+        out[method] = dict(cost=r.cost.hex(), n_evals=r.n_evals, theta=[
+            float(v).hex() for v in np.concatenate([np.ravel(t) for t in r.params])],
+            compiled=events.count("/jax/core/compile/backend_compile_duration"),
+            traced=events.count("/jax/core/compile/jaxpr_trace_duration"))
+print(json.dumps(out))
+""".replace("METHODS", repr(METHODS))
+
+
+def _run(directory) -> dict:
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(directory)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture
+def fresh_memory(monkeypatch):
+    """This process forgets the programs it loaded, as a new process would."""
+    monkeypatch.setattr(pc, "_programs", type(pc._programs)())
+
+
+def _problem(n_in=6, hidden=4, m=40, K=3):
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(m, n_in)), np.arange(m) % K
+    return tuple(np.asarray(t) for t in jaxnn.init_params(2, (n_in, hidden, K))), X, y
+
+
+def test_a_fresh_process_loads_each_loop_and_compiles_nothing(tmp_path):
+    first, second = _run(tmp_path), _run(tmp_path)
+    assert len(list(tmp_path.glob("*.jaxnn-program"))) == len(METHODS)
+    for method in METHODS:
+        assert first[method]["compiled"] >= 1, method  # the loop, compiled and saved
+        assert second[method]["compiled"] == 0 and second[method]["traced"] == 0, method
+        for field in ("cost", "n_evals", "theta"):  # the same iterates, bit for bit
+            assert second[method][field] == first[method][field], (method, field)
+    # and the same as without any cache, in this process
+    p0 = jaxnn.init_params(1, (8, 5, 3))
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 8)), np.arange(60) % 3
+    plain = jaxnn.fit(p0, X, y, lam=0.5, maxiter=30)
+    assert plain.cost.hex() == first["L-BFGS-B"]["cost"]
+
+
+def test_a_program_is_found_again_only_under_its_own_key(tmp_path, fresh_memory):
+    p0, X, y = _problem()
+    with jaxnn.program_cache(tmp_path):
+        jaxnn.fit(p0, X, y, lam=1.0, maxiter=10)
+        assert len(list(tmp_path.iterdir())) == 1
+        jaxnn.fit(p0, X, y, lam=3.0, maxiter=20)  # lam and maxiter are the program's data
+        jaxnn.fit(p0, X * 2, y, lam=1.0, maxiter=10)
+        assert len(list(tmp_path.iterdir())) == 1
+        p1, X1, y1 = _problem(hidden=5)  # another shape
+        jaxnn.fit(p1, X1, y1, lam=1.0, maxiter=10)
+        assert len(list(tmp_path.iterdir())) == 2
+        jaxnn.fit(p0, X, y, lam=1.0, maxiter=10, dtype="float64")  # another dtype
+        assert len(list(tmp_path.iterdir())) == 3
+        jaxnn.fit(p0, X, y, lam=1.0, maxiter=10, grad="autodiff")  # another static argument
+        assert len(list(tmp_path.iterdir())) == 4
+        jaxnn.fit(p0, X, y, lam=1.0, maxiter=10, options={"maxcor": 5})  # another memory
+        assert len(list(tmp_path.iterdir())) == 5
+
+
+def test_a_damaged_or_foreign_file_is_compiled_again_and_replaced(tmp_path, monkeypatch):
+    loads = []  # per lookup on disk: whether a program came back
+
+    def spy(path, key, load=pc._load):
+        program = load(path, key)
+        loads.append(program is not None)
+        return program
+
+    monkeypatch.setattr(pc, "_load", spy)
+    p0, X, y = _problem(hidden=7)
+    with jaxnn.program_cache(tmp_path):
+        monkeypatch.setattr(pc, "_programs", type(pc._programs)())
+        expected = jaxnn.fit(p0, X, y, maxiter=15)
+        (path,) = tmp_path.iterdir()
+        good = path.read_bytes()
+        foreign = good.replace(b"jax ", b"jax?", 1)  # saved under another key, same name
+        assert foreign != good
+        for damaged in (good[: len(good) // 2], b"not a program", b"", foreign):
+            path.write_bytes(damaged)
+            monkeypatch.setattr(pc, "_programs", type(pc._programs)())
+            r = jaxnn.fit(p0, X, y, maxiter=15)
+            assert loads[-1] is False  # not loaded: compiled
+            assert r.cost == expected.cost and r.n_evals == expected.n_evals
+            assert path.read_bytes() == good  # and replaced by the whole program
+        monkeypatch.setattr(pc, "_programs", type(pc._programs)())
+        assert jaxnn.fit(p0, X, y, maxiter=15).cost == expected.cost
+        assert loads == [False, False, False, False, False, True]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_an_unwritable_directory_warns_once_and_trains(tmp_path, fresh_memory):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    p0, X, y = _problem(hidden=6)
+    expected = jaxnn.fit(p0, X, y, maxiter=10)
+    with jaxnn.program_cache(blocker / "programs"), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        r = jaxnn.fit(p0, X, y, maxiter=10)
+        jaxnn.fit(p0, X, y, maxiter=10, dtype="float64")
+    assert r.cost == expected.cost
+    messages = [str(x.message) for x in w if "program cache" in str(x.message)]
+    assert len(messages) == 1 and str(blocker / "programs") in messages[0], messages
+    assert "compiled in each process" in messages[0]
+
+
+def test_calls_that_cannot_be_keyed_compile_as_jit_does(tmp_path, fresh_memory):
+    def scale(x, factor):
+        return x * factor()
+
+    f = jit_with_options(scale, LOOPS, static_argnames=("factor",))
+    g = jit_with_options(lambda x, n: x * n, LOOPS, static_argnames=("n",))
+    x = np.arange(4.0, dtype=np.float32)
+    with jaxnn.program_cache(tmp_path):
+        np.testing.assert_array_equal(f(x, factor=lambda: 3.0), x * 3)  # a closure: not kept
+        traced = jit_with_options(lambda v, n: v * n, {}, static_argnames=("n",))
+        np.testing.assert_array_equal(jax.jit(lambda v: traced(v, n=2))(x), x * 2)  # traced
+        assert not list(tmp_path.iterdir())
+        np.testing.assert_array_equal(g(x, n=5), x * 5)  # a lambda is not jaxnn's code either
+        assert not list(tmp_path.iterdir())
+        with jax.disable_jit():
+            jaxnn.fit(*_problem(hidden=2), maxiter=3)
+        assert not list(tmp_path.iterdir())
+
+
+def test_static_arguments_are_kept_only_as_text_another_process_reads_alike():
+    spec = jaxnn.NetSpec((4, 3, 2))
+    assert pc._static_text(spec) == pc._static_text(jaxnn.NetSpec((4, 3, 2)))
+    assert pc._static_text(spec) != pc._static_text(jaxnn.NetSpec((4, 3, 2), grad="autodiff"))
+    method = pc._static_text(spec.value_and_grad)
+    assert method.startswith("jaxnn.spec.NetSpec.value_and_grad of ") and "0x" not in method
+    assert pc._static_text((1, 2.5, "a", None, True)) == (
+        "tuple(int:1, float:2.5, str:'a', NoneType:None, bool:True)")
+    assert pc._static_text(1) != pc._static_text(1.0) != pc._static_text(True)
+    assert pc._static_text(jaxnn.fit) == "jaxnn.train.trainer.fit"
+    for unkeyable in (lambda: 1, (1, lambda: 1), optax.adam(0.1), np.sum, object()):
+        assert pc._static_text(unkeyable) is None, unkeyable
+
+
+def test_the_directory_is_set_for_a_block_or_until_changed(tmp_path):
+    assert pc._directory.get() is None
+    with jaxnn.program_cache(tmp_path / "a") as d:
+        assert d == tmp_path / "a"
+        with jaxnn.program_cache(None) as inner:
+            assert inner is None
+        assert pc._directory.get() == tmp_path / "a"
+    assert pc._directory.get() is None
+    try:
+        assert jaxnn.set_program_cache(tmp_path / "b") is None
+        assert jaxnn.set_program_cache("~/x") == tmp_path / "b"
+        assert pc._directory.get() == (tmp_path / "x").home() / "x"
+    finally:
+        jaxnn.set_program_cache(None)
+
+
+MESH_SCRIPT = """
+import sys, numpy as np, jaxnn
+rng = np.random.default_rng(0)
+X, y = rng.normal(size=(64, 8)), np.arange(64) % 3
+p0 = jaxnn.init_params(1, (8, 5, 3))
+with jaxnn.program_cache(sys.argv[1]):
+    data_parallel = jaxnn.fit(p0, X, y, maxiter=20, devices=4)
+    many = jaxnn.fit_many(jaxnn.init_many(0, 3, (8, 5, 3)), X, y, maxiter=20)
+print(data_parallel.cost.hex(), [float(c).hex() for c in many.cost])
+"""
+
+
+def test_with_several_devices_only_single_device_programs_are_kept(tmp_path):
+    """A data-parallel loop is compiled in each process; ``fit_many``'s, on one device of the
+    four, is loaded onto that device."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    runs = [subprocess.run([sys.executable, "-c", MESH_SCRIPT, str(tmp_path)], env=env,
+                           capture_output=True, text=True, timeout=300) for _ in range(2)]
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr
+    assert runs[0].stdout == runs[1].stdout
+    (kept,) = tmp_path.iterdir()
+    assert b"fit_many" in kept.read_bytes()
