@@ -138,8 +138,8 @@ def on_host(x: object) -> bool:
     process's CPU devices. A value check then runs in numpy at once; a jitted reduction would
     first be compiled, per shape (30-60 ms each, a tenth of ``fit``'s first call on 2 cores).
     An array spread over several processes is checked by the reduction."""
-    return isinstance(x, np.ndarray) or (x.is_fully_addressable and all(
-        d.platform == "cpu" for d in x.devices()))
+    return isinstance(x, np.ndarray) or (isinstance(x, jax.Array) and x.is_fully_addressable
+                                         and all(d.platform == "cpu" for d in x.devices()))
 
 
 @jax.jit

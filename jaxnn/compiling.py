@@ -49,18 +49,25 @@ def jit_with_options(fun: Callable, options: dict, **jit_kw: object) -> Callable
     key = tuple(sorted(options.items()))
     names = jit_kw.get("static_argnames", ())
     static = (names,) if isinstance(names, str) else tuple(names)
+    # the program cache keys static arguments by name; other jit options are not in its key
+    run = cached_call if set(jit_kw) <= {"static_argnames"} else _uncached
 
     def call(*args: object, **kw: object) -> object:
         if jax.default_backend() != "cpu" or _accepted.get(key) is False:
-            return cached_call(plain, fun, {}, static, args, kw)
+            return run(plain, fun, {}, static, args, kw)
         try:
-            out = cached_call(tuned, fun, options, static, args, kw)
+            out = run(tuned, fun, options, static, args, kw)
         except Exception as e:  # an older or newer jaxlib without this option or value
             if not any(refusal in str(e) for refusal in _REFUSALS):
                 raise
             _accepted[key] = False
-            return cached_call(plain, fun, {}, static, args, kw)
+            return run(plain, fun, {}, static, args, kw)
         _accepted[key] = True
         return out
 
     return call
+
+
+def _uncached(jitted: Callable, fun: Callable, options: dict, static: tuple, args: tuple,
+              kw: dict) -> object:
+    return jitted(*args, **kw)

@@ -5,22 +5,28 @@ The first call of a compiled loop in a process costs its tracing, its lowering t
 compilation: about 0.7 s of the default ``fit``'s 1.5 s on 2 cores (``benchmarks/RESULTS.md``).
 JAX's own persistent compilation cache saves only the last of the three, and only when turned on
 in JAX's global configuration, which the library never changes. Within :func:`program_cache`
-(or after :func:`set_program_cache`), the loops that ``fit`` compiles are instead saved as XLA
-executables (``jax.experimental.serialize_executable``) in a directory, and a later process with
-the same program loads one in about 0.1 s and runs it without tracing anything.
+(in this thread or task) or after :func:`set_program_cache` (in every thread), the loops that
+``fit`` compiles are instead saved as XLA executables (``jax.experimental.serialize_executable``)
+in a directory, and a later process with the same program loads one in about 0.1 s and runs it
+without tracing anything.
 
 A saved program is found again only under the same key: the function, its static arguments,
-the shapes, dtypes and placements of its arguments, the compiler options, jaxnn's source files
-(their contents), the versions of jax and jaxlib, JAX's settings that change a program, the
+the shapes, dtypes and placements of its arguments, the compiler options, jaxnn's version and
+source files (their contents), the versions of jax and jaxlib, every JAX setting (as the call
+sees it, scoped ones included) but the persistent cache's and logging's, ``XLA_FLAGS``, the
 backend and its devices, and on CPU the processor (its model and instruction-set flags), since
 an executable compiled for one CPU may not run on another. Anything else compiles as usual:
 calls with traced arguments, static arguments that are not plain values, ``jax.disable_jit``,
-and programs over several devices (data-parallel ``fit``: a loaded program would not place its
-unsharded arguments on the mesh as ``jit`` does).
+programs over several devices (data-parallel ``fit``: a loaded program would not place its
+unsharded arguments on the mesh as ``jit`` does), and every program where the processor
+cannot be identified (neither ``/proc/cpuinfo`` nor, on macOS, ``sysctl``) or jaxnn's source
+files cannot be read.
+
 A file that does not load is compiled again and replaced; files are written atomically, so
 processes sharing the directory never see half a file. Loading an executable runs code from the
-file: use a directory only you can write, as for JAX's own cache. Nothing is ever deleted:
-remove the directory to reclaim its space (a program is about 0.5 MB).
+file: use a directory only you can write, as for JAX's own cache. Nothing is ever deleted
+(each edit of jaxnn's sources makes new keys): remove the directory to reclaim its space (a
+program is about 0.5 MB).
 
 The ``jaxnn`` command keeps its programs in ``$XDG_CACHE_HOME/jaxnn/programs`` (else
 ``~/.cache/jaxnn/programs``) unless given ``--no-compile-cache``.
@@ -38,7 +44,10 @@ import inspect
 import os
 import pickle
 import platform
+import subprocess
+import sys
 import tempfile
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -50,49 +59,63 @@ from jax.experimental import serialize_executable
 
 from jaxnn.checks import is_traced
 
-#: the directory in use (None: programs are compiled in each process, as ``jax.jit`` does)
-_directory: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
-    "jaxnn_program_cache", default=None)
-#: programs loaded or compiled in this process, by key (the most recent ones)
-_programs: OrderedDict[str, jax.stages.Compiled] = OrderedDict()
+_UNSET = object()
+#: the directory of a :func:`program_cache` block (``_UNSET`` outside any block)
+_block: contextvars.ContextVar = contextvars.ContextVar("jaxnn_program_cache", default=_UNSET)
+#: the directory set by :func:`set_program_cache`, for every thread (None: none)
+_default: Path | None = None
+#: programs loaded or compiled in this process, by directory and key (the most recent ones)
+_programs: OrderedDict[tuple[Path, str], jax.stages.Compiled] = OrderedDict()
 _PROGRAMS_KEPT = 64
-#: JAX settings that change what a traced function lowers to
-_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_numpy_rank_promotion",
-             "jax_numpy_dtype_promotion", "jax_default_prng_impl", "jax_threefry_partitionable",
-             "jax_debug_nans", "jax_debug_infs", "jax_use_shardy_partitioner")
+_lock = threading.Lock()  # guards _programs
+#: JAX settings that do not change a program: the persistent cache's and logging's
+_NOT_SETTINGS = ("compilation_cache", "persistent_cache", "log_compiles", "logging_level",
+                 "explain_cache_misses")
 _SUFFIX = ".jaxnn-program"
 #: directories a write failed in (warned about once each)
 _unwritable: set[Path] = set()
 
 
+def _path(directory: str | os.PathLike | None) -> Path | None:
+    return None if directory is None else Path(directory).expanduser().absolute()
+
+
+def _directory() -> Path | None:
+    """The directory in use here: the innermost block's, else :func:`set_program_cache`'s."""
+    block = _block.get()
+    return _default if block is _UNSET else block
+
+
 def set_program_cache(directory: str | os.PathLike | None) -> Path | None:
-    """Keep the compiled training loops in ``directory`` from now on (None: stop); returns the
-    directory used before. The directory is made when the first program is saved."""
-    previous = _directory.get()
-    _directory.set(None if directory is None else Path(directory).expanduser())
+    """Keep the compiled training loops in ``directory`` from now on, in every thread (None:
+    stop), except inside a :func:`program_cache` block; returns the directory set before. The
+    directory is made when the first program is saved."""
+    global _default
+    previous, _default = _default, _path(directory)
     return previous
 
 
 @contextlib.contextmanager
 def program_cache(directory: str | os.PathLike | None) -> Iterator[Path | None]:
-    """Within the block, keep the compiled training loops in ``directory`` (None: compile them
-    in each process, as outside any block). Yields the directory::
+    """Within the block (this thread or task), keep the compiled training loops in
+    ``directory`` (None: compile them in each process, as ``jax.jit`` does). Yields the
+    directory, made absolute::
 
         with jaxnn.program_cache("~/.cache/my-project/programs"):
             result = jaxnn.fit(params, X, y)   # the loop is loaded if a process saved it
     """
-    token = _directory.set(None if directory is None else Path(directory).expanduser())
+    token = _block.set(_path(directory))
     try:
-        yield _directory.get()
+        yield _block.get()
     finally:
-        _directory.reset(token)
+        _block.reset(token)
 
 
 def cached_call(jitted: Callable, fun: Callable, options: dict, static_argnames: tuple,
                 args: tuple, kw: dict) -> object:
     """``jitted(*args, **kw)``, through the program cache when one is in use and the call can
     be keyed. ``jitted`` is ``jax.jit(fun, static_argnames=..., compiler_options=options)``."""
-    directory = _directory.get()
+    directory = _directory()
     if directory is None or jax.config.jax_disable_jit:
         return jitted(*args, **kw)
     positions = _static_positions(fun, static_argnames)
@@ -103,17 +126,19 @@ def cached_call(jitted: Callable, fun: Callable, options: dict, static_argnames:
     key = _key(fun, options, statics, dynamic_args, dynamic_kw)
     if key is None:
         return jitted(*args, **kw)
-    program = _programs.get(key)
+    with _lock:
+        program = _programs.get((directory, key))
     if program is None:
         path = directory / (hashlib.sha256(key.encode()).hexdigest() + _SUFFIX)
         program = _load(path, key)
         if program is None:
             program = jitted.lower(*args, **kw).compile()
             _save(path, key, program)
-        _programs[key] = program
+    with _lock:
+        _programs[directory, key] = program
+        _programs.move_to_end((directory, key))
         while len(_programs) > _PROGRAMS_KEPT:
             _programs.popitem(last=False)
-    _programs.move_to_end(key)
     return program(*dynamic_args, **dynamic_kw)  # a compiled program takes no static args
 
 
@@ -161,9 +186,28 @@ def _key(fun: Callable, options: dict, statics: dict, args: tuple, kw: dict) -> 
             parts.append(str(jax.typeof(leaf)))
     if len(devices) > 1:  # a loaded program would not place its arguments on the mesh itself
         return None
-    parts.append(_environment(frozenset(devices) or frozenset(jax.devices()[:1])))
-    parts.append(repr([(name, getattr(jax.config, name, None)) for name in _SETTINGS]))
+    environment = _environment(frozenset(devices) or frozenset(jax.devices()[:1]))
+    if environment is None:
+        return None
+    parts.append(environment)
+    parts.append(_settings())
     return "\n".join(parts)
+
+
+def _settings() -> str:
+    """JAX's settings as this call sees them (a scoped ``jax.enable_x64`` included): all of
+    them but the persistent cache's and logging's, since many change the program."""
+    return " ".join(f"{name}={_read(name)!r}" for name in sorted(jax.config.values)
+                    if not any(part in name for part in _NOT_SETTINGS))
+
+
+def _read(name: str) -> object:
+    """A JAX setting's value here: one with a context manager is read as an attribute (its
+    scoped value), the others with ``jax.config.read``."""
+    try:
+        return getattr(jax.config, name)
+    except AttributeError:
+        return jax.config.read(name)
 
 
 def _static_text(value: object) -> str | None:
@@ -196,23 +240,35 @@ def _qualified(obj: object) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _environment(devices: frozenset) -> str:
-    """The versions, backend, devices and (on CPU) processor a program is compiled for."""
+def _environment(devices: frozenset) -> str | None:
+    """The versions, backend, devices and (on CPU) processor a program is compiled for; None
+    where the processor or jaxnn's sources cannot be told apart from others."""
     client = next(iter(devices)).client
     kinds = sorted(f"{d.platform}:{d.id}:{d.device_kind}" for d in devices)
     cpu = _processor() if client.platform == "cpu" else ""
+    if cpu is None or _sources() is None:
+        return None
     return (f"jax {jax.__version__} jaxlib {jaxlib.__version__} {client.platform} "
             f"{client.platform_version} {kinds} of {len(client.devices())} {cpu} "
             f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r} sources {_sources()}")
 
 
 @functools.cache
-def _processor() -> str:
-    """The CPU's model and instruction-set flags (``/proc/cpuinfo`` where there is one)."""
+def _processor() -> str | None:
+    """The CPU's model and instruction-set flags (``/proc/cpuinfo``; on macOS ``sysctl``'s
+    brand string and feature flags), or None where neither says (nothing is then kept: an
+    executable compiled for one CPU may use instructions another lacks)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return f"{platform.machine()} {platform.processor()}"
+        if sys.platform != "darwin":
+            return None
+        try:
+            out = subprocess.run(["sysctl", "machdep.cpu.brand_string", "hw.optional"],
+                                 capture_output=True, text=True, timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return f"{platform.machine()} {out.stdout}"
     wanted = ("model name", "flags", "Features", "CPU part", "CPU implementer")
     fields = {}
     for line in text.splitlines():
@@ -223,13 +279,19 @@ def _processor() -> str:
 
 
 @functools.cache
-def _sources() -> str:
-    """A digest of jaxnn's source files: a program saved by other code is never loaded."""
-    digest = hashlib.sha256()
+def _sources() -> str | None:
+    """jaxnn's version and a digest of its source files (None where there are none to read:
+    nothing is then kept), so that a program saved by other code is never loaded."""
+    from jaxnn import __version__
+
     root = Path(__file__).parent
-    for path in sorted(root.rglob("*.py")):
+    files = sorted(root.rglob("*.py"))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return f"{__version__} {digest.hexdigest()}"
 
 
 # --- the files --------------------------------------------------------------------------------
@@ -265,7 +327,7 @@ def _save(path: Path, key: str, program: jax.stages.Compiled) -> None:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=_SUFFIX)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -70,7 +72,7 @@ def test_a_fresh_process_loads_each_loop_and_compiles_nothing(tmp_path):
     first, second = _run(tmp_path), _run(tmp_path)
     assert len(list(tmp_path.glob("*.jaxnn-program"))) == len(METHODS)
     for method in METHODS:
-        assert first[method]["compiled"] >= 1, method  # the loop, compiled and saved
+        assert first[method]["compiled"] >= 1 and first[method]["traced"] >= 1, method
         assert second[method]["compiled"] == 0 and second[method]["traced"] == 0, method
         for field in ("cost", "n_evals", "theta"):  # the same iterates, bit for bit
             assert second[method][field] == first[method][field], (method, field)
@@ -147,22 +149,42 @@ def test_an_unwritable_directory_warns_once_and_trains(tmp_path, fresh_memory):
 
 
 def test_calls_that_cannot_be_keyed_compile_as_jit_does(tmp_path, fresh_memory):
-    def scale(x, factor):
-        return x * factor()
-
-    f = jit_with_options(scale, LOOPS, static_argnames=("factor",))
-    g = jit_with_options(lambda x, n: x * n, LOOPS, static_argnames=("n",))
     x = np.arange(4.0, dtype=np.float32)
+    key = pc._key(jaxnn.losses.penalty, {}, {"n": 3}, (x,), {})  # a jaxnn function, plain
+    assert isinstance(key, str) and "float32[4]" in key
+    assert pc._key(jaxnn.losses.penalty, {}, {"f": lambda: 1.0}, (x,), {}) is None  # closure
+    assert pc._key(lambda v: v, {}, {}, (x,), {}) is None  # not jaxnn's code
+    seen = []
+    jax.jit(lambda v: seen.append(pc._key(jaxnn.losses.penalty, {}, {}, (v,), {})) or v)(x)
+    assert seen == [None]  # traced
+    # through jit_with_options: nothing is kept, and the results are jit's
+    g = jit_with_options(lambda v, n: v * n, LOOPS, static_argnames=("n",))
+    traced = jit_with_options(lambda v, n: v * n, {}, static_argnames=("n",))
     with jaxnn.program_cache(tmp_path):
-        np.testing.assert_array_equal(f(x, factor=lambda: 3.0), x * 3)  # a closure: not kept
-        traced = jit_with_options(lambda v, n: v * n, {}, static_argnames=("n",))
-        np.testing.assert_array_equal(jax.jit(lambda v: traced(v, n=2))(x), x * 2)  # traced
-        assert not list(tmp_path.iterdir())
-        np.testing.assert_array_equal(g(x, n=5), x * 5)  # a lambda is not jaxnn's code either
-        assert not list(tmp_path.iterdir())
+        np.testing.assert_array_equal(g(x, n=5), x * 5)
+        np.testing.assert_array_equal(jax.jit(lambda v: traced(v, n=2))(x), x * 2)
         with jax.disable_jit():
             jaxnn.fit(*_problem(hidden=2), maxiter=3)
         assert not list(tmp_path.iterdir())
+
+
+def test_every_setting_of_jax_but_cache_and_logging_is_in_the_key():
+    x = np.arange(4.0, dtype=np.float32)
+    base = pc._key(jaxnn.losses.penalty, {}, {}, (x,), {})
+    with jax.numpy_rank_promotion("raise"):  # scoped settings are read as the call sees them
+        assert pc._key(jaxnn.losses.penalty, {}, {}, (x,), {}) != base
+    previous = pc._read("jax_disable_most_optimizations")
+    try:  # a compiler setting: a program saved without it is not loaded with it
+        jax.config.update("jax_disable_most_optimizations", not previous)
+        assert pc._key(jaxnn.losses.penalty, {}, {}, (x,), {}) != base
+    finally:
+        jax.config.update("jax_disable_most_optimizations", previous)
+    previous = pc._read("jax_log_compiles")
+    try:
+        jax.config.update("jax_log_compiles", not previous)
+        assert pc._key(jaxnn.losses.penalty, {}, {}, (x,), {}) == base
+    finally:
+        jax.config.update("jax_log_compiles", previous)
 
 
 def test_static_arguments_are_kept_only_as_text_another_process_reads_alike():
@@ -179,42 +201,60 @@ def test_static_arguments_are_kept_only_as_text_another_process_reads_alike():
         assert pc._static_text(unkeyable) is None, unkeyable
 
 
-def test_the_directory_is_set_for_a_block_or_until_changed(tmp_path):
-    assert pc._directory.get() is None
-    with jaxnn.program_cache(tmp_path / "a") as d:
-        assert d == tmp_path / "a"
+def test_the_directory_is_set_for_a_block_or_for_every_thread(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert pc._directory() is None
+    with jaxnn.program_cache("a") as d:
+        assert d == tmp_path / "a"  # made absolute: a later chdir does not move it
         with jaxnn.program_cache(None) as inner:
-            assert inner is None
-        assert pc._directory.get() == tmp_path / "a"
-    assert pc._directory.get() is None
+            assert inner is None and pc._directory() is None
+        assert pc._directory() == tmp_path / "a"
+    assert pc._directory() is None
     try:
         assert jaxnn.set_program_cache(tmp_path / "b") is None
         assert jaxnn.set_program_cache("~/x") == tmp_path / "b"
-        assert pc._directory.get() == (tmp_path / "x").home() / "x"
+        assert pc._directory() == Path.home() / "x"
+        with jaxnn.program_cache(tmp_path / "c"):  # a block overrides it
+            assert pc._directory() == tmp_path / "c"
+        jaxnn.set_program_cache(tmp_path / "d")
+        with ThreadPoolExecutor(1) as pool:  # other threads see it too
+            assert pool.submit(pc._directory).result() == tmp_path / "d"
+            p0, X, y = _problem(hidden=3)
+            pool.submit(jaxnn.fit, p0, X, y, maxiter=5).result()
+        assert [p.suffix for p in (tmp_path / "d").iterdir()] == [".jaxnn-program"]
     finally:
         jaxnn.set_program_cache(None)
 
-
 MESH_SCRIPT = """
-import sys, numpy as np, jaxnn
+import json, sys, numpy as np, jax, jaxnn
+from jaxnn import saved_programs
+loads = []
+load = saved_programs._load
+saved_programs._load = lambda *a: loads.append(load(*a) is not None) or load(*a)
 rng = np.random.default_rng(0)
 X, y = rng.normal(size=(64, 8)), np.arange(64) % 3
 p0 = jaxnn.init_params(1, (8, 5, 3))
+out = []
 with jaxnn.program_cache(sys.argv[1]):
-    data_parallel = jaxnn.fit(p0, X, y, maxiter=20, devices=4)
-    many = jaxnn.fit_many(jaxnn.init_many(0, 3, (8, 5, 3)), X, y, maxiter=20)
-print(data_parallel.cost.hex(), [float(c).hex() for c in many.cost])
+    out.append(jaxnn.fit(p0, X, y, maxiter=20, devices=4).cost.hex())
+    out.append([float(c).hex() for c in jaxnn.fit_many(jaxnn.init_many(0, 3, (8, 5, 3)), X, y,
+                                                        maxiter=20).cost])
+    with jax.default_device(jax.devices()[1]):
+        r = jaxnn.fit_many(jaxnn.init_many(0, 3, (8, 5, 3)), X, y, maxiter=20, lams=0.5)
+        out.append([float(c).hex() for c in r.cost])
+print(json.dumps([out, loads]))
 """
 
 
 def test_with_several_devices_only_single_device_programs_are_kept(tmp_path):
     """A data-parallel loop is compiled in each process; ``fit_many``'s, on one device of the
-    four, is loaded onto that device."""
+    four (the first, then the second), is loaded onto the device it was compiled for."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     runs = [subprocess.run([sys.executable, "-c", MESH_SCRIPT, str(tmp_path)], env=env,
                            capture_output=True, text=True, timeout=300) for _ in range(2)]
     for proc in runs:
         assert proc.returncode == 0, proc.stderr
-    assert runs[0].stdout == runs[1].stdout
-    (kept,) = tmp_path.iterdir()
-    assert b"fit_many" in kept.read_bytes()
+    (out1, loads1), (out2, loads2) = (json.loads(p.stdout) for p in runs)
+    assert out1 == out2
+    assert loads1 == [False, False] and loads2 == [True, True]  # the two fit_many programs
+    assert len(list(tmp_path.iterdir())) == 2

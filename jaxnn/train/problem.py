@@ -71,23 +71,30 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
                    output, grad)
     check_representable(lam, "lam", dtype)
     theta0 = start_vector(params, dtype)
-    # numpy casts what it can read where it lies (checks.on_host): jnp's casts and one_hot
-    # compile a program per shape; device_put, not jnp.asarray, which compiles a copy
+    # numpy casts what it reads where it lies, on the default device (_in_numpy): jnp's casts
+    # and one_hot compile a program per shape; device_put, not jnp.asarray (a copy compiled)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
-        if isinstance(X, jax.Array) and (X.dtype == dtype or not on_host(X)):
+        if isinstance(X, jax.Array) and (X.dtype == dtype or not _in_numpy(X)):
             X = X if X.dtype == dtype else X.astype(dtype)
         else:
             X = np.asarray(X, dtype)
         lam_t = np.asarray(lam, dtype)
     _check_X_representable(X, dtype)
     K = spec.sizes[-1]
-    if isinstance(y, jax.Array) and not on_host(y):
+    if isinstance(y, jax.Array) and not _in_numpy(y):
         Y = targets(y, K, dtype)
     else:
         y = np.asarray(y)
         Y = np.eye(K, dtype=dtype)[y] if y.ndim == 1 else y.astype(dtype)
     return Problem(spec, theta0, jax.device_put(X, rows), jax.device_put(Y, rows),
                    jax.device_put(lam_t, replicated), replicated)
+
+
+def _in_numpy(x: jax.Array) -> bool:
+    """Whether ``make_problem`` prepares ``x`` in numpy: on this process's CPU devices
+    (:func:`jaxnn.checks.on_host`) and not committed to one (a committed array keeps its
+    device, and ``fit`` refuses it as before if the problem lies elsewhere)."""
+    return on_host(x) and not x.committed
 
 
 def _check_X_representable(X, dtype) -> None:

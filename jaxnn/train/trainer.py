@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import numpy as np
@@ -38,12 +38,9 @@ from jax.typing import ArrayLike, DTypeLike
 from jaxnn.checks import check_dtype, check_learning_rate, check_seed, positive_int
 from jaxnn.precision import x64_when
 from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_lbfgsb, fit_minibatch
-from jaxnn.train.loops import minibatch_optimizer
+from jaxnn.train.loops import minibatch_optimizer, optax  # optax: imported on first use
 from jaxnn.train.problem import SCIPY_METHODS, check_method, check_options, make_problem
 from jaxnn.train.scipy_bridge import fit_scipy
-
-if TYPE_CHECKING:  # imported by the methods that use it, not by fit's default
-    import optax
 
 
 @dataclass(frozen=True, repr=False, eq=False)  # eq: params are arrays
