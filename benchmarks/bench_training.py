@@ -2,7 +2,8 @@
 otherwise use, and time it.
 
 Usage:
-    python benchmarks/bench_training.py [--maxiter 400] [--repeats 3] [--recipe-evals 400]
+    python benchmarks/bench_training.py [--maxiter 400] [--repeats 3] [--cold-repeats 3]
+                                        [--recipe-evals 400]
                                         [--skip-recipe] [--skip-torch] [--skip-sklearn]
                                         [--skip-overhead] [--skip-closeness] [--json out.json]
     python benchmarks/bench_training.py --figures   # accuracy after 50 and 400 iterations
@@ -20,13 +21,15 @@ Entries:
   `fit(method="fmincg")` (the course's conjugate gradient, compiled loop) for 50 and
   `maxiter` line searches. jaxnn runs with `tol=0` (not fmincg, which has no tolerance) so that
   every run does all its iterations.
-* "cold": the first call in a fresh process (a child process per entry: `import jaxnn`,
-  data loading and the problem's arrays excluded, compilation included); "warm": the same call
+* "cold": the first call in a fresh process (a child process per run: `import jaxnn`, data
+  loading and the problem's arrays excluded, compilation included), the fastest of
+  `--cold-repeats` processes run in rotation with the other cold entries; "warm": the same call
   again in this process, the fastest of `--repeats` runs interleaved with every other warm
   entry, so that the shared machine's load hits them alike (the median is in the notes).
   "compile s": XLA's compilation time during the cold call (the `backend_compile` events of
-  `jax.monitoring`). The default float32 also runs cold with `jaxnn.program_cache` on: a first
-  fresh process saves its loop, a second one (the row) loads it, tracing and compiling nothing.
+  `jax.monitoring`). The default float32 also runs cold with `jaxnn.program_cache` on: one
+  more fresh process saves its loop first, and the row's processes load it, tracing and
+  compiling nothing.
 * scipy's own `scipy.optimize.minimize(method="L-BFGS-B")`, one compiled value-and-gradient
   call per evaluation (:class:`jaxnn.train.ScipyObjective`, the bridge of `fit`'s scipy
   methods): the reference for the default's speed and iterations.
@@ -349,36 +352,39 @@ def child_main(spec: str, smoke: bool) -> None:
         print("ROW " + json.dumps(asdict(row)), flush=True)
 
 
-def run_cold(entries: list[str], smoke: bool, data, p0, programs: str) -> list[Row]:
-    """Each entry in a fresh process. An entry ending in ``:saved`` runs in two, both with the
-    program cache in ``programs``: the first saves the loop, the second (the row) loads it.
-    With ``--smoke`` only the first entry: the others are the first call of their kind in this
-    process (the same path, without a process start each)."""
-    rows = []
-    for i, spec in enumerate(entries):
-        if smoke and i > 0:
-            if spec == "torch":
-                rows.append(run_torch(data, p0, int(os.environ["BENCH_TORCH_MAXITER"]),
-                                      "float32", label="cold, first call here"))
-            else:
-                method, dtype, maxiter, *saved = spec.split(":")
-                with jaxnn.program_cache(programs if saved else None):
-                    rows.append(run_jaxnn(data, p0, method, dtype, int(maxiter),
-                                          "cold, first call here" + f", {SAVED}" * bool(saved),
-                                          int(maxiter)))
-            continue
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", spec]
-        if smoke:
-            cmd.append("--smoke")
-        for _ in range(2 if spec.endswith(":saved") else 1):  # the row is the last run's
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
-                                 env={**os.environ, PROGRAMS_ENV: programs})
-            if out.returncode != 0:
-                raise RuntimeError(
-                    f"child {spec} failed:\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
-        rows += [Row(**json.loads(line[4:])) for line in out.stdout.splitlines()
-                 if line.startswith("ROW ")]
-    return rows
+def run_cold(entries: list[str], smoke: bool, data, p0, programs: str,
+             repeats: int) -> list[Row]:
+    """Each entry in a fresh process, ``repeats`` times in rotation: the row of its fastest
+    run, as for the warm rows. An entry ending in ``:saved`` runs with the program cache in
+    ``programs``, which one more process has filled first. With ``--smoke`` only the first
+    entry: the others are the first call of their kind in this process (the same path, without
+    a process start each)."""
+    def child(spec: str) -> Row:
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", spec] + ["--smoke"] * smoke
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+                             env={**os.environ, PROGRAMS_ENV: programs})
+        if out.returncode != 0:
+            raise RuntimeError(f"child {spec} failed:\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
+        (row,) = [Row(**json.loads(line[4:])) for line in out.stdout.splitlines()
+                  if line.startswith("ROW ")]
+        return row
+
+    fresh = entries[:1] if smoke else entries
+    for spec in fresh:
+        if spec.endswith(":saved"):
+            child(spec)  # saves the loop
+    rows = interleaved_warm({spec: partial(child, spec) for spec in fresh}, repeats)
+    for spec in entries[len(fresh):]:
+        if spec == "torch":
+            rows[spec] = run_torch(data, p0, int(os.environ["BENCH_TORCH_MAXITER"]), "float32",
+                                   label="cold, first call here")
+        else:
+            method, dtype, maxiter, *saved = spec.split(":")
+            with jaxnn.program_cache(programs if saved else None):
+                rows[spec] = run_jaxnn(data, p0, method, dtype, int(maxiter),
+                                       "cold, first call here" + f", {SAVED}" * bool(saved),
+                                       int(maxiter))
+    return [rows[spec] for spec in entries]
 
 
 def interleaved_warm(fns: dict[str, Callable[[], Row]], repeats: int) -> dict[str, Row]:
@@ -607,6 +613,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
     ap.add_argument("--maxiter", type=int, default=400)
     ap.add_argument("--repeats", type=int, default=3, help="warm runs per entry (median)")
+    ap.add_argument("--cold-repeats", type=int, default=3,
+                    help="fresh processes per cold entry, in rotation (the fastest is the row)")
     ap.add_argument("--recipe-evals", type=int, default=400)
     ap.add_argument("--skip-recipe", action="store_true")
     ap.add_argument("--skip-torch", action="store_true")
@@ -624,7 +632,7 @@ def main() -> None:
         child_main(args.child, args.smoke)
         return
     if args.smoke:
-        args.maxiter, args.repeats, args.recipe_evals = 5, 1, 5
+        args.maxiter, args.repeats, args.recipe_evals, args.cold_repeats = 5, 1, 5, 1
     os.environ["BENCH_TORCH_MAXITER"] = str(args.maxiter)
     short = min(50, args.maxiter)
 
@@ -646,7 +654,8 @@ def main() -> None:
     cold_entries = [f"L-BFGS-B:float32:{M}", f"L-BFGS-B:float32:{M}:saved",
                     f"L-BFGS-B:float64:{M}", f"lbfgs:float32:{M}", f"fmincg:float32:{M}"]
     with tempfile.TemporaryDirectory(prefix="jaxnn-programs-") as programs:
-        cold = run_cold(cold_entries + ["torch"] * with_torch, args.smoke, data, p0, programs)
+        cold = run_cold(cold_entries + ["torch"] * with_torch, args.smoke, data, p0, programs,
+                        args.cold_repeats)
     print("  done: cold rows (fresh processes)", flush=True)
 
     # warm: every entry compiled once here, then interleaved
