@@ -77,7 +77,20 @@ _unwritable: set[Path] = set()
 
 
 def _path(directory: str | os.PathLike | None) -> Path | None:
-    return None if directory is None else Path(directory).expanduser().absolute()
+    """The directory, checked, ``~`` expanded and made absolute (a later ``chdir`` does not
+    move it)."""
+    if directory is None:
+        return None
+    if not isinstance(directory, str | os.PathLike) or not isinstance(
+            os.fspath(directory), str) or not os.fspath(directory):
+        raise TypeError(f"directory must be a path (a non-empty str or os.PathLike) or None, "
+                        f"got {directory!r}")
+    if "\0" in os.fspath(directory):
+        raise ValueError(f"directory {directory!r} contains a NUL byte; pass a real path")
+    try:
+        return Path(directory).expanduser().absolute()
+    except RuntimeError as e:  # ~user for a user that does not exist
+        raise ValueError(f"directory {directory!r}: {e}; pass a path without ~user") from None
 
 
 def _directory() -> Path | None:
@@ -332,12 +345,24 @@ def _save(path: Path, key: str, program: jax.stages.Compiled) -> None:
             f.write(data)
         os.replace(tmp, path)
         tmp = None
-    except OSError as e:
+    except (OSError, ValueError) as e:
         if path.parent not in _unwritable:
             _unwritable.add(path.parent)
-            warnings.warn(f"jaxnn's program cache cannot write to {path.parent} ({e}); the "
-                          "training loops are compiled in each process", stacklevel=4)
+            reason = ("it is not a directory" if path.parent.exists()
+                      and not path.parent.is_dir() else e)
+            warnings.warn(f"jaxnn's program cache cannot write to {path.parent} ({reason}); "
+                          "the training loops are compiled in each process",
+                          stacklevel=_caller_level())
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning from here at the first frame outside jaxnn
+    (the user's call of ``fit``)."""
+    root, frame, level = str(Path(__file__).parent), sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -570,6 +570,10 @@ def test_the_compile_cache_is_the_commands_and_can_be_turned_off(tmp_path, small
                           text=True, timeout=300)
     assert proc.returncode == 0 and not (off / "jaxnn" / "xla").exists()
     assert not (off / "jaxnn" / "programs").exists()
+    proc = subprocess.run([*cmd, "--out", str(tmp_path / "c")], capture_output=True, text=True,
+                          env={**env, "XDG_CACHE_HOME": str(off), "JAXNN_COMPILE_CACHE": "Off"},
+                          timeout=300)
+    assert proc.returncode == 0 and not (off / "jaxnn" / "programs").exists()
 
 
 # --- Ctrl-C at any moment ---------------------------------------------------------------------

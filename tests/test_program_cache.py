@@ -143,9 +143,15 @@ def test_an_unwritable_directory_warns_once_and_trains(tmp_path, fresh_memory):
         r = jaxnn.fit(p0, X, y, maxiter=10)
         jaxnn.fit(p0, X, y, maxiter=10, dtype="float64")
     assert r.cost == expected.cost
-    messages = [str(x.message) for x in w if "program cache" in str(x.message)]
-    assert len(messages) == 1 and str(blocker / "programs") in messages[0], messages
-    assert "compiled in each process" in messages[0]
+    caught = [x for x in w if "program cache" in str(x.message)]
+    assert len(caught) == 1 and str(blocker / "programs") in str(caught[0].message), caught
+    assert "compiled in each process" in str(caught[0].message)
+    assert caught[0].filename == __file__  # the user's call of fit, not jaxnn's inside
+    with jaxnn.program_cache(blocker), warnings.catch_warnings(record=True) as w:  # a file
+        warnings.simplefilter("always")
+        jaxnn.fit(p0, X, y, maxiter=10)
+    (caught,) = [x for x in w if "program cache" in str(x.message)]
+    assert f"cannot write to {blocker} (it is not a directory)" in str(caught.message)
 
 
 def test_calls_that_cannot_be_keyed_compile_as_jit_does(tmp_path, fresh_memory):
@@ -224,6 +230,18 @@ def test_the_directory_is_set_for_a_block_or_for_every_thread(tmp_path, monkeypa
         assert [p.suffix for p in (tmp_path / "d").iterdir()] == [".jaxnn-program"]
     finally:
         jaxnn.set_program_cache(None)
+    for bad in (123, b"programs", "", ["a"]):
+        with pytest.raises(TypeError, match=r"directory must be a path \(a non-empty str or "
+                                            r"os.PathLike\) or None, got "):
+            jaxnn.set_program_cache(bad)
+        with pytest.raises(TypeError, match="directory must be a path"), \
+                jaxnn.program_cache(bad):
+            pass
+    for bad, said in (("/tmp/a\0b", "contains a NUL byte"),
+                      ("~no-such-user-jaxnn/x", "pass a path without ~user")):
+        with pytest.raises(ValueError, match=said):
+            jaxnn.set_program_cache(bad)
+    assert pc._directory() is None
 
 MESH_SCRIPT = """
 import json, sys, numpy as np, jax, jaxnn
