@@ -705,6 +705,9 @@ def main() -> None:
               f"first call in a fresh process {torch_warm / c.seconds:.2f}x (goal >= 1.5); "
               f"the same with its loop saved by an earlier process (jaxnn.program_cache: "
               f"nothing compiled) {torch_warm / saved.seconds:.2f}x")
+        print(f"within jaxnn (no other tool's load in the ratio): the default's first call "
+              f"takes {c.seconds / d.seconds:.2f}x its warm time, "
+              f"{saved.seconds / d.seconds:.2f}x with its loop saved")
         products, evaluation, floor = bound(data, p0, 0.2 if args.smoke else 2.0)
         for what, t in (("its two large products alone", products),
                         ("one compiled evaluation, no optimizer", evaluation)):
