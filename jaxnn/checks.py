@@ -118,8 +118,7 @@ def check_X(X: object, n_in: int, name: str = "X") -> Array | np.ndarray:
 
 def _check_finite(x: Array | np.ndarray, name: str,
                   hint: str = "clean or impute them first") -> None:
-    finite = np.isfinite(np.asarray(x)).all() if on_host(x) else bool(_all_finite(x))
-    if not finite:
+    if not all_finite_values(x):
         raise ValueError(f"{name} contains NaN or infinite values; {hint}")
 
 
@@ -140,6 +139,12 @@ def on_host(x: object) -> bool:
     An array spread over several processes is checked by the reduction."""
     return isinstance(x, np.ndarray) or (isinstance(x, jax.Array) and x.is_fully_addressable
                                          and all(d.platform == "cpu" for d in x.devices()))
+
+
+def all_finite_values(x: Array | np.ndarray) -> bool:
+    """Whether every entry of the concrete ``x`` is finite: in numpy where it reads ``x``
+    (:func:`on_host`), else one jitted reduction."""
+    return bool(np.isfinite(np.asarray(x)).all()) if on_host(x) else bool(_all_finite(x))
 
 
 @jax.jit

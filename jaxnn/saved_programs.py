@@ -59,6 +59,9 @@ from jax.experimental import serialize_executable
 
 from jaxnn.checks import is_traced
 
+# --- the directory in use ---------------------------------------------------------------------
+
+
 _UNSET = object()
 #: the directory of a :func:`program_cache` block (``_UNSET`` outside any block)
 _block: contextvars.ContextVar = contextvars.ContextVar("jaxnn_program_cache", default=_UNSET)
@@ -124,6 +127,9 @@ def program_cache(directory: str | os.PathLike | None) -> Iterator[Path | None]:
         _block.reset(token)
 
 
+# --- the call ---------------------------------------------------------------------------------
+
+
 def cached_call(jitted: Callable, fun: Callable, options: dict, static_argnames: tuple,
                 args: tuple, kw: dict) -> object:
     """``jitted(*args, **kw)``, through the program cache when one is in use and the call can
@@ -131,10 +137,10 @@ def cached_call(jitted: Callable, fun: Callable, options: dict, static_argnames:
     directory = _directory()
     if directory is None or jax.config.jax_disable_jit:
         return jitted(*args, **kw)
-    positions = _static_positions(fun, static_argnames)
+    positions = dict(_static_positions(fun, static_argnames))  # position -> name
     statics = {k: v for k, v in kw.items() if k in static_argnames}
-    statics.update((name, args[i]) for i, name in positions if i < len(args))
-    dynamic_args = tuple(a for i, a in enumerate(args) if i not in dict(positions))
+    statics.update((name, args[i]) for i, name in positions.items() if i < len(args))
+    dynamic_args = tuple(a for i, a in enumerate(args) if i not in positions)
     dynamic_kw = {k: v for k, v in kw.items() if k not in statics}
     key = _key(fun, options, statics, dynamic_args, dynamic_kw)
     if key is None:
@@ -178,9 +184,10 @@ def _static_positions(fun: Callable, names: tuple) -> tuple[tuple[int, str], ...
 def _key(fun: Callable, options: dict, statics: dict, args: tuple, kw: dict) -> str | None:
     """Everything that decides the compiled program, as text; None when a part cannot be
     written down the same way in another process (a traced argument, a closure)."""
-    parts = [_static_text(fun), repr(sorted(options.items()))]
-    if parts[0] is None:  # not a module-level function of jaxnn
+    name = _static_text(fun)
+    if name is None:  # not a module-level function of jaxnn
         return None
+    parts = [name, repr(sorted(options.items()))]
     for name in sorted(statics):
         text = _static_text(statics[name])
         if text is None:

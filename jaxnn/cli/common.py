@@ -69,8 +69,8 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
 
     The command's choice for itself: the library never changes JAX's configuration. Off with
     ``enabled=False`` (``--no-compile-cache``) or ``JAXNN_COMPILE_CACHE=0`` (or false, no, off,
-    in any case); a cache directory
-    that cannot be made leaves it off. Returns the directory holding both, or None."""
+    in any case); a cache directory that cannot be made leaves it off. Returns the directory
+    holding both, or None."""
     if not enabled or os.environ.get(COMPILE_CACHE_ENV, "1").strip().lower() in (
             "0", "false", "no", "off"):
         return None

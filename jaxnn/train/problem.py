@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxnn.checks import (
+    all_finite_values,
     check_callback,
     check_devices,
     check_grad,
@@ -100,9 +100,7 @@ def _in_numpy(x: jax.Array) -> bool:
 def _check_X_representable(X, dtype) -> None:
     """``X`` must be finite in the training dtype (as ``lam`` and the weights): data that
     overflow float32 can only train to NaN."""
-    finite = (np.isfinite(np.asarray(X)).all() if on_host(X)
-              else bool(jnp.isfinite(X).all()))
-    if not finite:
+    if not all_finite_values(X):
         raise ValueError(f"X has values that overflow {np.dtype(dtype).name} (the largest "
                          f"float32 is 3.4e38); {overflow_hint(dtype)}")
 
