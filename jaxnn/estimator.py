@@ -13,30 +13,21 @@ from typing import Any
 import jax
 import numpy as np
 
-try:
-    from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.preprocessing import LabelEncoder
-    from sklearn.utils import check_random_state
-    from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted
-except ImportError as e:  # pragma: no cover - exercised by a subprocess test
-    raise ImportError(
-        "jaxnn.NeuralNetClassifier needs scikit-learn: pip install 'jaxnn[sklearn]'"
-    ) from e
-
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _validate_data
-except ImportError:  # pragma: no cover - older scikit-learn
-    def _validate_data(estimator, *args, **kw):
-        return estimator._validate_data(*args, **kw)
-
-from jaxnn.checks import check_hidden, check_number, positive_int
+from jaxnn.checks import check_dtype, check_hidden, check_number, positive_int
 from jaxnn.defaults import INIT_EPSILON
+from jaxnn.extras import require
 from jaxnn.memory import check_memory, param_count
 from jaxnn.model import logits
 from jaxnn.outputs import get_output
 from jaxnn.precision import x64_when
 from jaxnn.train.trainer import FitResult, fit
+
+require("jaxnn.NeuralNetClassifier", "sklearn", extra="sklearn")
+from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
+from sklearn.preprocessing import LabelEncoder  # noqa: E402
+from sklearn.utils import check_random_state  # noqa: E402
+from sklearn.utils.multiclass import check_classification_targets  # noqa: E402
+from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
 
 __all__ = ["NeuralNetClassifier"]
 
@@ -125,9 +116,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         return check_hidden(self.hidden_layer_sizes, "hidden_layer_sizes")
 
     def _precision(self) -> contextlib.AbstractContextManager:
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        return x64_when(self.dtype == "float64")
+        return x64_when(check_dtype(self.dtype, allow_none=False))
 
     def _init_params(self, rng: np.random.RandomState, sizes: tuple[int, ...]
                      ) -> tuple[np.ndarray, ...]:
@@ -144,7 +133,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> NeuralNetClassifier:
         """Train on ``X`` ``(m, n_features)`` and labels ``y`` ``(m,)``; returns ``self``."""
-        X, y = _validate_data(self, X, y, dtype=(np.float64, np.float32))
+        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         if len(encoder.classes_) < 2:
@@ -179,7 +168,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities ``(m, n_classes)``, rows summing to one, columns in the order
         of ``classes_``."""
         check_is_fitted(self)
-        X = _validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         with self._precision():
             dtype = np.dtype(self.params_[0].dtype)
             p = np.asarray(_proba(self.params_, X.astype(dtype, copy=False), self.activation,

@@ -13,6 +13,8 @@ COMPILED_METHODS = ("L-BFGS-B", "lbfgs", "fmincg")
 MINIBATCH_METHODS = ("adam", "sgd")  # optax, mini-batches
 METHODS = ("L-BFGS-B", *SCIPY_METHODS, "lbfgs", "fmincg", *MINIBATCH_METHODS)
 MANY_METHODS = ("lbfgs", "fmincg", "adam", "sgd")  # what jaxnn.parallel.fit_many runs
+#: what fit and fit_stream take as ``method`` besides the names
+OPTAX_ALTERNATIVE = "pass an optax GradientTransformation"
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OUTPUTS = ("sigmoid", "softmax")

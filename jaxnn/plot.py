@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from jaxnn.checks import check_seed
+from jaxnn.extras import require
 from jaxnn.files.atomic import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,18 +42,12 @@ __all__ = [
 Order = Literal["C", "F"]
 PathLike = str | os.PathLike[str]
 
-_PLOT_EXTRA = "pip install 'jaxnn[plot]'"
-
-
 def _figure(width: float, height: float) -> Figure:
     """A new Figure with its own Agg canvas (no pyplot, no global backend change)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError(
-            f"jaxnn.plot needs the optional package matplotlib: {_PLOT_EXTRA}"
-        ) from exc
+    require("jaxnn.plot", "matplotlib", extra="plot")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig

@@ -35,10 +35,10 @@ from jax.typing import ArrayLike
 from jaxnn.checks import (
     Params,
     as_params,
+    check_choice,
     check_dtype,
     check_grad,
     check_lam,
-    check_learning_rate,
     check_representable,
     check_seed,
     positive_int,
@@ -46,7 +46,7 @@ from jaxnn.checks import (
 from jaxnn.files.idx import idx_count, iter_idx
 from jaxnn.losses import data_loss, penalty
 from jaxnn.model import logits, start_vector
-from jaxnn.names import MINIBATCH_METHODS
+from jaxnn.names import MINIBATCH_METHODS, OPTAX_ALTERNATIVE
 from jaxnn.precision import training_dtype, x64_when
 from jaxnn.spec import NetSpec
 from jaxnn.train.loops import minibatch_optimizer
@@ -85,14 +85,10 @@ class StreamResult:
 
 def _optimizer(method: object, learning_rate: object) -> optax.GradientTransformation:
     """The optax optimizer of ``method``: adam/sgd with ``learning_rate``, or a given one."""
-    if isinstance(method, optax.GradientTransformation):
-        if learning_rate is not None:
-            raise ValueError("learning_rate is part of an optax optimizer passed as method")
-        return method
-    if not isinstance(method, str) or method not in MINIBATCH_METHODS:
-        raise ValueError(f"method={method!r} is not supported by fit_stream; choose one of "
-                         f"{list(MINIBATCH_METHODS)} or pass an optax GradientTransformation")
-    return minibatch_optimizer(method, check_learning_rate(learning_rate, method))
+    if not isinstance(method, optax.GradientTransformation):
+        check_choice(method, MINIBATCH_METHODS, "method", by="fit_stream",
+                     alternative=OPTAX_ALTERNATIVE)
+    return minibatch_optimizer(method, learning_rate)
 
 
 def _step(theta: Array, opt_state: Any, X: Array, y: Array, lam: Array, *,

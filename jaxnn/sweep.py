@@ -30,7 +30,15 @@ from typing import Any
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxnn.checks import check_dtype, check_hidden, check_labels, check_lam, check_seed
+from jaxnn.checks import (
+    check_choice,
+    check_dtype,
+    check_hidden,
+    check_labels,
+    check_lam,
+    check_number,
+    check_seed,
+)
 from jaxnn.datasets import train_test_split
 from jaxnn.defaults import LEARNING_CURVE_SIZES
 from jaxnn.model import init_params
@@ -38,7 +46,8 @@ from jaxnn.parallel.fit_many import MANY_METHODS, fit_many
 from jaxnn.parallel.members import evaluate_many
 from jaxnn.precision import x64_when
 
-__all__ = ["DEFAULT_LAMS", "METRICS", "Curve", "learning_curve", "plot_curve", "validation_curve"]
+__all__ = ["DEFAULT_LAMS", "METRICS", "Curve", "check_lams", "check_sizes", "learning_curve",
+           "plot_curve", "validation_curve"]
 
 METRICS = ("train_cost", "val_cost", "train_accuracy", "val_accuracy")
 DEFAULT_LAMS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -174,12 +183,6 @@ def _init(seeds: np.ndarray, sizes: tuple[int, ...], repeat: int, dtype: Any) ->
     return tuple(np.concatenate([t] * repeat) for t in layers)
 
 
-def _check_method(method: str) -> None:
-    if not isinstance(method, str) or method not in MANY_METHODS:
-        raise ValueError(f"method={method!r} is not supported; choose one of "
-                         f"{list(MANY_METHODS)}")
-
-
 def _dtype(dtype: Any) -> Any:
     want64 = check_dtype(dtype)
     return None if want64 is None else np.dtype(np.float64 if want64 else np.float32)
@@ -224,12 +227,9 @@ def validation_curve(
         A :class:`Curve` with ``P x S`` entries, all trained in one ``fit_many`` batch.
     """
     t0 = time.perf_counter()
-    _check_method(method)
+    check_choice(method, MANY_METHODS, "method")
     data = _split(X, y, X_val, y_val, val_fraction, split_seed)
-    lam_arr = np.asarray(lams, dtype=np.float64)
-    if lam_arr.ndim != 1 or lam_arr.size == 0 or not np.all(np.isfinite(lam_arr)) \
-            or np.any(lam_arr < 0):
-        raise ValueError(f"lams must be a non-empty list of numbers >= 0, got {lams!r}")
+    lam_arr = check_lams(lams)
     seed_arr = _seeds(seeds)
     sizes = (data.X.shape[1], *check_hidden(hidden), data.K)
     dt = _dtype(dtype)
@@ -295,7 +295,7 @@ def learning_curve(
     seeds (see the module docstring). Other arguments as in :func:`validation_curve`.
     """
     t0 = time.perf_counter()
-    _check_method(method)
+    check_choice(method, MANY_METHODS, "method")
     data = _split(X, y, X_val, y_val, val_fraction, split_seed)
     m = data.X.shape[0]
     counts = _counts(sizes, m)
@@ -344,28 +344,62 @@ def _warn_diverged(diverged: np.ndarray, messages: Sequence[str],
                       f"{members[first]}): {messages[first]}", stacklevel=3)
 
 
-def _counts(sizes: Sequence[int | float], m: int) -> list[int]:
+def _values(values: object, name: str, what: str) -> list:
     try:
-        items = list(sizes)
+        items = list(values)  # type: ignore[call-overload]
     except TypeError:
-        raise ValueError(f"sizes must be a list of counts or fractions, got {sizes!r}") from None
+        raise ValueError(f"{name} must be a list of {what}, got {values!r}") from None
     if not items:
-        raise ValueError("sizes is empty; give at least one training-set size")
-    out: list[int] = []
+        raise ValueError(f"{name} is empty; give at least one")
+    return items
+
+
+def _once(items: list, name: str) -> None:
+    """Each value one row of the curve: none given twice (a count and a fraction differ)."""
+    seen: list[tuple[bool, float]] = []
+    for v in items:
+        key = (isinstance(v, int | np.integer), float(v))
+        if key in seen:
+            raise ValueError(f"{name}: {v} is given twice (each value is one row of the curve)")
+        seen.append(key)
+
+
+def check_lams(lams: Sequence[float]) -> np.ndarray:
+    """A validation curve's penalties: a non-empty list of finite numbers ``>= 0``, none given
+    twice. Returned as float64."""
+    items = _values(lams, "lams", "numbers >= 0")
+    out = [check_number(v, f"lams[{i}]", low=0.0) for i, v in enumerate(items)]
+    _once(out, "lams")
+    return np.asarray(out, dtype=np.float64)
+
+
+def check_sizes(sizes: Sequence[int | float]) -> list[int | float]:
+    """A learning curve's training-set sizes, as far as they can be checked before the data is
+    known: counts (ints ``>= 1``) or fractions of the training set (floats in ``(0, 1]``), none
+    given twice."""
+    items = _values(sizes, "sizes", "counts or fractions")
     for s in items:
         if isinstance(s, bool) or not isinstance(s, int | float | np.number):
             raise ValueError(f"sizes must hold counts or fractions, got {s!r}")
         if isinstance(s, int | np.integer):
-            n = int(s)
-            if n < 1:
+            if s < 1:
                 raise ValueError(f"sizes: a count of examples must be at least 1, got {s}")
-        elif 0 < s <= 1:
-            n = round(float(s) * m)
-            if n < 1:
-                raise ValueError(f"sizes: {s} of the {m} training examples is less than one "
-                                 "example; give a larger fraction or a count")
-        else:
-            raise ValueError(f"a fractional size must be in (0, 1], got {s}")
+        elif not 0 < s <= 1:
+            raise ValueError(f"sizes: a size is a count of examples (2, 3, ...) or a fraction "
+                             f"of the training set in (0, 1], got {s}")
+    _once(items, "sizes")
+    return items
+
+
+def _counts(sizes: Sequence[int | float], m: int) -> list[int]:
+    """:func:`check_sizes`, then each size as a count of the ``m`` training examples."""
+    items = check_sizes(sizes)
+    out: list[int] = []
+    for s in items:
+        n = int(s) if isinstance(s, int | np.integer) else round(float(s) * m)
+        if n < 1:
+            raise ValueError(f"sizes: {s} of the {m} training examples is less than one "
+                             "example; give a larger fraction or a count")
         if n > m:
             raise ValueError(f"sizes: {s} is more than the {m} training examples")
         if n in out:

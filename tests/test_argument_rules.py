@@ -139,6 +139,41 @@ def test_unknown_methods_list_what_each_entry_point_runs(entry_points):
     assert "method='newton' is not supported" in _message(_validation_curve, method="newton")
 
 
+def test_method_specific_arguments_get_one_rule(entry_points):
+    # an argument the method would ignore, an optax optimizer's learning rate, loop options
+    for name in ("fit", "fit_many"):
+        assert "learning_rate is only used by adam/sgd, not by method 'lbfgs'" in _message(
+            entry_points[name], method="lbfgs", learning_rate=0.1)
+        assert "batch_size is only used by adam/sgd, not by method 'fmincg'" in _message(
+            entry_points[name], method="fmincg", batch_size=5)
+        assert "unknown lbfgs options ['history']; it takes memory_size, " in _message(
+            entry_points[name], method="lbfgs", options={"history": 3})
+        assert "options must be a dict, got list" in _message(
+            entry_points[name], method="lbfgs", options=[1])
+    assert "tol is only used by lbfgs, not by method 'adam'" in _message(_fit_many,
+                                                                          method="adam", tol=1e-3)
+    for name in ("fit", "fit_stream"):
+        assert "learning_rate is part of an optax optimizer passed as method" in _message(
+            entry_points[name], method=optax.adam(0.1), learning_rate=0.1)
+        assert "or pass an optax GradientTransformation" in _message(entry_points[name],
+                                                                    method="newton")
+
+
+def test_nan_weights_are_refused_by_every_trainer():
+    batch = tuple(np.array(t) for t in init_many(0, 3, SIZES))
+    batch[1][2, 0, 1] = np.nan  # network 2 only: member 0, which fit_many checks first, is fine
+    message = _message(fit_many, params_batch=batch, X=X, y=Y, lams=1.0, method="lbfgs",
+                       maxiter=2)
+    assert message == ("params_batch hold 1 NaN or infinite value(s) in float32 (networks "
+                       "[2]); start from finite weights, e.g. jaxnn.init_params")
+    single = tuple(t[2] for t in batch)
+    assert "start from finite weights, e.g. jaxnn.init_params" in _message(_fit_with, params=single)
+
+
+def _fit_with(params):
+    return jaxnn.fit(params, X, Y, 1.0, maxiter=2)
+
+
 def test_good_arguments_are_accepted_everywhere(entry_points):
     schedule = optax.exponential_decay(0.05, 10, 0.5)
     for name in ("fit", "fit_many", "fit_stream"):

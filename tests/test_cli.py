@@ -249,7 +249,7 @@ def test_the_command_needs_scikit_learn_only_for_the_digits(
                  ["gradcheck", "--full", "--dataset", "digits"]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert f"jaxnn {argv[0]} needs the optional package(s) scikit-learn, which" in err, err
+        assert f"jaxnn {argv[0]} needs the optional package(s) scikit-learn: " in err, err
         assert "pip install 'jaxnn[all]'" in err and "Traceback" not in err, err
     # every missing package in one message, before any file is read
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -488,6 +488,8 @@ def test_an_unwritable_output_file_is_refused_before_any_work(
              (["show", "--weights", weights, "--out", str(locked / "units.png")],
               ["units.png", "permission denied"]),
              (["show", "--weights", weights, "--out", str(tmp_path)], ["is a directory"]),
+             (["show", "--weights", weights, "--out", weights[:-len(".npz")]],  # not a PNG name
+              ["the picture is a PNG; give a name ending in .png"]),
              (["show", "--weights", weights, "--out", f"{tmp_path / 'new'}/"],
               ["new/: ends in /, the name of a directory; give a file name"]),
              (["predict", "--run", str(digits_run[0]), "--out", ""],
@@ -501,6 +503,7 @@ def test_an_unwritable_output_file_is_refused_before_any_work(
         assert_user_error(code, err, *words)
         assert out == "", out  # refused before the report
     assert list(locked.iterdir()) == [] and not (tmp_path / "new").exists()
+    assert not Path(weights[:-len(".npz")]).exists()
     assert len(jaxnn.load_weights(weights)) == 2 and "jaxnn_version" in json.loads(
         (digits_run[0] / "summary.json").read_text())
 
@@ -571,9 +574,13 @@ def test_gradcheck_full_on_a_subsample() -> None:
         (["train", "--seed", "-1"], ["--seed"]),
         (["train", "--method", "newton"], ["--method", "newton"]),
         (["train", "--dataset", "cifar"], ["--dataset"]),
-        (["train", "--dataset", "digits", "--batch-size", "8"], ["--batch-size"]),
+        (["train", "--dataset", "digits", "--batch-size", "8"],
+         ["--batch-size and --learning-rate are only used by --method adam and sgd, not "
+          "L-BFGS-B"]),
+        (["train", "--method", "fmincg", "--learning-rate", "0.1"], ["not fmincg"]),
         (["train", "--data", "a.npz", "--dataset", "digits"], ["not allowed"]),
-        (["train", "--bogus"], ["--bogus"]),
+        (["train", "--bogus"], ["unrecognized arguments: --bogus (see 'jaxnn train --help')"]),
+        (["--bogus"], ["jaxnn: error: unrecognized arguments: --bogus (see 'jaxnn --help')"]),
         (["predict"], ["--weights"]),
         (["gradcheck", "--examples", "5"], ["--full"]),
         (["gradcheck", "--hidden", "4"], ["--hidden need --full (without it, the course's "

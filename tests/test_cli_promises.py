@@ -487,12 +487,40 @@ def test_help_shows_every_default(capsys):
     assert main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     for default in ("default: the full training set", "0.001 for adam, 0.1 for sgd",
-                    "default: L-BFGS-B", "default: 400", "--no-compile-cache"):
+                    "default: L-BFGS-B", "default: 400", "--no-compile-cache",
+                    "lam 1, L-BFGS-B, 400 iterations"):
         assert default in text, default
     assert main(["sweep", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "sweep_validation.png" in text and "sweep_learning.json" in text
     assert "sweep_<kind>" not in text
+
+
+def test_every_option_with_a_default_says_it():
+    import argparse
+
+    from jaxnn.cli import COMMANDS
+
+    missing = []
+
+    class Recorder(argparse.ArgumentParser):
+        def add_argument(self, *names, **kw):
+            default = kw.get("default")
+            if names[0].startswith("-") and default is not None and default is not False \
+                    and kw.get("action") not in ("store_true", "help", "version") \
+                    and "default" not in kw.get("help", ""):
+                missing.append(f"{self.prog} {names[0]}")
+            return super().add_argument(*names, **kw)
+
+    class Subcommands:
+        def add_parser(self, name, **kw):
+            kw.pop("help", None)
+            return Recorder(prog=f"jaxnn {name}", **kw)
+
+    for command in COMMANDS:
+        command.add_parser(Subcommands())
+    assert not missing, missing
+    assert len(COMMANDS) == 5
 
 
 def test_a_tolerance_below_the_finite_difference_error_is_explained(capsys):
@@ -574,6 +602,21 @@ def test_the_compile_cache_is_the_commands_and_can_be_turned_off(tmp_path, small
                           env={**env, "XDG_CACHE_HOME": str(off), "JAXNN_COMPILE_CACHE": "Off"},
                           timeout=300)
     assert proc.returncode == 0 and not (off / "jaxnn" / "programs").exists()
+
+
+def test_a_cache_directory_that_cannot_be_made_is_said(tmp_path, monkeypatch):
+    import jax
+
+    from jaxnn.cli.common import use_compile_cache
+
+    (tmp_path / "jaxnn").write_text("a file where the cache directory would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("JAXNN_COMPILE_CACHE", raising=False)
+    before = jax.config.jax_compilation_cache_dir
+    with pytest.warns(UserWarning, match=r"no compilation cache in .*jaxnn \(.*xla: Not a "
+                                         r"directory\): every program is compiled afresh"):
+        assert use_compile_cache() is None
+    assert jax.config.jax_compilation_cache_dir == before  # nothing was turned on
 
 
 # --- Ctrl-C at any moment ---------------------------------------------------------------------

@@ -168,6 +168,7 @@ def test_in_a_pipeline_and_cross_validation():
     ({"hidden_layer_sizes": "big"}, "hidden_layer_sizes must be a positive int"),
     ({"dtype": "float16"}, "dtype must be 'float32' or 'float64'"),
     ({"dtype": "double-ish"}, "dtype must be 'float32' or 'float64'"),
+    ({"dtype": None}, "dtype must be 'float32' or 'float64', got None"),
     ({"epsilon": 0}, "epsilon must be a finite number > 0"),
     ({"method": "newton"}, "method='newton' is not supported"),
     ({"lam": -1.0}, "lam must be a finite number >= 0"),

@@ -121,6 +121,26 @@ def test_learning_curve_size_errors(data, sizes, match):
         sweep.learning_curve(X, y, sizes, maxiter=2)
 
 
+def test_the_values_of_a_curve_before_the_data():
+    # what the command checks before it reads any data is what the curves check
+    assert sweep.check_sizes([2, 0.5, 1.0, np.int64(7)]) == [2, 0.5, 1.0, 7]
+    assert sweep.check_sizes([1, 1.0]) == [1, 1.0]  # one example, and all of them
+    for sizes, message in (([0.5, 2, 0.5], "sizes: 0.5 is given twice"),
+                           ([3, np.int32(3)], "sizes: 3 is given twice"),
+                           ([2.0], r"fraction of the training set in \(0, 1\], got 2.0"),
+                           ([True], "counts or fractions, got True"), (5, "list of counts")):
+        with pytest.raises(ValueError, match=message):
+            sweep.check_sizes(sizes)
+    np.testing.assert_array_equal(sweep.check_lams((0, 0.1, np.float32(3))), [0, 0.1, 3])
+    assert sweep.check_lams([1]).dtype == np.float64
+    for lams, message in (([0, 1, 0.0], r"lams: 0.0 is given twice"),
+                          ([1, -1], r"lams\[1\] must be a finite number >= 0, got -1"),
+                          ([np.inf], r"lams\[0\] must be a finite number"),
+                          ([], "lams is empty"), (np.ones((2, 2)), r"lams\[0\]")):
+        with pytest.raises(ValueError, match=message):
+            sweep.check_lams(lams)
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 
@@ -181,7 +201,13 @@ def test_cli_size_values_read_as_the_help_says():
          "got 0"),
         (["sweep", "lam", "--split-seed", "-1"], "argument --split-seed: must be an integer in "
          "[0, 2**63 - 1], got '-1'"),
-        (["sweep", "lam", "--learning-rate", "0.1"], "adam and sgd"),
+        (["sweep", "lam", "--learning-rate", "0.1"], "--batch-size and --learning-rate are "
+         "only used by --method adam and sgd, not lbfgs"),
+        (["sweep", "lam", "--values", "1", "-1"], "--values must be a finite number >= 0, got "
+         "-1.0"),
+        (["sweep", "lam", "--values", "nan"], "--values must be a finite number >= 0, got nan"),
+        (["sweep", "size", "--values", "inf"], "--values: a size is a count of examples (2, 3, "
+         "...) or a fraction of the training set in (0, 1], got inf"),
         (["sweep", "lam", "--data", "missing.npz"], "missing.npz"),
         (["sweep", "lam", "--seeds", "0"], "--seeds"),
         (["sweep", "rho"], "invalid choice"),

@@ -37,7 +37,6 @@ from jaxnn.cli.common import (
     UsageError,
     command_words,
     missing_extra,
-    missing_module,
     standard_output,
 )
 
@@ -195,9 +194,12 @@ def _main(argv: list[str], prog: str) -> int:
     try:
         parser = build_parser()
         try:
-            args = parser.parse_args(argv)
+            args, unknown = parser.parse_known_args(argv)
         except SystemExit as exc:  # --help and --version
             return exc.code if isinstance(exc.code, int) else 0
+        if unknown:  # argparse names the top-level parser; the help to read is the command's
+            where = " ".join(("jaxnn", *([args.command] if args.command else [])))
+            raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{where} --help')")
         if getattr(args, "func", None) is None:
             raise UsageError(f"choose a command: {', '.join(args.commands)} "
                              "(see 'jaxnn --help')")
@@ -205,9 +207,9 @@ def _main(argv: list[str], prog: str) -> int:
     except UsageError as exc:
         return _fail(prog, str(exc))
     except ImportError as exc:
-        if missing_module(exc) is None:
+        if (error := missing_extra(exc)) is None:
             raise
-        return _fail(prog, str(missing_extra(exc)))
+        return _fail(prog, str(error))
     except OSError as exc:  # anything the file system says: missing, loop, permission, ...
         return _fail(prog, _os_error(exc))
     except (ValueError, TypeError, OverflowError) as exc:  # an argument the library refused

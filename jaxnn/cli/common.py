@@ -6,22 +6,27 @@ Everything that can go wrong because of what the user typed or pointed at become
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import importlib.util
 import io
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
-EXTRA_HINT = "pip install 'jaxnn[all]'"
-
-# the import name of each optional package, and the name pip knows it by
-_PACKAGES = {"rich": "rich", "matplotlib": "matplotlib", "sklearn": "scikit-learn",
-             "mlxtend": "mlxtend"}
+from jaxnn import extras
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Subcommands(Protocol):
+    """What each subcommand's ``add_parser`` is given: the object
+    ``ArgumentParser.add_subparsers()`` returns (its class is private to argparse)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
 
 
 class UsageError(Exception):
@@ -29,30 +34,21 @@ class UsageError(Exception):
 
 
 def require(command: str, *modules: str) -> None:
-    """Raise :class:`UsageError` naming *every* missing optional package (by its pip name)
-    and the extra that brings them all, if any of ``modules`` cannot be imported."""
-    missing = [_PACKAGES.get(m, m) for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise UsageError(
-            f"jaxnn {command} needs the optional package(s) {', '.join(missing)}, which the "
-            f"'all' extra installs: {EXTRA_HINT}"
-        )
+    """Raise :class:`UsageError` naming *every* optional package of ``modules`` that is missing
+    (or too old) and the extra that brings them all (:func:`jaxnn.extras.require`)."""
+    try:
+        extras.require(f"jaxnn {command}", *modules, extra="all")
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
 
 
-def missing_module(exc: ImportError) -> str | None:
-    """The optional package (pip name) whose absence caused ``exc``, or None if it is not one
-    of jaxnn's optional packages (then ``exc`` is a real bug and should not be hidden)."""
-    for err in (exc, exc.__cause__):
-        name = (getattr(err, "name", None) or "").split(".")[0]
-        if isinstance(err, ImportError) and name in _PACKAGES:
-            return _PACKAGES[name]
-    return None
-
-
-def missing_extra(exc: ImportError) -> UsageError:
-    """A one-line :class:`UsageError` for an optional package that failed to import."""
-    name = missing_module(exc) or exc.name or str(exc)
-    return UsageError(f"missing optional package {name}: {EXTRA_HINT}")
+def missing_extra(exc: ImportError) -> UsageError | None:
+    """A one-line :class:`UsageError` for an optional package that failed to import, or None
+    when ``exc`` is about none of jaxnn's optional packages (a real bug, not to be hidden)."""
+    name = extras.missing_package(exc)
+    if name is None:
+        return None
+    return UsageError(f"missing optional package {name}: {extras.install_hint('all')}")
 
 
 # ---- the command's own JAX settings ------------------------------------------------------------
@@ -69,8 +65,8 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
 
     The command's choice for itself: the library never changes JAX's configuration. Off with
     ``enabled=False`` (``--no-compile-cache``) or ``JAXNN_COMPILE_CACHE=0`` (or false, no, off,
-    in any case); a cache directory that cannot be made leaves it off. Returns the directory
-    holding both, or None."""
+    in any case); a cache directory that cannot be made leaves it off, with a warning. Returns
+    the directory holding both, or None."""
     if not enabled or os.environ.get(COMPILE_CACHE_ENV, "1").strip().lower() in (
             "0", "false", "no", "off"):
         return None
@@ -83,7 +79,11 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
     try:
         (root / "xla").mkdir(parents=True, exist_ok=True)
         (root / "programs").mkdir(exist_ok=True)
-    except OSError:
+    except OSError as exc:
+        warnings.warn(f"no compilation cache in {root} ({exc.filename or root}: "
+                      f"{exc.strerror or exc}): every program is compiled afresh; set "
+                      "XDG_CACHE_HOME to a writable directory, or pass --no-compile-cache",
+                      stacklevel=2)
         return None
     jax.config.update("jax_compilation_cache_dir", str(root / "xla"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
@@ -186,4 +186,6 @@ _COMMAND_WORDS = [(re.compile(r"(?<![^\s(])" + pattern), words) for pattern, wor
     (r"reduce layer_sizes\b", "use fewer or smaller --hidden layers"),
     (r"params are\b", "the weights are"),
     (r"^sizes: ", "--values: "),  # jaxnn.sweep.learning_curve's sizes, sweep size's --values
+    (r"^lams: ", "--values: "),  # jaxnn.sweep.validation_curve's lams, sweep lam's --values
+    (r"^lams\[\d+\] must be", "--values must be"),
 )]

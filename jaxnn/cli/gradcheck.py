@@ -10,6 +10,7 @@ import numpy as np
 from jaxnn.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    Subcommands,
     UsageError,
     make_console,
     require,
@@ -31,7 +32,7 @@ SMALL_SIZES = (3, 5, 3)
 FD_FLOOR = 1e-9
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: Subcommands) -> None:
     """Add this subcommand to the ``jaxnn`` parser."""
     p = sub.add_parser(
         "gradcheck", help="compare numerical, hand-written and automatic gradients",
@@ -58,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default: %(default)g)")
     p.add_argument("--tol", type=positive, default=1e-9, help="largest relative difference "
                    "that passes (default: %(default)g)")
-    p.add_argument("--seed", type=seed_int, default=0, help="seed for random weights and examples")
+    p.add_argument("--seed", type=seed_int, default=0,
+                   help="seed for random weights and examples (default: %(default)s)")
     add_model_options(p, default=None)
     p.set_defaults(func=run)
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jaxnn.cli.common import UsageError, missing_extra, missing_module
+from jaxnn.cli.common import UsageError, missing_extra
 
 Order = Literal["C", "F"]
 
@@ -67,9 +67,9 @@ def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: 
     except OSError as exc:
         raise unreadable(exc, exc.filename or exc, "data") from exc
     except ImportError as exc:
-        if missing_module(exc) is None:
+        if (error := missing_extra(exc)) is None:
             raise
-        raise missing_extra(exc) from exc
+        raise error from exc
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     X, y, name, source = data
@@ -126,6 +126,7 @@ def _load_paths(paths: list[str], need_labels: bool) -> tuple[Any, ...]:
 
 def _load_npz(path: str, need_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Arrays ``X`` ``(m, n)`` and ``y`` ``(m,)`` (integer labels ``0..K-1``) of an ``.npz``."""
+    from jaxnn.checks import check_finite
     from jaxnn.io import read_npz  # no pickles, declared sizes checked before reading
 
     everything = read_npz(path, what="arrays X (examples) and y (labels)")
@@ -138,8 +139,7 @@ def _load_npz(path: str, need_labels: bool) -> tuple[np.ndarray, np.ndarray | No
         raise ValueError(f"{path}: X must be a non-empty numeric 2-D array, got {X.dtype} "
                          f"{X.shape}")
     X = X.astype(np.float64)
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{path}: X contains NaN or inf")
+    check_finite(X, f"{path}: X")
     if "y" not in arrays:
         return X, None
     return X, _labels(arrays["y"], X.shape[0], path)

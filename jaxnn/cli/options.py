@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
+from jaxnn.cli.common import UsageError
 from jaxnn.defaults import LEARNING_RATES, MAX_SEED
-from jaxnn.names import ACTIVATIONS, GRADS, MANY_METHODS, METHODS, OUTPUTS
+from jaxnn.names import ACTIVATIONS, GRADS, MANY_METHODS, METHODS, MINIBATCH_METHODS, OUTPUTS
 
 DATASETS = ("mnist5k", "digits")
 
@@ -109,6 +111,19 @@ def add_training_options(p: argparse.ArgumentParser, *, iterations: int) -> None
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="floating-point precision (default: %(default)s)")
     add_compile_cache_option(p)
+
+
+def minibatch_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """``batch_size`` and ``learning_rate`` from ``--batch-size`` and ``--learning-rate``, those
+    given; a :class:`UsageError` for any other ``--method`` than adam and sgd, which would
+    ignore them."""
+    given = {name: value for name, value in (("batch_size", args.batch_size),
+                                             ("learning_rate", args.learning_rate))
+             if value is not None}
+    if given and args.method not in MINIBATCH_METHODS:
+        raise UsageError(f"--batch-size and --learning-rate are only used by --method "
+                         f"{' and '.join(MINIBATCH_METHODS)}, not {args.method}")
+    return given
 
 
 def add_compile_cache_option(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxnn.cli.common import EXIT_OK, UsageError, make_console, require
+from jaxnn.cli.common import EXIT_OK, Subcommands, UsageError, make_console, require
 from jaxnn.cli.inputs import check_fits, data_packages, load_data, load_weights
 from jaxnn.cli.options import ACTIVATIONS, OUTPUTS, add_data_options
 from jaxnn.cli.writers import check_output_file, write_csv, write_or_fail
@@ -16,7 +16,7 @@ from jaxnn.cli.writers import check_output_file, write_csv, write_or_fail
 SPLITS = ("held-out", "test", "training", "all")  # "test" is "held-out" (train's --test-size)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: Subcommands) -> None:
     """Add this subcommand to the ``jaxnn`` parser."""
     p = sub.add_parser(
         "predict", help="predictions and accuracy for a weights file",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jaxnn.cli.common import EXIT_OK, UsageError, require
+from jaxnn.cli.common import EXIT_OK, Subcommands, UsageError, require
 from jaxnn.cli.inputs import load_weights
 from jaxnn.cli.writers import check_output_file, write_or_fail
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: Subcommands) -> None:
     """Add this subcommand to the ``jaxnn`` parser."""
     p = sub.add_parser(
         "show", help="picture of the hidden units of a weights file",
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxnn.plot import hidden_units, save_png
 
     check_output_file(args.out)
-    if Path(args.out).suffix.lower() not in ("", ".png"):
+    if Path(args.out).suffix.lower() != ".png":  # never over a file of another kind
         raise UsageError(f"--out {args.out}: the picture is a PNG; give a name ending in .png")
     params = load_weights(args.weights).params
     shape, order = image_shape(args.shape, params[0].shape[1] - 1, args.order)

