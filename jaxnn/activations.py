@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxnn.checks import check_choice
+
 Array = jax.Array
 
 
@@ -47,9 +49,4 @@ ACTIVATIONS: dict[str, Activation] = {
 
 def get_activation(name: str) -> Activation:
     """Look up a hidden activation by name, with an error that lists the choices."""
-    try:
-        return ACTIVATIONS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"activation={name!r} is not supported; choose one of {sorted(ACTIVATIONS)}"
-        ) from None
+    return ACTIVATIONS[check_choice(name, list(ACTIVATIONS), "activation")]

@@ -388,13 +388,21 @@ def check_choice(value: object, choices: Sequence[str], name: str, *, by: str | 
     return value
 
 
-def refuse_unused(method: str, used_by: str | None = None, **values: object) -> None:
+#: why a method does without a convergence tolerance
+ALL_ITERATIONS = "it runs all iterations"
+
+
+def refuse_unused(method: str, used_by: str | None = None, *, why: str | None = None,
+                  **values: object) -> None:
     """Refuse the arguments that ``method`` would silently ignore: the first of ``values``
-    given (not None) is a ValueError naming it and the methods that use it (``used_by``)."""
+    given (not None) is a ValueError naming it and the methods that use it (``used_by``), or
+    ``why`` the method does without it."""
     for name, value in values.items():
         if value is not None:
+            verb = "are" if name.endswith("s") else "is"
             users = f"only used by {used_by}, not" if used_by else "not used"
-            raise ValueError(f"{name} is {users} by method {method!r}")
+            raise ValueError(f"{name} {verb} {users} by method {method!r}"
+                             f"{f' ({why})' if why else ''}")
 
 
 def check_grad(grad: object) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxnn.checks import check_dtype, check_hidden, check_number, positive_int
 from jaxnn.defaults import INIT_EPSILON
-from jaxnn.extras import require
+from jaxnn.extras import install_hint, require
 from jaxnn.memory import check_memory, param_count
 from jaxnn.model import logits
 from jaxnn.outputs import get_output
@@ -27,7 +27,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
 from sklearn.preprocessing import LabelEncoder  # noqa: E402
 from sklearn.utils import check_random_state  # noqa: E402
 from sklearn.utils.multiclass import check_classification_targets  # noqa: E402
-from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
+
+try:  # jaxnn's metadata holds the floor; a source tree never installed has none to check
+    from sklearn.utils.validation import check_is_fitted, validate_data
+except ImportError as exc:  # pragma: no cover - scikit-learn < 1.6 outside an install
+    raise ImportError(f"jaxnn.NeuralNetClassifier needs scikit-learn >= 1.6 ({exc}): "
+                      f"{install_hint('sklearn')}", name="sklearn") from exc
 
 __all__ = ["NeuralNetClassifier"]
 

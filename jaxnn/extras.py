@@ -1,11 +1,12 @@
 """jaxnn's optional packages, and the one error that names every one a call is missing.
 
 The datasets, the plots, the estimator and the command import their optional packages only when
-asked. A call that needs some that are absent, or older than jaxnn's extras ask for, raises one
-``ImportError`` naming each of them by the name pip knows and the pip command of the extra that
-brings them all: :func:`require`. It asks only when called (``importlib.metadata`` takes 50 ms to
-import). The lowest versions are read from jaxnn's installed metadata,
-which ``pyproject.toml``'s extras write, so they have no second home here.
+asked. A call that needs some that are absent, or older than the extra that brings them asks
+for, raises one ``ImportError`` (:func:`require`) naming each of them by the name pip knows,
+and the pip command of that extra; its ``name`` is the first missing package's import name, as
+Python's own would be. The lowest versions are each extra's own, read from jaxnn's installed
+metadata, which ``pyproject.toml``'s extras write, so they have no second home here; they are
+read only when asked for (``importlib.metadata`` takes 50 ms to import).
 """
 
 from __future__ import annotations
@@ -32,41 +33,55 @@ def _importable(module: str) -> bool:
 
 
 def _release(version: str) -> tuple[int, ...]:
-    """The numeric release at the start of a version string: ``"1.6.0rc1"`` -> ``(1, 6, 0)``."""
+    """The numeric release at the start of a version string, trailing zeros dropped so that
+    ``"1.6"`` and ``"1.6.0"`` compare equal: ``"1.6.0rc1"`` -> ``(1, 6)``."""
     found = re.match(r"[0-9]+(?:\.[0-9]+)*", version.strip())
-    return tuple(int(part) for part in found[0].split(".")) if found else ()
+    parts = [int(part) for part in found[0].split(".")] if found else []
+    while parts and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @cache
-def lowest_versions() -> dict[str, str]:
-    """The lowest version of each optional package that jaxnn's extras ask for (pip names);
-    empty when jaxnn runs from a source tree that was never installed."""
+def lowest_versions(extra: str) -> dict[str, str]:
+    """The lowest version of each optional package that jaxnn's extra ``extra`` asks for
+    (pip names; the highest floor where it names one twice); empty when jaxnn runs from a
+    source tree that was never installed."""
     import importlib.metadata  # 50 ms: only when a package is asked for
 
     try:
         requirements = importlib.metadata.requires("jaxnn") or []
     except importlib.metadata.PackageNotFoundError:
         return {}
-    lowest = {}
+    ours = {_normalized(pip): pip for pip in PIP_NAMES.values()}
+    lowest: dict[str, str] = {}
     for requirement in requirements:
-        found = re.match(r"\s*([A-Za-z0-9._-]+)\s*>=\s*([0-9][^,;\s]*)", requirement)
-        if found and found[1] in PIP_NAMES.values():
-            lowest[found[1]] = found[2]
+        found = re.match(r"\s*([A-Za-z0-9._-]+)\s*\(?\s*>=\s*([0-9][^,;)\s]*)[^;]*;\s*extra\s*"
+                         r"==\s*['\"]([^'\"]+)['\"]", requirement)
+        if found and found[3] == extra and _normalized(found[1]) in ours:
+            pip = ours[_normalized(found[1])]
+            if pip not in lowest or _release(found[2]) > _release(lowest[pip]):
+                lowest[pip] = found[2]
     return lowest
 
 
-def missing(*modules: str) -> list[str]:
-    """Which of ``modules`` (import names) cannot be imported, or are older than jaxnn needs:
-    pip names, an old one with its version (``"scikit-learn >= 1.6 (1.5.2 is installed)"``)."""
+def missing(*modules: str, extra: str) -> list[str]:
+    """Which of ``modules`` (import names) cannot be imported, or are older than the extra
+    ``extra`` asks for: pip names, an old one with its version (``"scikit-learn >= 1.6 (1.5.2
+    is installed)"``)."""
     import importlib.metadata
 
-    out, lowest = [], None
+    out = []
     for module in dict.fromkeys(modules):
         pip = PIP_NAMES.get(module, module)
         if not _importable(module):
             out.append(pip)
             continue
-        lowest = lowest_versions() if lowest is None else lowest
+        lowest = lowest_versions(extra)
         try:
             installed = importlib.metadata.version(pip)
         except importlib.metadata.PackageNotFoundError:
@@ -79,10 +94,13 @@ def missing(*modules: str) -> list[str]:
 def require(what: str, *modules: str, extra: str) -> None:
     """Raise one ``ImportError`` naming every package of ``modules`` that :func:`missing`
     finds, and the pip command of ``extra``; ``what`` names what needs them."""
-    absent = missing(*modules)
+    absent = missing(*modules, extra=extra)
     if absent:
+        # named like Python's own ImportError, so that catchers can tell which package it is
+        first = next(m for m in dict.fromkeys(modules) if PIP_NAMES.get(m, m) in
+                     {a.split(" ")[0] for a in absent})
         raise ImportError(f"{what} needs the optional package(s) {', '.join(absent)}: "
-                          f"{install_hint(extra)}")
+                          f"{install_hint(extra)}", name=first)
 
 
 def missing_package(exc: BaseException) -> str | None:

@@ -20,6 +20,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxnn.checks import check_choice
+
 Array = jax.Array
 
 
@@ -90,9 +92,4 @@ OUTPUTS: dict[str, Output] = {
 
 def get_output(name: str) -> Output:
     """Look up an output layer by name, with an error that lists the choices."""
-    try:
-        return OUTPUTS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"output={name!r} is not supported; choose one of {list(OUTPUTS)}"
-        ) from None
+    return OUTPUTS[check_choice(name, list(OUTPUTS), "output")]

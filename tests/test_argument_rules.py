@@ -150,8 +150,14 @@ def test_method_specific_arguments_get_one_rule(entry_points):
             entry_points[name], method="lbfgs", options={"history": 3})
         assert "options must be a dict, got list" in _message(
             entry_points[name], method="lbfgs", options=[1])
-    assert "tol is only used by lbfgs, not by method 'adam'" in _message(_fit_many,
-                                                                          method="adam", tol=1e-3)
+    for method, kw, expected in (
+            ("adam", {"tol": 1e-3}, "tol is not used by method 'adam' (it runs all iterations)"),
+            ("fmincg", {"tol": 1e-3}, "tol is not used by method 'fmincg' (it runs all "
+                                      "iterations)"),
+            ("fmincg", {"options": {}}, "options are not used by method 'fmincg'"),
+            ("sgd", {"options": {}}, "options are not used by method 'sgd'")):
+        assert _message(_fit, method=method, **kw) == expected
+        assert _message(_fit_many, method=method, **kw) == expected
     for name in ("fit", "fit_stream"):
         assert "learning_rate is part of an optax optimizer passed as method" in _message(
             entry_points[name], method=optax.adam(0.1), learning_rate=0.1)

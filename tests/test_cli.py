@@ -581,6 +581,7 @@ def test_gradcheck_full_on_a_subsample() -> None:
         (["train", "--data", "a.npz", "--dataset", "digits"], ["not allowed"]),
         (["train", "--bogus"], ["unrecognized arguments: --bogus (see 'jaxnn train --help')"]),
         (["--bogus"], ["jaxnn: error: unrecognized arguments: --bogus (see 'jaxnn --help')"]),
+        (["--bogus", "train"], ["unrecognized arguments: --bogus (see 'jaxnn --help')"]),
         (["predict"], ["--weights"]),
         (["gradcheck", "--examples", "5"], ["--full"]),
         (["gradcheck", "--hidden", "4"], ["--hidden need --full (without it, the course's "

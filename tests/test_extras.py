@@ -30,39 +30,54 @@ def _installed_as(monkeypatch, pip_name: str, version: str) -> None:
                         lambda name: version if name == pip_name else real(name))
 
 
-def test_the_lowest_versions_are_pyprojects():
-    # read independently, from the file the metadata is built from
-    extras_table = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
-    floors = {}
-    for requirements in extras_table.values():
-        for requirement in requirements:
-            found = re.fullmatch(r"([A-Za-z0-9._-]+)>=([0-9.]+)", requirement)
-            if found and found[1] in extras.PIP_NAMES.values():
-                floors[found[1]] = found[2]
-    assert floors == {"scikit-learn": "1.6", "mlxtend": "0.23", "matplotlib": "3.8",
-                      "rich": "13"}
-    assert extras.lowest_versions() == floors
+def test_the_lowest_versions_are_each_extras_own_in_pyproject():
+    # read independently, from the file the metadata is built from; "jaxnn[x]" in an extra
+    # brings x's floors
+    table = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
+
+    def floors(extra: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for requirement in table[extra]:
+            inner = re.fullmatch(r"jaxnn\[([\w,]+)\]", requirement)
+            for name, version in ([(n, v) for x in inner[1].split(",")
+                                   for n, v in floors(x).items()] if inner else
+                                  re.findall(r"^([A-Za-z0-9._-]+)>=([0-9.]+)$", requirement)):
+                if name in extras.PIP_NAMES.values() and (
+                        name not in out or extras._release(version) > extras._release(out[name])):
+                    out[name] = version
+        return out
+
+    assert floors("data") == {"mlxtend": "0.23", "scikit-learn": "1.4"}
+    assert floors("sklearn") == {"scikit-learn": "1.6"}
+    assert floors("all") == {"mlxtend": "0.23", "scikit-learn": "1.6", "matplotlib": "3.8",
+                             "rich": "13"}
+    for extra in ("data", "sklearn", "plot", "all"):
+        assert extras.lowest_versions(extra) == floors(extra), extra
 
 
 def test_release_numbers():
-    assert extras._release("1.6.0rc1") == (1, 6, 0)
+    assert extras._release("1.6.0rc1") == (1, 6)
+    assert extras._release("1.6") == extras._release("1.6.0") == (1, 6)
     assert extras._release("13.9.4") == (13, 9, 4)
     assert extras._release("0.23.4.dev0+g1") == (0, 23, 4)
     assert extras._release("unknown") == ()
-    assert extras._release("1.5.2") < extras._release("1.6")
+    assert extras._release("1.5.2") < extras._release("1.6") < extras._release("1.10")
 
 
 def test_every_missing_or_old_package_in_one_error(monkeypatch):
-    assert extras.missing("sklearn", "matplotlib", "rich", "mlxtend") == []
+    assert extras.missing("sklearn", "matplotlib", "rich", "mlxtend", extra="all") == []
     _hide(monkeypatch, "rich", "mlxtend")
     _installed_as(monkeypatch, "scikit-learn", "1.5.2")
-    assert extras.missing("sklearn", "matplotlib", "rich", "mlxtend", "rich") == [
+    assert extras.missing("sklearn", "matplotlib", "rich", "mlxtend", "rich", extra="all") == [
         "scikit-learn >= 1.6 (1.5.2 is installed)", "rich", "mlxtend"]
+    assert extras.missing("sklearn", "mlxtend", extra="data") == ["mlxtend"]  # 1.4 is enough
     with pytest.raises(ImportError) as info:
-        extras.require("jaxnn.something()", "matplotlib", "mlxtend", "sklearn", extra="data")
+        extras.require("jaxnn.something()", "matplotlib", "mlxtend", "sklearn", extra="sklearn")
     assert str(info.value) == (
         "jaxnn.something() needs the optional package(s) mlxtend, scikit-learn >= 1.6 (1.5.2 is "
-        "installed): pip install 'jaxnn[data]'")
+        "installed): pip install 'jaxnn[sklearn]'")
+    assert info.value.name == "mlxtend"  # as Python's own ImportError names it
+    assert extras.missing_package(info.value) == "mlxtend"
     extras.require("x", "matplotlib", extra="plot")  # present and new enough: no error
 
 
@@ -71,10 +86,12 @@ def test_a_finder_that_refuses_counts_as_missing(monkeypatch):
         raise ImportError(f"No module named {name!r}")
 
     monkeypatch.setattr(importlib.util, "find_spec", refuse)
-    assert extras.missing("sklearn") == ["scikit-learn"]
+    assert extras.missing("sklearn", extra="sklearn") == ["scikit-learn"]
 
 
 def test_the_library_names_the_extra(monkeypatch, tmp_path):
+    _installed_as(monkeypatch, "scikit-learn", "1.5.2")  # enough for the datasets
+    datasets.digits()
     _hide(monkeypatch, "matplotlib", "sklearn", "mlxtend")
     with pytest.raises(ImportError, match=r"^jaxnn.plot needs the optional package\(s\) "
                                           r"matplotlib: pip install 'jaxnn\[plot\]'$"):

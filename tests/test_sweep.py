@@ -203,9 +203,11 @@ def test_cli_size_values_read_as_the_help_says():
          "[0, 2**63 - 1], got '-1'"),
         (["sweep", "lam", "--learning-rate", "0.1"], "--batch-size and --learning-rate are "
          "only used by --method adam and sgd, not lbfgs"),
-        (["sweep", "lam", "--values", "1", "-1"], "--values must be a finite number >= 0, got "
+        (["sweep", "lam", "--values", "1", "-1"], "--values -1 must be a finite number >= 0, got "
          "-1.0"),
-        (["sweep", "lam", "--values", "nan"], "--values must be a finite number >= 0, got nan"),
+        (["sweep", "lam", "--values", "1e400"], "--values 1e400 must be a finite number >= 0"),
+        (["sweep", "size", "--values", "2.5", "--data", "missing.npz"], "--values: a size is "
+         "a count"),  # checked before any data is read
         (["sweep", "size", "--values", "inf"], "--values: a size is a count of examples (2, 3, "
          "...) or a fraction of the training set in (0, 1], got inf"),
         (["sweep", "lam", "--data", "missing.npz"], "missing.npz"),

@@ -77,6 +77,7 @@ def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int 
     set, as in the default)."""
     if texts is None:
         return None
+    from jaxnn.checks import check_number
     from jaxnn.sweep import check_lams, check_sizes
 
     values: list[Any] = []
@@ -89,6 +90,8 @@ def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int 
         values.append(int(v) if count else v)
     try:
         if kind == "lam":
+            for t, v in zip(texts, values, strict=True):  # each named as it was typed
+                check_number(v, f"--values {t}", low=0.0)
             check_lams(values)
         else:
             check_sizes(values)
@@ -125,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
     from jaxnn.sweep import DEFAULT_LAMS, learning_curve, validation_curve
 
     console = make_console()
-    use_compile_cache(not args.no_compile_cache)
     values = _parse_values(args.kind, args.values)
     if args.kind == "lam" and args.lam is not None:
         raise UsageError("--lam is the fixed lambda of 'sweep size'; 'sweep lam' tries the "
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         _check_lambdas(values, args.values, args.dtype)
     if not 0 < args.val_size < 1:
         raise UsageError(f"--val-size must be a fraction in (0, 1), got {args.val_size}")
+    use_compile_cache(not args.no_compile_cache)
     common = dict(hidden=args.hidden, seeds=args.seeds, maxiter=args.iterations,
                   method=args.method, val_fraction=args.val_size, split_seed=args.split_seed,
                   activation=args.activation, output=args.output, dtype=args.dtype,

@@ -20,6 +20,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.checks import (
+    ALL_ITERATIONS,
     Params,
     check_choice,
     check_count_options,
@@ -311,7 +312,7 @@ def fit_many(
 def _method_options(method: str, tol, learning_rate, batch_size, options) -> dict[str, Any]:
     """Check the method-specific arguments; return the static options of its compiled loop."""
     if method == "fmincg":
-        refuse_unused(method, tol=tol)
+        refuse_unused(method, why=ALL_ITERATIONS, tol=tol)
         refuse_unused(method, "adam/sgd", learning_rate=learning_rate, batch_size=batch_size)
         refuse_unused(method, options=options)
         return {}
@@ -322,7 +323,8 @@ def _method_options(method: str, tol, learning_rate, batch_size, options) -> dic
         if options is not None:
             opts.update(check_count_options(options, list(opts), method))
         return {"tol": LBFGS_TOL if tol is None else tol, **opts}
-    refuse_unused(method, "lbfgs", tol=tol, options=options)
+    refuse_unused(method, why=ALL_ITERATIONS, tol=tol)
+    refuse_unused(method, options=options)
     if batch_size is not None:
         batch_size = positive_int(batch_size, "batch_size")
     return {"optimizer": minibatch_optimizer(method, learning_rate), "batch_size": batch_size}

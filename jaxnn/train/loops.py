@@ -46,7 +46,8 @@ def minibatch_optimizer(method: object, learning_rate: object) -> optax.Gradient
     """The optimizer a mini-batch run takes steps with: optax's ``adam`` or ``sgd`` with
     ``learning_rate`` (checked; None: the method's default), or the optax
     ``GradientTransformation`` passed as ``method``, which holds its own learning rate (then
-    ``learning_rate`` must be None). ``fit``, ``fit_many`` and ``fit_stream`` all ask here."""
+    ``learning_rate`` must be None). ``fit`` and ``fit_stream`` ask here, and ``fit_many``,
+    which takes adam and sgd by name only."""
     if not isinstance(method, str):
         if learning_rate is not None:
             raise ValueError("learning_rate is part of an optax optimizer passed as method")

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from jaxnn.checks import (
+    ALL_ITERATIONS,
     all_finite_values,
     check_callback,
     check_choice,
@@ -136,10 +137,9 @@ def check_options(name: str, *, grad, tol, learning_rate, batch_size, segment, o
     check_grad(grad)
     check_callback(callback)
     minibatch = name not in (*SCIPY_METHODS, *COMPILED_METHODS)
-    if tol is not None:
-        if minibatch or name == "fmincg":
-            raise ValueError(f"tol is not used by method {name!r} (it runs all iterations)")
-        check_tol(tol)
+    if minibatch or name == "fmincg":
+        refuse_unused(name, why=ALL_ITERATIONS, tol=tol)
+    check_tol(tol)
     if not minibatch:
         refuse_unused(name, "adam/sgd", learning_rate=learning_rate, batch_size=batch_size)
     if batch_size is not None:
@@ -153,7 +153,7 @@ def check_options(name: str, *, grad, tol, learning_rate, batch_size, segment, o
     if options is None:
         return {}
     if minibatch or name == "fmincg":
-        raise ValueError(f"options are not used by method {name!r}")
+        refuse_unused(name, options=options)
     if name == "lbfgs":
         return check_count_options(options, LBFGS_OPTIONS, name)
     return check_scipy_options(name, check_options_dict(options))
