@@ -297,7 +297,8 @@ def check_representable(values: object, name: str, dtype: object) -> None:
                          f"overflows to {float(cast[bad[0]])}); {overflow_hint(dtype)}")
 
 
-def check_finite_start(theta0: np.ndarray, dtype: object, name: str = "params") -> None:
+def check_finite_start(theta0: np.ndarray, dtype: object, name: str = "params",
+                       maker: str = "jaxnn.init_params") -> None:
     """Initial weights (``theta0``, already in the training ``dtype``; one row per network
     of a batch) must be finite: a training from NaN or infinite weights can only end in NaN."""
     finite = np.isfinite(theta0)
@@ -306,9 +307,9 @@ def check_finite_start(theta0: np.ndarray, dtype: object, name: str = "params") 
         rows = np.flatnonzero(~finite.all(axis=-1)) if theta0.ndim > 1 else ()
         which = f" (networks {rows[:5].tolist()}{', ...' if len(rows) > 5 else ''})" \
             if len(rows) else ""
-        raise ValueError(f"{name} hold {bad} NaN or infinite value(s) in "
-                         f"{np.dtype(dtype).name}{which}; start from finite weights, e.g. "
-                         "jaxnn.init_params")
+        raise ValueError(f"{name} hold{'' if name.endswith('s') else 's'} {bad} NaN or "
+                         f"infinite value(s) in {np.dtype(dtype).name}{which}; start from "
+                         f"finite weights, e.g. {maker}")
 
 
 # --- numbers, counts, choices -------------------------------------------------------------------
@@ -332,11 +333,12 @@ def check_number(value: object, name: str, *, low: float | None = None,
 
     Refuses bools, strings, complex numbers and arrays with more than one value."""
     bound = "" if low is None else (f" > {low:g}" if strict else f" >= {low:g}")
+    shown = value.item() if isinstance(value, np.generic) else value  # -2, not np.int64(-2)
     if not _is_real_number(value):
-        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number{bound}, got {shown!r}")
     v = float(value)
     if not math.isfinite(v) or (low is not None and (v <= low if strict else v < low)):
-        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number{bound}, got {shown!r}")
     return v
 
 
@@ -382,7 +384,8 @@ def check_choice(value: object, choices: Sequence[str], name: str, *, by: str | 
     """``value`` must be one of ``choices`` (strings). The error names the entry point ``by``
     when several take ``name`` with different choices, and an ``alternative`` to the names."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}={value!r} is not supported{f' by {by}' if by else ''}; "
+        given = f"={value!r}" if isinstance(value, str) else f" of type {type(value).__name__}"
+        raise ValueError(f"{name}{given} is not supported{f' by {by}' if by else ''}; "
                          f"choose one of {list(choices)}"
                          f"{f' or {alternative}' if alternative else ''}")
     return value

@@ -85,13 +85,15 @@ def layer_sizes(params: Sequence[ArrayLike]) -> tuple[int, ...]:
     return (params[0].shape[1] - 1, *(t.shape[0] for t in params))
 
 
-def start_vector(params: Params, dtype: object, name: str = "params") -> np.ndarray:
+def start_vector(params: Params, dtype: object, name: str = "params",
+                 maker: str = "jaxnn.init_params") -> np.ndarray:
     """A training's first ``theta``: ``params`` unrolled (:func:`ravel_params`) on the host
     in the training ``dtype``, where every weight must still be finite (a float64 weight past
-    float32's range overflows in the cast). Batched layers give one row per network."""
+    float32's range overflows in the cast). Batched layers give one row per network; the error
+    names ``name`` and the function ``maker`` that makes good ones."""
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported next
         theta0 = ravel_params(tuple(np.asarray(t, dtype) for t in params))
-    check_finite_start(theta0, dtype, name)
+    check_finite_start(theta0, dtype, name, maker)
     return theta0
 
 

@@ -121,8 +121,8 @@ def fit_stream(
     labels: PathLike,
     lam: float = 0.0,
     *,
-    method: Literal["adam", "sgd"] | optax.GradientTransformation = "adam",
-    maxiter: int = 1,
+    method: Literal["adam", "sgd"] | optax.GradientTransformation | None = None,
+    maxiter: int | None = None,
     learning_rate: float | optax.Schedule | None = None,
     batch_size: int = 256,
     chunk_size: int | None = None,
@@ -148,14 +148,15 @@ def fit_stream(
         params: initial ``(Theta1, ..., ThetaL)``; ``n_0`` must equal the images' pixel count.
         images, labels: the IDX files (gzip detected by content).
         lam: regularization strength of the full-data cost.
-        method: ``"adam"`` (default learning rate 1e-3), ``"sgd"`` (0.1) or an optax
-            ``GradientTransformation``, as in :func:`jaxnn.fit`.
-        maxiter: epochs, passes over the files (``fit``'s word for adam/sgd epochs).
+        method: ``"adam"`` (None, the default; learning rate 1e-3), ``"sgd"`` (0.1) or an
+            optax ``GradientTransformation``, as in :func:`jaxnn.fit`.
+        maxiter: epochs, passes over the files (``fit``'s word for adam/sgd epochs; None,
+            the default: 1).
         learning_rate: a float or an optax schedule (adam/sgd).
         batch_size: examples per update.
-        chunk_size: examples read (and shuffled) at once; default the largest multiple of
-            ``batch_size`` not above 10,000 (at least ``batch_size``). Host memory is about
-            ``chunk_size * n_0`` floats.
+        chunk_size: examples read (and shuffled) at once, at least ``batch_size`` (a
+            mini-batch is cut from one chunk); default the largest multiple of ``batch_size``
+            not above 10,000. Host memory is about ``chunk_size * n_0`` floats.
         grad: ``"backprop"`` (hand-written) or ``"autodiff"`` (``jax.grad``).
         order: pixel order of the flattened images, as in ``load_idx`` (``"F"`` for the
             course's column-major layout).
@@ -179,6 +180,10 @@ def fit_stream(
     if chunk_size is None:
         chunk_size = max(1, 10_000 // batch_size) * batch_size
     chunk_size = positive_int(chunk_size, "chunk_size")
+    if chunk_size < batch_size:
+        raise ValueError(f"chunk_size={chunk_size} is smaller than batch_size={batch_size}: a "
+                         "mini-batch is cut from one chunk; give a chunk_size of at least "
+                         "batch_size, or leave it out")
     rng = np.random.default_rng(check_seed(seed, numpy=True))
     tx = _optimizer(method, learning_rate)
     want64 = check_dtype(dtype)
@@ -224,15 +229,22 @@ def fit_stream(
 
 
 def _renamed(renamed: dict[str, Any], method: Any, maxiter: Any) -> tuple[Any, Any]:
-    """Accept the earlier names ``optimizer=`` and ``epochs=``, with a DeprecationWarning."""
-    for old, new in (("optimizer", "method"), ("epochs", "maxiter")):
-        if old in renamed:
-            warnings.warn(f"fit_stream({old}=...) is now {new}=...", DeprecationWarning,
-                          stacklevel=3)
+    """Accept the earlier names ``optimizer=`` and ``epochs=``, with a DeprecationWarning;
+    the defaults ("adam", one epoch) for what neither name gives."""
     unknown = set(renamed) - {"optimizer", "epochs"}
     if unknown:
         raise TypeError(f"fit_stream() got unexpected keyword arguments {sorted(unknown)}")
-    return renamed.get("optimizer", method), renamed.get("epochs", maxiter)
+    given = {"method": method, "maxiter": maxiter}
+    for old, new in (("optimizer", "method"), ("epochs", "maxiter")):
+        if old in renamed:
+            if given[new] is not None:
+                raise TypeError(f"fit_stream() got both {new}= and {old}=, its earlier name; "
+                                f"give {new}= only")
+            warnings.warn(f"fit_stream({old}=...) is now {new}=...", DeprecationWarning,
+                          stacklevel=3)
+            given[new] = renamed[old]
+    return ("adam" if given["method"] is None else given["method"],
+            1 if given["maxiter"] is None else given["maxiter"])
 
 
 @partial(jax.jit, static_argnames=("activation", "output"))

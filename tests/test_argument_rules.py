@@ -165,13 +165,22 @@ def test_method_specific_arguments_get_one_rule(entry_points):
                                                                     method="newton")
 
 
+def test_values_are_shown_as_written():
+    # an object's type rather than its repr; a numpy scalar as the number it is
+    message = _message(_fit_many, method=optax.adam(0.1))
+    assert message.startswith("method of type GradientTransformationExtraArgs is not supported "
+                              "by fit_many; choose one of ['lbfgs', 'fmincg', 'adam', 'sgd']")
+    assert _message(_fit_many, lam=np.array([0, -2])) == (
+        "lams[1] must be a finite number >= 0, got -2")
+
+
 def test_nan_weights_are_refused_by_every_trainer():
     batch = tuple(np.array(t) for t in init_many(0, 3, SIZES))
     batch[1][2, 0, 1] = np.nan  # network 2 only: member 0, which fit_many checks first, is fine
     message = _message(fit_many, params_batch=batch, X=X, y=Y, lams=1.0, method="lbfgs",
                        maxiter=2)
-    assert message == ("params_batch hold 1 NaN or infinite value(s) in float32 (networks "
-                       "[2]); start from finite weights, e.g. jaxnn.init_params")
+    assert message == ("params_batch holds 1 NaN or infinite value(s) in float32 (networks "
+                       "[2]); start from finite weights, e.g. jaxnn.parallel.init_many")
     single = tuple(t[2] for t in batch)
     assert "start from finite weights, e.g. jaxnn.init_params" in _message(_fit_with, params=single)
 

@@ -249,7 +249,8 @@ def test_the_command_needs_scikit_learn_only_for_the_digits(
                  ["gradcheck", "--full", "--dataset", "digits"]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert f"jaxnn {argv[0]} needs the optional package(s) scikit-learn: " in err, err
+        assert f"jaxnn {argv[0]}: error: this command needs the optional package(s) " \
+            "scikit-learn: " in err, err
         assert "pip install 'jaxnn[all]'" in err and "Traceback" not in err, err
     # every missing package in one message, before any file is read
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -575,8 +576,8 @@ def test_gradcheck_full_on_a_subsample() -> None:
         (["train", "--method", "newton"], ["--method", "newton"]),
         (["train", "--dataset", "cifar"], ["--dataset"]),
         (["train", "--dataset", "digits", "--batch-size", "8"],
-         ["--batch-size and --learning-rate are only used by --method adam and sgd, not "
-          "L-BFGS-B"]),
+         ["--batch-size is only used by --method adam and sgd, not L-BFGS-B: drop it or "
+          "choose --method adam or sgd"]),
         (["train", "--method", "fmincg", "--learning-rate", "0.1"], ["not fmincg"]),
         (["train", "--data", "a.npz", "--dataset", "digits"], ["not allowed"]),
         (["train", "--bogus"], ["unrecognized arguments: --bogus (see 'jaxnn train --help')"]),

@@ -479,7 +479,7 @@ def test_missing_extras_are_named_at_once_with_the_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name in ("rich", "mlxtend") else real(name, *a))
     with pytest.raises(UsageError) as info:
-        require("train", "rich", "matplotlib", "sklearn", "mlxtend")
+        require("rich", "matplotlib", "sklearn", "mlxtend")
     assert "rich, mlxtend" in str(info.value) and "jaxnn[all]" in str(info.value)
 
 

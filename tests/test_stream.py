@@ -201,3 +201,18 @@ def test_start_and_lam_must_be_representable(idx_files):
         stream.fit_stream(bad, images, labels)
     with pytest.raises(ValueError, match="dtype must be None, 'float32' or 'float64'"):
         stream.fit_stream(p, images, labels, dtype="int32")
+
+
+def test_earlier_names_and_chunks_smaller_than_a_batch(idx_files):
+    images, labels = idx_files
+    p0 = jaxnn.init_params(1, (25, 6, 4))
+    with pytest.warns(DeprecationWarning, match=r"fit_stream\(epochs=\.\.\.\) is now maxiter"):
+        res = stream.fit_stream(p0, images, labels, epochs=2, batch_size=115)
+    assert res.epochs == 2 and res.n_steps == 4  # 230 examples: two batches an epoch
+    with pytest.raises(TypeError, match="got both maxiter= and epochs=, its earlier name; "
+                                        "give maxiter= only"):
+        stream.fit_stream(p0, images, labels, maxiter=3, epochs=1)
+    with pytest.raises(TypeError, match="got both method= and optimizer="):
+        stream.fit_stream(p0, images, labels, method="sgd", optimizer="adam")
+    with pytest.raises(ValueError, match="chunk_size=5 is smaller than batch_size=20"):
+        stream.fit_stream(p0, images, labels, batch_size=20, chunk_size=5)

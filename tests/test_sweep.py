@@ -201,8 +201,8 @@ def test_cli_size_values_read_as_the_help_says():
          "got 0"),
         (["sweep", "lam", "--split-seed", "-1"], "argument --split-seed: must be an integer in "
          "[0, 2**63 - 1], got '-1'"),
-        (["sweep", "lam", "--learning-rate", "0.1"], "--batch-size and --learning-rate are "
-         "only used by --method adam and sgd, not lbfgs"),
+        (["sweep", "lam", "--learning-rate", "0.1", "--batch-size", "5"], "--batch-size and "
+         "--learning-rate are only used by --method adam and sgd, not lbfgs"),
         (["sweep", "lam", "--values", "1", "-1"], "--values -1 must be a finite number >= 0, got "
          "-1.0"),
         (["sweep", "lam", "--values", "1e400"], "--values 1e400 must be a finite number >= 0"),

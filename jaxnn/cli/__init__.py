@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     error: a user error, a file-system error, a value the library refused, memory that cannot
     be had; a Ctrl-C is exit 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    prog = "jaxnn" + (f" {argv[0]}" if argv and not argv[0].startswith("-") else "")
+    commands = {command.__name__.rpartition(".")[2] for command in COMMANDS}
+    prog = "jaxnn" + (f" {argv[0]}" if argv and argv[0] in commands else "")
     def show(message, category, *_, **__) -> None:  # noqa: ANN001 - one line per warning
         kind = "warning" if category is UserWarning else category.__name__
         text = " ".join(command_words(str(message)).split())

@@ -33,11 +33,12 @@ class UsageError(Exception):
     """A problem with the command line or the files it names: printed as one line, exit 2."""
 
 
-def require(command: str, *modules: str) -> None:
+def require(*modules: str) -> None:
     """Raise :class:`UsageError` naming *every* optional package of ``modules`` that is missing
-    (or too old) and the extra that brings them all (:func:`jaxnn.extras.require`)."""
+    (or too old) and the extra that brings them all (:func:`jaxnn.extras.require`); the line
+    it is printed on names the command."""
     try:
-        extras.require(f"jaxnn {command}", *modules, extra="all")
+        extras.require("this command", *modules, extra="all")
     except ImportError as exc:
         raise UsageError(str(exc)) from None
 

@@ -17,6 +17,7 @@ from jaxnn.cli.common import (
 )
 from jaxnn.cli.inputs import check_fits, data_packages, load_data, load_weights
 from jaxnn.cli.options import (
+    ListOnce,
     add_data_options,
     add_model_options,
     non_negative,
@@ -51,9 +52,10 @@ def add_parser(sub: Subcommands) -> None:
     p.add_argument("--weights", metavar="FILE", help="with --full: check at these weights "
                    "(.mat or .npz) instead of random ones")
     add_data_options(p, None)
-    p.add_argument("--hidden", nargs="+", type=positive_int, default=None, metavar="N",
+    p.add_argument("--hidden", nargs="+", action=ListOnce, type=positive_int,
+                   default=None, metavar="N",
                    help="with --full and random weights: hidden layer sizes (default: 25)")
-    p.add_argument("--lam", nargs="+", type=non_negative, metavar="LAM",
+    p.add_argument("--lam", nargs="+", action=ListOnce, type=non_negative, metavar="LAM",
                    help="one or more lambdas (default: 0 3; with --full: 1)")
     p.add_argument("--eps", type=positive, default=GRADCHECK_EPS, help="finite-difference step "
                    "(default: %(default)g)")
@@ -105,7 +107,7 @@ def full_problem(args: argparse.Namespace) -> tuple[tuple[np.ndarray, ...], np.n
 
 def run(args: argparse.Namespace) -> int:
     """Compare numerical, hand-written and automatic gradients; 0 if they agree, 1 if not."""
-    require("gradcheck", "rich", *(data_packages(args.data, args.dataset) if args.full else ()))
+    require("rich", *(data_packages(args.data, args.dataset) if args.full else ()))
     from jaxnn.gradcheck import check_gradients
 
     if args.full:

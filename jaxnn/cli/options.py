@@ -18,6 +18,20 @@ from jaxnn.names import ACTIVATIONS, GRADS, MANY_METHODS, METHODS, MINIBATCH_MET
 DATASETS = ("mnist5k", "digits")
 
 
+class ListOnce(argparse.Action):
+    """A list option (``nargs="+"``) given at most once: argparse would let a second
+    ``--hidden 50`` silently replace ``--hidden 25`` where two layers were meant."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest) is not self.default:
+            first = " ".join(map(str, getattr(namespace, self.dest)))
+            raise argparse.ArgumentError(self, f"given twice; give all its values after one "
+                                               f"{option_string}: {option_string} {first} "
+                                               f"{' '.join(map(str, values))}")
+        setattr(namespace, self.dest, values)
+
+
 def _number(kind: type, low: float, *, strict: bool = False) -> Callable[[str], float]:
     """An argparse type: ``kind(text)``, at least ``low`` (above it if ``strict``), refused in
     the words of :mod:`jaxnn.checks` (``positive_int``, ``check_number``)."""
@@ -74,7 +88,7 @@ def seed_int(text: str) -> int:
 
 def add_data_options(p: argparse.ArgumentParser, default: str | None) -> None:
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--data", nargs="+", metavar="PATH",
+    group.add_argument("--data", nargs="+", action=ListOnce, metavar="PATH",
                        help="a course .mat file (X, y), an .npz with arrays X and y, or two IDX "
                             "files: IMAGES LABELS (gzipped or not)")
     group.add_argument("--dataset", choices=DATASETS,
@@ -121,8 +135,10 @@ def minibatch_arguments(args: argparse.Namespace) -> dict[str, Any]:
                                              ("learning_rate", args.learning_rate))
              if value is not None}
     if given and args.method not in MINIBATCH_METHODS:
-        raise UsageError(f"--batch-size and --learning-rate are only used by --method "
-                         f"{' and '.join(MINIBATCH_METHODS)}, not {args.method}")
+        flags = " and ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"{flags} {'are' if len(given) > 1 else 'is'} only used by --method "
+                         f"{' and '.join(MINIBATCH_METHODS)}, not {args.method}: drop it or "
+                         f"choose --method {' or '.join(MINIBATCH_METHODS)}")
     return given
 
 

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.run is not None:
         weights, data, rows, scored = _run_inputs(args)  # requires what its data needs
     else:
-        require("predict", "rich", *data_packages(args.data, args.dataset))
+        require("rich", *data_packages(args.data, args.dataset))
         weights = load_weights(args.weights, args.activation, args.output)
         data = load_data(args.data, args.dataset, need_labels=False)
         rows = np.arange(data.X.shape[0])
@@ -110,7 +110,7 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
                          f"(missing or malformed {exc})") from exc
     if args.data or args.dataset:
         raise UsageError("--run uses the run's own data; leave out --data and --dataset")
-    require("predict", "rich", *data_packages(source.get("data"), source.get("dataset")))
+    require("rich", *data_packages(source.get("data"), source.get("dataset")))
     weights = load_weights(str(run_dir / FILES["weights_npz"]), args.activation, args.output)
     try:
         data = load_data(source.get("data"), source.get("dataset"), need_labels=True)

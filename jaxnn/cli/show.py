@@ -48,7 +48,7 @@ def image_shape(text: str | None, n_in: int, order: str | None) -> tuple[tuple[i
 
 def run(args: argparse.Namespace) -> int:
     """Write the hidden-unit picture of a weights file."""
-    require("show", "matplotlib")
+    require("matplotlib")
     from jaxnn.plot import hidden_units, save_png
 
     check_output_file(args.out)

@@ -19,6 +19,7 @@ from jaxnn.cli.common import (
 from jaxnn.cli.inputs import data_packages, load_data
 from jaxnn.cli.options import (
     MANY_METHODS,
+    ListOnce,
     add_data_options,
     add_model_options,
     add_training_options,
@@ -47,13 +48,13 @@ def add_parser(subparsers: Subcommands) -> None:
     p.add_argument("kind", choices=("lam", "size"), metavar="{lam,size}",
                    help="lam: validation curve over --values lambdas; size: learning curve "
                         "over --values training-set sizes")
-    p.add_argument("--values", nargs="+", metavar="V",
+    p.add_argument("--values", nargs="+", action=ListOnce, metavar="V",
                    help="lambdas (default: 0 0.001 0.003 ... 3 10), or training-set sizes: "
                         "counts of examples (2, 3, ...) or fractions of the training set, 1 "
                         "being all of it (default: 0.1 0.25 0.5 1)")
     add_data_options(p, "mnist5k")
-    p.add_argument("--hidden", nargs="+", type=positive_int, default=[25], metavar="N",
-                   help="hidden layer sizes (default: 25)")
+    p.add_argument("--hidden", nargs="+", action=ListOnce, type=positive_int,
+                   default=[25], metavar="N", help="hidden layer sizes (default: 25)")
     p.add_argument("--lam", type=non_negative, default=None,
                    help="with 'size': the fixed lambda (default: 1)")
     p.add_argument("--seeds", type=positive_int, default=3, metavar="S",
@@ -121,7 +122,7 @@ def _check_lambdas(values: list[float], texts: list[str], dtype: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The ``jaxnn sweep`` command: run the sweep, print a table, write the PNG and JSON."""
-    require("sweep", "rich", "matplotlib", *data_packages(args.data, args.dataset))
+    require("rich", "matplotlib", *data_packages(args.data, args.dataset))
     from rich.table import Table
 
     from jaxnn.plot import save_png, sweep_curve

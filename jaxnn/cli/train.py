@@ -33,6 +33,7 @@ from jaxnn.cli.common import (
 from jaxnn.cli.inputs import Data, data_packages, load_data
 from jaxnn.cli.options import (
     METHODS,
+    ListOnce,
     add_data_options,
     add_model_options,
     add_training_options,
@@ -101,8 +102,8 @@ def add_parser(sub: Subcommands) -> None:
                     "and write weights (.npz and the course's .mat), PNG pictures and summary.json "
                     "to the output directory. Ctrl-C stops and saves what was reached.")
     add_data_options(p, "mnist5k")
-    p.add_argument("--hidden", nargs="+", type=positive_int, default=[25], metavar="N",
-                   help="hidden layer sizes (default: 25)")
+    p.add_argument("--hidden", nargs="+", action=ListOnce, type=positive_int,
+                   default=[25], metavar="N", help="hidden layer sizes (default: 25)")
     p.add_argument("--lam", type=non_negative, default=1.0,
                    help="regularization strength lambda (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default="L-BFGS-B",
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     (or is interrupted), before anything else can go wrong; then the summary, evaluation,
     report and pictures. From the first iteration to the last write a Ctrl-C keeps everything
     reached (exit 130), and a run that diverged keeps its last finite parameters (exit 1)."""
-    require("train", "rich", "matplotlib", *data_packages(args.data, args.dataset))
+    require("rich", "matplotlib", *data_packages(args.data, args.dataset))
     from rich.markup import escape
 
     console = make_console()

@@ -83,8 +83,8 @@ class _IdxReader:
         self._raw.close()
 
     def _error(self, problem: str) -> ValueError:
-        gz = "gzipped " if self.compressed else ""
-        return ValueError(f"{self.path}: {problem} (reading it as a {gz}IDX {self.kind} file)")
+        kind = "a gzipped" if self.compressed else "an"
+        return ValueError(f"{self.path}: {problem} (reading it as {kind} IDX {self.kind} file)")
 
     def _read_header(self) -> tuple[int, ...]:
         """Parse and validate magic and dimensions; return the dimensions."""

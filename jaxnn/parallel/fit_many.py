@@ -250,7 +250,8 @@ def fit_many(
                      f"fit_many: {B} networks {'-'.join(map(str, spec.sizes))} on "
                      f"{Xc.shape[0]} examples", hint="train fewer networks at once (sweeps: "
                      "fewer seeds or values), use smaller layers or fewer examples")
-        theta0 = jnp.asarray(start_vector(params_batch, dt, "params_batch"))
+        theta0 = jnp.asarray(start_vector(params_batch, dt, "params_batch",
+                                          "jaxnn.parallel.init_many"))
         Xd = jnp.asarray(Xc, dt)
         Yd = targets(jnp.asarray(yc), spec.sizes[-1], dt)
         lam_d = jnp.asarray(lam_arr, dt)

@@ -50,7 +50,8 @@ def minibatch_optimizer(method: object, learning_rate: object) -> optax.Gradient
     which takes adam and sgd by name only."""
     if not isinstance(method, str):
         if learning_rate is not None:
-            raise ValueError("learning_rate is part of an optax optimizer passed as method")
+            raise ValueError("learning_rate is part of an optax optimizer passed as method; "
+                             "drop learning_rate, or pass method='adam' or 'sgd' with it")
         return method
     return _adam_or_sgd(method, check_learning_rate(learning_rate, method))
 
