@@ -571,6 +571,8 @@ def test_gradcheck_full_on_a_subsample() -> None:
         (["train", "--iterations", "0"], ["--iterations"]),
         (["train", "--iterations", "many"], ["--iterations"]),
         (["train", "--test-size", "1.5"], ["--test-size"]),
+        (["train", "--test-size", "0.2%"], ["argument --test-size: must be 0 or a fraction in "
+                                            "(0, 1), got 0.2%"]),
         (["train", "--hidden", "0"], ["--hidden"]),
         (["train", "--seed", "-1"], ["--seed"]),
         (["train", "--method", "newton"], ["--method", "newton"]),

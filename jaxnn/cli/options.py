@@ -59,20 +59,26 @@ non_negative = _number(float, 0.0)
 positive = _number(float, 0.0, strict=True)
 
 
+def _fraction(text: str, rule: str, closed_at_zero: bool) -> float:
+    """``text`` as a number in ``[0, 1)`` (``(0, 1)`` unless ``closed_at_zero``), refused in the
+    words of ``rule`` whatever was wrong (not a number, or out of range)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not ((0 <= value if closed_at_zero else 0 < value) and value < 1):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     """``--test-size``: 0 (no held-out set) or a fraction in (0, 1)."""
-    value = non_negative(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be 0 or a fraction in (0, 1), got {text}")
-    return value
+    return _fraction(text, "0 or a fraction in (0, 1)", closed_at_zero=True)
 
 
 def open_fraction(text: str) -> float:
     """``--val-size``: a fraction in (0, 1)."""
-    value = non_negative(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1), got {text}")
-    return value
+    return _fraction(text, "a fraction in (0, 1)", closed_at_zero=False)
 
 
 def seed_int(text: str) -> int:
