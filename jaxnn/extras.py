@@ -69,17 +69,16 @@ def lowest_versions(extra: str) -> dict[str, str]:
     return lowest
 
 
-def missing(*modules: str, extra: str) -> list[str]:
-    """Which of ``modules`` (import names) cannot be imported, or are older than the extra
-    ``extra`` asks for: pip names, an old one with its version (``"scikit-learn >= 1.6 (1.5.2
-    is installed)"``)."""
+def _absent(modules: tuple[str, ...], extra: str) -> list[tuple[str, str]]:
+    """``(import name, what to say)`` for each of ``modules`` that cannot be imported, or is
+    older than the extra ``extra`` asks for."""
     import importlib.metadata
 
     out = []
     for module in dict.fromkeys(modules):
         pip = PIP_NAMES.get(module, module)
         if not _importable(module):
-            out.append(pip)
+            out.append((module, pip))
             continue
         lowest = lowest_versions(extra)
         try:
@@ -87,20 +86,27 @@ def missing(*modules: str, extra: str) -> list[str]:
         except importlib.metadata.PackageNotFoundError:
             continue
         if pip in lowest and _release(installed) < _release(lowest[pip]):
-            out.append(f"{pip} >= {lowest[pip]} ({installed} is installed)")
+            out.append((module, f"{pip} >= {lowest[pip]} ({installed} is installed)"))
     return out
+
+
+def missing(*modules: str, extra: str) -> list[str]:
+    """Which of ``modules`` (import names) cannot be imported, or are older than the extra
+    ``extra`` asks for: pip names, an old one with its version (``"scikit-learn >= 1.6 (1.5.2
+    is installed)"``)."""
+    return [said for _, said in _absent(modules, extra)]
 
 
 def require(what: str, *modules: str, extra: str) -> None:
     """Raise one ``ImportError`` naming every package of ``modules`` that :func:`missing`
-    finds, and the pip command of ``extra``; ``what`` names what needs them."""
-    absent = missing(*modules, extra=extra)
+    finds, and the pip command of ``extra``; ``what`` names what needs them. The error's
+    ``name`` is the first one's import name, as Python's own would be, so that a catcher can
+    tell which package it is (:func:`missing_package`)."""
+    absent = _absent(modules, extra)
     if absent:
-        # named like Python's own ImportError, so that catchers can tell which package it is
-        first = next(m for m in dict.fromkeys(modules) if PIP_NAMES.get(m, m) in
-                     {a.split(" ")[0] for a in absent})
-        raise ImportError(f"{what} needs the optional package(s) {', '.join(absent)}: "
-                          f"{install_hint(extra)}", name=first)
+        raise ImportError(f"{what} needs the optional package(s) "
+                          f"{', '.join(said for _, said in absent)}: {install_hint(extra)}",
+                          name=absent[0][0])
 
 
 def missing_package(exc: BaseException) -> str | None:

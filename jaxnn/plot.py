@@ -42,6 +42,10 @@ __all__ = [
 Order = Literal["C", "F"]
 PathLike = str | os.PathLike[str]
 
+
+# --- a figure -------------------------------------------------------------------------------------
+
+
 def _figure(width: float, height: float) -> Figure:
     """A new Figure with its own Agg canvas (no pyplot, no global backend change)."""
     require("jaxnn.plot", "matplotlib", extra="plot")
@@ -51,6 +55,9 @@ def _figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
+
+
+# --- digit images ---------------------------------------------------------------------------------
 
 
 def image_layout(
@@ -163,6 +170,9 @@ def hidden_units(
     return _mosaic_figure(image_grid(theta1[:, 1:], shape, order), title, size)
 
 
+# --- curves ---------------------------------------------------------------------------------------
+
+
 def _minor_label(value: float, _position: object = None) -> str:
     """The label of a minor tick on a log axis: ``2``, ``3`` or ``5`` times a power of ten."""
     mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
@@ -251,6 +261,9 @@ def sweep_curve(curve: Any, title: str | None = None) -> Figure:
                           f"layers {tuple(curve.settings.get('layer_sizes', ()))})")
     fig.tight_layout()
     return fig
+
+
+# --- the confusion matrix -------------------------------------------------------------------------
 
 
 def _truncated(name: str, low: float = 0.2) -> Any:
@@ -348,6 +361,9 @@ def confusion_matrix(
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+# --- files ----------------------------------------------------------------------------------------
 
 
 def save_png(fig: Figure, path: PathLike, *, dpi: int = 100) -> None:

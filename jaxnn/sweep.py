@@ -344,6 +344,9 @@ def _warn_diverged(diverged: np.ndarray, messages: Sequence[str],
                       f"{members[first]}): {messages[first]}", stacklevel=3)
 
 
+# --- a curve's values: lambdas and training-set sizes ---------------------------------------------
+
+
 def _values(values: object, name: str, what: str) -> list:
     try:
         items = list(values)  # type: ignore[call-overload]

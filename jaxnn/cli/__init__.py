@@ -199,12 +199,9 @@ def _main(argv: list[str], prog: str) -> int:
         except SystemExit as exc:  # --help and --version
             return exc.code if isinstance(exc.code, int) else 0
         if unknown:  # argparse names the top-level parser; the help to read is where they are
-            where = "jaxnn"
-            if args.command:
-                at = argv.index(args.command)
-                first = next((i for i, a in enumerate(argv) if a == unknown[0] and i != at),
-                             at + 1)
-                where = "jaxnn" if first < at else f"jaxnn {args.command}"
+            at = argv.index(args.command) if args.command else len(argv)
+            first = next((i for i, a in enumerate(argv) if a == unknown[0] and i != at), at + 1)
+            where = f"jaxnn {args.command}" if args.command and first > at else "jaxnn"
             raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{where} --help')")
         if getattr(args, "func", None) is None:
             raise UsageError(f"choose a command: {', '.join(args.commands)} "
