@@ -197,10 +197,7 @@ def check_targets(y: object, m: int, K: int, name: str = "y") -> Array | np.ndar
         y = np.asarray(y)
     traced = is_traced(y)
     if len(y.shape) == 1:
-        if y.shape[0] != m:
-            raise ValueError(
-                f"{name} has {y.shape[0]} labels but X has {m} rows; they must match"
-            )
+        check_label_count(y.shape[0], m, name)
         if K > MAX_CLASSES:
             raise ValueError(
                 f"{name} holds class labels, which make one-hot targets of K={K} entries "
@@ -210,13 +207,10 @@ def check_targets(y: object, m: int, K: int, name: str = "y") -> Array | np.ndar
         if not jnp.issubdtype(y.dtype, jnp.integer):
             if traced or not jnp.issubdtype(y.dtype, jnp.floating):
                 raise ValueError(
-                    f"{name} must hold integer class labels 0..{K - 1}, got dtype {y.dtype}"
+                    f"{name} must hold whole-number class labels 0..{K - 1}, got dtype {y.dtype}"
                 )
             yn = np.asarray(y)
-            if not (np.isfinite(yn).all() and (yn == np.round(yn)).all()):
-                raise ValueError(
-                    f"{name} must hold integer class labels 0..{K - 1}; it has non-integer values"
-                )
+            check_whole_labels(yn, name, f"0..{K - 1}")
             _check_labels(yn, K, name)  # before the cast: 1e12 must not wrap around
             y = yn.astype(np.int32)
         if not traced:
@@ -515,21 +509,52 @@ def check_hidden(hidden: object, name: str = "hidden") -> tuple[int, ...]:
     return tuple(int(n) for n in sizes)
 
 
-def check_labels(y: object, name: str = "y", m: int | None = None) -> np.ndarray:
-    """Host-side class labels: a vector of ``m`` whole numbers ``>= 0`` (an ``(m, 1)`` or
-    ``(1, m)`` column or row is flattened), returned as int64."""
+# --- label vectors: one rule for the core functions, the command's files and course files ----
+
+
+def check_label_count(n: int, m: int, name: str = "y", of: str | None = None,
+                      where: str = "") -> None:
+    """One label per example: ``n`` labels where ``of`` (default ``X has m rows``) says ``m``."""
+    if n != m:
+        raise ValueError(f"{where}{name} has {n} label{'s' * (n != 1)} but "
+                         f"{of or f'X has {m} rows'}; they must match")
+
+
+def check_whole_labels(y: np.ndarray, name: str = "y", classes: str = "0..K-1",
+                       where: str = "") -> None:
+    """Host-side labels hold real whole numbers: integers, booleans, or integer-valued finite
+    floats (refused: complex, strings, objects, NaN, inf and fractions, with examples)."""
+    if y.dtype.kind not in "iufb":
+        raise ValueError(f"{where}{name} must hold whole-number class labels {classes}, got "
+                         f"dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        bad = ~(np.isfinite(y) & (y == np.round(y)))
+        if bad.any():
+            raise ValueError(f"{where}{name} must hold whole-number class labels {classes}; "
+                             f"found e.g. {y[bad][:5].tolist()}")
+
+
+def label_vector(y: object, name: str = "y", m: int | None = None, of: str | None = None,
+                 where: str = "", classes: str = "0..K-1") -> np.ndarray:
+    """Host-side labels as a vector of ``m`` whole numbers (an ``(m, 1)`` or ``(1, m)`` column
+    or row is flattened), in their own dtype: each caller checks its range before a cast."""
     y = np.asarray(y)
     if y.ndim == 2 and 1 in y.shape:
         y = y.ravel()
-    want = f"({m},)" if m is not None else "(m,)"
-    if y.ndim != 1 or (m is not None and y.shape[0] != m):
-        raise ValueError(f"{name} must be integer labels of shape {want} (one per example), "
-                         f"got shape {y.shape}")
-    if y.dtype.kind not in "iufb":
-        raise ValueError(f"{name} must hold whole-number class labels 0..K-1, got dtype "
-                         f"{y.dtype}")
-    if y.dtype.kind == "f" and not (np.all(np.isfinite(y)) and np.all(y == np.round(y))):
-        raise ValueError(f"{name} must hold whole-number class labels 0..K-1")
+    if y.ndim != 1:
+        raise ValueError(f"{where}{name} must be a vector of class labels, shape "
+                         f"({'m' if m is None else m},), got shape {y.shape}")
+    if m is not None:
+        check_label_count(y.shape[0], m, name, of, where)
+    check_whole_labels(y, name, classes, where)
+    return y
+
+
+def check_labels(y: object, name: str = "y", m: int | None = None,
+                 of: str | None = None) -> np.ndarray:
+    """Host-side class labels: a vector of ``m`` whole numbers ``>= 0`` (:func:`label_vector`),
+    returned as int64."""
+    y = label_vector(y, name, m, of)
     if y.size and y.min() < 0:
         raise ValueError(f"{name} has negative labels; labels are classes 0..K-1")
     if y.size and y.max() > MAX_CLASSES - 1:

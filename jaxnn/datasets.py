@@ -33,6 +33,7 @@ from jaxnn.checks import (
     check_finite,
     check_float_dtype,
     check_seed,
+    label_vector,
 )
 from jaxnn.extras import require
 from jaxnn.files.atomic import atomic_write, remove_stale_temps
@@ -257,25 +258,19 @@ def load_mat(
         )
     X = real_matrix(variables["X"], "X", where, dtype=dtype)
     check_finite(X, f"{where}X")
-    raw = _label_vector(variables["y"], X.shape[0], where)
+    raw = _label_vector(variables["y"], X.shape[0], where, zero_based)
     return X, _octave_labels(raw, num_labels, zero_based, where)
 
 
 _MAX_LABEL = 2**31 - 1
 
 
-def _label_vector(value: Any, m: int, where: str) -> np.ndarray:
-    """`y` as an int64 vector of length `m`: accepts shapes `(m,)`, `(m, 1)` and `(1, m)`."""
-    y = real_matrix(value, "y", where)
-    if 1 not in y.shape:
-        raise ValueError(f"{where}y has shape {y.shape}; expected a vector of {m} labels")
-    y = y.ravel()
-    if y.size != m:
-        raise ValueError(f"{where}y has {y.size} labels but X has {m} rows")
-    if not np.all(np.isfinite(y)) or not np.array_equal(y, np.round(y)):
-        bad = y[~(np.isfinite(y) & (y == np.round(y)))][:5]
-        raise ValueError(f"{where}labels must be whole numbers; found e.g. {bad.tolist()}")
-    if np.abs(y).max() > _MAX_LABEL:
+def _label_vector(value: Any, m: int, where: str, zero_based: bool) -> np.ndarray:
+    """`y` as an int64 vector of length `m` (`(m,)`, `(m, 1)` or `(1, m)`), whole numbers with
+    |k| < 2^31 (Octave's int32 labels); their classes are checked by `_octave_labels`."""
+    y = label_vector(real_matrix(value, "y", where), "y", m, where=where,
+                     classes="0..K-1" if zero_based else "1..K")
+    if y.size and np.abs(y).max() > _MAX_LABEL:
         raise ValueError(f"{where}label {y[np.abs(y).argmax()]:g} is out of range (|k| > 2^31)")
     return y.astype(np.int64)
 

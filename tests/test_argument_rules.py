@@ -276,3 +276,38 @@ def test_epsilon_follows_one_rule(epsilon):
                                 epsilon=epsilon)
     p = jaxnn.init_params(0, SIZES, epsilon=np.float32(0.5))
     assert 0.25 < float(np.abs(p[0]).max()) <= 0.5
+
+
+def test_label_vectors_follow_one_rule(tmp_path):
+    """Labels reach jaxnn through the core functions (``y`` beside ``X``), the command's data
+    and curves (host-side ``check_labels``) and course files (``load_mat``): a fraction, a NaN
+    and a wrong count get the same words from each, with the class numbering each one uses."""
+    import scipy.io
+
+    from jaxnn.checks import check_labels
+    from jaxnn.datasets import load_mat
+
+    params = jaxnn.init_params(0, SIZES)
+
+    def from_file(y):
+        scipy.io.savemat(tmp_path / "d.mat", {"X": X, "y": np.asarray(y, float)[:, None]})
+        return load_mat(tmp_path / "d.mat")
+
+    def core(y):
+        return jaxnn.cost(params, X, y)
+
+    def host(y):
+        return check_labels(y, "y", X.shape[0])
+
+    half = np.where(np.arange(30) == 4, 0.5, 1.0)
+    nan = np.where(np.arange(30) == 4, np.nan, 1.0)
+    for call, classes, where in [(core, "0..2", ""), (host, "0..K-1", ""),
+                                 (from_file, "1..K", f"{tmp_path / 'd.mat'}: ")]:
+        assert _message(call, y=half) == (
+            f"{where}y must hold whole-number class labels {classes}; found e.g. [0.5]")
+        assert _message(call, y=nan) == (
+            f"{where}y must hold whole-number class labels {classes}; found e.g. [nan]")
+        assert _message(call, y=np.ones(29)) == (
+            f"{where}y has 29 labels but X has 30 rows; they must match")
+        assert _message(call, y=np.ones(1)) == (
+            f"{where}y has 1 label but X has 30 rows; they must match")

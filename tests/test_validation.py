@@ -42,7 +42,7 @@ def test_errors_name_the_argument(fn):
         fn(PARAMS, X, Y, output="linear")
     with pytest.raises(ValueError, match="X must be a 2-D array"):
         fn(PARAMS, X[0], Y)
-    with pytest.raises(ValueError, match="integer class labels"):
+    with pytest.raises(ValueError, match="whole-number class labels"):
         fn(PARAMS, X, Y + 0.5)
     with pytest.raises(ValueError, match="X has no rows"):
         fn(PARAMS, X[:0], Y[:0])

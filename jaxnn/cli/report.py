@@ -27,7 +27,8 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, K: int) -> di
 
     K = check_classes(K)
     y_true = check_labels(y_true, "y_true")
-    y_pred = check_labels(y_pred, "y_pred", m=y_true.shape[0])
+    y_pred = check_labels(y_pred, "y_pred", m=y_true.shape[0],
+                          of=f"y_true has {y_true.shape[0]}")
     if not y_true.size:
         raise ValueError("y_true is empty: there is nothing to report on")
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
