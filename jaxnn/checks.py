@@ -3,8 +3,9 @@
 Every entry point (``cost``/``backprop``/..., ``fit``, ``fit_many``, ``fit_stream``, the
 estimator, the sweeps and the command line) checks its arguments with the functions here, so
 one rule gives one outcome and one message everywhere. Each raises ``ValueError`` naming the
-argument, what was wrong and what is accepted (``TypeError`` is never raised: a value of the
-wrong type is a ``ValueError`` too, so one ``except ValueError`` catches every bad argument).
+argument, what was wrong and what is accepted (a value of the wrong type is a ``ValueError``
+too, so one ``except ValueError`` catches every bad argument value; ``TypeError`` is left to
+calls Python itself refuses, as an unknown keyword, or a keyword given with its earlier name).
 
 Shape checks always run (shapes are static, even under ``jit``). Value checks (finite ``X``,
 labels in ``0..K-1``, targets in ``[0, 1]``) need concrete values, so they run on ordinary
@@ -276,6 +277,14 @@ def overflow_hint(dtype: object) -> str:
             if np.dtype(dtype) == np.float32 else "pass finite values")
 
 
+def check_X_representable(X: Array | np.ndarray, dtype: object) -> None:
+    """``X`` cast to the training ``dtype`` (finite before the cast, checked earlier) must stay
+    finite, as ``lam`` and the weights must: data that overflow float32 can only train to NaN."""
+    if not all_finite_values(X):
+        raise ValueError(f"X has values that overflow {np.dtype(dtype).name} (the largest "
+                         f"float32 is 3.4e38); {overflow_hint(dtype)}")
+
+
 def check_representable(values: object, name: str, dtype: object) -> None:
     """Every one of ``values`` (finite numbers, checked before) finite in ``dtype`` too: a
     penalty past float32's largest value (3.4e38) trains to inf or NaN. The message names
@@ -522,9 +531,10 @@ def check_label_count(n: int, m: int, name: str = "y", of: str | None = None,
 
 def check_whole_labels(y: np.ndarray, name: str = "y", classes: str = "0..K-1",
                        where: str = "") -> None:
-    """Host-side labels hold real whole numbers: integers, booleans, or integer-valued finite
-    floats (refused: complex, strings, objects, NaN, inf and fractions, with examples)."""
-    if y.dtype.kind not in "iufb":
+    """Host-side labels hold real whole numbers: integers or integer-valued finite floats
+    (refused: booleans, as the core functions refuse them, complex, strings, objects, NaN, inf
+    and fractions, with examples)."""
+    if y.dtype.kind not in "iuf":
         raise ValueError(f"{where}{name} must hold whole-number class labels {classes}, got "
                          f"dtype {y.dtype}")
     if y.dtype.kind == "f":

@@ -286,8 +286,9 @@ def _octave_labels(
             f"{where}the largest label, {int(y.max())}, implies K={K} classes; jaxnn takes at "
             f"most {MAX_CLASSES} (labels are 1..K, or 0..K-1 with zero_based=True)"
         )
-    if K < 1:
-        raise ValueError(f"{where}num_labels must be at least 1, got {K}")
+    if K < 1:  # only without num_labels (checked by load_mat): every label below `low`
+        raise ValueError(f"{where}labels range over {int(y.min())}..{int(y.max())}; expected "
+                         f"{low}..K")
     high = K - 1 if zero_based else K
     if not zero_based and y.min() == 0:
         raise ValueError(

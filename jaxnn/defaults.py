@@ -8,6 +8,7 @@ their signatures (``epsilon: float = INIT_EPSILON``), so their help shows the va
 INIT_EPSILON = 0.12  # the course's randInitializeWeights: weights uniform in [-0.12, 0.12]
 LBFGS_TOL = 1e-5  # fit(method="lbfgs") and fit_many's lbfgs stop when max |g| <= tol
 GRADCHECK_EPS = 1e-4  # the course's computeNumericalGradient step: J(theta +- eps e_i)
+GRADCHECK_TOL = 1e-9  # the course: a relative difference below 1e-9 means backprop is right
 GRADCHECK_CHUNK = 256  # perturbations evaluated in one compiled batch by numerical_gradient
 LEARNING_RATES = {"adam": 1e-3, "sgd": 0.1}  # adam/sgd without a learning_rate
 LEARNING_CURVE_SIZES = (0.1, 0.25, 0.5, 1.0)  # learning_curve's training-set fractions

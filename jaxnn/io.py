@@ -1,7 +1,7 @@
 """Network weights on disk: the course's `.mat` files and jaxnn's own `.npz` files.
 
 Parameters are a tuple of 2-D arrays `(Theta_1, ..., Theta_L)`, `Theta_l` of shape
-`(n_{l+1}, 1 + n_l)` with the bias weights in column 0 (see ARCHITECTURE.md).
+`(n_{l+1}, 1 + n_l)` with the bias weights in column 0 (docs/design.md, the conventions).
 
 A weights file carries the model it holds: the layer sizes, the hidden activation and the
 output layer, so that a network trained with `relu` is not silently evaluated with `sigmoid`.
@@ -109,7 +109,7 @@ def save_weights(
     The format follows the suffix: `.mat` (course layout, Octave label order for the last
     layer's rows, plus `jaxnn_*` variables that Octave's `predict.m` ignores) or `.npz` (jaxnn
     layout). Values are stored as float64; the layer sizes, `activation` and `output` beside
-    them, so that :func:`load_model` gives back the same network.
+    them, so that :func:`jaxnn.io.load_model` gives back the same network.
 
     Raises:
         ValueError: unsupported suffix; unknown `activation` or `output`; `params` empty, not
@@ -171,14 +171,14 @@ def load_model(path: PathLike) -> Model:
 def load_weights(path: PathLike) -> Params:
     """Load the weights of a file saved by `save_weights`, Octave or the course.
 
-    The weights alone; :func:`load_model` also says which activation and output they need.
+    The weights alone; :func:`jaxnn.io.load_model` also says which activation and output they need.
 
     Returns:
         A tuple of float64 numpy arrays `(Theta_1, ..., Theta_L)` in jaxnn's layout
         (rows of the last one are classes `0..K-1`).
 
     Raises:
-        As :func:`load_model`.
+        As :func:`jaxnn.io.load_model`.
     """
     return load_model(path).params
 

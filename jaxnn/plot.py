@@ -235,14 +235,16 @@ def cost_curve(
 
 def sweep_curve(curve: Any, title: str | None = None) -> Figure:
     """Two panels, cost and accuracy against the swept value of a :class:`jaxnn.sweep.Curve`:
-    training and validation means over the seeds, with a band of one standard deviation."""
+    training and validation means over the seeds, with a band of one standard deviation, the
+    points joined in increasing order of the value (the curve keeps the order given)."""
     fig = _figure(10, 4)
     axes = fig.subplots(1, 2)
-    x = curve.values
+    order = np.argsort(curve.values, kind="stable")  # values given in any order: one line
+    x = np.asarray(curve.values)[order]
     for ax, what in zip(axes, ("cost", "accuracy"), strict=True):
         for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
             metric = f"{split}_{what}"
-            mean, std = curve.mean(metric), curve.std(metric)
+            mean, std = curve.mean(metric)[order], curve.std(metric)[order]
             label = {"train": "training", "val": "validation"}[split]
             ax.plot(x, mean, "o-", color=color, label=label)
             ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)

@@ -46,7 +46,6 @@ import pickle
 import platform
 import subprocess
 import sys
-import tempfile
 import threading
 import warnings
 from collections import OrderedDict
@@ -58,6 +57,7 @@ import jaxlib
 from jax.experimental import serialize_executable
 
 from jaxnn.checks import is_traced
+from jaxnn.files.atomic import atomic_write, remove_stale_temps
 
 # --- the directory in use ---------------------------------------------------------------------
 
@@ -86,7 +86,7 @@ def _path(directory: str | os.PathLike | None) -> Path | None:
         return None
     if not isinstance(directory, str | os.PathLike) or not isinstance(
             os.fspath(directory), str) or not os.fspath(directory):
-        raise TypeError(f"directory must be a path (a non-empty str or os.PathLike) or None, "
+        raise ValueError(f"directory must be a path (a non-empty str or os.PathLike) or None, "
                         f"got {directory!r}")
     if "\0" in os.fspath(directory):
         raise ValueError(f"directory {directory!r} contains a NUL byte; pass a real path")
@@ -333,9 +333,10 @@ def _load(path: Path, key: str) -> jax.stages.Compiled | None:
 
 
 def _save(path: Path, key: str, program: jax.stages.Compiled) -> None:
-    """Write ``program`` to ``path`` atomically (a temporary file in the same directory, then
-    renamed), with the device it runs on. A program over several devices, or one this backend
-    cannot serialize, is not saved; a directory that cannot be written gets one warning."""
+    """Write ``program`` to ``path`` with :func:`jaxnn.files.atomic.atomic_write`, with the
+    device it runs on, first removing the temporaries that killed writers of ``path`` left. A
+    program over several devices, or one this backend cannot serialize, is not saved; a
+    directory that cannot be written gets one warning."""
     device = _device(program)
     if device is None:
         return
@@ -344,14 +345,10 @@ def _save(path: Path, key: str, program: jax.stages.Compiled) -> None:
                             protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - a program this backend cannot serialize: not kept
         return
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        tmp = None
+        remove_stale_temps(path)
+        atomic_write(path, lambda f: f.write(data))
     except (OSError, ValueError) as e:
         if path.parent not in _unwritable:
             _unwritable.add(path.parent)
@@ -360,10 +357,6 @@ def _save(path: Path, key: str, program: jax.stages.Compiled) -> None:
             warnings.warn(f"jaxnn's program cache cannot write to {path.parent} ({reason}); "
                           "the training loops are compiled in each process",
                           stacklevel=_caller_level())
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 def _caller_level() -> int:

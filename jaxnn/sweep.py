@@ -42,7 +42,7 @@ from jaxnn.checks import (
 from jaxnn.datasets import train_test_split
 from jaxnn.defaults import LEARNING_CURVE_SIZES
 from jaxnn.model import init_params
-from jaxnn.parallel.fit_many import MANY_METHODS, fit_many
+from jaxnn.parallel.fit_many import MANY_METHODS, check_many_memory, fit_many
 from jaxnn.parallel.members import evaluate_many
 from jaxnn.precision import x64_when
 
@@ -150,8 +150,12 @@ def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike
     if X_val is None:
         if not (isinstance(val_fraction, float | int) and 0 < val_fraction < 1):
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-        X, X_val, y, y_val = train_test_split(X, y, test_size=float(val_fraction),
-                                              seed=split_seed)
+        try:
+            X, X_val, y, y_val = train_test_split(X, y, test_size=float(val_fraction),
+                                                  seed=split_seed)
+        except ValueError as exc:  # the split's words name its own test_size
+            words = str(exc).replace("test_size", "val_fraction", 1)
+            raise ValueError(words.replace(" test ", " validation ")) from None
     else:
         X_val = np.asarray(X_val)
         if X_val.ndim != 2 or X_val.shape[1] != X.shape[1] or X_val.shape[0] < 1:
@@ -234,6 +238,7 @@ def validation_curve(
     sizes = (data.X.shape[1], *check_hidden(hidden), data.K)
     dt = _dtype(dtype)
     S, P = len(seed_arr), len(lam_arr)
+    check_many_memory(sizes, data.X.shape[0], dt, P * S)  # before any weights are made
     pb = _init(seed_arr, sizes, P, dt)
     lam_batch = np.repeat(lam_arr, S)  # member p * S + s: lams[p], seeds[s]
     if method in ("adam", "sgd"):
@@ -303,6 +308,7 @@ def learning_curve(
     lam = float(check_lam(lam))
     layer_sizes = (data.X.shape[1], *check_hidden(hidden), data.K)
     dt = _dtype(dtype)
+    check_many_memory(layer_sizes, m, dt, len(seed_arr))  # before any weights are made
     pb = _init(seed_arr, layer_sizes, 1, dt)
     if method in ("adam", "sgd"):
         fit_kw.setdefault("seed", seed_arr)

@@ -48,3 +48,14 @@ def course_debug_problem() -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
 @pytest.fixture
 def ex4weights_path() -> Path:
     return ex4weights_or_skip()
+
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory) -> Path:
+    """A 120-example, 6-feature, 3-class problem as an ``.npz`` file for the command."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 6))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez(path, X=X, y=y)
+    return path

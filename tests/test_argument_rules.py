@@ -307,7 +307,42 @@ def test_label_vectors_follow_one_rule(tmp_path):
             f"{where}y must hold whole-number class labels {classes}; found e.g. [0.5]")
         assert _message(call, y=nan) == (
             f"{where}y must hold whole-number class labels {classes}; found e.g. [nan]")
+        if call is not from_file:  # a MAT file has no booleans
+            assert _message(call, y=Y > 0) == (
+                f"{where}y must hold whole-number class labels {classes}, got dtype bool")
         assert _message(call, y=np.ones(29)) == (
             f"{where}y has 29 labels but X has 30 rows; they must match")
         assert _message(call, y=np.ones(1)) == (
             f"{where}y has 1 label but X has 30 rows; they must match")
+
+
+@pytest.mark.parametrize("make", [lambda key, dtype: jaxnn.init_params(key, SIZES, dtype=dtype),
+                                  lambda key, dtype: init_many(key, 3, SIZES, dtype=dtype)],
+                         ids=["init_params", "init_many"])
+def test_new_weights_take_one_key_rule_and_one_dtype_rule(make):
+    def call(key=0, dtype=None):
+        return make(key=key, dtype=dtype)
+
+    assert _message(call, key=0.5) == "key must be a JAX PRNG key or an integer seed, got 0.5"
+    assert _message(call, key=2**64).startswith("key must be an integer in [-2**63, 2**63 - 1]")
+    assert _message(call, dtype="foo") == ("dtype must be a floating dtype such as np.float32 "
+                                           "or np.float64, got 'foo'")
+    assert _message(call, dtype=int).endswith("got <class 'int'>")
+
+
+def test_data_that_overflow_float32_get_one_message_from_every_trainer():
+    """fit's rule for X, in fit_many and the sweeps too (they trained to NaN before)."""
+    big = X * 1e39
+    expected = ("X has values that overflow float32 (the largest float32 is 3.4e38); scale "
+                "it down, or train in float64 (dtype='float64')")
+    calls = {
+        "fit": lambda: jaxnn.fit(jaxnn.init_params(0, SIZES), big, Y, 1.0, maxiter=2),
+        "fit_many": lambda: fit_many(init_many(0, 2, SIZES), big, Y, 1.0, maxiter=2),
+        "validation_curve": lambda: validation_curve(big, Y, [1.0], hidden=(3,), seeds=1,
+                                                     maxiter=2),
+        "learning_curve": lambda: learning_curve(big, Y, [10], hidden=(3,), seeds=1,
+                                                 maxiter=2),
+        "estimator": lambda: NeuralNetClassifier((3,), max_iter=2).fit(big, Y),
+    }
+    messages = {name: _message(call) for name, call in calls.items()}
+    assert all(m == expected for m in messages.values()), messages

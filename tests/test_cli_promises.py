@@ -34,16 +34,6 @@ def one_line_error(code: int, err: str, *words: str) -> None:
         assert w in lines[0], (w, lines[0])
 
 
-@pytest.fixture(scope="module")
-def small_npz(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(120, 6))
-    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)
-    path = tmp_path_factory.mktemp("data") / "small.npz"
-    np.savez(path, X=X, y=y)
-    return path
-
-
 # --- one run owns its directory ---------------------------------------------------------------
 
 
@@ -529,6 +519,32 @@ def test_a_tolerance_below_the_finite_difference_error_is_explained(capsys):
     text = " ".join(out.split())
     assert "error of central differences" in text and "not a wrong backprop" in text
     assert "the gradients disagree" not in text
+
+
+def test_a_numerical_gradient_off_on_its_own_is_not_called_a_wrong_backprop(capsys,
+                                                                           monkeypatch):
+    # a large eps: the central differences' error (about 1e-3 here) fails --tol while backprop
+    # and jax.grad agree; the message points at the step, not at the backprop
+    code, out, _ = run(["gradcheck", "--eps", "0.5", "--lam", "0"], capsys)
+    text = " ".join(out.split())
+    assert code == 1 and "the numerical gradient differs from them by" in text
+    assert "rerun with a smaller --eps (e.g. 0.05)" in text
+    assert "the gradients disagree" not in text
+    # a backprop that jax.grad disagrees with is called wrong
+    import dataclasses
+
+    import jaxnn.gradcheck
+
+    real = jaxnn.gradcheck.check_gradients
+
+    def off(*args, **kw):
+        return dataclasses.replace(real(*args, **kw), autodiff_difference=1e-3)
+
+    monkeypatch.setattr(jaxnn.gradcheck, "check_gradients", off)
+    code, out, _ = run(["gradcheck", "--lam", "0"], capsys)
+    text = " ".join(out.split())
+    assert code == 1 and "backprop and jax.grad differ by 1.0e-03 (above 1e-09)" in text
+    assert "the gradients disagree" in text
 
 
 def test_piped_output_is_not_wrapped(small_npz, tmp_path):

@@ -301,6 +301,7 @@ def test_load_mat_num_labels_and_zero_based(tmp_path: Path) -> None:
         ({"X": np.ones((2, 2)), "y": [1.5, 2]},
          r"whole-number class labels 1\.\.K; found e.g. \[1\.5\]"),
         ({"X": np.ones((2, 2)), "y": [1, -2]}, r"labels range over -2\.\.1"),
+        ({"X": np.ones((2, 2)), "y": [-1, -2]}, r"labels range over -2\.\.-1; expected 1\.\.K$"),
         ({"X": np.array([[1.0, np.nan]]), "y": [1]}, "X contains NaN"),
         ({"X": np.ones((2, 2)) + 1j, "y": [1, 2]}, "X is complex"),
         ({"X": "text", "y": [1]}, "X is text"),

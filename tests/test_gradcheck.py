@@ -66,6 +66,12 @@ def test_relative_difference_formula():
     assert relative_difference([1.0, 2.0], [1.0, 2.0]) == 0.0
     assert relative_difference([1.0, 0.0], [0.0, 1.0]) == pytest.approx(1.0)
     assert relative_difference([3.0], [1.0]) == pytest.approx(0.5)
+    assert relative_difference([0.0, 0.0], [0.0, 0.0]) == 0.0
+    assert relative_difference([2.0, -1.0], [-2.0, 1.0]) == pytest.approx(2 * np.sqrt(5))
+    # gradients of a huge lam: their squares overflow float64, the measure does not
+    a = np.array([3e200, -1e200, 2e200])
+    assert relative_difference(a, a * (1 + 1e-12)) == pytest.approx(5e-13, rel=1e-3)
+    assert relative_difference(a, a / 3) == pytest.approx(0.5)
 
 
 # --- the incremental central differences ---------------------------------------------------------

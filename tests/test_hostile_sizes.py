@@ -25,6 +25,7 @@ from jaxnn.memory import (
     param_count,
     problem_bytes,
 )
+from jaxnn.parallel import init_many
 
 GiB = 2**30
 MiB = 2**20
@@ -57,6 +58,26 @@ def test_problem_bytes_counts_what_a_fit_holds() -> None:
         expected + 4 * 18 * P
     assert problem_bytes((400, 25, 10), m) == expected  # JAX's default float: float32 here
     assert problem_bytes((400, 10**9, 10), 10**9, np.float64) > 2**63  # Python ints
+    # the compiled loops hold LOOP_ACTIVATION_COPIES arrays of each layer's size
+    assert problem_bytes((400, 25, 10), m, np.float32, activation_copies=8) == \
+        4 * (X + weights + 8 * activations + targets)
+
+
+def test_fit_refuses_a_compiled_loop_that_cannot_fit(monkeypatch) -> None:
+    """One evaluation of a 400-2000-10 network on 5000 examples fits in 200 MB (about 100 MB);
+    the compiled loops hold about four times as much (measured for fit's default: 7.5 arrays
+    of the hidden layer's (m, h) size), and are refused before anything is compiled."""
+    params = nn.init_params(0, (400, 2000, 10))
+    X, y = np.zeros((5000, 400), np.float32), np.arange(5000) % 10
+    monkeypatch.setenv("JAXNN_MEMORY_LIMIT", str(200 * 2**20))
+    assert np.isfinite(float(nn.cost(params, X[:50], y[:50])))
+    for method in ("L-BFGS-B", "lbfgs", "fmincg"):
+        with pytest.raises(ValueError) as info:
+            nn.fit(params, X, y, maxiter=1, method=method)
+        message = str(info.value)
+        assert message.startswith("training 400-2000-10 on 5,000 examples in a compiled loop: "
+                                  "needs about 389.8 MiB of memory but only 200.0 MiB")
+        assert message.endswith("or a mini-batch method (method='adam' with batch_size)")
 
 
 def test_problem_bytes_refuses_bad_arguments() -> None:
@@ -142,7 +163,7 @@ def test_init_params_refuses_a_network_that_cannot_fit() -> None:
         nn.init_params(0, (400, 100_000_000, 10))
     message = str(info.value)
     assert message.startswith("init_params: layer_sizes (400, 100000000, 10) "
-                              "(41,100,000,010 weights): needs about 306.2 GiB of memory")
+                              "(41,100,000,010 weights): needs about 612.4 GiB of memory")
     assert message.endswith("reduce layer_sizes") and time.perf_counter() - start < 1
 
 
@@ -263,3 +284,27 @@ def test_bfgs_refuses_a_dense_matrix_that_cannot_fit_and_warns_when_it_is_slow(
         warnings.simplefilter("error")
         assert nn.fit(nn.init_params(0, (4, 5, 3)), X[:, :4], y % 3, method="BFGS",
                       maxiter=2).n_iter == 2
+
+
+def test_init_many_refuses_networks_that_cannot_fit() -> None:
+    with pytest.raises(ValueError) as info:
+        init_many(0, 10**7, (400, 25, 10))
+    assert str(info.value).startswith("init_many: 10,000,000 networks of layer_sizes "
+                                      "(400, 25, 10) (10,285 weights each): needs about 1.5 TiB")
+
+
+def test_fit_many_counts_its_histories_and_the_sweeps_check_before_making_weights(
+        monkeypatch) -> None:
+    from jaxnn.parallel import fit_many
+    from jaxnn.sweep import validation_curve
+
+    X, y = np.random.default_rng(0).random((60, 4)), np.arange(60) % 3
+    with pytest.raises(ValueError) as info:  # (2, 10**11) float64 costs: 1.5 TiB
+        fit_many(init_many(0, 2, (4, 3, 3)), X, y, maxiter=10**11)
+    assert str(info.value).startswith("fit_many: 2 networks 4-3-3 on 60 examples: needs about "
+                                      "1.5 TiB")
+    made = []
+    monkeypatch.setattr("jaxnn.sweep.init_params", lambda *a, **k: made.append(a))
+    with pytest.raises(ValueError, match=r"fit_many: 100000000 networks 4-3-3 on 48 examples"):
+        validation_curve(X, y, [1.0], hidden=(3,), seeds=10**8, maxiter=2)
+    assert made == []

@@ -180,3 +180,23 @@ def test_confusion_matrix_without_errors_and_of_fractions(tmp_path: Path) -> Non
 def test_confusion_matrix_rejects_bad_counts(cm: object) -> None:
     with pytest.raises(ValueError, match="cm"):
         plot.confusion_matrix(cm)
+
+
+def test_sweep_curve_joins_the_points_in_order_of_the_value() -> None:
+    """Values given unsorted (3, 0, 1, 0.1) are drawn as one line from left to right, each
+    mean beside its own value."""
+    from jaxnn.plot import sweep_curve
+    from jaxnn.sweep import Curve
+
+    values = np.array([3.0, 0.0, 1.0, 0.1])
+    cost = np.array([[0.9, 1.1], [0.1, 0.3], [0.5, 0.7], [0.2, 0.4]])  # mean: 1, .2, .6, .3
+    curve = Curve("validation", "lam", values, np.array([0, 1]), cost, cost + 1, 1 - cost,
+                  0.5 - cost / 2, np.full((4, 2), 5), np.zeros((4, 2), bool))
+    fig = sweep_curve(curve)
+    cost_axes, accuracy_axes = fig.axes
+    train, val = cost_axes.get_lines()
+    np.testing.assert_array_equal(train.get_xdata(), [0.0, 0.1, 1.0, 3.0])
+    np.testing.assert_allclose(train.get_ydata(), [0.2, 0.3, 0.6, 1.0])
+    np.testing.assert_allclose(val.get_ydata(), [1.2, 1.3, 1.6, 2.0])
+    np.testing.assert_allclose(accuracy_axes.get_lines()[0].get_ydata(), [0.8, 0.7, 0.4, 0.0],
+                               atol=1e-12)

@@ -21,6 +21,7 @@ import pytest
 import jaxnn
 from jaxnn import saved_programs as pc
 from jaxnn.compiling import LOOPS, jit_with_options
+from jaxnn.files.atomic import TMP_SUFFIX
 
 METHODS = ("L-BFGS-B", "lbfgs", "fmincg")
 
@@ -130,7 +131,7 @@ def test_a_damaged_or_foreign_file_is_compiled_again_and_replaced(tmp_path, monk
         monkeypatch.setattr(pc, "_programs", type(pc._programs)())
         assert jaxnn.fit(p0, X, y, maxiter=15).cost == expected.cost
         assert loads == [False, False, False, False, False, True]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(TMP_SUFFIX)]  # no leftovers
 
 
 def test_an_unwritable_directory_warns_once_and_trains(tmp_path, fresh_memory):
@@ -231,10 +232,10 @@ def test_the_directory_is_set_for_a_block_or_for_every_thread(tmp_path, monkeypa
     finally:
         jaxnn.set_program_cache(None)
     for bad in (123, b"programs", "", ["a"]):
-        with pytest.raises(TypeError, match=r"directory must be a path \(a non-empty str or "
+        with pytest.raises(ValueError, match=r"directory must be a path \(a non-empty str or "
                                             r"os.PathLike\) or None, got "):
             jaxnn.set_program_cache(bad)
-        with pytest.raises(TypeError, match="directory must be a path"), \
+        with pytest.raises(ValueError, match="directory must be a path"), \
                 jaxnn.program_cache(bad):
             pass
     for bad, said in (("/tmp/a\0b", "contains a NUL byte"),
@@ -276,3 +277,41 @@ def test_with_several_devices_only_single_device_programs_are_kept(tmp_path):
     assert out1 == out2
     assert loads1 == [False, False] and loads2 == [True, True]  # the two fit_many programs
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_programs_are_written_by_the_projects_atomic_write_and_dead_writers_temps_go(
+        tmp_path, monkeypatch):
+    """The cache writes through :func:`jaxnn.files.atomic.atomic_write` (fsynced, its
+    temporary named for its writer), so the temporary a writer killed mid-write left is
+    removed by the next writer of that program; a live writer's is left alone."""
+    import socket
+
+    from jaxnn.files import atomic
+
+    writes = []
+
+    def spy(path, write, real=atomic.atomic_write):
+        writes.append(Path(path))
+        real(path, write)
+
+    monkeypatch.setattr(pc, "atomic_write", spy)
+    p0, X, y = _problem(hidden=9)
+    with jaxnn.program_cache(tmp_path):
+        monkeypatch.setattr(pc, "_programs", type(pc._programs)())
+        expected = jaxnn.fit(p0, X, y, maxiter=12)
+        (path,) = tmp_path.iterdir()
+        assert writes == [path]
+        good = path.read_bytes()
+        host = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dead_tmp = tmp_path / f".{path.name}.{dead}@{host}.abc.tmp"
+        live_tmp = tmp_path / f".{path.name}.{os.getpid()}@{host}.def.tmp"
+        dead_tmp.write_bytes(good[:100])  # a writer killed mid-write
+        live_tmp.write_bytes(good[:50])  # one still writing
+        path.write_bytes(b"damaged")
+        monkeypatch.setattr(pc, "_programs", type(pc._programs)())
+        r = jaxnn.fit(p0, X, y, maxiter=12)
+    assert r.cost == expected.cost and writes == [path, path]
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, live_tmp.name])

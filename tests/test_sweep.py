@@ -181,6 +181,22 @@ def test_cli_sweep_lam_writes_table_png_and_json(npz, tmp_path, capsys):
     assert (out / "sweep_validation.json").read_text() == "my notes"
 
 
+def test_cli_sweep_where_every_network_diverged_exits_1(npz, tmp_path, capsys):
+    """As ``jaxnn train``'s exit 1: the files are written, the status says nothing trained."""
+    from jaxnn.cli import main
+
+    out = tmp_path / "run"
+    argv = ["sweep", "lam", "--data", str(npz), "--values", "0", "1", "--seeds", "1",
+            "--iterations", "5", "--hidden", "6", "--method", "sgd", "--learning-rate", "1e30",
+            "--out", str(out)]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "every network diverged" in captured.out and "diverged" in captured.err
+    assert json.loads((out / "sweep_validation.json").read_text())["diverged"] == [[True]] * 2
+    argv[argv.index("1e30")] = "0.1"  # some trained: done
+    assert main(argv) == 0
+
+
 def test_cli_size_values_read_as_the_help_says():
     """``1`` is all of the training set, as in the default ``0.1 0.25 0.5 1``; whole numbers
     above 1 are counts of examples, other numbers fractions."""
@@ -265,3 +281,19 @@ def test_networks_that_diverge_are_said(data):
         curve = sweep.validation_curve(X, y, [1.0], hidden=HIDDEN, seeds=2, maxiter=3,
                                        method="sgd", learning_rate=0.1)
     assert np.isfinite(curve.train_cost).all() and not curve.diverged.any()
+
+
+def test_a_validation_split_that_leaves_nothing_names_val_fraction_and_the_option(npz, tmp_path,
+                                                                                   capsys):
+    from jaxnn.cli import main
+
+    X, y = np.load(npz)["X"], np.load(npz)["y"]
+    m = X.shape[0]
+    with pytest.raises(ValueError) as info:
+        sweep.validation_curve(X, y, [1.0], hidden=(3,), seeds=1, maxiter=2, val_fraction=0.999)
+    assert str(info.value) == (f"val_fraction=0.999 gives {m} validation examples out of {m}; "
+                               "both the train and the validation set need at least one")
+    code = main(["sweep", "lam", "--data", str(npz), "--values", "1", "--val-size", "0.999",
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--val-size 0.999 gives {m} validation examples" in err

@@ -24,6 +24,9 @@ from jaxnn.files.atomic import process_alive, remove_stale_temps
 LOCK = ".jaxnn-run.lock"
 LOCK_BLANK_S = 5.0  # a lock without a pid this young is a run starting; older, a crashed one
 MARK = ".jaxnn-run"  # stays: the digests of the files runs left here (JSON)
+# in the mark while a run writes: the names whose file it may be writing now (its other files
+# are recorded as it claims the next); a run killed mid-way leaves them, and its files count
+WRITING = "writing"
 # the file each run wrote last before runs marked their directory, by which it shows what it
 # wrote: {name: (the keys it holds, its run's other files; None: the names its "files" lists)}
 BEFORE_THE_MARK = {"summary.json": (("jaxnn_version", "files"), None),  # train's summary
@@ -110,8 +113,12 @@ class RunDirectory:
     and its writers' temporary files, so the directory never shows one run's pictures beside
     another run's summary, and a run that fails before writing leaves the previous one whole
     (and a directory it made, none). Each file is then written to :meth:`claim`'s path,
-    which keeps aside what appeared there meanwhile. Leaving records this run's files in the
-    mark (a run that wrote nothing leaves the mark as it was) and releases the lock."""
+    which keeps aside what appeared there meanwhile and updates the mark (atomically) to
+    record the files this run has written so far and to name the ones it may be writing
+    now: a run killed at any moment (``SIGKILL``, a power cut) leaves a mark that vouches for
+    every file it wrote, each whole since files are written atomically (see
+    :func:`_vouched_writing`). Leaving records this run's files in the mark (a run that wrote
+    nothing leaves the mark as it was) and releases the lock."""
 
     def __init__(self, path: str | None, names: Sequence[str] = ()) -> None:
         self.path, self.names = path, tuple(names)
@@ -120,6 +127,7 @@ class RunDirectory:
         self.replaced = False  # replace_previous() ran: this run has begun to write
         self.claimed: set[str] = set()  # the names this run has written (see claim())
         self.recorded: dict[str, str] = {}  # the mark: {name: sha256} of the runs' files
+        self.writing: set[str] = set()  # the names claimed whose file may be being written
         self.entered: dict[str, str | None] = {}  # the previous run's files' digests
 
     def __enter__(self) -> Path:
@@ -142,10 +150,11 @@ class RunDirectory:
                 raise UsageError(f"{out}: another jaxnn run is starting in this directory")
             self.entered = {n: _digest(out / n) for n in self.names
                             if os.path.lexists(out / n)}
-            recorded, before_the_mark = _read_mark(out)
+            recorded, before_the_mark, writing = _read_mark(out)
             damaged, recorded = recorded is None, recorded or {}
             if before_the_mark:
                 recorded = {**_vouched_before_the_mark(out), **recorded}
+            recorded.update(_vouched_writing(out, writing))  # a run killed while it wrote
             _refuse_the_users(out, self.entered, recorded, damaged)
         except BaseException:  # refused, failed or interrupted: nothing of this run is left
             if locked:
@@ -153,7 +162,7 @@ class RunDirectory:
                     lock.unlink()
             _remove_empty(self.made)
             raise
-        # the mark is written when the run has written (see __exit__)
+        # the mark is written when the run writes (see claim() and __exit__)
         self.out, self.recorded = out, recorded
         return out
 
@@ -194,12 +203,19 @@ class RunDirectory:
     def claim(self, name: str) -> Path:
         """The path to write ``name`` to now. Whatever is there that this run did not write
         (the user's, made since :meth:`replace_previous`), or that is not a regular file, is
-        kept under another name, with a warning, instead of being written over."""
+        kept under another name, with a warning, instead of being written over.
+
+        The mark then records the files this run claimed before that are now written (whole:
+        each is written atomically, before the next is claimed) and names ``name``, with
+        those claimed but not yet written, as being written: it is the run's if it is killed
+        before it records it (:func:`_vouched_writing`)."""
         assert self.out is not None and self.replaced, "claim() after replace_previous()"
         path = self.out / name
         if os.path.lexists(path) and (name not in self.claimed or not _is_regular(path)):
             self._keep_aside(path, "appeared while this run wrote its files")
         self.claimed.add(name)
+        self.writing = {n for n in self.writing if not _is_regular(self.out / n)} | {name}
+        self._record(self.writing)
         return path
 
     def _keep_aside(self, path: Path, why: str) -> None:
@@ -222,16 +238,22 @@ class RunDirectory:
             with contextlib.suppress(FileNotFoundError):
                 (self.out / LOCK).unlink()
 
-    def _record(self) -> None:
-        """Write the mark: the SHA-256 of each file under ``names`` now, beside what it
-        recorded of other commands' files (this run holds the lock: no one else writes it)."""
+    def _record(self, writing: set[str] | None = None) -> None:
+        """Write the mark (atomically): the SHA-256 of each file under ``names`` now, beside
+        what it recorded of other commands' files (this run holds the lock: no one else
+        writes it). While the run writes (``writing``, the names it may be writing now), only
+        the files it has claimed are its: the mark records those and names ``writing``."""
         assert self.out is not None
         for name in self.names:
             self.recorded.pop(name, None)
-            digest = _digest(self.out / name)
+            ours = writing is None or name in self.claimed
+            digest = _digest(self.out / name) if ours else None
             if digest is not None:
                 self.recorded[name] = digest
-        write_json(self.out / MARK, {"files": dict(sorted(self.recorded.items()))})
+        mark: dict[str, Any] = {"files": dict(sorted(self.recorded.items()))}
+        if writing is not None:
+            mark[WRITING] = sorted(writing)
+        write_json(self.out / MARK, mark)
 
 
 # ---- reading what earlier runs left --------------------------------------------------------------
@@ -293,29 +315,53 @@ def _vouched_before_the_mark(out: Path) -> dict[str, str]:
     return vouched
 
 
-def _read_mark(out: Path) -> tuple[dict[str, str] | None, bool]:
-    """The mark's ``({name: sha256}, from_before_the_mark)``: ``({}, True)`` without a mark
-    or with an older run's empty one (or one that said ``legacy``), whose files are then
-    judged by :func:`_vouched_before_the_mark`; ``(None, False)`` for a mark that is not JSON
-    of the expected shape (it records nothing); one that is not a regular UTF-8 file is a
-    :class:`UsageError`."""
+def _vouched_writing(out: Path, writing: list[str]) -> dict[str, str]:
+    """``{name: sha256}`` of the files a run killed while it wrote left under the names its
+    mark says it was writing (see :meth:`RunDirectory.claim`): each is whole (written
+    atomically) and the run's if it is a plain file written after that mark (whatever was
+    under the name before was kept aside by the claim)."""
+    try:
+        marked = (out / MARK).lstat().st_mtime
+    except OSError:
+        return {}
+    vouched: dict[str, str] = {}
+    for n in writing:
+        path = out / n
+        if Path(n).name != n or n.startswith("."):
+            continue
+        digest = _digest(path)
+        with contextlib.suppress(OSError):
+            if digest is not None and path.lstat().st_mtime >= marked - MTIME_SLACK_S:
+                vouched[n] = digest
+    return vouched
+
+
+def _read_mark(out: Path) -> tuple[dict[str, str] | None, bool, list[str]]:
+    """The mark's ``({name: sha256}, from_before_the_mark, writing)``: ``({}, True, [])``
+    without a mark or with an older run's empty one (or one that said ``legacy``), whose
+    files are then judged by :func:`_vouched_before_the_mark`; ``(None, False, [])`` for a
+    mark that is not JSON of the expected shape (it records nothing); one that is not a
+    regular UTF-8 file is a :class:`UsageError`. ``writing``: the names a run killed while
+    it wrote may have been writing (:func:`_vouched_writing`)."""
     mark = out / MARK
     if not os.path.lexists(mark):
-        return {}, True
+        return {}, True, []
     text = _read_text(mark)
     if text is None:
         raise UsageError(f"{mark}: is not a jaxnn mark file (a directory, a link or another "
                          "special file, or unreadable); move it away or choose another --out")
     if not text.strip():
-        return {}, True
+        return {}, True, []
     try:
         mark = json.loads(text)
         files = mark["files"]
     except (ValueError, TypeError, KeyError):
-        return None, False
+        return None, False, []
     if not isinstance(files, dict):
-        return None, False
-    return {str(k): str(v) for k, v in files.items()}, bool(mark.get("legacy"))
+        return None, False, []
+    writing = mark.get(WRITING)
+    writing = [n for n in writing if isinstance(n, str)] if isinstance(writing, list) else []
+    return {str(k): str(v) for k, v in files.items()}, bool(mark.get("legacy")), writing
 
 
 def _open_regular(path: Path) -> io.BufferedReader | None:

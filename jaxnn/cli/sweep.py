@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from jaxnn.cli.common import (
+    EXIT_FAILED,
     EXIT_OK,
     Subcommands,
     UsageError,
@@ -156,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 curve = learning_curve(data.X, data.y, values or LEARNING_CURVE_SIZES,
                                        lam=1.0 if args.lam is None else args.lam, **common)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
+        except ValueError as exc:  # the library's argument is the command's option
+            raise UsageError(str(exc).replace("val_fraction=", "--val-size ", 1)) from exc
         console.print(_table(curve, Table))
         run_dir.replace_previous()
         png, js = (run_dir.claim(name) for name in files)
@@ -167,6 +168,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"lowest mean validation cost at lambda = {curve.best:g} (marked *)")
     console.print(f"sweep time {curve.seconds:.1f} s")
     console.print(f"files written: {os.fspath(png)}, {os.fspath(js)}")
+    if curve.diverged.all():  # nothing in the table was trained: as train's exit 1
+        console.print("every network diverged: see the warning above")
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir.replace_previous()  # only now: a run that fails to train leaves the last one
         try:
             save_weights(run_dir, outcome.params, args.activation, args.output)  # first
-            write_json(run_dir.claim(FILES["summary"]), summary)
+            write_summary(run_dir, summary)
             if outcome.interrupted:
                 console.print(f"[bold yellow]interrupted[/] after "
                               f"{counted(outcome.n_iter, 'iteration')}: "
@@ -165,21 +165,19 @@ def run(args: argparse.Namespace) -> int:
                 return EXIT_FAILED
             evaluation = evaluate(outcome.params, split, args.activation)
             summary.update(evaluation_summary(evaluation))
-            write_json(run_dir.claim(FILES["summary"]), summary)
+            write_summary(run_dir, summary)
             print_report(console, evaluation, outcome)
             write_pictures(run_dir, data, split, outcome, evaluation, summary)
         except KeyboardInterrupt:  # while writing: the weights and the summary, then stop
             if not all((out / FILES[k]).exists() for k in ("weights_npz", "weights_mat")):
                 save_weights(run_dir, outcome.params, args.activation, args.output)
             summary["interrupted"] = True
-            summary["files"] = {k: v for k, v in summary["files"].items()
-                                if (out / v).exists() or k == "summary"}
-            write_json(run_dir.claim(FILES["summary"]), summary)
+            summary["files"] = write_summary(run_dir, summary)
             console.print(f"[bold yellow]interrupted[/]: the weights and summary are saved in "
                           f"{escape(str(out))}")
             return EXIT_INTERRUPTED
         summary["total_seconds"] = round(time.perf_counter() - started, 3)
-        write_json(run_dir.claim(FILES["summary"]), summary)
+        summary["files"] = write_summary(run_dir, summary)
     files = ", ".join(summary["files"].values())
     console.print(f"files written to [bold]{escape(str(out))}[/]: {files}")
     console.print(f"total time {time.perf_counter() - started:.1f} s")
@@ -396,6 +394,19 @@ def write_pictures(run_dir: RunDirectory, data: Data, split: Split, outcome: Out
     plot.save_png(plot.confusion_matrix(evaluation["metrics"]["confusion_matrix"],
                                         title=f"Confusion matrix ({on} set)"),
                   run_dir.claim(FILES["confusion_matrix"]))
+
+
+def write_summary(run_dir: RunDirectory, summary: dict[str, Any]) -> dict[str, str]:
+    """Write ``summary.json`` listing, of the run's files (``summary["files"]``), only those
+    written so far, and itself: read at any moment, or left by a run killed mid-way, it names
+    no file that is not there (each write lists what the run has added since). Returns the
+    files it lists."""
+    out = run_dir.out
+    assert out is not None
+    written = {k: v for k, v in summary["files"].items()
+               if k == "summary" or (v in run_dir.claimed and (out / v).is_file())}
+    write_json(run_dir.claim(FILES["summary"]), {**summary, "files": written})
+    return written
 
 
 def evaluation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:

@@ -31,13 +31,14 @@ from jaxnn.checks import (
     check_representable,
     check_seeds,
     check_tol,
+    check_X_representable,
     positive_int,
     refuse_unused,
 )
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.defaults import LBFGS_TOL
 from jaxnn.losses import prepare_problem, targets
-from jaxnn.memory import check_memory, problem_bytes
+from jaxnn.memory import LOOP_ACTIVATION_COPIES, check_memory, problem_bytes
 from jaxnn.model import start_vector
 from jaxnn.names import MANY_METHODS
 from jaxnn.parallel.lbfgs import lbfgs_many_run
@@ -163,6 +164,20 @@ def _minibatch_many(theta0, X, Y, lams, keys, *, spec, optimizer, epochs, batch_
     return theta, cost, history
 
 
+def check_many_memory(sizes: tuple[int, ...], m: int, dtype: object, networks: int,
+                      maxiter: int = 0) -> None:
+    """``networks`` networks of ``sizes`` trained together on ``m`` examples for ``maxiter``
+    iterations (each network's cost history: ``maxiter`` values) that cannot fit in memory are
+    a ``ValueError`` (``fit_many``'s check; the sweeps make it before they make the networks'
+    weights)."""
+    history = networks * maxiter * 8  # at most float64
+    check_memory(problem_bytes(sizes, m, dtype, optimizer_copies=22, networks=networks,
+                               activation_copies=LOOP_ACTIVATION_COPIES) + history,
+                 f"fit_many: {networks} networks {'-'.join(map(str, sizes))} on {m} examples",
+                 hint="train fewer networks at once (sweeps: fewer seeds or values), use "
+                      "smaller layers, fewer examples or fewer iterations")
+
+
 def fit_many(
     params_batch: Sequence[ArrayLike],
     X: ArrayLike,
@@ -245,14 +260,12 @@ def fit_many(
         check_representable(lam_arr, "lam", dt)
         spec = NetSpec((p0[0].shape[1] - 1, *(t.shape[0] for t in p0)), activation, output,
                        grad)
-        check_memory(problem_bytes(spec.sizes, Xc.shape[0], dt, optimizer_copies=22,
-                                   networks=B),
-                     f"fit_many: {B} networks {'-'.join(map(str, spec.sizes))} on "
-                     f"{Xc.shape[0]} examples", hint="train fewer networks at once (sweeps: "
-                     "fewer seeds or values), use smaller layers or fewer examples")
+        check_many_memory(spec.sizes, Xc.shape[0], dt, B, maxiter)
         theta0 = jnp.asarray(start_vector(params_batch, dt, "params_batch",
                                           "jaxnn.parallel.init_many"))
-        Xd = jnp.asarray(Xc, dt)
+        with np.errstate(over="ignore"):  # an overflow is reported by the check below
+            Xd = jnp.asarray(np.asarray(Xc, dt) if isinstance(Xc, np.ndarray) else Xc, dt)
+        check_X_representable(Xd, dt)
         Yd = targets(jnp.asarray(yc), spec.sizes[-1], dt)
         lam_d = jnp.asarray(lam_arr, dt)
         if mesh is not None:

@@ -24,7 +24,8 @@ from jaxnn.activations import get_activation
 from jaxnn.checks import Params, check_sizes, positive_int
 from jaxnn.defaults import INIT_EPSILON
 from jaxnn.losses import prepare_problem, regularized_cost, targets
-from jaxnn.model import init_params, logits, prepare, probabilities
+from jaxnn.memory import check_memory, param_count
+from jaxnn.model import init_params, logits, prepare, prng_key, probabilities, weights_dtype
 from jaxnn.outputs import get_output
 
 __all__ = ["ensemble_predict", "ensemble_proba", "evaluate_many", "init_many", "member"]
@@ -49,14 +50,17 @@ def init_many(
     ``(n, n_{l+1}, 1 + n_l)``."""
     n = positive_int(n, "n")
     sizes = check_sizes(layer_sizes)
-    if isinstance(key, int | np.integer) and not isinstance(key, bool):
-        key = jax.random.key(int(key))
-    keys = jax.random.split(key, n)
+    count = param_count(sizes)
+    # init_params's rule for one network (its weights and what drawing them holds), n times
+    check_memory(4 * n * count * weights_dtype(dtype).itemsize,
+                 f"init_many: {n:,} networks of layer_sizes {sizes} ({count:,} weights each)",
+                 hint="reduce n or layer_sizes")
+    keys = jax.random.split(prng_key(key), n)
     if n <= 32:  # a few calls reuse init_params's compiled pieces; compiling vmap costs seconds
         members = [init_params(k, sizes, epsilon, dtype) for k in keys]
         return tuple(jnp.stack(layer) for layer in zip(*members, strict=True))
     init_params(keys[0], sizes, epsilon, dtype)  # argument checks, with clear errors
-    return _init_many(keys, sizes, float(epsilon), jax.dtypes.canonicalize_dtype(dtype or float))
+    return _init_many(keys, sizes, float(epsilon), weights_dtype(dtype))
 
 
 @partial(jax.jit, static_argnames=("sizes", "epsilon", "dtype"))

@@ -17,7 +17,6 @@ import numpy as np
 
 from jaxnn.checks import (
     ALL_ITERATIONS,
-    all_finite_values,
     check_callback,
     check_choice,
     check_count_options,
@@ -26,12 +25,13 @@ from jaxnn.checks import (
     check_options_dict,
     check_representable,
     check_tol,
+    check_X_representable,
     on_host,
-    overflow_hint,
     positive_int,
     refuse_unused,
 )
 from jaxnn.losses import prepare_problem, targets
+from jaxnn.memory import LOOP_ACTIVATION_COPIES, check_memory, problem_bytes
 from jaxnn.model import start_vector
 from jaxnn.names import COMPILED_METHODS, METHODS, OPTAX_ALTERNATIVE, SCIPY_METHODS
 from jaxnn.precision import training_dtype
@@ -84,7 +84,7 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
         else:
             X = np.asarray(X, dtype)
         lam_t = np.asarray(lam, dtype)
-    _check_X_representable(X, dtype)
+    check_X_representable(X, dtype)
     K = spec.sizes[-1]
     if isinstance(y, jax.Array) and not _in_numpy(y):
         Y = targets(y, K, dtype)
@@ -95,19 +95,22 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
                    jax.device_put(lam_t, replicated), replicated)
 
 
+def check_loop_memory(prob: Problem) -> None:
+    """A problem whose compiled training loop cannot fit in memory is a ``ValueError`` (the
+    loop holds more of each layer's activations than one evaluation: ``prepare``'s check)."""
+    sizes, m = prob.spec.sizes, prob.X.shape[0]
+    check_memory(problem_bytes(sizes, m, prob.dtype, optimizer_copies=22,
+                               activation_copies=LOOP_ACTIVATION_COPIES),
+                 f"training {'-'.join(map(str, sizes))} on {m:,} examples in a compiled loop",
+                 hint="use fewer examples, smaller layers, or a mini-batch method "
+                      "(method='adam' with batch_size)")
+
+
 def _in_numpy(x: jax.Array) -> bool:
     """Whether ``make_problem`` prepares ``x`` in numpy: on this process's CPU devices
     (:func:`jaxnn.checks.on_host`) and not committed to one (a committed array keeps its
     device, and ``fit`` refuses it as before if the problem lies elsewhere)."""
     return on_host(x) and not x.committed
-
-
-def _check_X_representable(X, dtype) -> None:
-    """``X`` must be finite in the training dtype (as ``lam`` and the weights): data that
-    overflow float32 can only train to NaN."""
-    if not all_finite_values(X):
-        raise ValueError(f"X has values that overflow {np.dtype(dtype).name} (the largest "
-                         f"float32 is 3.4e38); {overflow_hint(dtype)}")
 
 
 def _shardings(devices, m: int):

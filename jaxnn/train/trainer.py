@@ -36,11 +36,17 @@ import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.checks import check_dtype, check_seed, positive_int
-from jaxnn.names import MINIBATCH_METHODS
+from jaxnn.names import COMPILED_METHODS, MINIBATCH_METHODS
 from jaxnn.precision import x64_when
 from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_lbfgsb, fit_minibatch
 from jaxnn.train.loops import minibatch_optimizer, optax  # optax: imported on first use
-from jaxnn.train.problem import SCIPY_METHODS, check_method, check_options, make_problem
+from jaxnn.train.problem import (
+    SCIPY_METHODS,
+    check_loop_memory,
+    check_method,
+    check_options,
+    make_problem,
+)
 from jaxnn.train.scipy_bridge import fit_scipy
 
 
@@ -180,6 +186,8 @@ def fit(
         method = minibatch_optimizer(method, learning_rate)
     with x64_when(want64):
         prob = make_problem(params, X, y, lam, activation, output, grad, want64, devices)
+        if name in COMPILED_METHODS:
+            check_loop_memory(prob)
         if name == "L-BFGS-B":
             out = fit_lbfgsb(prob, maxiter, tol, loop_options, callback, segment)
         elif name in SCIPY_METHODS:
