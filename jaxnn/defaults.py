@@ -11,5 +11,6 @@ GRADCHECK_EPS = 1e-4  # the course's computeNumericalGradient step: J(theta +- e
 GRADCHECK_TOL = 1e-9  # the course: a relative difference below 1e-9 means backprop is right
 GRADCHECK_CHUNK = 256  # perturbations evaluated in one compiled batch by numerical_gradient
 LEARNING_RATES = {"adam": 1e-3, "sgd": 0.1}  # adam/sgd without a learning_rate
+STREAM_CHUNK = 10_000  # examples read from IDX files at a time (fit_stream, evaluate_stream)
 LEARNING_CURVE_SIZES = (0.1, 0.25, 0.5, 1.0)  # learning_curve's training-set fractions
 MAX_SEED = 2**63 - 1  # the largest seed: a JAX key and numpy's generators take 0..2**63 - 1

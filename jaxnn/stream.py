@@ -43,6 +43,7 @@ from jaxnn.checks import (
     check_seed,
     positive_int,
 )
+from jaxnn.defaults import STREAM_CHUNK
 from jaxnn.files.idx import idx_count, iter_idx
 from jaxnn.losses import data_loss, penalty
 from jaxnn.model import logits, start_vector
@@ -178,7 +179,7 @@ def fit_stream(
     epochs = positive_int(maxiter, "maxiter")
     batch_size = positive_int(batch_size, "batch_size")
     if chunk_size is None:
-        chunk_size = max(1, 10_000 // batch_size) * batch_size
+        chunk_size = max(1, STREAM_CHUNK // batch_size) * batch_size
     chunk_size = positive_int(chunk_size, "chunk_size")
     if chunk_size < batch_size:
         raise ValueError(f"chunk_size={chunk_size} is smaller than batch_size={batch_size}: a "
@@ -263,7 +264,7 @@ def evaluate_stream(
     labels: PathLike,
     lam: float = 0.0,
     *,
-    chunk_size: int = 10_000,
+    chunk_size: int = STREAM_CHUNK,
     activation: str = "sigmoid",
     output: str = "sigmoid",
     order: Literal["C", "F"] = "C",

@@ -25,6 +25,7 @@ from typing import IO, Any, Literal
 import numpy as np
 
 from jaxnn.checks import check_float_dtype, check_input_file
+from jaxnn.defaults import STREAM_CHUNK
 from jaxnn.memory import check_memory
 
 __all__ = ["idx_count", "iter_idx", "load_idx"]
@@ -294,7 +295,7 @@ def iter_idx(
     images: PathLike,
     labels: PathLike,
     *,
-    batch_size: int = 10_000,
+    batch_size: int = STREAM_CHUNK,
     order: Order = "C",
     dtype: Any = np.float64,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
