@@ -604,12 +604,23 @@ def check_float_dtype(dtype: object, name: str = "dtype") -> np.dtype:
 # --- input files ----------------------------------------------------------------------------
 
 
+def check_path(path: object, name: str = "path") -> None:
+    """``path`` is a file path: a ``str`` or an ``os.PathLike`` (``None``, numbers and open
+    files are a ``ValueError`` naming ``name``, not ``os``'s ``TypeError``)."""
+    if not isinstance(path, str | os.PathLike) or isinstance(os.fspath(path), bytes):
+        shown = repr(path) if path is None or isinstance(path, int | float | bytes) else \
+            f"a {type(path).__name__}"
+        raise ValueError(f"{name} must be a file path (a str or pathlib.Path), got {shown}")
+
+
 def check_input_file(path: object) -> int:
     """``path`` must name a regular file that can be read; returns its size in bytes.
 
     Problems of the file system stay ``OSError`` naming the path (missing: ``FileNotFoundError``,
     a directory: ``IsADirectoryError``, a symlink loop: ``OSError`` ELOOP, ...); a FIFO, socket
-    or device (which would block or never end) is a ``ValueError``."""
+    or device (which would block or never end) is a ``ValueError``, as a ``path`` that is not a
+    path (:func:`check_path`)."""
+    check_path(path)
     info = os.stat(path)  # OSError with the path named
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))

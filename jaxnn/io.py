@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -37,7 +37,7 @@ from typing import IO, Any
 import numpy as np
 
 from jaxnn.activations import get_activation
-from jaxnn.checks import check_input_file
+from jaxnn.checks import check_input_file, check_path
 from jaxnn.files.atomic import atomic_write
 from jaxnn.files.mat import mat_keys, read_mat, real_matrix
 from jaxnn.memory import check_memory
@@ -120,6 +120,9 @@ def save_weights(
     suffix = _suffix(path)
     get_activation(activation)
     get_output(output)
+    if isinstance(params, dict | str) or not isinstance(params, Iterable):
+        raise ValueError(f"params must be a sequence of weight arrays (Theta1, Theta2, ...), "
+                         f"got {type(params).__name__}")
     thetas = _validated([np.asarray(p) for p in params], source="params", path=path)
     meta = _Meta(activation, output, _sizes_of(thetas))
     _check_directory(path)
@@ -266,6 +269,7 @@ class _Meta:
 
 def _suffix(path: PathLike) -> str:
     """The lower-cased suffix of `path`, checked against `SUPPORTED_SUFFIXES`."""
+    check_path(path)
     suffix = Path(path).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ValueError(

@@ -346,3 +346,20 @@ def test_data_that_overflow_float32_get_one_message_from_every_trainer():
     }
     messages = {name: _message(call) for name, call in calls.items()}
     assert all(m == expected for m in messages.values()), messages
+
+
+def test_files_take_one_path_rule_and_weights_a_sequence(tmp_path):
+    from jaxnn.datasets import load_idx, load_mat
+
+    params = jaxnn.init_params(0, SIZES)
+    rule = "path must be a file path (a str or pathlib.Path), got "
+    assert _message(jaxnn.save_weights, path=params, params=params) == rule + "a tuple"
+    for load in (jaxnn.load_weights, load_mat):
+        assert _message(load, path=None) == rule + "None"
+        assert _message(load, path=3) == rule + "3"
+    assert _message(load_idx, images=None, labels=None) == (
+        "images must be a file path (a str or pathlib.Path), got None")
+    for bad, shown in ((None, "NoneType"), ({"Theta1": params[0]}, "dict"), (3, "int")):
+        assert _message(jaxnn.save_weights, path=tmp_path / "w.npz", params=bad) == (
+            f"params must be a sequence of weight arrays (Theta1, Theta2, ...), got {shown}")
+    assert not (tmp_path / "w.npz").exists()

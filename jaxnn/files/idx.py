@@ -24,7 +24,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from jaxnn.checks import check_float_dtype, check_input_file
+from jaxnn.checks import check_float_dtype, check_input_file, check_path
 from jaxnn.defaults import STREAM_CHUNK
 from jaxnn.memory import check_memory
 
@@ -51,6 +51,7 @@ class _IdxReader:
     """
 
     def __init__(self, path: PathLike, kind: Literal["images", "labels"]) -> None:
+        check_path(path, kind)
         self.path = Path(path)
         self.kind = kind
         check_input_file(self.path)  # OSError naming the path; a FIFO or device: ValueError
