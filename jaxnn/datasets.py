@@ -328,7 +328,7 @@ def train_test_split(
     if X.ndim == 0 or y.ndim != 1 or X.shape[0] != y.shape[0]:
         raise ValueError(f"X must have one row per label: got X.shape={X.shape}, y.shape={y.shape}")
     rng = np.random.default_rng(check_seed(seed, numpy=True))
-    n_test = _test_count(test_size, y.shape[0])
+    n_test = held_out_count(test_size, y.shape[0])
     if stratify:
         test = _stratified_test_indices(y, n_test, rng)
     else:
@@ -340,22 +340,24 @@ def train_test_split(
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
 
 
-def _test_count(test_size: float | int, m: int) -> int:
-    """Number of test examples; both sets must be non-empty."""
-    if isinstance(test_size, bool) or not isinstance(test_size, int | float | np.number):
-        raise ValueError(f"test_size must be a fraction or a count, got {test_size!r}")
-    if isinstance(test_size, int | np.integer):
-        n_test = int(test_size)
-    elif 0 < test_size < 1:
-        n_test = math.ceil(float(test_size) * m)
+def held_out_count(size: float | int, m: int, name: str = "test_size",
+                   held_out: str = "test") -> int:
+    """Number of held-out examples that ``size`` (a fraction in ``(0, 1)``, rounded up, or a
+    count) takes of ``m``; both sets must be non-empty. ``name`` is the argument's (a command
+    line option, ``--...``, is shown as typed) and ``held_out`` the set's in messages."""
+    if isinstance(size, bool) or not isinstance(size, int | float | np.number):
+        raise ValueError(f"{name} must be a fraction or a count, got {size!r}")
+    if isinstance(size, int | np.integer):
+        n = int(size)
+    elif 0 < size < 1:
+        n = math.ceil(float(size) * m)
     else:
-        raise ValueError(f"test_size as a fraction must be in (0, 1), got {test_size}")
-    if not 1 <= n_test <= m - 1:
-        raise ValueError(
-            f"test_size={test_size} gives {n_test} test examples out of {m}; both the train "
-            "and the test set need at least one"
-        )
-    return n_test
+        raise ValueError(f"{name} as a fraction must be in (0, 1), got {size}")
+    if not 1 <= n <= m - 1:
+        said = f"{name} {size}" if name.startswith("--") else f"{name}={size}"
+        raise ValueError(f"{said} gives {n} {held_out} examples out of {m}; both the train "
+                         f"and the {held_out} set need at least one")
+    return n
 
 
 def _stratified_test_indices(y: np.ndarray, n_test: int, rng: np.random.Generator) -> np.ndarray:

@@ -72,6 +72,16 @@ def problem_bytes(layer_sizes: Sequence[int], m: int, dtype: object = None, *,
     return item * (m * sizes[0] + max(1, int(networks)) * per_network)
 
 
+def loop_bytes(layer_sizes: Sequence[int], m: int, dtype: object = None, *, networks: int = 1,
+               maxiter: int = 0) -> int:
+    """:func:`problem_bytes` for the compiled training loops (``fit``'s L-BFGS-B, ``lbfgs``,
+    ``fmincg``, ``fit_many``): :data:`LOOP_ACTIVATION_COPIES` arrays per layer, an L-BFGS
+    memory of 10 pairs (22 vectors with the search's), and each network's cost history of
+    ``maxiter`` values (at most float64)."""
+    return problem_bytes(layer_sizes, m, dtype, optimizer_copies=22, networks=networks,
+                         activation_copies=LOOP_ACTIVATION_COPIES) + networks * maxiter * 8
+
+
 def _itemsize(dtype: object) -> int:
     if dtype is None:
         return np.dtype(jax.dtypes.canonicalize_dtype(float)).itemsize

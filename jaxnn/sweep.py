@@ -39,7 +39,7 @@ from jaxnn.checks import (
     check_number,
     check_seed,
 )
-from jaxnn.datasets import train_test_split
+from jaxnn.datasets import held_out_count, train_test_split
 from jaxnn.defaults import LEARNING_CURVE_SIZES
 from jaxnn.model import init_params
 from jaxnn.parallel.fit_many import MANY_METHODS, check_many_memory, fit_many
@@ -150,12 +150,9 @@ def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike
     if X_val is None:
         if not (isinstance(val_fraction, float | int) and 0 < val_fraction < 1):
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-        try:
-            X, X_val, y, y_val = train_test_split(X, y, test_size=float(val_fraction),
-                                                  seed=split_seed)
-        except ValueError as exc:  # the split's words name its own test_size
-            words = str(exc).replace("test_size", "val_fraction", 1)
-            raise ValueError(words.replace(" test ", " validation ")) from None
+        held_out_count(float(val_fraction), np.shape(X)[0], "val_fraction", "validation")
+        X, X_val, y, y_val = train_test_split(X, y, test_size=float(val_fraction),
+                                              seed=split_seed)
     else:
         X_val = np.asarray(X_val)
         if X_val.ndim != 2 or X_val.shape[1] != X.shape[1] or X_val.shape[0] < 1:

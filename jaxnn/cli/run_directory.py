@@ -128,6 +128,7 @@ class RunDirectory:
         self.claimed: set[str] = set()  # the names this run has written (see claim())
         self.recorded: dict[str, str] = {}  # the mark: {name: sha256} of the runs' files
         self.writing: set[str] = set()  # the names claimed whose file may be being written
+        self.written: dict[str, str] = {}  # {name: sha256} of this run's files, once written
         self.entered: dict[str, str | None] = {}  # the previous run's files' digests
 
     def __enter__(self) -> Path:
@@ -214,6 +215,7 @@ class RunDirectory:
         if os.path.lexists(path) and (name not in self.claimed or not _is_regular(path)):
             self._keep_aside(path, "appeared while this run wrote its files")
         self.claimed.add(name)
+        self.written.pop(name, None)  # written again (the summary): digested again
         self.writing = {n for n in self.writing if not _is_regular(self.out / n)} | {name}
         self._record(self.writing)
         return path
@@ -242,12 +244,16 @@ class RunDirectory:
         """Write the mark (atomically): the SHA-256 of each file under ``names`` now, beside
         what it recorded of other commands' files (this run holds the lock: no one else
         writes it). While the run writes (``writing``, the names it may be writing now), only
-        the files it has claimed are its: the mark records those and names ``writing``."""
+        the files it has claimed are its: the mark records those and names ``writing``. Each
+        of this run's files is read once, when it is first recorded as written."""
         assert self.out is not None
         for name in self.names:
             self.recorded.pop(name, None)
-            ours = writing is None or name in self.claimed
-            digest = _digest(self.out / name) if ours else None
+            digest = self.written.get(name)
+            if digest is None and (writing is None or name in self.claimed):
+                digest = _digest(self.out / name)
+                if digest is not None and name in self.claimed and name not in (writing or ()):
+                    self.written[name] = digest
             if digest is not None:
                 self.recorded[name] = digest
         mark: dict[str, Any] = {"files": dict(sorted(self.recorded.items()))}

@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     require("rich", "matplotlib", *data_packages(args.data, args.dataset))
     from rich.table import Table
 
+    from jaxnn.datasets import held_out_count
     from jaxnn.plot import save_png, sweep_curve
     from jaxnn.sweep import DEFAULT_LAMS, learning_curve, validation_curve
 
@@ -144,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
                   activation=args.activation, output=args.output, dtype=args.dtype,
                   **minibatch_arguments(args))
     data = load_data(args.data, args.dataset, need_labels=True)
+    try:  # the split's rule in the option's words, before the directory is made
+        held_out_count(args.val_size, data.X.shape[0], "--val-size", "validation")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     kind = "validation" if args.kind == "lam" else "learning"
     files = (f"sweep_{kind}.png", f"sweep_{kind}.json")
     run_dir = RunDirectory(args.out, files)
@@ -157,8 +162,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 curve = learning_curve(data.X, data.y, values or LEARNING_CURVE_SIZES,
                                        lam=1.0 if args.lam is None else args.lam, **common)
-        except ValueError as exc:  # the library's argument is the command's option
-            raise UsageError(str(exc).replace("val_fraction=", "--val-size ", 1)) from exc
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
         console.print(_table(curve, Table))
         run_dir.replace_previous()
         png, js = (run_dir.claim(name) for name in files)

@@ -38,7 +38,7 @@ from jaxnn.checks import (
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.defaults import LBFGS_TOL
 from jaxnn.losses import prepare_problem, targets
-from jaxnn.memory import LOOP_ACTIVATION_COPIES, check_memory, problem_bytes
+from jaxnn.memory import check_memory, loop_bytes
 from jaxnn.model import start_vector
 from jaxnn.names import MANY_METHODS
 from jaxnn.parallel.lbfgs import lbfgs_many_run
@@ -170,9 +170,7 @@ def check_many_memory(sizes: tuple[int, ...], m: int, dtype: object, networks: i
     iterations (each network's cost history: ``maxiter`` values) that cannot fit in memory are
     a ``ValueError`` (``fit_many``'s check; the sweeps make it before they make the networks'
     weights)."""
-    history = networks * maxiter * 8  # at most float64
-    check_memory(problem_bytes(sizes, m, dtype, optimizer_copies=22, networks=networks,
-                               activation_copies=LOOP_ACTIVATION_COPIES) + history,
+    check_memory(loop_bytes(sizes, m, dtype, networks=networks, maxiter=maxiter),
                  f"fit_many: {networks} networks {'-'.join(map(str, sizes))} on {m} examples",
                  hint="train fewer networks at once (sweeps: fewer seeds or values), use "
                       "smaller layers, fewer examples or fewer iterations")
@@ -264,7 +262,7 @@ def fit_many(
         theta0 = jnp.asarray(start_vector(params_batch, dt, "params_batch",
                                           "jaxnn.parallel.init_many"))
         with np.errstate(over="ignore"):  # an overflow is reported by the check below
-            Xd = jnp.asarray(np.asarray(Xc, dt) if isinstance(Xc, np.ndarray) else Xc, dt)
+            Xd = jnp.asarray(Xc, dt)
         check_X_representable(Xd, dt)
         Yd = targets(jnp.asarray(yc), spec.sizes[-1], dt)
         lam_d = jnp.asarray(lam_arr, dt)

@@ -31,7 +31,7 @@ from jaxnn.checks import (
     refuse_unused,
 )
 from jaxnn.losses import prepare_problem, targets
-from jaxnn.memory import LOOP_ACTIVATION_COPIES, check_memory, problem_bytes
+from jaxnn.memory import check_memory, loop_bytes
 from jaxnn.model import start_vector
 from jaxnn.names import COMPILED_METHODS, METHODS, OPTAX_ALTERNATIVE, SCIPY_METHODS
 from jaxnn.precision import training_dtype
@@ -99,8 +99,7 @@ def check_loop_memory(prob: Problem) -> None:
     """A problem whose compiled training loop cannot fit in memory is a ``ValueError`` (the
     loop holds more of each layer's activations than one evaluation: ``prepare``'s check)."""
     sizes, m = prob.spec.sizes, prob.X.shape[0]
-    check_memory(problem_bytes(sizes, m, prob.dtype, optimizer_copies=22,
-                               activation_copies=LOOP_ACTIVATION_COPIES),
+    check_memory(loop_bytes(sizes, m, prob.dtype),
                  f"training {'-'.join(map(str, sizes))} on {m:,} examples in a compiled loop",
                  hint="use fewer examples, smaller layers, or a mini-batch method "
                       "(method='adam' with batch_size)")
