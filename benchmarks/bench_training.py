@@ -336,8 +336,12 @@ SAVED_LABEL = f"cold, fresh process, loop saved by an earlier one: {SAVED}"
 
 def child_main(spec: str, smoke: bool) -> None:
     """Run the cold entries ``spec`` (``method:dtype:maxiter[,...]``, or ``torch``) here, in a
-    fresh process, and print their rows as JSON lines."""
+    fresh process, and print their rows as JSON lines; ``bound``: print :func:`bound`'s
+    figures."""
     data, p0 = load_data(smoke)  # the backend starts here, before the timed call
+    if spec == "bound":
+        print("BOUND " + json.dumps(bound(data, p0, 0.2 if smoke else 2.0)), flush=True)
+        return
     full = int(spec.split(",")[0].split(":")[2]) if spec != "torch" else 0
     for entry in spec.split(","):
         if entry == "torch":
@@ -547,33 +551,66 @@ def overhead(data, p0, iters: int, seconds: float = 2.0
     return out
 
 
-def bound(data, p0, seconds: float = 2.0) -> tuple[float, float, float]:
-    """``(two large products, whole compiled evaluation, FLOP floor)``: median seconds per call
-    on the training set in float32, timed here side by side; the floor is one evaluation's
-    matrix-product FLOPs at the median rate of a 1024 x 1024 float32 product timed with them.
-    Any L-BFGS-B run of ``N`` evaluations needs at least ``N`` times either of the first two
-    (the first is what no change to jaxnn's code can remove: XLA's rate for these 25-row
-    products)."""
-    from bench_gradients import flops_per_evaluation, two_products  # a sibling script
+BOUND_PASSES = 25  # evaluations (or pairs of products) per compiled loop timed by bound()
 
-    from jaxnn.train.objective import packed_value_and_grad
+
+def bound(data, p0, seconds: float = 2.0) -> tuple[float, float, float]:
+    """``(two large products, whole evaluation, FLOP floor)``: median seconds per pass on the
+    training set in float32, timed here side by side; the floor is one evaluation's
+    matrix-product FLOPs at the median rate of a 1024 x 1024 float32 product timed with them.
+
+    The products and the evaluation are timed as the training loops run them: ``BOUND_PASSES``
+    passes in one ``lax.fori_loop`` compiled with the loops' options
+    (:data:`jaxnn.compiling.LOOPS`), each pass's output feeding the next (the forward product
+    is the next pass's ``delta``, ``0 * g`` is added to the weights), so no call's dispatch
+    counts. Any L-BFGS-B run of ``N`` evaluations needs at least ``N`` times either of the first
+    two (the first is what no change to jaxnn's code can remove: XLA's rate for these 25-row
+    products). :func:`main` runs this in a fresh process (``--child bound``), where no other
+    library's threads are left from earlier rows."""
+    from bench_gradients import flops_per_evaluation  # a sibling script
+
+    from jaxnn.compiling import LOOPS, jit_with_options
 
     Xtr, _, ytr, _ = data
     X = jnp.asarray(Xtr, jnp.float32)
     Y = jaxnn.one_hot(jnp.asarray(ytr), SIZES[-1], jnp.float32)
-    theta1 = jnp.asarray(p0[0], jnp.float32)
+    w1 = jnp.asarray(p0[0][:, 1:], jnp.float32)
     delta_t = jnp.asarray(np.random.default_rng(0).random((SIZES[1], len(ytr))), jnp.float32)
     theta = jnp.asarray(jaxnn.ravel_params(p0), jnp.float32)
     lam = jnp.asarray(LAM, jnp.float32)
-    vg = partial(packed_value_and_grad, spec=jaxnn.NetSpec(SIZES))
+    spec = jaxnn.NetSpec(SIZES)
+
+    def products(i, c):  # backprop's layout: Theta1[:, 1:] X^T forward, delta_2 X backward
+        w, d = c
+        return w + 0.0 * (d @ X), w @ X.T
+
+    def evaluation(i, c):
+        t, total = c
+        f, g = spec.value_and_grad(t, X, Y, lam)
+        return t + 0.0 * g, total + f
+
+    loops = {k: jit_with_options(lambda c, body=body: jax.lax.fori_loop(
+        0, BOUND_PASSES, body, c), LOOPS) for k, body in (("products", products),
+                                                          ("evaluation", evaluation))}
     A = jnp.asarray(np.random.default_rng(1).random((1024, 1024)), jnp.float32)
     matmul = jax.jit(lambda a: a @ a)
     t = _interleaved({
-        "products": lambda: jax.block_until_ready(two_products(theta1, X, delta_t)),
-        "evaluation": lambda: vg(theta, X, Y, lam).block_until_ready(),
+        "products": lambda: jax.block_until_ready(loops["products"]((w1, delta_t))),
+        "evaluation": lambda: jax.block_until_ready(
+            loops["evaluation"]((theta, jnp.zeros((), jnp.float32)))),
         "matmul": lambda: matmul(A).block_until_ready()}, seconds)
     floor = flops_per_evaluation(SIZES, len(ytr)) / (2 * 1024**3 / t["matmul"])
-    return t["products"], t["evaluation"], floor
+    return t["products"] / BOUND_PASSES, t["evaluation"] / BOUND_PASSES, floor
+
+
+def bound_in_child(smoke: bool) -> tuple[float, float, float]:
+    """:func:`bound` in a fresh process (``--child bound``)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "bound"] + ["--smoke"] * smoke
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"child bound failed:\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
+    (line,) = [line for line in out.stdout.splitlines() if line.startswith("BOUND ")]
+    return tuple(json.loads(line[6:]))
 
 
 # --- the course's figures -------------------------------------------------------------------------
@@ -696,39 +733,40 @@ def main() -> None:
     print()
     for r in rows:
         print(f"- {r.name} [{r.dtype}]: {r.note}")
+    d = warm_rows["default f32"]
+    c, saved = (next(r for r in cold if r.name.startswith("jaxnn fit default") and
+                     r.dtype == "float32" and (SAVED in r.name) == s) for s in (False, True))
     if with_torch:
-        d = warm_rows["default f32"]
-        c, saved = (next(r for r in cold if r.name.startswith("jaxnn fit default") and
-                         r.dtype == "float32" and (SAVED in r.name) == s)
-                    for s in (False, True))
         print(f"\nPyTorch warm / default fit: warm {torch_warm / d.seconds:.2f}x (goal >= 2), "
               f"first call in a fresh process {torch_warm / c.seconds:.2f}x (goal >= 1.5); "
               f"the same with its loop saved by an earlier process (jaxnn.program_cache: "
               f"nothing compiled) {torch_warm / saved.seconds:.2f}x")
-        print(f"within jaxnn (no other tool's load in the ratio): the default's first call "
-              f"takes {c.seconds / d.seconds:.2f}x its warm time, "
-              f"{saved.seconds / d.seconds:.2f}x with its loop saved")
-        products, evaluation, floor = bound(data, p0, 0.2 if args.smoke else 2.0)
-        for what, t in (("its two large products alone", products),
-                        ("one compiled evaluation, no optimizer", evaluation)):
-            least = d.n_evals * t
-            print(f"bound: the default's {d.n_evals} evaluations x {1e3 * t:.3f} ms for {what}"
-                  f" = {least:.3f} s at least, so at most {torch_warm / least:.2f}x PyTorch warm"
-                  f" on this machine")
-        if c.compile_s is not None:
-            least = d.n_evals * evaluation + c.compile_s
-            print(f"bound on the first call: those evaluations + its {c.compile_s:.2f} s of "
-                  f"compilation = {least:.3f} s at least, so at most {torch_warm / least:.2f}x")
-        print(f"\nthe FLOP floor: {1e3 * floor:.3f} ms per evaluation (the matrix products at "
-              f"the 1024 x 1024 float32 product's median rate); the two large products alone "
-              f"{1e3 * products:.3f} ms")
-        for method in ("lbfgs", "fmincg"):
-            w = warm_rows[f"{method} f32"]
-            c = next(r for r in cold if f'"{method}"' in r.name)
-            ms = w.seconds / w.n_evals
-            print(f"{method}: compiled in {c.compile_s:.2f} s (goal < 0.5); warm "
-                  f"{1e3 * ms:.3f} ms per evaluation = {ms / floor:.2f}x the FLOP floor (goal "
-                  f"<= 1.5), {ms / products:.2f}x the two products alone")
+    print(f"within jaxnn (no other tool's load in the ratio): the default's first call "
+          f"takes {c.seconds / d.seconds:.2f}x its warm time, "
+          f"{saved.seconds / d.seconds:.2f}x with its loop saved")
+    products, evaluation, floor = bound_in_child(args.smoke)
+    for what, t in (("its two large products alone", products),
+                    ("one evaluation in a compiled loop, no optimizer", evaluation)):
+        least = d.n_evals * t
+        print(f"bound: the default's {d.n_evals} evaluations x {1e3 * t:.3f} ms for {what} = "
+              f"{least:.3f} s at least" + (f", so at most {torch_warm / least:.2f}x PyTorch "
+                                           "warm on this machine" if with_torch else ""))
+    if c.compile_s is not None:
+        least = d.n_evals * evaluation + c.compile_s
+        print(f"bound on the first call: those evaluations + its {c.compile_s:.2f} s of "
+              f"compilation = {least:.3f} s at least"
+              + (f", so at most {torch_warm / least:.2f}x" if with_torch else ""))
+    print(f"\nthe FLOP floor: {1e3 * floor:.3f} ms per evaluation (the matrix products at "
+          f"the 1024 x 1024 float32 product's median rate); the two large products alone "
+          f"{1e3 * products:.3f} ms")
+    for method in ("lbfgs", "fmincg"):
+        w = warm_rows[f"{method} f32"]
+        c = next(r for r in cold if f'"{method}"' in r.name)
+        ms = w.seconds / w.n_evals
+        compiled = "-" if c.compile_s is None else f"{c.compile_s:.2f} s"
+        print(f"{method}: compiled in {compiled} (goal < 0.5 s); warm {1e3 * ms:.3f} ms per "
+              f"evaluation = {ms / floor:.2f}x the FLOP floor (goal <= 1.5), "
+              f"{ms / products:.2f}x the two products alone")
 
     if not args.skip_closeness:
         print("\n## The default's iterates against scipy's L-BFGS-B (relative differences)\n")
