@@ -42,6 +42,13 @@ def is_traced(*xs: object) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
+def as_array(x: object) -> object:
+    """``x`` itself when it is a numpy or JAX array (or traced); anything else (a list, a
+    pandas DataFrame or Series, another array-like) through ``np.asarray``, so that the checks
+    read a real array's shape and dtype."""
+    return x if isinstance(x, np.ndarray | jax.Array) else np.asarray(x)
+
+
 def as_params(params: object, name: str = "params") -> Params:
     """Check that ``params`` is a non-empty sequence of 2-D arrays whose shapes chain:
     ``Theta_{l+1}.shape[1] == 1 + Theta_l.shape[0]``. Returns them as a tuple of arrays."""
@@ -94,8 +101,7 @@ def float_dtype(*arrays: object) -> jnp.dtype:
 
 def check_X(X: object, n_in: int, name: str = "X") -> Array | np.ndarray:
     """``X`` must be 2-D ``(m, n_in)`` with ``m >= 1``, numeric, and (when concrete) finite."""
-    if not hasattr(X, "shape"):
-        X = np.asarray(X)
+    X = as_array(X)
     if len(X.shape) != 2:
         raise ValueError(
             f"{name} must be a 2-D array of shape (m, {n_in}) with one example per row, "
@@ -174,7 +180,9 @@ def checked_once(x: object, what: str, check: Callable[[], None]) -> None:
 
 def _min_max(y: Array | np.ndarray) -> tuple:
     """``y``'s smallest and largest entries: in numpy where it reads ``y`` (:func:`on_host`),
-    else one jitted reduction."""
+    else one jitted reduction; ``(0, 0)`` for an empty ``y`` (no label out of any range)."""
+    if np.size(y) == 0:
+        return 0, 0
     if on_host(y):
         y = np.asarray(y)
         return y.min(), y.max()
@@ -194,8 +202,7 @@ def check_targets(y: object, m: int, K: int, name: str = "y") -> Array | np.ndar
     their imaginary part. Labels become one-hot rows of ``K`` entries, so ``K`` is bounded by
     ``MAX_CLASSES`` for them (:func:`check_classes`). Label range and finiteness are checked
     when ``y`` is concrete."""
-    if not hasattr(y, "shape"):
-        y = np.asarray(y)
+    y = as_array(y)
     traced = is_traced(y)
     if len(y.shape) == 1:
         check_label_count(y.shape[0], m, name)
@@ -267,25 +274,44 @@ def check_lam(lam: object, name: str = "lam") -> object:
         return lam
     if hasattr(lam, "shape") and len(lam.shape) != 0:
         raise ValueError(f"{name} must be a scalar, got shape {tuple(lam.shape)}")
-    check_number(lam, name, low=0.0)
-    return lam
+    value = check_number(lam, name, low=0.0)
+    # an array keeps its dtype; any other real number (a Fraction, an int past int64) goes on
+    # as the float it was checked as, which every computation can take
+    return lam if hasattr(lam, "shape") else value
 
 
-def overflow_hint(dtype: object) -> str:
-    """What to do about a value that the training ``dtype`` cannot hold."""
-    return ("scale it down, or train in float64 (dtype='float64')"
-            if np.dtype(dtype) == np.float32 else "pass finite values")
+#: how to reach float64: in training functions, and in the others (cost, backprop, predict...)
+TRAIN_IN_FLOAT64 = "train in float64 (dtype='float64')"
+COMPUTE_IN_FLOAT64 = "compute in float64 (float64 arrays inside `with jaxnn.x64():`)"
 
 
-def check_X_representable(X: Array | np.ndarray, dtype: object) -> None:
-    """``X`` cast to the training ``dtype`` (finite before the cast, checked earlier) must stay
-    finite, as ``lam`` and the weights must: data that overflow float32 can only train to NaN."""
-    if not all_finite_values(X):
+def overflow_hint(dtype: object, float64: str = TRAIN_IN_FLOAT64) -> str:
+    """What to do about a value that the computation's ``dtype`` cannot hold; ``float64`` says
+    how to reach float64 from where the value was given."""
+    return (f"scale it down, or {float64}" if np.dtype(dtype) == np.float32
+            else "pass finite values")
+
+
+def check_X_representable(X: Array | np.ndarray, dtype: object,
+                          float64: str = TRAIN_IN_FLOAT64) -> None:
+    """``X`` (finite, checked earlier) cast to the computation's ``dtype`` must stay finite, as
+    ``lam`` and the weights must: data that overflow float32 can only compute NaN. ``X`` may be
+    given cast already or not (a wider float on the host: its largest magnitude is compared)."""
+    if is_traced(X) or np.size(X) == 0:  # values unknown inside a user's jit; none at all
+        return
+    if np.dtype(X.dtype) != np.dtype(dtype) and jnp.issubdtype(X.dtype, jnp.floating):
+        if np.finfo(X.dtype).max <= np.finfo(dtype).max:
+            return
+        finite = float(np.max(np.abs(np.asarray(X)))) <= float(np.finfo(dtype).max)
+    else:
+        finite = all_finite_values(X)
+    if not finite:
         raise ValueError(f"X has values that overflow {np.dtype(dtype).name} (the largest "
-                         f"float32 is 3.4e38); {overflow_hint(dtype)}")
+                         f"float32 is 3.4e38); {overflow_hint(dtype, float64)}")
 
 
-def check_representable(values: object, name: str, dtype: object) -> None:
+def check_representable(values: object, name: str, dtype: object,
+                        float64: str = TRAIN_IN_FLOAT64) -> None:
     """Every one of ``values`` (finite numbers, checked before) finite in ``dtype`` too: a
     penalty past float32's largest value (3.4e38) trains to inf or NaN. The message names
     ``name=value``, or ``name value`` for a command-line option (``--values``)."""
@@ -297,7 +323,7 @@ def check_representable(values: object, name: str, dtype: object) -> None:
         v = float(arr[bad[0]])
         said = f"{name} {v:g}" if name.startswith("--") else f"{name}={v!r}"
         raise ValueError(f"{said} is not representable in {np.dtype(dtype).name} (it "
-                         f"overflows to {float(cast[bad[0]])}); {overflow_hint(dtype)}")
+                         f"overflows to {float(cast[bad[0]])}); {overflow_hint(dtype, float64)}")
 
 
 def check_finite_start(theta0: np.ndarray, dtype: object, name: str = "params",
@@ -345,6 +371,14 @@ def check_number(value: object, name: str, *, low: float | None = None,
     return v
 
 
+def check_flag(value: object, name: str) -> bool:
+    """``True`` or ``False`` (Python or numpy): a string such as ``"no"`` is refused, never
+    read by its truth value."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def positive_int(value: object, name: str) -> int:
     """A positive integer (Python or numpy int; not bool, not a float)."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) \
@@ -369,9 +403,26 @@ def check_count_options(options: object, known: Sequence[str], method: str) -> d
     return {k: positive_int(v, f"options[{k!r}]") for k, v in options.items()}
 
 
+def check_epsilon(epsilon: object, dtype: object) -> float:
+    """The half-width of a uniform initialization in ``[-epsilon, epsilon]``: a finite number
+    > 0 whose span ``2 * epsilon`` the weights' ``dtype`` holds (else the draw is infinite)."""
+    eps = check_number(epsilon, "epsilon", low=0.0, strict=True)
+    most = float(np.finfo(np.dtype(dtype)).max) / 2
+    if eps > most:
+        raise ValueError(f"epsilon={eps!r} is too large for {np.dtype(dtype).name} weights "
+                         f"(the draw spans 2 * epsilon): at most {most:.3g}; the course "
+                         "uses 0.12")
+    return eps
+
+
 def check_eps(eps: object) -> float:
-    """The step of a central difference: a finite number > 0."""
-    return check_number(eps, "eps", low=0, strict=True)
+    """The step of a central difference: a finite number > 0, at most 1 (a larger step
+    approximates no derivative, and its squares and exponentials overflow)."""
+    value = check_number(eps, "eps", low=0, strict=True)
+    if value > 1:
+        raise ValueError(f"eps must be a finite-difference step in (0, 1], got {value:g}; the "
+                         "course uses 1e-4")
+    return value
 
 
 def check_chunk_size(chunk_size: object, allow_none: bool = False) -> int | None:

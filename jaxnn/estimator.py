@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxnn.checks import check_dtype, check_hidden, check_number, positive_int
+from jaxnn.checks import check_dtype, check_epsilon, check_hidden, positive_int
 from jaxnn.defaults import INIT_EPSILON
 from jaxnn.extras import install_hint, require
 from jaxnn.memory import check_memory, param_count
@@ -127,7 +127,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
                      ) -> tuple[np.ndarray, ...]:
         """Uniform in ``[-epsilon, epsilon]`` (the course's ``randInitializeWeights``), drawn
         with numpy from ``random_state`` (no JAX compilation per network shape)."""
-        eps = check_number(self.epsilon, "epsilon", low=0.0, strict=True)
+        eps = check_epsilon(self.epsilon, self.dtype)
         check_memory(2 * param_count(sizes) * np.dtype(self.dtype).itemsize,
                      f"NeuralNetClassifier: layer sizes {sizes}", hint="use smaller layers",
                      device="host")
@@ -149,7 +149,11 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         sizes = (X.shape[1], *self._hidden(), len(encoder.classes_))
         positive_int(self.max_iter, "max_iter")
         precision = self._precision()  # checks dtype
-        rng = check_random_state(self.random_state)
+        try:
+            rng = check_random_state(self.random_state)
+        except ValueError:  # numpy's "Seed must be between 0 and 2**32 - 1", unnamed
+            raise ValueError("random_state must be None, an integer in [0, 2**32 - 1] or a "
+                             f"numpy.random.RandomState, got {self.random_state!r}") from None
         params = self._init_params(rng, sizes)
         shuffle_seed = int(rng.randint(0, 2**31 - 1))
         extra = {k: v for k, v in (("tol", self.tol), ("learning_rate", self.learning_rate),

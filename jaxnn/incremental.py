@@ -50,7 +50,7 @@ from jaxnn.differences import (
     recip_series,
     recip_terms,
 )
-from jaxnn.losses import cast, prepare_problem
+from jaxnn.losses import cast, prepare_problem, regularized_cost
 from jaxnn.memory import check_memory
 from jaxnn.model import layer_sizes
 from jaxnn.precision import x64
@@ -101,13 +101,16 @@ def _input_operands(a: np.ndarray, last: bool, eps: float, activation: str,
     """A layer's inputs ``a`` ``(1 + n_in, m)`` and, for each sign, what its kernel needs from
     the change ``d = +-eps a`` of ``z``: the activation rule's operand, or for the output
     layer, where only logit ``i`` moves, ``expm1(d)``. In numpy (``np.expm1``), on the host:
-    cheaper than compiling these elementwise functions once more."""
-    if last:
-        use = output_difference(output).series
-        ops = (np.expm1(eps * a), np.expm1(-eps * a)) if use else (a, a)
-    else:
-        operand = hidden_difference(activation).operand
-        ops = (operand(eps * a, np.expm1), operand(-eps * a, np.expm1))
+    cheaper than compiling these elementwise functions once more. An ``expm1`` that overflows
+    (``d`` past 709) gives the entries that :func:`incremental_gradient_arrays` computes again
+    by plain differences."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if last:
+            use = output_difference(output).series
+            ops = (np.expm1(eps * a), np.expm1(-eps * a)) if use else (a, a)
+        else:
+            operand = hidden_difference(activation).operand
+            ops = (operand(eps * a, np.expm1), operand(-eps * a, np.expm1))
     return {"inputs": a, "ops": ops}
 
 
@@ -319,9 +322,43 @@ def incremental_gradient_arrays(params: Params, X: Array, Y: Array, lam: float, 
         for i, row in zip(i_starts, parts, strict=True):
             for j, part in zip(j_starts, row, strict=True):
                 data[i:i + bi, j:j + bj] = np.asarray(part)
-        grads.append(data / (2 * eps * m)
-                     + _penalty_difference(np.asarray(theta, np.float64), lam, m, eps))
+        grad = data / (2 * eps * m) + _penalty_difference(np.asarray(theta, np.float64), lam,
+                                                             m, eps)
+        bad = np.argwhere(~np.isfinite(grad))
+        if bad.size:
+            # a change of z past float64's exponent range (huge X or eps: expm1 overflows
+            # where sigmoid has saturated) leaves the exact rules nothing finite to work
+            # with; those entries are the plain differences of the cost instead
+            grad[tuple(bad.T)] = _plain_entries(params, X, Y, lam, eps, activation, output,
+                                                layer, bad)
+        grads.append(grad)
     return tuple(grads)
+
+
+def _plain_entries(params: Params, X: Array, Y: Array, lam: float, eps: float,
+                   activation: str, output: str, layer: int, entries: np.ndarray
+                   ) -> np.ndarray:
+    """``(J(Theta + eps E_ij) - J(Theta - eps E_ij)) / (2 eps)`` for the ``(i, j)`` rows of
+    ``entries`` of layer ``layer``: the plain central differences of the cost, a few at a time
+    (each holds a perturbed copy of the layer)."""
+    c = max(1, min(64, 2**20 // params[layer].size))
+    out = []
+    for s in range(0, len(entries), c):
+        rows, cols = (jnp.asarray(a) for a in entries[s:s + c].T)
+        out.append(np.asarray(_plain_chunk(params, X, Y, lam, eps, rows, cols, layer=layer,
+                                           activation=activation, output=output)))
+    return np.concatenate(out)
+
+
+@partial(jax.jit, static_argnames=("layer", "activation", "output"))
+def _plain_chunk(params, X, Y, lam, eps, rows, cols, *, layer, activation, output):  # noqa: ANN001, ANN202
+    def cost(i, j, step):  # noqa: ANN001, ANN202
+        moved = (*params[:layer], params[layer].at[i, j].add(step), *params[layer + 1:])
+        return regularized_cost(moved, X, Y, lam, activation, output)
+
+    up = jax.vmap(lambda i, j: cost(i, j, eps))(rows, cols)
+    down = jax.vmap(lambda i, j: cost(i, j, -eps))(rows, cols)
+    return (up - down) / (2 * eps)
 
 
 def numerical_cost_gradient(

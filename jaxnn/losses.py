@@ -16,7 +16,14 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxnn.activations import get_activation
-from jaxnn.checks import Params, check_lam, check_targets
+from jaxnn.checks import (
+    COMPUTE_IN_FLOAT64,
+    Params,
+    check_lam,
+    check_representable,
+    check_targets,
+    is_traced,
+)
 from jaxnn.model import logits, prepare
 from jaxnn.outputs import get_output
 
@@ -34,8 +41,10 @@ def data_loss(z: Array, Y: Array, output: str) -> Array:
 
 
 def penalty(params: Params, lam: ArrayLike, m: int) -> Array:
-    """``lam/(2m) * sum_l sum(Theta_l[:, 1:]**2)``: the bias column is never regularized."""
-    return lam / (2 * m) * sum(jnp.sum(t[:, 1:] ** 2) for t in params)
+    """``lam/(2m) * sum_l sum(Theta_l[:, 1:]**2)``: the bias column is never regularized.
+    Exactly 0 for ``lam = 0``, even where the sum of squares overflows (0 * inf would be NaN)."""
+    total = lam / (2 * m) * sum(jnp.sum(t[:, 1:] ** 2) for t in params)
+    return jnp.where(lam == 0, jnp.zeros_like(total), total)
 
 
 def regularized_cost(params: Params, X: Array, Y: Array, lam: ArrayLike,
@@ -44,12 +53,18 @@ def regularized_cost(params: Params, X: Array, Y: Array, lam: ArrayLike,
     return data_loss(logits(params, X, activation), Y, output) + penalty(params, lam, X.shape[0])
 
 
-def prepare_problem(params, X, y, lam, activation, output):
-    """Validate every argument of a cost/gradient call; return the checked values and dtype."""
+def prepare_problem(params, X, y, lam, activation, output,
+                    float64: str | None = COMPUTE_IN_FLOAT64):
+    """Validate every argument of a cost/gradient call; return the checked values and dtype.
+    ``X`` and ``lam`` must stay finite in that dtype; ``float64`` as for :func:`prepare` (None:
+    the caller checks them in the dtype it trains in)."""
     get_activation(activation), get_output(output)
-    params, X, dtype = prepare(params, X)
+    params, X, dtype = prepare(params, X, float64)
     y = check_targets(y, X.shape[0], params[-1].shape[0])
-    return params, X, y, check_lam(lam), dtype
+    lam = check_lam(lam)
+    if float64 is not None and not is_traced(lam):
+        check_representable(lam, "lam", dtype, float64)
+    return params, X, y, lam, dtype
 
 
 def cast(params: Params, X: Array, y: Array, dtype) -> tuple[Params, Array, Array]:

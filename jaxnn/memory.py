@@ -36,6 +36,13 @@ def param_count(layer_sizes: Sequence[int]) -> int:
 #: each intermediate). Measured: 6.8-7.6 for a 400-h-10 network, m = 5000, h = 10,000 and 40,000,
 #: float32; ``backprop`` alone holds 2 (``problem_bytes``'s default).
 LOOP_ACTIVATION_COPIES = 8
+#: weight-sized vectors that a compiled training loop holds at once, the weights included, per
+#: method: the search's vectors, the L-BFGS memory of 10 pairs and its new copy at each pass,
+#: the segment's input and output states. Measured (peak memory over the weights', networks
+#: 4-h-3 on 2 examples, float32, h = 500,000 and 1,000,000): ``fit`` L-BFGS-B 92-94, lbfgs 73,
+#: fmincg 9.3; ``fit_many`` (per network) lbfgs 62, fmincg 14, adam 11. Rounded up.
+FIT_PARAM_COPIES = {"L-BFGS-B": 96, "lbfgs": 76, "fmincg": 12}
+MANY_PARAM_COPIES = {"lbfgs": 64, "fmincg": 16, "adam": 12, "sgd": 12}
 
 
 def problem_bytes(layer_sizes: Sequence[int], m: int, dtype: object = None, *,
@@ -73,13 +80,15 @@ def problem_bytes(layer_sizes: Sequence[int], m: int, dtype: object = None, *,
 
 
 def loop_bytes(layer_sizes: Sequence[int], m: int, dtype: object = None, *, networks: int = 1,
-               maxiter: int = 0) -> int:
+               maxiter: int = 0, param_copies: int = FIT_PARAM_COPIES["L-BFGS-B"]) -> int:
     """:func:`problem_bytes` for the compiled training loops (``fit``'s L-BFGS-B, ``lbfgs``,
-    ``fmincg``, ``fit_many``): :data:`LOOP_ACTIVATION_COPIES` arrays per layer, an L-BFGS
-    memory of 10 pairs (22 vectors with the search's), and each network's cost history of
+    ``fmincg``, ``fit_many``): :data:`LOOP_ACTIVATION_COPIES` arrays per layer,
+    ``param_copies`` weight-sized vectors per network (the method's entry of
+    :data:`FIT_PARAM_COPIES` or :data:`MANY_PARAM_COPIES`), and each network's cost history of
     ``maxiter`` values (at most float64)."""
-    return problem_bytes(layer_sizes, m, dtype, optimizer_copies=22, networks=networks,
-                         activation_copies=LOOP_ACTIVATION_COPIES) + networks * maxiter * 8
+    return problem_bytes(layer_sizes, m, dtype, optimizer_copies=max(0, param_copies - 2),
+                         networks=networks, activation_copies=LOOP_ACTIVATION_COPIES
+                         ) + networks * maxiter * 8
 
 
 def _itemsize(dtype: object) -> int:

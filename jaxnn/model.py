@@ -16,16 +16,18 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.activations import get_activation
 from jaxnn.checks import (
+    COMPUTE_IN_FLOAT64,
     Params,
     as_params,
+    check_epsilon,
     check_finite_params,
     check_finite_start,
     check_float_dtype,
-    check_number,
     check_seed,
     check_sizes,
     check_targets,
     check_X,
+    check_X_representable,
     float_dtype,
     positive_int,
 )
@@ -50,9 +52,9 @@ def init_params(
     ``ValueError`` (:func:`jaxnn.memory.check_memory`), not an abort inside XLA.
     """
     sizes = check_sizes(layer_sizes)
-    epsilon = check_number(epsilon, "epsilon", low=0.0, strict=True)
     key = prng_key(key)
     dtype = weights_dtype(dtype)
+    epsilon = check_epsilon(epsilon, dtype)
     count = param_count(sizes)
     # the weights and what drawing them holds at once: the random bits and their conversion
     # (measured: a peak of 3.6 times the weights for a (16, 10**7, 3) network in float32)
@@ -86,6 +88,11 @@ def debug_params(layer_sizes: Sequence[int], dtype: DTypeLike | None = None) -> 
     reshaped column-major to ``(n_out, 1 + n_in)``. Deterministic; for gradient checks."""
     sizes = check_sizes(layer_sizes)
     dtype = weights_dtype(dtype)
+    count = param_count(sizes)
+    # a layer's float64 index and sine on the host, and the weights made from them
+    check_memory(count * (2 * 8 + np.dtype(dtype).itemsize),
+                 f"debug_params: layer_sizes {sizes} ({count:,} weights)",
+                 hint="reduce layer_sizes")
     out = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
         w = np.sin(np.arange(1, n_out * (1 + n_in) + 1, dtype=np.float64)) / 10
@@ -198,8 +205,13 @@ def probabilities(z: Array, output: str) -> Array:
     return get_output(output).probabilities(z)
 
 
-def prepare(params: object, X: object) -> tuple[Params, Array, jnp.dtype]:
+def prepare(params: object, X: object, float64: str | None = COMPUTE_IN_FLOAT64
+            ) -> tuple[Params, Array, jnp.dtype]:
     """Validate ``params`` and ``X`` and return them with the dtype the computation runs in.
+
+    ``X`` must stay finite in that dtype (float64 data past float32's range would compute NaN);
+    ``float64`` says how to reach float64 in the message, None leaves this check to a caller
+    that computes in a dtype of its own (training: :func:`jaxnn.train.problem.make_problem`).
 
     A network and ``X`` whose computation cannot fit in memory (the estimate of
     :func:`jaxnn.memory.problem_bytes`: weights, gradient, every layer's activations and
@@ -208,6 +220,8 @@ def prepare(params: object, X: object) -> tuple[Params, Array, jnp.dtype]:
     X = check_X(X, params[0].shape[1] - 1)
     check_finite_params(params)
     dtype = float_dtype(*params, X)
+    if float64 is not None:
+        check_X_representable(X, dtype, float64)
     sizes = (params[0].shape[1] - 1, *(t.shape[0] for t in params))
     check_memory(problem_bytes(sizes, X.shape[0], dtype, optimizer_copies=0),
                  f"{X.shape[0]:,} examples through layer_sizes {sizes}",

@@ -13,10 +13,14 @@ from contextlib import AbstractContextManager
 import jax
 import numpy as np
 
+from jaxnn.checks import check_flag
+
 
 @contextlib.contextmanager
 def x64(enabled: bool = True) -> Iterator[None]:
-    """Context manager: JAX's 64-bit mode set to ``enabled`` for the block, then restored."""
+    """Context manager: JAX's 64-bit mode set to ``enabled`` (True or False) for the block,
+    then restored."""
+    enabled = check_flag(enabled, "enabled")
     if hasattr(jax, "enable_x64"):  # jax >= 0.6
         with jax.enable_x64(enabled):
             yield

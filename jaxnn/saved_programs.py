@@ -91,9 +91,13 @@ def _path(directory: str | os.PathLike | None) -> Path | None:
     if "\0" in os.fspath(directory):
         raise ValueError(f"directory {directory!r} contains a NUL byte; pass a real path")
     try:
-        return Path(directory).expanduser().absolute()
+        path = Path(directory).expanduser().absolute()
     except RuntimeError as e:  # ~user for a user that does not exist
         raise ValueError(f"directory {directory!r}: {e}; pass a path without ~user") from None
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"directory {os.fspath(directory)!r} is a file, not a directory; "
+                         "pass a directory (made when the first program is saved)")
+    return path
 
 
 def _directory() -> Path | None:

@@ -37,6 +37,7 @@ from jaxnn.checks import (
     as_params,
     check_choice,
     check_dtype,
+    check_flag,
     check_grad,
     check_lam,
     check_representable,
@@ -47,7 +48,7 @@ from jaxnn.defaults import STREAM_CHUNK
 from jaxnn.files.idx import idx_count, iter_idx
 from jaxnn.losses import data_loss, penalty
 from jaxnn.model import logits, start_vector
-from jaxnn.names import MINIBATCH_METHODS, OPTAX_ALTERNATIVE
+from jaxnn.names import MINIBATCH_METHODS, OPTAX_ALTERNATIVE, counted
 from jaxnn.precision import training_dtype, x64_when
 from jaxnn.spec import NetSpec
 from jaxnn.train.loops import minibatch_optimizer
@@ -70,8 +71,14 @@ class StreamResult:
         batch_costs: ``(n_steps,)`` the cost of every mini-batch, before its update.
         n_steps: number of optimizer updates.
         n_examples: examples per epoch (``m``, from the file header).
-        epochs: number of passes over the files.
+        epochs: number of passes over the files (those that stayed finite, when diverged).
         seconds: wall-clock time of the whole run, reading included.
+        diverged: a mini-batch cost or the weights became NaN or infinite (a learning rate too
+            large for the data): the run stopped after that epoch, and ``params``, ``cost``,
+            ``history`` and ``epochs`` are those of the last epoch that stayed finite (the
+            initial parameters and a NaN cost if the first did not); ``batch_costs`` holds
+            every mini-batch's cost, the diverging epoch's included.
+        message: how the run ended, in words.
     """
 
     params: Params
@@ -82,6 +89,8 @@ class StreamResult:
     n_examples: int
     epochs: int
     seconds: float
+    diverged: bool = False
+    message: str = ""
 
 
 def _optimizer(method: object, learning_rate: object) -> optax.GradientTransformation:
@@ -186,6 +195,7 @@ def fit_stream(
                          "mini-batch is cut from one chunk; give a chunk_size of at least "
                          "batch_size, or leave it out")
     rng = np.random.default_rng(check_seed(seed, numpy=True))
+    shuffle = check_flag(shuffle, "shuffle")
     tx = _optimizer(method, learning_rate)
     want64 = check_dtype(dtype)
     m = idx_count(images, labels)
@@ -200,6 +210,7 @@ def fit_stream(
         opt_state = tx.init(theta)
         host_dtype = np.float32 if dtype == jnp.float32 else np.float64
         history, batch_costs = [], []
+        kept, diverged = params, False  # the parameters after the last finite epoch
         for _ in range(epochs):
             epoch_costs = []
             for Xc, yc in iter_idx(images, labels, batch_size=chunk_size, order=order,
@@ -215,17 +226,30 @@ def fit_stream(
                 jax.block_until_ready(theta)  # bound the work queued ahead of the device
             costs = np.asarray(jnp.stack(epoch_costs), dtype=np.float64)
             batch_costs.append(costs)
+            theta_host = np.asarray(theta)
+            if not (np.isfinite(costs).all() and np.isfinite(theta_host).all()):
+                diverged = True
+                break
             history.append(float(costs.mean()))
+            kept = spec.unravel(theta_host)
         batch_costs = np.concatenate(batch_costs)
+        done = len(history)
+        message = (f"diverged in epoch {done + 1}: a mini-batch cost or the weights became NaN "
+                   "or infinite; the parameters are "
+                   + (f"those after epoch {done}" if done else "the initial ones")
+                   + "; try a smaller learning_rate" if diverged
+                   else f"trained {counted(done, 'epoch')} of {counted(m, 'example')}")
         return StreamResult(
-            params=spec.unravel(np.asarray(theta)),
-            cost=history[-1],
+            params=tuple(np.asarray(t, dtype) for t in kept),
+            cost=history[-1] if done else float("nan"),
             history=np.asarray(history),
             batch_costs=batch_costs,
             n_steps=int(batch_costs.size),
             n_examples=m,
-            epochs=epochs,
+            epochs=done,
             seconds=time.perf_counter() - t0,
+            diverged=diverged,
+            message=message,
         )
 
 

@@ -33,6 +33,7 @@ from jax.typing import ArrayLike
 from jaxnn.checks import (
     check_choice,
     check_dtype,
+    check_finite,
     check_hidden,
     check_labels,
     check_lam,
@@ -158,9 +159,18 @@ def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike
         if X_val.ndim != 2 or X_val.shape[1] != X.shape[1] or X_val.shape[0] < 1:
             raise ValueError(f"X_val must be 2-D with {X.shape[1]} columns like X, got shape "
                              f"{X_val.shape}")
+        if np.issubdtype(X_val.dtype, np.inexact):
+            check_finite(X_val, "X_val")
         y_val = check_labels(y_val, "y_val", X_val.shape[0])
+        unseen = np.setdiff1d(y_val, y)
+        if unseen.size:
+            raise ValueError(f"y_val has labels {unseen[:5].tolist()} that y has not: the "
+                             "networks learn the classes of y; validate on the same classes")
+    if np.unique(y).size < 2:
+        raise ValueError(f"y holds a single class ({int(y[0])}); a classifier needs examples "
+                         "of at least two")
     K = int(max(y.max(), y_val.max())) + 1
-    return _Data(X, y, X_val, y_val, max(K, 2))
+    return _Data(X, y, X_val, y_val, K)
 
 
 def _seeds(seeds: int | Sequence[int]) -> np.ndarray:
@@ -235,7 +245,8 @@ def validation_curve(
     sizes = (data.X.shape[1], *check_hidden(hidden), data.K)
     dt = _dtype(dtype)
     S, P = len(seed_arr), len(lam_arr)
-    check_many_memory(sizes, data.X.shape[0], dt, P * S)  # before any weights are made
+    # before any weights are made
+    check_many_memory(sizes, data.X.shape[0], dt, P * S, maxiter, method)
     pb = _init(seed_arr, sizes, P, dt)
     lam_batch = np.repeat(lam_arr, S)  # member p * S + s: lams[p], seeds[s]
     if method in ("adam", "sgd"):
@@ -305,7 +316,8 @@ def learning_curve(
     lam = float(check_lam(lam))
     layer_sizes = (data.X.shape[1], *check_hidden(hidden), data.K)
     dt = _dtype(dtype)
-    check_many_memory(layer_sizes, m, dt, len(seed_arr))  # before any weights are made
+    # before any weights are made
+    check_many_memory(layer_sizes, m, dt, len(seed_arr), maxiter, method)
     pb = _init(seed_arr, layer_sizes, 1, dt)
     if method in ("adam", "sgd"):
         fit_kw.setdefault("seed", seed_arr)

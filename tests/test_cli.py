@@ -698,7 +698,11 @@ def test_import_jaxnn_does_not_import_optional_packages() -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_ctrl_c_stops_cleanly_and_saves(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_cleanly_and_saves(tmp_path: Path, signum: int, status: int) -> None:
+    """A Ctrl-C, and a SIGTERM (kill, a job scheduler) alike: the run stops where it is and
+    saves what it reached; the exit status tells which signal it was."""
     rng = np.random.default_rng(0)
     data = tmp_path / "noise.npz"
     np.savez(data, X=rng.random((500, 100)), y=rng.integers(0, 10, 500))
@@ -712,13 +716,14 @@ def test_ctrl_c_stops_cleanly_and_saves(tmp_path: Path) -> None:
         import time
 
         time.sleep(2.0)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == status, stderr
     assert "Traceback" not in stderr
     assert "interrupted after" in stdout  # in training, not while writing the pictures
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["n_iter"] < 1000000
     assert [t.shape for t in jaxnn.load_weights(out / "weights.npz")] == [(50, 101), (10, 51)]

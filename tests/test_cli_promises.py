@@ -530,6 +530,16 @@ def test_a_numerical_gradient_off_on_its_own_is_not_called_a_wrong_backprop(caps
     assert code == 1 and "the numerical gradient differs from them by" in text
     assert "rerun with a smaller --eps (e.g. 0.05)" in text
     assert "the gradients disagree" not in text
+    # a step lost to rounding (the penalty's differences, theta + eps, keep none of 1e-30):
+    # the advice is a larger step, not a smaller one
+    code, out, _ = run(["gradcheck", "--eps", "1e-30"], capsys)
+    text = " ".join(out.split())
+    assert code == 1 and "the step is lost to rounding" in text
+    assert "rerun with a larger --eps (the default is 0.0001)" in text
+    assert "smaller --eps" not in text
+    # a step too large for a difference at all is refused
+    code, _, err = run(["gradcheck", "--eps", "1e10"], capsys)
+    assert code == 2 and "eps must be a finite-difference step in (0, 1], got 1e+10" in err
     # a backprop that jax.grad disagrees with is called wrong
     import dataclasses
 

@@ -173,6 +173,8 @@ def test_in_a_pipeline_and_cross_validation():
     ({"method": "newton"}, "method='newton' is not supported"),
     ({"lam": -1.0}, "lam must be a finite number >= 0"),
     ({"max_iter": 0}, "max_iter must be a positive integer"),
+    ({"epsilon": 1e300}, r"epsilon=1e\+300 is too large for float32 weights"),
+    ({"random_state": -1}, r"random_state must be None, an integer in \[0, 2\*\*32 - 1\]"),
 ])
 def test_bad_parameters_raise_at_fit(kw, match):
     X, y = _blobs(m=12)

@@ -8,6 +8,7 @@ import inspect
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import jax
@@ -324,3 +325,24 @@ def test_bench_gradients_smoke():
     text = out.stdout
     assert "jaxnn.backprop" in text and "two products" in text
     assert "incremental" in text and "plain" in text and "x backprop" in text
+
+
+def test_inputs_past_expm1s_range_fall_back_to_plain_differences() -> None:
+    """At X * 1e6 the changes of z (eps x) pass 709, where float64's expm1 overflows and the
+    hidden sigmoid has saturated: the exact rules have nothing finite to work with, and those
+    entries are computed as plain differences (before: NaN)."""
+    params = nn.init_params(0, (4, 3, 3))
+    X = np.random.default_rng(0).standard_normal((5, 4)) * 1e6
+    y = np.arange(5) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning reaches the caller
+        incremental = numerical_cost_gradient(params, X, y, 1.0)
+    with nn.x64():
+        plain = nn.numerical_gradient(
+            lambda p: nn.cost(p, X, y, 1.0), tuple(np.asarray(t, np.float64) for t in params))
+    for a, b in zip(incremental, plain, strict=True):
+        assert np.isfinite(a).all()
+        np.testing.assert_allclose(a, np.asarray(b), rtol=1e-9, atol=1e-12)
+    assert nn.check_gradients(params, X, y).relative_difference < 1e-9
+    with pytest.raises(ValueError, match=r"eps must be a finite-difference step in \(0, 1\]"):
+        nn.check_gradients(params, X, y, eps=1e300)

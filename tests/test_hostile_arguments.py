@@ -162,3 +162,79 @@ def test_gradient_check_of_huge_weights_gives_a_verdict_not_an_overflow() -> Non
     np.testing.assert_allclose(report.backprop[0][:, 1:], 1e30 / 5, rtol=1e-12)
     assert report.autodiff_difference <= 1e-12
     assert report.method == "incremental" and report.relative_difference >= 0
+
+
+# ---- array-likes, and values the computation's dtype cannot hold -------------------------------
+
+
+class Frame:
+    """An array-like with a shape but no dtype, as a pandas DataFrame (its ``dtypes`` are per
+    column): jaxnn reads it through ``np.asarray`` as numpy would."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values, self.shape = values, values.shape
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.values if dtype is None else self.values.astype(dtype)
+
+
+def small_problem():
+    params = nn.init_params(0, (4, 3, 3))
+    X = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    return params, X, np.arange(10) % 3
+
+
+def test_array_likes_without_a_dtype_are_read_as_arrays() -> None:
+    params, X, y = small_problem()
+    want = float(nn.cost(params, X, y, 1.0))
+    assert float(nn.cost(params, Frame(X), Frame(y), 1.0)) == want
+    assert float(nn.backprop(params, Frame(X), y, 1.0)[0]) == want
+    np.testing.assert_array_equal(nn.predict(params, Frame(X)), nn.predict(params, X))
+    assert nn.fit(params, Frame(X), Frame(y), maxiter=3).cost == nn.fit(params, X, y,
+                                                                         maxiter=3).cost
+    with pytest.raises(ValueError, match="X must be numeric, got dtype object"):
+        nn.cost(params, Frame(np.array([["a"] * 4] * 10, object)), y)
+
+
+def test_values_past_float32_are_refused_where_they_are_computed() -> None:
+    params, X, y = small_problem()
+    big = np.full((2, 4), 1e300)
+    for call in (lambda: nn.cost(params, big, [0, 1]), lambda: nn.forward(params, big),
+                 lambda: nn.predict(params, big), lambda: nn.backprop(params, big, [0, 1])):
+        with pytest.raises(ValueError, match=r"X has values that overflow float32.*with "
+                                             r"jaxnn.x64\(\)"):
+            call()
+    for lam in (1e39, 2**1000):
+        with pytest.raises(ValueError, match=r"lam=1(\.\d+)?e\+(39|301) is not representable in "
+                                             r"float32.*with jaxnn.x64\(\)"):
+            nn.cost(params, X, y, lam)
+    # where float64 is what the call computes in, the same values are taken
+    with nn.x64():
+        assert np.isfinite(float(nn.cost(params, big, [0, 1])))
+    assert np.isfinite(nn.fit(params, X, y, 1e39, maxiter=2, dtype="float64").cost)
+    with pytest.raises(ValueError, match=r"lam=1e\+39 .*train in float64 \(dtype='float64'\)"):
+        nn.fit(params, X, y, 1e39, maxiter=2)
+
+
+def test_lam_of_any_real_type_and_lam_zero_with_huge_weights() -> None:
+    from fractions import Fraction
+
+    params, X, y = small_problem()
+    assert float(nn.cost(params, X, y, Fraction(1, 2))) == float(nn.cost(params, X, y, 0.5))
+    # squares past float32's range: lam = 0 must not make 0 * inf = NaN of the penalty
+    huge = tuple(np.asarray(t) * 1e20 for t in params)
+    J0 = float(nn.cost(huge, X, y, 0.0))
+    assert np.isfinite(J0) and J0 == float(nn.cost(huge, X, y))
+    assert float(nn.cost(huge, X, y, 1.0)) == np.inf
+
+
+def test_init_sizes_and_flags() -> None:
+    with pytest.raises(ValueError, match=r"epsilon=1e\+300 is too large for float32 weights"):
+        nn.init_params(0, (4, 3, 3), epsilon=1e300)
+    with pytest.raises(ValueError, match=r"debug_params: layer_sizes \(10000000, 10000000, 3\)"
+                                         r".*needs about"):
+        nn.debug_params((10**7, 10**7, 3))
+    assert nn.one_hot(np.zeros(0, int), 3).shape == (0, 3)
+    with pytest.raises(ValueError, match="enabled must be True or False, got 'no'"):
+        with nn.x64("no"):
+            pass

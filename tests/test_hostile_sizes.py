@@ -71,13 +71,36 @@ def test_fit_refuses_a_compiled_loop_that_cannot_fit(monkeypatch) -> None:
     X, y = np.zeros((5000, 400), np.float32), np.arange(5000) % 10
     monkeypatch.setenv("JAXNN_MEMORY_LIMIT", str(200 * 2**20))
     assert np.isfinite(float(nn.cost(params, X[:50], y[:50])))
-    for method in ("L-BFGS-B", "lbfgs", "fmincg"):
+    P = 401 * 2000 + 10 * 2001
+    for method, copies in (("L-BFGS-B", 96), ("lbfgs", 76), ("fmincg", 12)):
         with pytest.raises(ValueError) as info:
             nn.fit(params, X, y, maxiter=1, method=method)
+        # X once, the method's weight-sized vectors, 8 arrays per layer and the targets
+        need = 4 * (5000 * 400 + copies * P + 8 * 5000 * (2000 + 10) + 5000 * 10)
         message = str(info.value)
         assert message.startswith("training 400-2000-10 on 5,000 examples in a compiled loop: "
-                                  "needs about 389.8 MiB of memory but only 200.0 MiB")
+                                  f"needs about {format_bytes(need)} of memory but only "
+                                  "200.0 MiB")
         assert message.endswith("or a mini-batch method (method='adam' with batch_size)")
+
+
+def test_wide_networks_are_refused_for_their_optimizers_vectors(monkeypatch) -> None:
+    """A 4-1,000,000-3 network on 30 examples: its 8,000,003 weights are 32 MB, but L-BFGS-B's
+    compiled loop held 92-94 weight-sized vectors at once (measured), about 3 GB, and its
+    activations on 30 examples come on top: refused under a 2.5 GB cap (the kernel killed
+    such runs when 24 vectors were counted), while fmincg's loop, about 12, fits."""
+    from jaxnn.memory import FIT_PARAM_COPIES, loop_bytes
+
+    sizes = (4, 10**6, 3)
+    monkeypatch.setenv("JAXNN_MEMORY_LIMIT", str(2_500_000_000))
+    params = tuple(np.zeros((o, 1 + i), np.float32)
+                   for i, o in zip(sizes[:-1], sizes[1:], strict=True))
+    X, y = np.zeros((30, 4), np.float32), np.arange(30) % 3
+    for method in ("L-BFGS-B", "lbfgs"):
+        with pytest.raises(ValueError, match="training 4-1000000-3 on 30 examples in a "
+                                             r"compiled loop: needs about [34]\.\d GiB"):
+            nn.fit(params, X, y, maxiter=1, method=method)
+    assert loop_bytes(sizes, 30, np.float32, param_copies=FIT_PARAM_COPIES["fmincg"]) < 1.5 * 2**30
 
 
 def test_problem_bytes_refuses_bad_arguments() -> None:

@@ -238,8 +238,11 @@ def test_the_directory_is_set_for_a_block_or_for_every_thread(tmp_path, monkeypa
         with pytest.raises(ValueError, match="directory must be a path"), \
                 jaxnn.program_cache(bad):
             pass
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
     for bad, said in (("/tmp/a\0b", "contains a NUL byte"),
-                      ("~no-such-user-jaxnn/x", "pass a path without ~user")):
+                      ("~no-such-user-jaxnn/x", "pass a path without ~user"),
+                      (a_file, "is a file, not a directory")):
         with pytest.raises(ValueError, match=said):
             jaxnn.set_program_cache(bad)
     assert pc._directory() is None

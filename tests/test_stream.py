@@ -152,6 +152,7 @@ def test_no_shuffle_sgd_matches_full_batch_gradient_descent(idx_files):
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"grad": "numeric"}, "grad"),
         ({"activation": "elu"}, "activation"),
+        ({"shuffle": "yes"}, "shuffle must be True or False"),
     ],
 )
 def test_argument_errors(idx_files, kw, match):
@@ -201,6 +202,21 @@ def test_start_and_lam_must_be_representable(idx_files):
         stream.fit_stream(bad, images, labels)
     with pytest.raises(ValueError, match="dtype must be None, 'float32' or 'float64'"):
         stream.fit_stream(p, images, labels, dtype="int32")
+
+
+def test_a_diverging_run_says_so_and_keeps_its_last_finite_epoch(idx_files):
+    images, labels = idx_files
+    p = jaxnn.init_params(0, (25, 3, 4))
+    calm = stream.fit_stream(p, images, labels, maxiter=2, method="sgd", learning_rate=0.01)
+    assert not calm.diverged and calm.epochs == 2 and np.isfinite(calm.cost)
+    assert calm.message == "trained 2 epochs of 230 examples"
+    # adam's steps of about 1e38 overflow float32 in the first epoch: nothing finite to keep
+    wild = stream.fit_stream(p, images, labels, maxiter=3, batch_size=8, learning_rate=1e38)
+    assert wild.diverged and wild.epochs == 0 and np.isnan(wild.cost)
+    assert wild.history.size == 0 and not np.isfinite(wild.batch_costs).all()
+    assert "diverged in epoch 1" in wild.message and "the initial ones" in wild.message
+    for kept, start in zip(wild.params, p, strict=True):
+        np.testing.assert_array_equal(kept, np.asarray(start))
 
 
 def test_earlier_names_and_chunks_smaller_than_a_batch(idx_files):

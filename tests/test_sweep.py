@@ -98,6 +98,10 @@ def test_explicit_validation_set(data):
         ({"hidden": (0,)}, "hidden"),
         ({"val_fraction": 1.5}, "val_fraction"),
         ({"X_val": np.zeros((3, 10))}, "X_val"),
+        ({"X_val": np.full((3, 10), np.nan), "y_val": np.arange(3)},
+         "X_val contains NaN or infinite values"),
+        ({"X_val": np.zeros((3, 10)), "y_val": np.array([0, 1, 5])},
+         r"y_val has labels \[5\] that y has not"),
         ({"method": "L-BFGS-B"}, "method"),
     ],
 )
@@ -106,6 +110,14 @@ def test_validation_curve_errors(data, kw, match):
     lams = kw.pop("lams", [1.0])
     with pytest.raises(ValueError, match=match):
         sweep.validation_curve(X, y, lams, maxiter=2, **kw)
+
+
+def test_one_class_is_refused_by_both_curves(data):
+    X, _ = data
+    for curve in (lambda y: sweep.validation_curve(X, y, [1.0], maxiter=2),
+                  lambda y: sweep.learning_curve(X, y, [0.5, 1.0], maxiter=2)):
+        with pytest.raises(ValueError, match=r"y holds a single class \(2\)"):
+            curve(np.full(len(X), 2))
 
 
 @pytest.mark.parametrize(("sizes", "match"), [
@@ -187,13 +199,13 @@ def test_cli_sweep_where_every_network_diverged_exits_1(npz, tmp_path, capsys):
 
     out = tmp_path / "run"
     argv = ["sweep", "lam", "--data", str(npz), "--values", "0", "1", "--seeds", "1",
-            "--iterations", "5", "--hidden", "6", "--method", "sgd", "--learning-rate", "1e30",
+            "--iterations", "5", "--hidden", "6", "--method", "sgd", "--learning-rate", "3e38",
             "--out", str(out)]
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert "every network diverged" in captured.out and "diverged" in captured.err
     assert json.loads((out / "sweep_validation.json").read_text())["diverged"] == [[True]] * 2
-    argv[argv.index("1e30")] = "0.1"  # some trained: done
+    argv[argv.index("3e38")] = "0.1"  # some trained: done
     assert main(argv) == 0
 
 
@@ -261,7 +273,7 @@ def test_networks_that_diverge_are_said(data):
     with pytest.warns(UserWarning, match=r"^4 of 4 networks diverged \(the first: lam 0, seed "
                       r"0\): stopped: the cost became non-finite"):
         curve = sweep.validation_curve(X, y, [0.0, 1.0], hidden=HIDDEN, seeds=2, maxiter=3,
-                                       method="sgd", learning_rate=1e30)
+                                       method="sgd", learning_rate=3e38)
     assert curve.best is None and curve.to_dict()["best"] is None  # no lam trained
     cost = np.array([[0.1, 0.2], [0.5, 0.4], [0.3, 0.3]])  # the diverged lam 0 looks best
     mixed = sweep.Curve("validation", "lam", np.array([0.0, 1.0, 3.0]), np.array([0, 1]), cost,
@@ -271,7 +283,7 @@ def test_networks_that_diverge_are_said(data):
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         curve = sweep.learning_curve(X, y, [60, 120], hidden=HIDDEN, seeds=2, maxiter=3,
-                                     method="sgd", learning_rate=1e30)
+                                     method="sgd", learning_rate=3e38)
     assert [str(w.message)[:57] for w in said] == [
         "4 of 4 networks diverged (the first: 60 examples, seed 0)"]  # one warning, all sizes
     assert curve.diverged.tolist() == [[True, True], [True, True]]

@@ -6,7 +6,8 @@
 * 1: a check failed (``gradcheck`` found gradients that disagree), or training diverged;
 * 2: a user error (missing or malformed file, bad option value, missing optional package, a
   problem too large for memory), printed as one line without a traceback;
-* 130: interrupted with Ctrl-C (``train`` saves the weights it reached first).
+* 130: interrupted with Ctrl-C (``train`` saves the weights it reached first);
+* 143: stopped by a SIGTERM (``kill``, a job scheduler), which the command answers as a Ctrl-C.
 
 Warnings (a BFGS run on a large network, a cache that cannot be written) are printed as one
 line each, ``jaxnn train: warning: ...``, under the user's own warning filters.
@@ -33,6 +34,7 @@ from typing import Any, NoReturn
 from jaxnn.cli import gradcheck, predict, show, sweep, train
 from jaxnn.cli.common import (
     EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     UsageError,
     command_words,
@@ -123,8 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupts.pending = True
     if code is None or (interrupts.pending and code != EXIT_INTERRUPTED):  # its last moments
         print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return code
+        code = EXIT_INTERRUPTED
+    return EXIT_TERMINATED if code == EXIT_INTERRUPTED and interrupts.terminated else code
 
 
 class _Interrupts:
@@ -141,6 +143,8 @@ class _Interrupts:
     def __init__(self) -> None:
         self.pending = False
         self.installed = False
+        self.terminated = False  # a SIGTERM was heard (the exit status is then 143)
+        self.sigterm = False  # its handler is ours
 
     def __enter__(self) -> _Interrupts:
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler and \
@@ -149,12 +153,23 @@ class _Interrupts:
             signal.signal(signal.SIGINT, self._on_sigint)
             sys.unraisablehook = self._on_unraisable
             self.installed = True
+            # a SIGTERM (kill, a job scheduler) stops the command as a Ctrl-C does: train
+            # saves what it reached, files are left whole; only over the default action
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, self._on_sigterm)
+                self.sigterm = True
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.installed:
             sys.unraisablehook = self._unraisablehook
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self.sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _on_sigterm(self, signum: int, frame: types.FrameType | None) -> None:
+        self.terminated = True
+        self._on_sigint(signum, frame)
 
     def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
         if _inside_an_import(frame):

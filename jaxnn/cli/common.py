@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from jaxnn import extras
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM: stopped as a Ctrl-C stops it, by a SIGTERM
 
 
 class Subcommands(Protocol):

@@ -137,6 +137,28 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def _step_advice(eps: float, difference: float) -> str:
+    """Why central differences with step ``eps`` can miss a right gradient, and the step to
+    try instead: too large a step errs by the cost's curvature, too small a one by rounding
+    (``theta + eps`` keeps few of ``eps``'s digits in float64)."""
+    if not np.isfinite(difference):
+        return (f"The numerical gradient is not finite at eps={eps:g}: the perturbed costs "
+                f"overflow; rerun with the default --eps {GRADCHECK_EPS:g} or smaller weights")
+    if eps > 10 * GRADCHECK_EPS:
+        return (f"At eps={eps:g} the central differences' own error (the cost's curvature over "
+                f"the step) dominates: rerun with a smaller --eps (e.g. {eps / 10:g}); a "
+                "difference that shrinks with it is the numerical estimate's, not the backprop's")
+    if eps < GRADCHECK_EPS / 100:
+        return (f"At eps={eps:g} the step is lost to rounding (theta + eps keeps few of its "
+                f"digits in float64): rerun with a larger --eps (the default is "
+                f"{GRADCHECK_EPS:g}); a difference that shrinks with it is the numerical "
+                "estimate's, not the backprop's")
+    return ("Where the gradient is small (near a minimum) or units saturate, the central "
+            f"differences' own error can dominate: rerun with --eps {eps / 10:g} and "
+            f"{eps * 10:g}; a difference that changes with the step is the numerical "
+            "estimate's, not the backprop's")
+
+
 def _print_gradcheck(out, report, tol: float) -> bool:  # noqa: ANN001
     from jaxnn.cli.report import gradient_tables
 
@@ -155,10 +177,8 @@ def _print_gradcheck(out, report, tol: float) -> bool:  # noqa: ANN001
     elif report.autodiff_difference <= tol:
         out.print(f"[bold red]FAIL[/] at --tol {tol:g}: backprop and jax.grad agree to "
                   f"{report.autodiff_difference:.1e}, but the numerical gradient differs from "
-                  f"them by {report.relative_difference:.1e}. Near a minimum (trained weights) "
-                  "the gradient is small and the central differences' own error dominates: "
-                  f"rerun with a smaller --eps (e.g. {report.eps / 10:g}); a difference that "
-                  "shrinks with it is the numerical estimate's, not the backprop's\n")
+                  f"them by {report.relative_difference:.1e}. "
+                  + _step_advice(report.eps, report.relative_difference) + "\n")
     else:
         out.print(f"[bold red]FAIL[/]: backprop and jax.grad differ by "
                   f"{report.autodiff_difference:.1e} (above {tol:g}): the gradients disagree\n")

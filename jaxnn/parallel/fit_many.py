@@ -38,7 +38,7 @@ from jaxnn.checks import (
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.defaults import LBFGS_TOL
 from jaxnn.losses import prepare_problem, targets
-from jaxnn.memory import check_memory, loop_bytes
+from jaxnn.memory import MANY_PARAM_COPIES, check_memory, loop_bytes
 from jaxnn.model import start_vector
 from jaxnn.names import MANY_METHODS
 from jaxnn.parallel.lbfgs import lbfgs_many_run
@@ -165,12 +165,13 @@ def _minibatch_many(theta0, X, Y, lams, keys, *, spec, optimizer, epochs, batch_
 
 
 def check_many_memory(sizes: tuple[int, ...], m: int, dtype: object, networks: int,
-                      maxiter: int = 0) -> None:
-    """``networks`` networks of ``sizes`` trained together on ``m`` examples for ``maxiter``
-    iterations (each network's cost history: ``maxiter`` values) that cannot fit in memory are
-    a ``ValueError`` (``fit_many``'s check; the sweeps make it before they make the networks'
-    weights)."""
-    check_memory(loop_bytes(sizes, m, dtype, networks=networks, maxiter=maxiter),
+                      maxiter: int = 0, method: str = "lbfgs") -> None:
+    """``networks`` networks of ``sizes`` trained together by ``method`` on ``m`` examples for
+    ``maxiter`` iterations (each network's cost history: ``maxiter`` values) that cannot fit in
+    memory are a ``ValueError`` (``fit_many``'s check; the sweeps make it before they make the
+    networks' weights)."""
+    check_memory(loop_bytes(sizes, m, dtype, networks=networks, maxiter=maxiter,
+                            param_copies=MANY_PARAM_COPIES[method]),
                  f"fit_many: {networks} networks {'-'.join(map(str, sizes))} on {m} examples",
                  hint="train fewer networks at once (sweeps: fewer seeds or values), use "
                       "smaller layers, fewer examples or fewer iterations")
@@ -253,12 +254,12 @@ def fit_many(
         member0 = tuple(np.asarray(t[0]) if isinstance(t, np.ndarray) else t[0]
                         for t in params_batch)
         p0, Xc, yc, _, dt = prepare_problem(member0, X, y, float(lam_arr[0]), activation,
-                                            output)
+                                            output, None)
         dt = training_dtype(want64, dt)
         check_representable(lam_arr, "lam", dt)
         spec = NetSpec((p0[0].shape[1] - 1, *(t.shape[0] for t in p0)), activation, output,
                        grad)
-        check_many_memory(spec.sizes, Xc.shape[0], dt, B, maxiter)
+        check_many_memory(spec.sizes, Xc.shape[0], dt, B, maxiter, method)
         theta0 = jnp.asarray(start_vector(params_batch, dt, "params_batch",
                                           "jaxnn.parallel.init_many"))
         with np.errstate(over="ignore"):  # an overflow is reported by the check below

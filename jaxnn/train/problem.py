@@ -31,7 +31,7 @@ from jaxnn.checks import (
     refuse_unused,
 )
 from jaxnn.losses import prepare_problem, targets
-from jaxnn.memory import check_memory, loop_bytes
+from jaxnn.memory import FIT_PARAM_COPIES, check_memory, loop_bytes
 from jaxnn.model import start_vector
 from jaxnn.names import COMPILED_METHODS, METHODS, OPTAX_ALTERNATIVE, SCIPY_METHODS
 from jaxnn.precision import training_dtype
@@ -69,7 +69,7 @@ class Problem:
 def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
                  want64: bool | None, devices) -> Problem:
     """Validate (as :func:`jaxnn.cost` does) and place the problem; see :func:`jaxnn.fit`."""
-    params, X, y, lam, dtype = prepare_problem(params, X, y, lam, activation, output)
+    params, X, y, lam, dtype = prepare_problem(params, X, y, lam, activation, output, None)
     dtype = training_dtype(want64, dtype)
     rows, replicated = (None, None) if devices is None else _shardings(devices, X.shape[0])
     spec = NetSpec((params[0].shape[1] - 1, *(t.shape[0] for t in params)), activation,
@@ -95,11 +95,12 @@ def make_problem(params, X, y, lam, activation: str, output: str, grad: str,
                    jax.device_put(lam_t, replicated), replicated)
 
 
-def check_loop_memory(prob: Problem) -> None:
-    """A problem whose compiled training loop cannot fit in memory is a ``ValueError`` (the
-    loop holds more of each layer's activations than one evaluation: ``prepare``'s check)."""
+def check_loop_memory(prob: Problem, method: str) -> None:
+    """A problem whose compiled training loop (``method``'s) cannot fit in memory is a
+    ``ValueError`` (the loop holds more of each layer's activations than one evaluation,
+    ``prepare``'s check, and the optimizer's vectors: :data:`jaxnn.memory.FIT_PARAM_COPIES`)."""
     sizes, m = prob.spec.sizes, prob.X.shape[0]
-    check_memory(loop_bytes(sizes, m, prob.dtype),
+    check_memory(loop_bytes(sizes, m, prob.dtype, param_copies=FIT_PARAM_COPIES[method]),
                  f"training {'-'.join(map(str, sizes))} on {m:,} examples in a compiled loop",
                  hint="use fewer examples, smaller layers, or a mini-batch method "
                       "(method='adam' with batch_size)")

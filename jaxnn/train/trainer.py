@@ -187,7 +187,7 @@ def fit(
     with x64_when(want64):
         prob = make_problem(params, X, y, lam, activation, output, grad, want64, devices)
         if name in COMPILED_METHODS:
-            check_loop_memory(prob)
+            check_loop_memory(prob, name)
         if name == "L-BFGS-B":
             out = fit_lbfgsb(prob, maxiter, tol, loop_options, callback, segment)
         elif name in SCIPY_METHODS:
