@@ -326,6 +326,19 @@ def check_representable(values: object, name: str, dtype: object,
                          f"overflows to {float(cast[bad[0]])}); {overflow_hint(dtype, float64)}")
 
 
+def check_step_fits(learning_rate: object, dtype: object) -> None:
+    """A learning rate given as a number (not a schedule, not None) must not round to 0 in the
+    training ``dtype``: every update would then be 0 and nothing would train."""
+    if isinstance(learning_rate, numbers.Real) and not isinstance(learning_rate, bool):
+        with np.errstate(under="ignore"):
+            zero = learning_rate != 0 and np.asarray(learning_rate, dtype) == 0
+        if zero:
+            wider = ", or train in float64" if np.dtype(dtype) == np.float32 else ""
+            raise ValueError(f"learning_rate={learning_rate!r} rounds to 0 in "
+                             f"{np.dtype(dtype).name}, so nothing would train; pass a larger "
+                             f"one{wider}")
+
+
 def check_finite_start(theta0: np.ndarray, dtype: object, name: str = "params",
                        maker: str = "jaxnn.init_params") -> None:
     """Initial weights (``theta0``, already in the training ``dtype``; one row per network

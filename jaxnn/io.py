@@ -363,7 +363,8 @@ def _checked_sizes(value: Any, path: PathLike, name: str) -> tuple[int, ...]:
     if not ok:
         raise ValueError(
             f"{path}: {name} must be a vector of at least two positive whole numbers, got "
-            f"{array.dtype} {array.shape}"
+            + (f"{array.ravel().tolist()}" if array.dtype.kind in "iufb" and 0 < array.size <= 8
+               else f"{array.dtype} {array.shape}")
         )
     return tuple(int(n) for n in array.ravel())
 

@@ -42,6 +42,7 @@ from jaxnn.checks import (
     check_lam,
     check_representable,
     check_seed,
+    check_step_fits,
     positive_int,
 )
 from jaxnn.defaults import STREAM_CHUNK
@@ -204,6 +205,7 @@ def fit_stream(
     with x64_when(want64):  # float64 only when asked for, for this call only
         dtype = training_dtype(want64, jax.dtypes.canonicalize_dtype(params[0].dtype))
         check_representable(lam, "lam", dtype)
+        check_step_fits(learning_rate, dtype)
         theta = jnp.array(start_vector(params, dtype))
         n_in, K = spec.sizes[0], spec.sizes[-1]
         step = jax.jit(partial(_step, tx=tx, spec=spec), donate_argnums=(0, 1))

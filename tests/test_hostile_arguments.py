@@ -238,3 +238,18 @@ def test_init_sizes_and_flags() -> None:
     with pytest.raises(ValueError, match="enabled must be True or False, got 'no'"):
         with nn.x64("no"):
             pass
+
+
+def test_a_learning_rate_that_rounds_to_zero_is_refused() -> None:
+    from jaxnn import parallel
+
+    params, X, y = small_problem()
+    with pytest.raises(ValueError, match="learning_rate=1e-300 rounds to 0 in float32, so "
+                                         "nothing would train"):
+        nn.fit(params, X, y, method="sgd", learning_rate=1e-300, maxiter=2)
+    with pytest.raises(ValueError, match="learning_rate=1e-50 rounds to 0 in float32"):
+        parallel.fit_many(parallel.init_many(0, 2, (4, 3, 3)), X, y, method="adam",
+                          learning_rate=1e-50, maxiter=2)
+    # float64 holds it: a step that small trains nothing visible, but it is a step
+    moved = nn.fit(params, X, y, method="sgd", learning_rate=1e-300, maxiter=2, dtype="float64")
+    assert moved.n_iter == 2 and np.isfinite(moved.cost)

@@ -580,8 +580,9 @@ def _npz_v2(path: Path, **overrides) -> Path:
     ({"output": np.array("linear")}, "records output='linear' is not supported"),
     ({"activation": None}, "format 2 without activation"),
     ({"activation": np.array(["relu"])}, "activation must be 0-d text"),
-    ({"layer_sizes": np.array([3.5, 2])}, "layer_sizes must be a vector"),
-    ({"layer_sizes": np.array([0, 3, 2])}, "layer_sizes must be a vector"),
+    ({"layer_sizes": np.array([3.5, 2])}, r"layer_sizes must be a vector .*, got \[3.5, 2.0\]"),
+    ({"layer_sizes": np.array([0, 3, 2])}, r"layer_sizes must be a vector .*, got \[0, 3, 2\]"),
+    ({"layer_sizes": np.zeros((3, 3))}, r"layer_sizes must be a vector .*, got float64 \(3, 3\)"),
 ])
 def test_npz_model_record_that_contradicts_the_file(tmp_path: Path, overrides: dict,
                                                      message: str) -> None:

@@ -153,6 +153,7 @@ def test_no_shuffle_sgd_matches_full_batch_gradient_descent(idx_files):
         ({"grad": "numeric"}, "grad"),
         ({"activation": "elu"}, "activation"),
         ({"shuffle": "yes"}, "shuffle must be True or False"),
+        ({"learning_rate": 1e-300}, "learning_rate=1e-300 rounds to 0 in float32"),
     ],
 )
 def test_argument_errors(idx_files, kw, match):

