@@ -37,11 +37,12 @@ def param_count(layer_sizes: Sequence[int]) -> int:
 #: float32; ``backprop`` alone holds 2 (``problem_bytes``'s default).
 LOOP_ACTIVATION_COPIES = 8
 #: weight-sized vectors that a compiled training loop holds at once, the weights included, per
-#: method: the search's vectors, the L-BFGS memory of 10 pairs and its new copy at each pass,
-#: the segment's input and output states. Measured (peak memory over the weights', networks
-#: 4-h-3 on 2 examples, float32, h = 500,000 and 1,000,000): ``fit`` L-BFGS-B 92-94, lbfgs 73,
-#: fmincg 9.3; ``fit_many`` (per network) lbfgs 62, fmincg 14, adam 11. Rounded up.
-FIT_PARAM_COPIES = {"L-BFGS-B": 96, "lbfgs": 76, "fmincg": 12}
+#: method: the search's vectors, the L-BFGS memory of 10 pairs (and, where it is shifted, its
+#: new copy at each pass), the segment's input and output states. Measured (peak memory over
+#: the weights', networks 4-h-3 on 2 examples, float32, h = 500,000 and 1,000,000): ``fit``
+#: L-BFGS-B 75 (92-94 before its memory became a ring written in place), lbfgs 73, fmincg 9.3;
+#: ``fit_many`` (per network) lbfgs 62, fmincg 14, adam 11. Rounded up.
+FIT_PARAM_COPIES = {"L-BFGS-B": 80, "lbfgs": 76, "fmincg": 12}
 MANY_PARAM_COPIES = {"lbfgs": 64, "fmincg": 16, "adam": 12, "sgd": 12}
 
 

@@ -240,23 +240,26 @@ def _fresh_search(value: Array, grad: Array, slope: Array) -> ZoomState:
 # --- the quasi-Newton direction ----------------------------------------------------------------
 
 
-def two_loop_direction(g: Array, S: Array, Yd: Array, rho: Array, gamma: Array) -> Array:
-    """``-H g`` by the two-loop recursion over the pairs (oldest first; an empty slot, with
-    ``rho = 0`` and zero vectors, changes nothing), over ``gamma I``."""
+def two_loop_direction(g: Array, S: Array, Yd: Array, rho: Array, gamma: Array,
+                       oldest: ArrayLike = 0) -> Array:
+    """``-H g`` by the two-loop recursion over the pairs, over ``gamma I``. The rows of ``S``,
+    ``Yd`` and ``rho`` are a ring whose oldest pair is row ``oldest`` (0: oldest first, newest
+    last); a slot with ``rho = 0`` (empty, or forgotten) is skipped, whatever its rows hold.
+    The rows are read where they lie, one at a time (no reordered copy of the memory)."""
+    order = (oldest + jnp.arange(S.shape[0])) % S.shape[0]  # oldest first
 
-    def newest_first(q, pair):
-        s, y, r = pair
-        alpha = r * jnp.dot(s, q)
-        return q + -alpha * y, alpha
+    def newest_first(q, i):
+        alpha = rho[i] * jnp.dot(S[i], q)
+        return jnp.where(rho[i] == 0, q, q + -alpha * Yd[i]), alpha
 
-    q, alphas = jax.lax.scan(newest_first, g, (S, Yd, rho), reverse=True)
+    q, alphas = jax.lax.scan(newest_first, g, order, reverse=True)
 
-    def oldest_first(r, pair):
-        s, y, rh, alpha = pair
-        beta = rh * jnp.dot(y, r)
-        return r + (alpha - beta) * s, None
+    def oldest_first(r, step):
+        i, alpha = step
+        beta = rho[i] * jnp.dot(Yd[i], r)
+        return jnp.where(rho[i] == 0, r, r + (alpha - beta) * S[i]), None
 
-    r, _ = jax.lax.scan(oldest_first, gamma * q, (S, Yd, rho, alphas))
+    r, _ = jax.lax.scan(oldest_first, gamma * q, (order, alphas))
     return -1.0 * r
 
 

@@ -267,11 +267,12 @@ class LbfgsbCarry(NamedTuple):
     grad: Array  # (n,)
     direction: Array  # (n,) the current line search's d
     slope: Array  # g . d
-    S: Array  # (maxcor, n) the last steps s, oldest first (zero rows: empty)
+    S: Array  # (maxcor, n) the last steps s, a ring: row `head` is the oldest
     Yd: Array  # (maxcor, n) the gradient changes y
-    rho: Array  # (maxcor,) 1 / s'y (0 for an empty slot)
+    rho: Array  # (maxcor,) 1 / s'y (0 for an empty or forgotten slot, whatever its rows hold)
     scale: Array  # y'y / s'y of the newest pair (1 without pairs): H0 = I / scale
     n_pairs: Array  # int32 pairs stored (at most maxcor)
+    head: Array  # int32 the ring's oldest slot, where the next pair is written
     ls: Dcsrch
     it: Array  # int32 iterations done
     n_evals: Array  # int32 evaluations, the initial one included
@@ -285,14 +286,14 @@ def lbfgsb_start(theta0: ArrayLike, maxcor: int = MAXCOR) -> LbfgsbCarry:
     theta0 = jnp.asarray(theta0)
     dtype, n = theta0.dtype, theta0.shape[0]
     zero, one, i0 = np.zeros((), dtype), np.ones((), dtype), np.zeros((), np.int32)
-    zeros = np.zeros((maxcor, n), dtype)
     false = np.asarray(False)
     ls = Dcsrch(stp=zero, brackt=false, stage2=false, finit=zero, ginit=zero, gtest=zero,
                 width=zero, width1=zero, stx=zero, fx=zero, gx=zero, sty=zero, fy=zero, gy=zero,
                 stmin=zero, stmax=zero, evals=i0)
     return LbfgsbCarry(theta=theta0, value=zero, grad=theta0, direction=np.zeros(n, dtype),
-                       slope=zero, S=zeros, Yd=zeros, rho=np.zeros(maxcor, dtype), scale=one,
-                       n_pairs=i0, ls=ls, it=i0, n_evals=i0,
+                       slope=zero, S=np.zeros((maxcor, n), dtype),
+                       Yd=np.zeros((maxcor, n), dtype), rho=np.zeros(maxcor, dtype), scale=one,
+                       n_pairs=i0, head=i0, ls=ls, it=i0, n_evals=i0,
                        stop=np.asarray(Stop.RUNNING, np.int32))
 
 
@@ -321,22 +322,23 @@ def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array,
     store = accept & (dr > EPSMCH * (-c.slope * t))
     forget = failed & (c.n_pairs > 0)
 
-    def push(rows: Array, row: Array) -> Array:  # the newest last, the oldest dropped
-        rows = jnp.where(store, jnp.concatenate([rows[1:], row[None]]), rows)
-        return jnp.where(forget, jnp.zeros_like(rows), rows)
+    def push(rows: Array, row: Array) -> Array:  # over the oldest slot, in place
+        return rows.at[c.head].set(jnp.where(store, row, rows[c.head]))
 
     y = g - c.grad
     S, Yd = push(c.S, t * c.direction), push(c.Yd, y)
-    rho = push(c.rho, 1.0 / dr)
+    # a forgotten pair keeps its rows: rho = 0 is what makes the recursion skip it
+    rho = jnp.where(forget, 0.0, push(c.rho, 1.0 / dr))
+    head = (c.head + store.astype(jnp.int32)) % S.shape[0]
     scale = jnp.where(forget, 1.0, jnp.where(store, jnp.dot(y, y) / dr, c.scale))
     n_pairs = jnp.where(forget, 0, jnp.minimum(c.n_pairs + store, S.shape[0]))
     # the next direction; one that does not descend forgets the pairs for -g
-    d = two_loop_direction(grad, S, Yd, rho, 1.0 / scale)
+    d = two_loop_direction(grad, S, Yd, rho, 1.0 / scale, head)
     gd = jnp.dot(grad, d)
     redo = (n_pairs > 0) & ~(gd < 0.0)
     d = jnp.where(redo, -grad, d)
     gd = jnp.where(redo, -jnp.dot(grad, grad), gd)
-    S, Yd, rho = (jnp.where(redo, jnp.zeros_like(a), a) for a in (S, Yd, rho))
+    rho = jnp.where(redo, 0.0, rho)
     scale = jnp.where(redo, 1.0, scale).astype(value.dtype)
     n_pairs = jnp.where(redo, 0, n_pairs).astype(jnp.int32)
     first = jnp.minimum(1.0 / jnp.sqrt(jnp.dot(d, d)), STPMAX)
@@ -352,6 +354,7 @@ def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array,
         [Stop.OVERFLOW, Stop.ABNORMAL], stop).astype(jnp.int32)
     carry = LbfgsbCarry(theta=theta, value=value, grad=grad, direction=d, slope=gd, S=S,
                         Yd=Yd, rho=rho.astype(value.dtype), scale=scale, n_pairs=n_pairs,
+                        head=head,
                         ls=dcsrch_start(value, gd, stp), it=it, n_evals=c.n_evals, stop=stop)
     return carry, accept
 
