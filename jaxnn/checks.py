@@ -302,7 +302,8 @@ def check_X_representable(X: Array | np.ndarray, dtype: object,
     if np.dtype(X.dtype) != np.dtype(dtype) and jnp.issubdtype(X.dtype, jnp.floating):
         if np.finfo(X.dtype).max <= np.finfo(dtype).max:
             return
-        finite = float(np.max(np.abs(np.asarray(X)))) <= float(np.finfo(dtype).max)
+        Xn = np.asarray(X)
+        finite = max(-float(Xn.min()), float(Xn.max())) <= float(np.finfo(dtype).max)
     else:
         finite = all_finite_values(X)
     if not finite:
@@ -333,7 +334,7 @@ def check_step_fits(learning_rate: object, dtype: object) -> None:
         with np.errstate(under="ignore"):
             zero = learning_rate != 0 and np.asarray(learning_rate, dtype) == 0
         if zero:
-            wider = ", or train in float64" if np.dtype(dtype) == np.float32 else ""
+            wider = f", or {TRAIN_IN_FLOAT64}" if np.dtype(dtype) == np.float32 else ""
             raise ValueError(f"learning_rate={learning_rate!r} rounds to 0 in "
                              f"{np.dtype(dtype).name}, so nothing would train; pass a larger "
                              f"one{wider}")

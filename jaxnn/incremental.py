@@ -58,6 +58,9 @@ from jaxnn.precision import x64
 Array = jax.Array
 
 
+# --- the unperturbed pass, the operands and the blocks -------------------------------------------
+
+
 _Plan = tuple[tuple[tuple[int, int], tuple[int, ...], tuple[int, ...]], ...]
 
 
@@ -141,6 +144,9 @@ def _plan(shapes: Sequence[tuple[int, int]], most: int) -> _Plan:
         plan.append(((bi, bj), tuple(min(i, n_rows - bi) for i in range(0, n_rows, bi)),
                      tuple(min(j, n_cols - bj) for j in range(0, n_cols, bj))))
     return tuple(plan)
+
+
+# --- the series' bounds and the kernel -----------------------------------------------------------
 
 
 #: the bounds of _bounds are multiplied by this (to cover their own rounding)
@@ -281,6 +287,9 @@ def _split(n: int, most: int) -> int:
     return length
 
 
+# --- the gradient, and the plain differences where the rules overflow ----------------------------
+
+
 def _penalty_difference(theta: np.ndarray, lam: float, m: int, eps: float) -> np.ndarray:
     """Central difference of ``lam/(2m) * sum(Theta[:, 1:]**2)`` for every entry, from the
     perturbed squares: ``lam/(2m) ((w + eps)^2 - (w - eps)^2) / (2 eps)``, 0 for the bias
@@ -389,6 +398,9 @@ def numerical_cost_gradient(
         p, Xc, Y, lam = float64_problem(params, X, y, lam, activation, output, True)
         return incremental_gradient_arrays(p, Xc, Y, float(lam), eps, activation, output,
                                            chunk_size)
+
+
+# --- memory, and the float64 problem -------------------------------------------------------------
 
 
 #: float64 copies of every layer's inputs ``(1 + n_l, m)`` the incremental differences hold at

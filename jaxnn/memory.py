@@ -81,7 +81,7 @@ def problem_bytes(layer_sizes: Sequence[int], m: int, dtype: object = None, *,
 
 
 def loop_bytes(layer_sizes: Sequence[int], m: int, dtype: object = None, *, networks: int = 1,
-               maxiter: int = 0, param_copies: int = FIT_PARAM_COPIES["L-BFGS-B"]) -> int:
+               maxiter: int = 0, param_copies: int) -> int:
     """:func:`problem_bytes` for the compiled training loops (``fit``'s L-BFGS-B, ``lbfgs``,
     ``fmincg``, ``fit_many``): :data:`LOOP_ACTIVATION_COPIES` arrays per layer,
     ``param_copies`` weight-sized vectors per network (the method's entry of

@@ -220,7 +220,7 @@ def prepare(params: object, X: object, float64: str | None = COMPUTE_IN_FLOAT64
     X = check_X(X, params[0].shape[1] - 1)
     check_finite_params(params)
     dtype = float_dtype(*params, X)
-    if float64 is not None:
+    if float64 is not None and X.dtype != dtype:  # X in dtype is finite there: check_X
         check_X_representable(X, dtype, float64)
     sizes = (params[0].shape[1] - 1, *(t.shape[0] for t in params))
     check_memory(problem_bytes(sizes, X.shape[0], dtype, optimizer_copies=0),
