@@ -29,12 +29,14 @@ direction: with ``gtol = 0`` such a run ends "ABNORMAL" where scipy would go on.
 
 The loop is a state machine over evaluations, like :mod:`jaxnn.train.lbfgs`: each pass of its
 ``lax.while_loop`` evaluates the objective once at the line search's trial and lets ``dcsrch``
-choose the next trial; the pass that ends a line search also runs the tests, stores the pair
-and begins the next search (under a ``lax.cond``). The first pass evaluates the start, so a run
-compiles one program. On the host scipy's L-BFGS-B costs about 0.5 ms of its own per
-evaluation (its C code called from Python, its wrapper objects, the transfers), a third of an
-evaluation of the course's network; here each evaluation adds an ``n``-vector update and a dot
-product.
+choose the next trial; the pass that ends a line search also runs the tests and begins the
+next search (under a ``lax.cond``). The pairs are a ring that each pass writes in place, outside
+the ``cond`` (a new pair over the oldest, or the oldest over itself): inside it, XLA copied both
+memories into the branch and out again at every iteration. The first pass evaluates the
+start, so a run compiles one program. On the host scipy's L-BFGS-B costs about 0.5 ms of its own
+per evaluation (its C code called from Python, its wrapper objects, the transfers), a third of
+an evaluation of the course's network; here each evaluation adds an ``n``-vector update, a dot
+product and the ring's two rows.
 
 How close it stays to scipy: the scalar arithmetic of ``dcsrch`` and ``dcstep`` is scipy's,
 in scipy's order of operations (XLA may fuse a product and a sum into one rounding, so a trial
@@ -297,12 +299,25 @@ def lbfgsb_start(theta0: ArrayLike, maxcor: int = MAXCOR) -> LbfgsbCarry:
                        stop=np.asarray(Stop.RUNNING, np.int32))
 
 
-def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array, f: Array,
-            g: Array, slope: Array, limits: Limits) -> tuple[LbfgsbCarry, Array]:
-    """A line search ended (or failed, or met a non-finite value; the first pass: the start was
-    evaluated): the tests, the pair, the next direction and search. Returns the carry and
-    whether an iteration was done."""
+def _pair(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array, g: Array,
+          slope: Array) -> tuple[Array, Array, Array, Array]:
+    """The iteration that the trial ``t`` (gradient ``g``, slope ``slope``) may end: ``(accept,
+    store, dr, y)``: the line search ended there, its pair is stored (unless the curvature
+    ``dr = s'y`` is too small), and ``y = g - g_k``."""
     accept = ~fresh & finite & ended
+    dr = (slope - c.slope) * t  # s'y
+    return accept, accept & (dr > EPSMCH * (-c.slope * t)), dr, g - c.grad
+
+
+def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array, f: Array,
+            g: Array, pair: tuple, S: Array, Yd: Array, limits: Limits
+            ) -> tuple[LbfgsbCarry, Array]:
+    """A line search ended (or failed, or met a non-finite value; the first pass: the start was
+    evaluated): the tests, the pair's scalars, the next direction and search. ``pair`` is
+    :func:`_pair`'s; ``S`` and ``Yd`` are the memory with the pair written (:func:`_pass`
+    writes it, in place); the carry returned holds neither (``None``). Returns the carry and
+    whether an iteration was done."""
+    accept, store, dr, y = pair
     failed = ~fresh & finite & ~ended  # maxls trials without an end
     new = accept | fresh  # the start is the run's first iterate, finite or not
     theta = jnp.where(new, c.theta + t * c.direction, c.theta)
@@ -317,18 +332,10 @@ def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array,
          accept & reduced],
         [Stop.NONFINITE, Stop.GTOL, Stop.RUNNING, Stop.MAXFUN, Stop.GTOL, Stop.FTOL],
         Stop.RUNNING).astype(jnp.int32)
-    # the pair, unless the curvature s'y is too small; a failed search forgets them all
-    dr = (slope - c.slope) * t  # s'y
-    store = accept & (dr > EPSMCH * (-c.slope * t))
+    # a failed search forgets the pairs: a forgotten pair keeps its rows, rho = 0 is what
+    # makes the recursion skip it
     forget = failed & (c.n_pairs > 0)
-
-    def push(rows: Array, row: Array) -> Array:  # over the oldest slot, in place
-        return rows.at[c.head].set(jnp.where(store, row, rows[c.head]))
-
-    y = g - c.grad
-    S, Yd = push(c.S, t * c.direction), push(c.Yd, y)
-    # a forgotten pair keeps its rows: rho = 0 is what makes the recursion skip it
-    rho = jnp.where(forget, 0.0, push(c.rho, 1.0 / dr))
+    rho = jnp.where(forget, 0.0, c.rho.at[c.head].set(jnp.where(store, 1.0 / dr, c.rho[c.head])))
     head = (c.head + store.astype(jnp.int32)) % S.shape[0]
     scale = jnp.where(forget, 1.0, jnp.where(store, jnp.dot(y, y) / dr, c.scale))
     n_pairs = jnp.where(forget, 0, jnp.minimum(c.n_pairs + store, S.shape[0]))
@@ -352,8 +359,8 @@ def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array,
         [going & (~jnp.isfinite(gd) | ~(stp > 0.0)),
          going & ((failed & (c.n_pairs == 0)) | ~(gd < 0.0))],
         [Stop.OVERFLOW, Stop.ABNORMAL], stop).astype(jnp.int32)
-    carry = LbfgsbCarry(theta=theta, value=value, grad=grad, direction=d, slope=gd, S=S,
-                        Yd=Yd, rho=rho.astype(value.dtype), scale=scale, n_pairs=n_pairs,
+    carry = LbfgsbCarry(theta=theta, value=value, grad=grad, direction=d, slope=gd, S=None,
+                        Yd=None, rho=rho.astype(value.dtype), scale=scale, n_pairs=n_pairs,
                         head=head,
                         ls=dcsrch_start(value, gd, stp), it=it, n_evals=c.n_evals, stop=stop)
     return carry, accept
@@ -370,10 +377,23 @@ def _pass(c: LbfgsbCarry, X: Array, Y: Array, lam: ArrayLike, spec: NetSpec,
     slope = jnp.dot(g, c.direction)
     ended, ls = dcsrch_step(c.ls, f, slope)
     finite = all_finite(f, g)
+    # the pair over the ring's oldest slot, written here, in the loop's own buffers: under the
+    # lax.cond below, XLA would copy both memories into the branch and out of it at every
+    # iteration (four copies of the memory, about a fifth of the loop's own time)
+    pair = _pair(c, fresh, ended, finite, t, g, slope)
+    store, y = pair[1], pair[3]
+
+    def push(rows: Array, row: Array) -> Array:
+        return rows.at[c.head].set(jnp.where(store, row, rows[c.head]))
+
+    S, Yd = push(c.S, t * c.direction), push(c.Yd, y)
     c = c._replace(ls=ls, n_evals=c.n_evals + 1)
     end = fresh | ~finite | ended | (ls.evals >= limits.maxls)
-    return jax.lax.cond(end, lambda: _finish(c, fresh, ended, finite, t, f, g, slope, limits),
-                        lambda: (c, jnp.zeros((), bool)))
+    rest = c._replace(S=None, Yd=None)  # the branches read the memory, and return none
+    new, done = jax.lax.cond(
+        end, lambda: _finish(rest, fresh, ended, finite, t, f, g, pair, S, Yd, limits),
+        lambda: (rest, jnp.zeros((), bool)))
+    return new._replace(S=S, Yd=Yd), done
 
 
 def lbfgsb_segment(carry: LbfgsbCarry, X: Array, Y: Array, lam: ArrayLike, stop: ArrayLike,
