@@ -40,7 +40,7 @@ LOOP_ACTIVATION_COPIES = 8
 #: method: the search's vectors, the L-BFGS memory of 10 pairs (and, where it is shifted, its
 #: new copy at each pass), the segment's input and output states. Measured (peak memory over
 #: the weights', networks 4-h-3 on 2 examples, float32, h = 500,000 and 1,000,000): ``fit``
-#: L-BFGS-B 53-56 (its memory a ring written in place outside the loop's ``lax.cond``: 92-94
+#: L-BFGS-B 53-59 (its memory a ring written in place outside the loop's ``lax.cond``: 92-94
 #: when it was shifted, 75 when the ring was written inside the ``cond``, which copied it in
 #: and out), lbfgs 73, fmincg 9.3; ``fit_many`` (per network) lbfgs 62, fmincg 14, adam 11.
 #: Rounded up.
