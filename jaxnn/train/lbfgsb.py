@@ -299,24 +299,33 @@ def lbfgsb_start(theta0: ArrayLike, maxcor: int = MAXCOR) -> LbfgsbCarry:
                        stop=np.asarray(Stop.RUNNING, np.int32))
 
 
+class _Pair(NamedTuple):
+    """The iteration that a trial may end: ``accept`` the line search ended there, ``store``
+    its pair enters the memory (unless the curvature ``dr = s'y`` is too small), ``y = g -
+    g_k``."""
+
+    accept: Array
+    store: Array
+    dr: Array
+    y: Array
+
+
 def _pair(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array, g: Array,
-          slope: Array) -> tuple[Array, Array, Array, Array]:
-    """The iteration that the trial ``t`` (gradient ``g``, slope ``slope``) may end: ``(accept,
-    store, dr, y)``: the line search ended there, its pair is stored (unless the curvature
-    ``dr = s'y`` is too small), and ``y = g - g_k``."""
+          slope: Array) -> _Pair:
+    """:class:`_Pair` of the trial ``t`` with gradient ``g`` and slope ``slope``."""
     accept = ~fresh & finite & ended
     dr = (slope - c.slope) * t  # s'y
-    return accept, accept & (dr > EPSMCH * (-c.slope * t)), dr, g - c.grad
+    return _Pair(accept, accept & (dr > EPSMCH * (-c.slope * t)), dr, g - c.grad)
 
 
 def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array, f: Array,
-            g: Array, pair: tuple, S: Array, Yd: Array, limits: Limits
+            g: Array, pair: _Pair, S: Array, Yd: Array, limits: Limits
             ) -> tuple[LbfgsbCarry, Array]:
     """A line search ended (or failed, or met a non-finite value; the first pass: the start was
-    evaluated): the tests, the pair's scalars, the next direction and search. ``pair`` is
-    :func:`_pair`'s; ``S`` and ``Yd`` are the memory with the pair written (:func:`_pass`
-    writes it, in place); the carry returned holds neither (``None``). Returns the carry and
-    whether an iteration was done."""
+    evaluated): the tests, the next direction and search. ``S``, ``Yd`` and the carry's
+    ``rho`` are the memory with ``pair`` written (:func:`_pass` writes it, in place); the carry
+    returned holds neither ``S`` nor ``Yd`` (``None``). Returns the carry and whether an
+    iteration was done."""
     accept, store, dr, y = pair
     failed = ~fresh & finite & ~ended  # maxls trials without an end
     new = accept | fresh  # the start is the run's first iterate, finite or not
@@ -335,7 +344,7 @@ def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array,
     # a failed search forgets the pairs: a forgotten pair keeps its rows, rho = 0 is what
     # makes the recursion skip it
     forget = failed & (c.n_pairs > 0)
-    rho = jnp.where(forget, 0.0, c.rho.at[c.head].set(jnp.where(store, 1.0 / dr, c.rho[c.head])))
+    rho = jnp.where(forget, 0.0, c.rho)
     head = (c.head + store.astype(jnp.int32)) % S.shape[0]
     scale = jnp.where(forget, 1.0, jnp.where(store, jnp.dot(y, y) / dr, c.scale))
     n_pairs = jnp.where(forget, 0, jnp.minimum(c.n_pairs + store, S.shape[0]))
@@ -381,13 +390,12 @@ def _pass(c: LbfgsbCarry, X: Array, Y: Array, lam: ArrayLike, spec: NetSpec,
     # lax.cond below, XLA copied both memories into the branch and out of it at every
     # iteration (four copies of the memory; 75 weight-sized vectors held at once against 53)
     pair = _pair(c, fresh, ended, finite, t, g, slope)
-    store, y = pair[1], pair[3]
 
     def push(rows: Array, row: Array) -> Array:
-        return rows.at[c.head].set(jnp.where(store, row, rows[c.head]))
+        return rows.at[c.head].set(jnp.where(pair.store, row, rows[c.head]))
 
-    S, Yd = push(c.S, t * c.direction), push(c.Yd, y)
-    c = c._replace(ls=ls, n_evals=c.n_evals + 1)
+    S, Yd = push(c.S, t * c.direction), push(c.Yd, pair.y)
+    c = c._replace(rho=push(c.rho, 1.0 / pair.dr), ls=ls, n_evals=c.n_evals + 1)
     end = fresh | ~finite | ended | (ls.evals >= limits.maxls)
     rest = c._replace(S=None, Yd=None)  # the branches read the memory, and return none
     new, done = jax.lax.cond(
