@@ -14,14 +14,15 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxnn.checks import check_choice
+from jaxnn.checks import check_choice, real_floats
 
 Array = jax.Array
 
 
 def sigmoid(z: ArrayLike) -> Array:
-    """The logistic function ``1 / (1 + exp(-z))``, elementwise and overflow-free."""
-    return jax.nn.sigmoid(jnp.asarray(z))
+    """The logistic function ``1 / (1 + exp(-z))``, elementwise and overflow-free; integers
+    (``sigmoid(0)``) are taken in JAX's default float."""
+    return jax.nn.sigmoid(real_floats(z, "z"))
 
 
 def sigmoid_gradient(z: ArrayLike) -> Array:

@@ -49,6 +49,24 @@ def as_array(x: object) -> object:
     return x if isinstance(x, np.ndarray | jax.Array) else np.asarray(x)
 
 
+def check_real(x: object, name: str) -> None:
+    """``x`` (with a ``dtype``) holds real numbers: integers, booleans or floats; anything else
+    (text, objects, complex numbers) is a ``ValueError`` naming ``name`` and the dtype."""
+    dtype = x.dtype
+    if not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)):
+        raise ValueError(f"{name} must be numeric, got dtype {dtype}")
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise ValueError(f"{name} must hold real numbers, got dtype {dtype}")
+
+
+def real_floats(x: object, name: str) -> Array | np.ndarray:
+    """``x`` as an array of real floats: checked by :func:`check_real`, integers and booleans
+    converted to JAX's default float (as ``jnp.asarray(x, float)`` would), floats kept."""
+    x = as_array(x)
+    check_real(x, name)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else jnp.asarray(x, float_dtype())
+
+
 def as_params(params: object, name: str = "params") -> Params:
     """Check that ``params`` is a non-empty sequence of 2-D arrays whose shapes chain:
     ``Theta_{l+1}.shape[1] == 1 + Theta_l.shape[0]``. Returns them as a tuple of arrays."""
@@ -79,11 +97,7 @@ def as_params(params: object, name: str = "params") -> Params:
                 f"{out[-1].shape[0]} rows, so Theta{i + 1} needs {1 + out[-1].shape[0]} columns "
                 "(bias + one per unit below): the layers do not chain"
             )
-        if jnp.issubdtype(t.dtype, jnp.complexfloating) or not (
-                jnp.issubdtype(t.dtype, jnp.number) or t.dtype == bool):
-            raise ValueError(
-                f"{name}[{i}] (Theta{i + 1}) must hold real numbers, got dtype {t.dtype}"
-            )
+        check_real(t, f"{name}[{i}] (Theta{i + 1})")
         if not isinstance(t, jax.Array | jax.core.Tracer):
             t = np.asarray(t)
             if not np.issubdtype(t.dtype, np.floating):
@@ -114,10 +128,7 @@ def check_X(X: object, n_in: int, name: str = "X") -> Array | np.ndarray:
         )
     if X.shape[0] == 0:
         raise ValueError(f"{name} has no rows; pass at least one example")
-    if not (jnp.issubdtype(X.dtype, jnp.number) or X.dtype == bool):
-        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
-    if jnp.issubdtype(X.dtype, jnp.complexfloating):
-        raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    check_real(X, name)
     if not is_traced(X) and jnp.issubdtype(X.dtype, jnp.inexact):
         checked_once(X, "finite", lambda: check_finite(X, name))
     return X
@@ -535,11 +546,32 @@ def check_learning_rate(learning_rate: object, method: str) -> float | Callable:
     if learning_rate is None:
         return LEARNING_RATES[method]
     if callable(learning_rate):
+        check_scalar_function(learning_rate, "learning_rate", "a number or an optax schedule "
+                              "(a function of the step count returning the rate)",
+                              jax.ShapeDtypeStruct((), jnp.int32))
         return learning_rate
     if not _is_real_number(learning_rate) or not 0 < float(learning_rate) < math.inf:
         raise ValueError(f"learning_rate must be a positive number or an optax schedule, "
                          f"got {learning_rate!r}")
     return float(learning_rate)
+
+
+def check_scalar_function(f: Callable, name: str, what: str, *args: object) -> None:
+    """``f(*args)`` (``args`` abstract: shapes and dtypes) returns one real number, checked by
+    tracing it once (``jax.eval_shape``, nothing computed); a ``ValueError`` naming ``name``
+    and ``what`` it must be otherwise."""
+    try:
+        out = jax.eval_shape(f, *args)
+    except Exception as e:  # noqa: BLE001 - the caller's function: said in our words, chained
+        raise ValueError(f"{name} must be {what}; calling it on abstract values failed with "
+                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                         ) from e
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or not (jnp.issubdtype(dtype, jnp.floating)
+                           or jnp.issubdtype(dtype, jnp.integer)):
+        got = (f"an array of shape {shape} and dtype {dtype}" if shape is not None
+               else type(out).__name__)
+        raise ValueError(f"{name} must be {what} (one real number); it returned {got}")
 
 
 def check_callback(callback: object) -> Any:

@@ -26,7 +26,14 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxnn.backprop import backprop_arrays
-from jaxnn.checks import Params, as_params, check_choice, check_chunk_size, check_eps
+from jaxnn.checks import (
+    Params,
+    as_params,
+    check_choice,
+    check_chunk_size,
+    check_eps,
+    check_scalar_function,
+)
 from jaxnn.defaults import GRADCHECK_CHUNK, GRADCHECK_EPS, GRADCHECK_TOL
 from jaxnn.incremental import float64_problem, incremental_gradient_arrays, prepare_arrays
 from jaxnn.losses import regularized_cost
@@ -56,8 +63,14 @@ def numerical_gradient(
     :func:`jaxnn.incremental.numerical_cost_gradient` computes the same numbers much faster."""
     eps, chunk_size = check_eps(eps), check_chunk_size(chunk_size)
     params = as_params(params)
+    if not callable(f):
+        raise ValueError(f"f must be a function of params returning the cost, got "
+                         f"{type(f).__name__}")
     sizes = layer_sizes(params)
     theta = ravel_params(params)
+    dtype = jax.dtypes.canonicalize_dtype(theta.dtype)  # as f sees it in the compiled chunks
+    check_scalar_function(f, "f", "a function of params returning the cost",
+                          tuple(jax.ShapeDtypeStruct(t.shape, dtype) for t in params))
     n = theta.shape[0]
     c = min(chunk_size, n)
 

@@ -42,6 +42,7 @@ from jaxnn.files.atomic import atomic_write
 from jaxnn.files.mat import mat_keys, read_mat, real_matrix
 from jaxnn.memory import check_memory
 from jaxnn.outputs import get_output
+from jaxnn.user_warnings import warn
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -161,6 +162,11 @@ def load_model(path: PathLike) -> Model:
         thetas = _validated(_npz_thetas(arrays, path), source="file", path=path)
         meta = _npz_meta(arrays, path) if version >= 2 else None
     sizes = _sizes_of(thetas)
+    if meta is None and len(thetas) == 1:
+        warn(
+            f"{path}: holds only Theta1 and no jaxnn model record, so it is read as a network "
+            f"without hidden layers whose {sizes[-1]} rows are the classes; if the file should "
+            "hold more layers, save Theta2.. as well")
     if meta is None:
         return Model(thetas, DEFAULT_ACTIVATION, DEFAULT_OUTPUT, sizes, version, False)
     if meta.layer_sizes != sizes:

@@ -18,17 +18,20 @@ from jaxnn.activations import get_activation
 from jaxnn.checks import (
     COMPUTE_IN_FLOAT64,
     Params,
+    as_array,
     as_params,
     check_epsilon,
     check_finite_params,
     check_finite_start,
     check_float_dtype,
+    check_real,
     check_seed,
     check_sizes,
     check_targets,
     check_X,
     check_X_representable,
     float_dtype,
+    is_traced,
     positive_int,
 )
 from jaxnn.defaults import INIT_EPSILON
@@ -72,7 +75,15 @@ def prng_key(key: object, name: str = "key") -> Array:
     """``key`` as a JAX PRNG key: a key (or key data) as given, an integer seed by
     :func:`jaxnn.checks.check_seed`'s rule; anything else is a ``ValueError`` naming ``name``."""
     if isinstance(key, jax.Array | np.ndarray):
-        return key
+        if is_traced(key) or (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()):
+            return key
+        if key.shape == () and jnp.issubdtype(key.dtype, jnp.integer):
+            return jax.random.key(check_seed(int(key), name))  # a seed held in an array
+        if key.ndim == 1 and key.dtype == np.uint32:  # jax.random.PRNGKey's raw data
+            return key  # (2 words for threefry; JAX itself checks the length for its PRNG)
+        raise ValueError(f"{name} must be a JAX PRNG key (jax.random.key(seed)), the uint32 "
+                         f"data of jax.random.PRNGKey(seed), or an integer seed; got an array "
+                         f"of shape {tuple(key.shape)} and dtype {key.dtype}")
     if isinstance(key, bool | np.bool_) or not isinstance(key, int | np.integer):
         raise ValueError(f"{name} must be a JAX PRNG key or an integer seed, got {key!r}")
     return jax.random.key(check_seed(key, name))
@@ -136,6 +147,7 @@ def unravel_params(theta: ArrayLike, layer_sizes: Sequence[int]) -> Params:
     ``(Theta1, ..., ThetaL)``; numpy in, numpy out; leading batch axes ``(..., n)`` are kept."""
     sizes = check_sizes(layer_sizes)
     xp = np if isinstance(theta, np.ndarray) else jnp
+    check_real(as_array(theta), "theta")
     theta = xp.asarray(theta)
     n = sum(o * (1 + i) for i, o in zip(sizes[:-1], sizes[1:], strict=True))
     if theta.ndim < 1 or theta.shape[-1] != n:

@@ -47,7 +47,6 @@ import platform
 import subprocess
 import sys
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,6 +57,7 @@ from jax.experimental import serialize_executable
 
 from jaxnn.checks import is_traced
 from jaxnn.files.atomic import atomic_write, remove_stale_temps
+from jaxnn.user_warnings import warn
 
 # --- the directory in use ---------------------------------------------------------------------
 
@@ -358,15 +358,5 @@ def _save(path: Path, key: str, program: jax.stages.Compiled) -> None:
             _unwritable.add(path.parent)
             reason = ("it is not a directory" if path.parent.exists()
                       and not path.parent.is_dir() else e)
-            warnings.warn(f"jaxnn's program cache cannot write to {path.parent} ({reason}); "
-                          "the training loops are compiled in each process",
-                          stacklevel=_caller_level())
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` that points a warning from here at the first frame outside jaxnn
-    (the user's call of ``fit``)."""
-    root, frame, level = str(Path(__file__).parent), sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(root):
-        frame, level = frame.f_back, level + 1
-    return level
+            warn(f"jaxnn's program cache cannot write to {path.parent} ({reason}); the "
+                 "training loops are compiled in each process")

@@ -445,6 +445,15 @@ def test_predict_run_scores_the_runs_splits_by_their_rows(
     assert np.array_equal(read["all"][:, 0], np.arange(90))
     assert np.mean(held[:, 1] == held[:, 2]) == pytest.approx(summary["test_accuracy"])
     assert np.mean(train[:, 1] == train[:, 2]) == pytest.approx(summary["train_accuracy"])
+    assert len(summary["data_sha256"]) == 64
+    np.savez(tmp_path / "a" / "data.npz", X=X[::-1], y=y[::-1])  # the same count, reordered
+    code, _, err = run(["predict", "--run", str(tmp_path / "a" / "run")])
+    assert_user_error(code, err, "the run's data has changed", "the same count, other values",
+                      f"--weights {tmp_path / 'a' / 'run' / 'weights.npz'}")
+    np.savez(tmp_path / "a" / "data.npz", X=X, y=y)  # restored: scored again
+    assert main(["predict", "--run", "a/run", "--out", str(tmp_path / "again.csv")]) == 0
+    assert np.array_equal(np.loadtxt(tmp_path / "again.csv", delimiter=",", skiprows=1,
+                                     dtype=np.int64), held)
     np.savez(tmp_path / "a" / "data.npz", X=X[:80], y=y[:80])  # the data changed since
     code, _, err = run(["predict", "--run", str(tmp_path / "a" / "run")])
     assert_user_error(code, err, "the run's data has changed", "72 training and 18 held-out",
@@ -535,6 +544,33 @@ def test_show_trained_weights_and_shape_option(digits_run: tuple[Path, int, str]
     code, _, err = run(["show", "--weights", weights, "--out", str(tmp_path / "h.jpg")])
     assert_user_error(code, err, "h.jpg", "ending in .png")
     assert not (tmp_path / "h.jpg").exists()
+
+
+def test_show_and_predict_never_replace_a_runs_file(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a run's directory, show's default picture is the run's own hidden_units.png: it
+    is refused (the run's file unchanged), so that a later train there still reuses it."""
+    run_dir = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--iterations", "2", "--no-progress", "--out",
+                 str(run_dir)]) == 0
+    picture = (run_dir / "hidden_units.png").read_bytes()
+    monkeypatch.chdir(run_dir)
+    code, _, err = run(["show", "--weights", "weights.npz"])
+    assert_user_error(code, err, "--out hidden_units.png", "a file of the jaxnn run in",
+                      ".jaxnn-run")
+    code, _, err = run(["predict", "--run", ".", "--out", "summary.json"])
+    assert_user_error(code, err, "summary.json", "ending in .csv")  # runs write no CSV
+    assert (run_dir / "hidden_units.png").read_bytes() == picture
+    code, out, err = run(["show", "--weights", "weights.npz", "--out", "units.png"])
+    assert code == 0, err  # a name of the user's own: written
+    assert_valid_png(run_dir / "units.png")
+    (run_dir / "units.csv").write_text("mine\n")
+    assert main(["predict", "--run", ".", "--out", "units.csv"]) == 0  # the user's: replaced
+    assert (run_dir / "units.csv").read_text().startswith("row,predicted,label")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset", "digits", "--iterations", "2", "--no-progress", "--out",
+                 str(run_dir)]) == 0  # the run's files untouched: the directory is reused
+    assert (run_dir / "units.png").is_file() and (run_dir / "units.csv").is_file()
 
 
 # ---- gradcheck ----------------------------------------------------------------------------------

@@ -253,3 +253,90 @@ def test_a_learning_rate_that_rounds_to_zero_is_refused() -> None:
     # float64 holds it: a step that small trains nothing visible, but it is a step
     moved = nn.fit(params, X, y, method="sgd", learning_rate=1e-300, maxiter=2, dtype="float64")
     assert moved.n_iter == 2 and np.isfinite(moved.cost)
+
+
+# ---- non-arrays and wrong answers get jaxnn's words, never JAX's or numpy's ---------------------
+
+
+def test_sigmoid_takes_integers_and_refuses_text() -> None:
+    """The course's ``sigmoid(0)`` is 0.5 and ``sigmoidGradient(0)`` 0.25: integers are numbers
+    (JAX's own sigmoid refuses them); text and objects are refused naming the argument."""
+    assert float(nn.sigmoid(0)) == 0.5 and float(nn.sigmoid_gradient(0)) == 0.25
+    got = nn.sigmoid(np.array([-1, 0, 1]))
+    assert got.dtype == jax.numpy.float32  # JAX's default float (float64 under nn.x64())
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-np.array([-1.0, 0.0, 1.0]))), rtol=1e-6)
+    with nn.x64():
+        assert nn.sigmoid(np.array([True])).dtype == np.float64
+    for bad, dtype in ((np.array(["a"]), "<U1"), (np.array([object()]), "object"),
+                       ("abc", "<U3")):
+        for f in (nn.sigmoid, nn.sigmoid_gradient):
+            with pytest.raises(ValueError, match=f"z must be numeric, got dtype {dtype}"):
+                f(bad)
+    with pytest.raises(ValueError, match="z must hold real numbers, got dtype complex"):
+        nn.sigmoid(np.array([1j]))
+
+
+def test_unravel_params_refuses_text_and_keeps_numbers() -> None:
+    sizes = (4, 5, 3)
+    with pytest.raises(ValueError, match="theta must be numeric, got dtype <U1"):
+        nn.unravel_params(np.array(["a"] * 43), sizes)
+    with pytest.raises(ValueError, match="theta must be numeric, got dtype object"):
+        nn.unravel_params([object()] * 43, sizes)
+    theta = np.arange(43.0)
+    assert np.array_equal(nn.ravel_params(nn.unravel_params(theta, sizes)), theta)
+
+
+def test_init_params_refuses_arrays_that_are_no_key() -> None:
+    expected = nn.init_params(5, (4, 5, 3))
+    for key in (np.array(5), jax.random.key(5)):  # a seed in an array; the seed's key
+        got = nn.init_params(key, (4, 5, 3))
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+    for key, what in ((jax.numpy.array([1, 2, 3]), r"shape \(3,\) and dtype int32"),
+                      (jax.random.split(jax.random.key(0), 3), r"shape \(3,\) and dtype key"),
+                      (np.array(1.5), r"shape \(\) and dtype float64")):
+        with pytest.raises(ValueError, match=r"key must be a JAX PRNG key .* or an integer seed; "
+                           "got an array of " + what):
+            nn.init_params(key, (4, 5, 3))
+
+
+def test_numerical_gradient_says_what_f_must_return() -> None:
+    params = nn.debug_params((3, 5, 3))
+    with pytest.raises(ValueError, match=r"f must be a function of params returning the cost "
+                       r"\(one real number\); it returned an array of shape \(5, 4\)"):
+        nn.numerical_gradient(lambda p: p[0], params)
+    with pytest.raises(ValueError, match="calling it on abstract values failed with TypeError"):
+        nn.numerical_gradient(lambda p: "cost", params)
+    with pytest.raises(ValueError, match="f must be a function of params returning the cost, "
+                       "got int"):
+        nn.numerical_gradient(3, params)
+    got = nn.numerical_gradient(lambda p: jax.numpy.sum(p[1] ** 2), params, eps=1e-2)
+    np.testing.assert_allclose(got[1], 2 * np.asarray(params[1]), rtol=1e-3)
+    assert not np.any(np.asarray(got[0]))
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "CG", "fmincg"])
+def test_a_callback_answering_an_array_is_told_what_to_return(method: str) -> None:
+    sizes, X, y = course_debug_problem()
+    params = nn.debug_params(sizes)
+    with pytest.raises(ValueError, match=r"callback must return True to stop the training, or "
+                       r"None or False to go on; it returned an array of shape \(2,\)"):
+        nn.fit(params, X, y, 1.0, method=method, maxiter=3, segment=1 if method != "CG" else None,
+               callback=lambda it, cost, p: np.array([it, cost]))
+    seen = []
+    r = nn.fit(params, X, y, 1.0, method=method, maxiter=5,
+               segment=1 if method != "CG" else None,
+               callback=lambda it, cost, p: seen.append(it) or np.array([it >= 2]))
+    assert seen == [1, 2] and r.n_iter == 2 and "stopped by callback" in r.message
+
+
+def test_a_schedule_that_returns_no_number_is_refused_before_training() -> None:
+    sizes, X, y = course_debug_problem()
+    params = nn.debug_params(sizes)
+    for schedule, what in ((lambda i: "fast", "calling it on abstract values failed"),
+                           (lambda i: jax.numpy.ones(3) * 0.01, r"an array of shape \(3,\)")):
+        with pytest.raises(ValueError, match=r"learning_rate must be a number or an optax "
+                           r"schedule \(a function of the step count returning the rate\).*"
+                           + what):
+            nn.fit(params, X, y, 1.0, method="adam", maxiter=3, learning_rate=schedule)
+    r = nn.fit(params, X, y, 1.0, method="adam", maxiter=3, learning_rate=lambda i: 0.01)
+    assert r.n_iter == 3

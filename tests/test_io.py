@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from jaxnn import init_params
 from jaxnn import io as jio
 from jaxnn.files.mat import Unsupported, mat_keys, read_mat
-from jaxnn.io import load_weights, save_weights
+from jaxnn.io import load_model, load_weights, save_weights
 
 FAST = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -251,7 +253,28 @@ def test_load_rejects_bad_mat(tmp_path: Path, variables: dict, message: str) -> 
 def test_load_mat_ignores_other_variables(tmp_path: Path) -> None:
     path = tmp_path / "w.mat"
     scipy.io.savemat(path, {"Theta1": np.arange(6.0).reshape(3, 2), "note": "hello"})
-    assert np.array_equal(load_weights(path)[0], np.array([[4.0, 5.0], [0.0, 1.0], [2.0, 3.0]]))
+    with pytest.warns(UserWarning, match="holds only Theta1") as caught:
+        assert np.array_equal(load_weights(path)[0],
+                              np.array([[4.0, 5.0], [0.0, 1.0], [2.0, 3.0]]))
+    assert caught[0].filename == __file__  # the user's line
+
+
+def test_a_mat_file_with_theta1_alone_is_read_with_a_warning(tmp_path: Path) -> None:
+    """Theta1 alone without jaxnn's record is most likely a file missing its other layers: it
+    still loads (a network without hidden layers, as Octave would hold it), with a warning
+    naming the file; the course's two layers, or a one-layer network jaxnn saved, load
+    silently."""
+    course, alone, saved = tmp_path / "course.mat", tmp_path / "alone.mat", tmp_path / "one.mat"
+    scipy.io.savemat(course, {"Theta1": np.ones((3, 5)), "Theta2": np.ones((2, 4))})
+    scipy.io.savemat(alone, {"Theta1": np.ones((3, 5))})
+    save_weights(saved, init_params(0, (4, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_model(course).layer_sizes == (4, 3, 2)
+        assert load_model(saved).layer_sizes == (4, 3)
+    with pytest.warns(UserWarning, match=r"alone\.mat: holds only Theta1 .* 3 rows are the "
+                      "classes; if the file should hold more layers, save Theta2"):
+        assert load_model(alone).layer_sizes == (4, 3)
 
 
 @pytest.mark.parametrize(

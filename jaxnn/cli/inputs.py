@@ -26,6 +26,21 @@ class Data:
     image: tuple[tuple[int, int], Order] | None
 
 
+def data_digest(data: Data) -> str:
+    """The sha256 of the examples as loaded (their dtypes, shapes and values, labels included),
+    so that ``predict --run`` can tell when a run's data file was replaced by other examples,
+    even of the same count."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in (data.X, data.y):
+        if array is not None:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str} {array.shape}\0".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def unreadable(exc: OSError, where: object, kind: str) -> UsageError:
     """The one-line error for a ``kind`` file at ``where`` that could not be opened (any
     ``OSError``: missing, a directory, no permission, a symlink loop, an I/O error, ...)."""

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
     """The weights, the examples to score and their description for ``--run DIR``."""
-    from jaxnn.cli.inputs import Data
+    from jaxnn.cli.inputs import Data, data_digest
     from jaxnn.cli.train import FILES, split_data
 
     run_dir = Path(args.run)
@@ -122,6 +122,11 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
         raise UsageError(f"the run's data has changed since it trained: {summary_path} records "
                          f"{recorded[0]} training and {recorded[1]} held-out examples, the data "
                          f"now splits into {len(split.y_train)} and {len(split.y_test)}")
+    if summary.get("data_sha256") not in (None, data_digest(data)):  # older runs: sizes only
+        raise UsageError(f"the run's data has changed since it trained: {data.name} holds "
+                         f"other examples than the run's (the same count, other values); "
+                         f"restore them, or score these with --weights "
+                         f"{run_dir / FILES['weights_npz']} --data ...")
     if args.split in (None, "held-out", "test"):
         if not len(split.y_test):
             raise UsageError(f"{run_dir} was trained without a held-out split (--test-size 0); "

@@ -61,6 +61,27 @@ def output_dir(path: str | None, default_parent: str = "runs") -> tuple[Path, li
     return out, made
 
 
+def refuse_a_runs_file(path: str) -> None:
+    """Refuse a single-file ``--out`` (``show``'s picture) that is a file a ``train`` or
+    ``sweep`` run left in its directory: replacing it would silently change the run's record,
+    and the next run there would take the new file for the user's and refuse to reuse the
+    directory. (``predict`` writes only CSV files, which runs never write.)"""
+    target = Path(path)
+    out = target.parent
+    try:
+        recorded, before_the_mark, writing = _read_mark(out)
+    except UsageError:  # a mark that is not a file: no record to protect
+        return
+    recorded = recorded or {}
+    if before_the_mark:
+        recorded = {**_vouched_before_the_mark(out), **recorded}
+    recorded.update(_vouched_writing(out, writing))
+    if target.name in recorded and os.path.lexists(target):
+        raise UsageError(f"--out {path}: is a file of the jaxnn run in {out} (its {MARK} "
+                         "records it); write elsewhere, e.g. --out with another name or "
+                         "directory")
+
+
 def _new_directory(parent: Path, stamp: str) -> Path:
     """Make ``parent/stamp``, or ``parent/stamp-2``, ``-3``, ... for the first name free."""
     k = 1

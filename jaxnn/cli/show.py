@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jaxnn.cli.common import EXIT_OK, Subcommands, UsageError, require
 from jaxnn.cli.inputs import load_weights
+from jaxnn.cli.run_directory import refuse_a_runs_file
 from jaxnn.cli.writers import check_output_file, write_or_fail
 
 
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.out)
     if Path(args.out).suffix.lower() != ".png":  # never over a file of another kind
         raise UsageError(f"--out {args.out}: the picture is a PNG; give a name ending in .png")
+    refuse_a_runs_file(args.out)  # nor over a run's own pictures
     params = load_weights(args.weights).params
     shape, order = image_shape(args.shape, params[0].shape[1] - 1, args.order)
     out = Path(args.out)

@@ -30,7 +30,7 @@ from jaxnn.cli.common import (
     require,
     use_compile_cache,
 )
-from jaxnn.cli.inputs import Data, data_packages, load_data
+from jaxnn.cli.inputs import Data, data_digest, data_packages, load_data
 from jaxnn.cli.options import (
     METHODS,
     ListOnce,
@@ -433,6 +433,7 @@ def make_summary(args: argparse.Namespace, data: Data, split: Split, sizes: tupl
         # absolute paths, so that `predict --run` finds the data from any directory
         "inputs": {"data": [os.path.abspath(p) for p in args.data] if args.data else None,
                    "dataset": args.dataset},
+        "data_sha256": data_digest(data),
         "layer_sizes": list(sizes),
         "n_train": int(len(split.y_train)),
         "n_test": int(len(split.y_test)),

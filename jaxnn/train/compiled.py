@@ -26,7 +26,7 @@ from jaxnn.memory import check_memory
 from jaxnn.names import counted
 from jaxnn.spec import NetSpec
 from jaxnn.train.objective import ScipyObjective
-from jaxnn.train.problem import Problem
+from jaxnn.train.problem import Problem, callback_stops
 from jaxnn.train.status import Status, epochs_message, interrupted_message, message
 
 LBFGS_SEGMENT = 25  # default iterations per compiled segment: L-BFGS-B, lbfgs, fmincg
@@ -65,8 +65,8 @@ def run_segments(step: Callable, carry, total: int, seg: int, progress: Callable
             history.append(costs[: n_costs - recorded])
             latest = float(history[-1][-1]) if n_costs > recorded else latest
             carry, it, recorded = new, done, n_costs
-            if callback is not None and it > 0 and callback(
-                    it, latest, prob.unravel(np.asarray(carry.theta))):
+            if callback is not None and it > 0 and callback_stops(
+                    callback, it, latest, prob.unravel(np.asarray(carry.theta))):
                 stopped = f"stopped by callback after {counted(it, 'iteration')}"
                 break
             if finished or it >= total:

@@ -125,6 +125,20 @@ def _shardings(devices, m: int):
             NamedSharding(mesh, PartitionSpec()))
 
 
+def callback_stops(callback, iteration: int, cost: float, params) -> bool:  # noqa: ANN001
+    """Call the user's ``callback(iteration, cost, params)``; True when it asks to stop (it
+    returned something true). An answer that is neither true nor false (an array of several
+    values) is a ``ValueError`` saying what to return."""
+    answer = callback(iteration, cost, params)
+    try:
+        return bool(answer)
+    except (ValueError, TypeError):  # numpy's "truth value of an array ... is ambiguous"
+        got = (f"an array of shape {tuple(answer.shape)}" if hasattr(answer, "shape")
+               else type(answer).__name__)
+        raise ValueError(f"callback must return True to stop the training, or None or False to "
+                         f"go on; it returned {got}") from None
+
+
 def check_method(method: object) -> str:
     """The method's name (``"optax"`` for an optax ``GradientTransformation``)."""
     optax = sys.modules.get("optax")  # not imported yet: not an optax optimizer either

@@ -10,18 +10,16 @@ stops the run.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
-import warnings
 
 import numpy as np
 
 from jaxnn.memory import check_memory
 from jaxnn.names import counted
 from jaxnn.train.objective import ScipyObjective
-from jaxnn.train.problem import Problem
+from jaxnn.train.problem import Problem, callback_stops
 from jaxnn.train.status import Status, interrupted_message
 from jaxnn.train.status import message as status_message
+from jaxnn.user_warnings import warn
 
 
 class _Stop(Exception):
@@ -59,20 +57,9 @@ def check_bfgs(n: int) -> None:
                  hint="use method='L-BFGS-B', which keeps 10 pairs of vectors instead",
                  device="host")
     if n > BFGS_WARN_PARAMS:
-        warnings.warn(f"method='BFGS' multiplies {n:,} x {n:,} matrices in every iteration "
-                      f"(about {4 * n**3:.0e} operations), which is slow for {n:,} parameters; "
-                      "method='L-BFGS-B' (the default) does the same job in O(n) memory and "
-                      "time", stacklevel=_caller_outside_jaxnn())
-
-
-def _caller_outside_jaxnn() -> int:
-    """The ``stacklevel``, for a ``warnings.warn`` in the function that calls this one, of the
-    first frame outside the jaxnn package (``fit``, the estimator, a sweep: any depth)."""
-    package = os.path.dirname(os.path.dirname(__file__)) + os.sep
-    frame, level = sys._getframe(2), 2  # 1 is the warning function, 2 its caller
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
+        warn(f"method='BFGS' multiplies {n:,} x {n:,} matrices in every iteration (about "
+             f"{4 * n**3:.0e} operations), which is slow for {n:,} parameters; "
+             "method='L-BFGS-B' (the default) does the same job in O(n) memory and time")
 
 
 def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) -> dict:
@@ -89,7 +76,8 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
             raise _Diverged()
         history.append(fk)
         last["x"] = xk.copy()
-        if callback is not None and callback(len(history), fk, prob.unravel(xk)):
+        if callback is not None and callback_stops(callback, len(history), fk,
+                                                   prob.unravel(xk)):
             raise _Stop(f"stopped by callback after {counted(len(history), 'iteration')}")
         if method == "TNC" and len(history) >= maxiter:
             raise _Stop(f"maximum number of iterations ({maxiter}) reached")
