@@ -60,8 +60,11 @@ def check_real(x: object, name: str) -> None:
 
 
 def real_floats(x: object, name: str) -> Array | np.ndarray:
-    """``x`` as an array of real floats: checked by :func:`check_real`, integers and booleans
-    converted to JAX's default float (as ``jnp.asarray(x, float)`` would), floats kept."""
+    """``x`` as an array of real floats: checked by :func:`check_real` (complex numbers are
+    refused), integers and booleans converted to JAX's default float, floats kept. A Python
+    number stays weakly typed, taking the dtype of what it later meets, as in JAX."""
+    if isinstance(x, bool | int | float):
+        return jnp.asarray(float(x))
     x = as_array(x)
     check_real(x, name)
     return x if jnp.issubdtype(x.dtype, jnp.floating) else jnp.asarray(x, float_dtype())

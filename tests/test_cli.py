@@ -557,7 +557,12 @@ def test_show_and_predict_never_replace_a_runs_file(tmp_path: Path,
     monkeypatch.chdir(run_dir)
     code, _, err = run(["show", "--weights", "weights.npz"])
     assert_user_error(code, err, "--out hidden_units.png", "a file of the jaxnn run in",
-                      ".jaxnn-run")
+                      "its record lists it")
+    mark = (run_dir / ".jaxnn-run").read_text()
+    (run_dir / ".jaxnn-run").write_text("{bad")  # a damaged mark: summary.json's list counts
+    code, _, err = run(["show", "--weights", "weights.npz"])
+    assert_user_error(code, err, "--out hidden_units.png", "a file of the jaxnn run in")
+    (run_dir / ".jaxnn-run").write_text(mark)
     code, _, err = run(["predict", "--run", ".", "--out", "summary.json"])
     assert_user_error(code, err, "summary.json", "ending in .csv")  # runs write no CSV
     assert (run_dir / "hidden_units.png").read_bytes() == picture

@@ -267,6 +267,9 @@ def test_sigmoid_takes_integers_and_refuses_text() -> None:
     np.testing.assert_allclose(got, 1 / (1 + np.exp(-np.array([-1.0, 0.0, 1.0]))), rtol=1e-6)
     with nn.x64():
         assert nn.sigmoid(np.array([True])).dtype == np.float64
+        # a Python number stays weakly typed, as in JAX: it takes the other operand's dtype
+        assert (nn.sigmoid(0.5) * jax.numpy.ones(2, jax.numpy.float32)).dtype == np.float32
+    assert (nn.sigmoid(1) * jax.numpy.ones(2, jax.numpy.bfloat16)).dtype == jax.numpy.bfloat16
     for bad, dtype in ((np.array(["a"]), "<U1"), (np.array([object()]), "object"),
                        ("abc", "<U3")):
         for f in (nn.sigmoid, nn.sigmoid_gradient):

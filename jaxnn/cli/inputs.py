@@ -37,7 +37,7 @@ def data_digest(data: Data) -> str:
         if array is not None:
             array = np.ascontiguousarray(array)
             digest.update(f"{array.dtype.str} {array.shape}\0".encode())
-            digest.update(array.tobytes())
+            digest.update(memoryview(array).cast("B"))  # no copy of the data
     return digest.hexdigest()
 
 

@@ -70,16 +70,15 @@ def refuse_a_runs_file(path: str) -> None:
     out = target.parent
     try:
         recorded, before_the_mark, writing = _read_mark(out)
-    except UsageError:  # a mark that is not a file: no record to protect
-        return
+    except UsageError:  # a mark that is not a file: judged by the runs' summaries
+        recorded, before_the_mark, writing = None, True, []
     recorded = recorded or {}
-    if before_the_mark:
+    if before_the_mark or not recorded:  # no mark, or a damaged one: the summaries' lists
         recorded = {**_vouched_before_the_mark(out), **recorded}
     recorded.update(_vouched_writing(out, writing))
-    if target.name in recorded and os.path.lexists(target):
-        raise UsageError(f"--out {path}: is a file of the jaxnn run in {out} (its {MARK} "
-                         "records it); write elsewhere, e.g. --out with another name or "
-                         "directory")
+    if target.name in recorded:  # even once deleted: a later run there still owns the name
+        raise UsageError(f"--out {path}: is a file of the jaxnn run in {out} (its record lists "
+                         "it); write elsewhere, e.g. --out with another name or directory")
 
 
 def _new_directory(parent: Path, stamp: str) -> Path:

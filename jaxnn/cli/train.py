@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     use_compile_cache(not args.no_compile_cache)
     data = load_data(args.data, args.dataset, need_labels=True, console=console)
     split = split_data(data, args.test_size, args.seed)
+    digest = data_digest(data)  # before training: nothing slow between training and saving
     sizes = (data.X.shape[1], *args.hidden, split.K)
     header = (f"[bold]jaxnn train[/]: {'-'.join(map(str, sizes))} network on "
               f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, "
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = RunDirectory(args.out, FILES.values())
     with run_dir as out, x64_when(args.dtype == "float64"):
         outcome = train(args, options, sizes, split, console, header)
-        summary = make_summary(args, data, split, sizes, outcome, out, options)
+        summary = make_summary(args, data, split, sizes, outcome, out, options, digest)
         run_dir.replace_previous()  # only now: a run that fails to train leaves the last one
         try:
             save_weights(run_dir, outcome.params, args.activation, args.output)  # first
@@ -415,9 +416,10 @@ def evaluation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_summary(args: argparse.Namespace, data: Data, split: Split, sizes: tuple[int, ...],
-                 outcome: Outcome, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+                 outcome: Outcome, out: Path, options: dict[str, Any],
+                 digest: str) -> dict[str, Any]:
     """Everything about the run, for ``summary.json``: the values actually used (defaults
-    resolved), what came out, and where."""
+    resolved), what came out, and where; ``digest``: :func:`data_digest` of ``data``."""
     import jax
 
     from jaxnn import __version__
@@ -433,7 +435,7 @@ def make_summary(args: argparse.Namespace, data: Data, split: Split, sizes: tupl
         # absolute paths, so that `predict --run` finds the data from any directory
         "inputs": {"data": [os.path.abspath(p) for p in args.data] if args.data else None,
                    "dataset": args.dataset},
-        "data_sha256": data_digest(data),
+        "data_sha256": digest,
         "layer_sizes": list(sizes),
         "n_train": int(len(split.y_train)),
         "n_test": int(len(split.y_test)),
