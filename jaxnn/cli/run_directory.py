@@ -69,13 +69,11 @@ def refuse_a_runs_file(path: str) -> None:
     target = Path(path)
     out = target.parent
     try:
-        recorded, before_the_mark, writing = _read_mark(out)
-    except UsageError:  # a mark that is not a file: judged by the runs' summaries
-        recorded, before_the_mark, writing = None, True, []
-    recorded = recorded or {}
-    if before_the_mark or not recorded:  # no mark, or a damaged one: the summaries' lists
+        recorded, damaged = _runs_files(out)
+    except UsageError:  # a mark that is not a file
+        recorded, damaged = {}, True
+    if damaged:  # the runs' summaries' lists, as for a directory from before the mark
         recorded = {**_vouched_before_the_mark(out), **recorded}
-    recorded.update(_vouched_writing(out, writing))
     if target.name in recorded:  # even once deleted: a later run there still owns the name
         raise UsageError(f"--out {path}: is a file of the jaxnn run in {out} (its record lists "
                          "it); write elsewhere, e.g. --out with another name or directory")
@@ -171,11 +169,7 @@ class RunDirectory:
                 raise UsageError(f"{out}: another jaxnn run is starting in this directory")
             self.entered = {n: _digest(out / n) for n in self.names
                             if os.path.lexists(out / n)}
-            recorded, before_the_mark, writing = _read_mark(out)
-            damaged, recorded = recorded is None, recorded or {}
-            if before_the_mark:
-                recorded = {**_vouched_before_the_mark(out), **recorded}
-            recorded.update(_vouched_writing(out, writing))  # a run killed while it wrote
+            recorded, damaged = _runs_files(out)
             _refuse_the_users(out, self.entered, recorded, damaged)
         except BaseException:  # refused, failed or interrupted: nothing of this run is left
             if locked:
@@ -360,6 +354,18 @@ def _vouched_writing(out: Path, writing: list[str]) -> dict[str, str]:
             if digest is not None and path.lstat().st_mtime >= marked - MTIME_SLACK_S:
                 vouched[n] = digest
     return vouched
+
+
+def _runs_files(out: Path) -> tuple[dict[str, str], bool]:
+    """``({name: sha256}, damaged)``: the files runs left in ``out`` (the mark's record, those
+    vouched for from before the mark, and those of a run killed while it wrote), and whether
+    the mark is damaged (not JSON of the expected shape: it records nothing)."""
+    recorded, before_the_mark, writing = _read_mark(out)
+    damaged, recorded = recorded is None, recorded or {}
+    if before_the_mark:
+        recorded = {**_vouched_before_the_mark(out), **recorded}
+    recorded.update(_vouched_writing(out, writing))  # a run killed while it wrote
+    return recorded, damaged
 
 
 def _read_mark(out: Path) -> tuple[dict[str, str] | None, bool, list[str]]:
