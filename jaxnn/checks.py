@@ -240,9 +240,11 @@ def check_targets(y: object, m: int, K: int, name: str = "y") -> Array | np.ndar
         return y
     if len(y.shape) == 2:
         if y.shape != (m, K):
+            column = (" (a column of class labels, as the course's .mat files hold them? pass "
+                      f"{name}.ravel())") if y.shape == (m, 1) and K > 1 else ""
             raise ValueError(
                 f"{name} as a target matrix must have shape (m, K) = ({m}, {K}), "
-                f"got {tuple(y.shape)}"
+                f"got {tuple(y.shape)}{column}"
             )
         if jnp.issubdtype(y.dtype, jnp.complexfloating) or not (
                 jnp.issubdtype(y.dtype, jnp.number) or y.dtype == bool):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from functools import cache
+from pathlib import Path
 
 #: the import name of each optional package, and the name pip knows it by
 PIP_NAMES = {"mlxtend": "mlxtend", "sklearn": "scikit-learn", "matplotlib": "matplotlib",
@@ -21,8 +22,40 @@ PIP_NAMES = {"mlxtend": "mlxtend", "sklearn": "scikit-learn", "matplotlib": "mat
 
 
 def install_hint(extra: str) -> str:
-    """The pip command that brings the extra ``extra``."""
-    return f"pip install 'jaxnn[{extra}]'"
+    """The pip command that brings the extra ``extra`` to this installation of jaxnn: from the
+    directory it was installed from (``pip install -e '.[all]'`` for an editable install of
+    the current directory, as the README's commands make), or by name otherwise."""
+    source = install_source()
+    if source is None:
+        return f"pip install 'jaxnn[{extra}]'"
+    where, editable = source
+    try:
+        shown = "." if where.samefile(Path.cwd()) else str(where)
+    except OSError:  # gone, or the current directory is
+        shown = str(where)
+    return f"pip install {'-e ' if editable else ''}'{shown}[{extra}]'"
+
+
+def install_source() -> tuple[Path, bool] | None:
+    """``(directory, editable)`` when jaxnn was installed from a local directory, read from
+    its installation's ``direct_url.json`` (PEP 610); None for an install from an index or a
+    file, or when jaxnn runs from a source tree that was never installed."""
+    import importlib.metadata  # 50 ms: only when a package is asked for
+    import json
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    try:
+        record = json.loads(importlib.metadata.distribution("jaxnn").read_text(
+            "direct_url.json") or "null")
+    except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("dir_info"), dict):
+        return None
+    url = urlparse(str(record.get("url", "")))
+    if url.scheme != "file":
+        return None
+    return Path(url2pathname(url.path)), bool(record["dir_info"].get("editable"))
 
 
 def _importable(module: str) -> bool:

@@ -277,6 +277,8 @@ def _suffix(path: PathLike) -> str:
     """The lower-cased suffix of `path`, checked against `SUPPORTED_SUFFIXES`."""
     check_path(path)
     suffix = Path(path).suffix.lower()
+    if Path(path).is_dir():  # whatever its name says (IsADirectoryError, as open() would)
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     if suffix not in SUPPORTED_SUFFIXES:
         raise ValueError(
             f"{path}: unsupported weights file suffix {suffix!r}; "

@@ -72,8 +72,14 @@ def image_layout(
     side = math.isqrt(n_features)
     if side * side != n_features:
         return None
-    order: Order = "F" if (n_features == 400 or source == "mat") else "C"
-    return (side, side), order
+    return (side, side), pixel_order(n_features, source)
+
+
+def pixel_order(n_features: int, source: str | None = None) -> Order:
+    """The pixel order rows of ``n_features`` values are taken to have, whatever the image's
+    shape: column-major (``"F"``) for the course's 400 features or a course data file
+    (``source`` ``"mat"``), row-major (``"C"``) otherwise."""
+    return "F" if (n_features == 400 or source == "mat") else "C"
 
 
 def image_grid(

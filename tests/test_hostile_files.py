@@ -351,6 +351,7 @@ def test_a_symlink_loop_is_an_oserror_naming_the_path(tmp_path: Path, name: str,
 @pytest.mark.parametrize(("name", "load"), [
     ("w.mat", load_weights), ("w.npz", load_weights), ("d.mat", load_mat),
     ("images.gz", lambda p: load_idx(p, p)),
+    ("weights", load_weights),  # no suffix: a directory first, not an unsupported suffix
 ])
 def test_a_directory_is_an_is_a_directory_error(tmp_path: Path, name: str, load) -> None:
     path = tmp_path / name

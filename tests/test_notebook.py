@@ -24,11 +24,12 @@ from scipy.io import loadmat
 from scipy.special import expit
 
 nbformat = pytest.importorskip("nbformat", reason="the notebook test needs nbformat "
-                               "(in the dev extra: pip install -e '.[dev]')")
+                               "(in the notebook and dev extras: pip install -e '.[notebook]')")
 nbclient = pytest.importorskip("nbclient", reason="the notebook test needs nbclient "
-                               "(in the dev extra: pip install -e '.[dev]')")
-pytest.importorskip("ipykernel", reason="the notebook test needs ipykernel, the kernel it runs "
-                    "the notebook in (in the dev extra: pip install -e '.[dev]')")
+                               "(in the notebook and dev extras: pip install -e '.[notebook]')")
+pytest.importorskip("ipykernel", reason="the notebook test needs ipykernel, the kernel it "
+                    "runs the notebook in (in the notebook and dev extras: "
+                    "pip install -e '.[notebook]')")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "ex4.ipynb"

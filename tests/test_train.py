@@ -404,6 +404,22 @@ def test_keyboard_interrupt_while_the_loop_compiles_returns_the_initial_params(
     assert all(np.array_equal(u, np.asarray(v, u.dtype)) for u, v in zip(r.params, p0, strict=True))
 
 
+def test_keyboard_interrupt_in_adams_first_segment_keeps_the_initial_params(monkeypatch):
+    # the loop's first state exists, but no epoch finished: the message names what was kept
+    p0, X, y = _problem()
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compiled, "_minibatch_segment", interrupted)
+    r = fit(p0, X, y, 1.0, method="adam", maxiter=5)
+    assert r.interrupted and r.n_iter == 0 and np.isfinite(r.cost)
+    assert r.message == ("interrupted (KeyboardInterrupt) before the first iteration; params are "
+                         "the initial ones")
+    assert all(np.array_equal(u, np.asarray(v, u.dtype)) for u, v in zip(r.params, p0, strict=True))
+    assert r.cost == pytest.approx(float(nn.cost(p0, X, y, 1.0)), rel=1e-6)
+
+
 def test_keyboard_interrupt_before_fmincgs_first_segment_finished(monkeypatch):
     # fmincg's first evaluation is its loop's first pass: interrupted there, nothing was kept
     p0, X, y = _problem()

@@ -28,6 +28,9 @@ def test_errors_name_the_argument(fn):
         fn(PARAMS, X, np.array([0, 1, -1, 0, 1]))
     with pytest.raises(ValueError, match=r"target matrix must have shape \(m, K\) = \(5, 2\)"):
         fn(PARAMS, X, np.ones((5, 3)))
+    with pytest.raises(ValueError, match=r"got \(5, 1\) \(a column of class labels, as the "
+                                         r"course's \.mat files hold them\? pass y\.ravel\(\)\)$"):
+        fn(PARAMS, X, np.array([[0], [1], [1], [0], [1]]))
     bad = X.copy()
     bad[2, 1] = np.nan
     with pytest.raises(ValueError, match="X contains NaN"):

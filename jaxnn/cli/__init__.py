@@ -49,10 +49,47 @@ COMMANDS = (train, gradcheck, predict, show, sweep)
 
 class ArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors raise :class:`UsageError` (one line, exit 2) instead of
-    printing the usage block and exiting; subparsers inherit the class."""
+    printing the usage block and exiting; subparsers inherit the class.
+
+    A mistyped option is named first, with the option it most resembles (``--wieghts``: did
+    you mean ``--weights``?), even where argparse would first complain of a required option
+    that the typo was meant to give."""
+
+    given: tuple[str, ...] = ()  # the arguments this parser was last asked to parse
+    commands: frozenset[str] = frozenset()  # the subcommands' names (the top parser's)
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's
+        self.given = tuple(sys.argv[1:] if args is None else args)
+        namespace, extras = super().parse_known_args(args, namespace)
+        if mistyped := self.mistyped_option(extras):
+            self.error(mistyped)
+        return namespace, extras
 
     def error(self, message: str) -> NoReturn:
+        message = self.mistyped_option(self.given) or message
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def mistyped_option(self, tokens: Sequence[str]) -> str | None:
+        """``"unrecognized option --x; did you mean --y?"`` for the first of ``tokens`` that
+        looks like an option and is none of this parser's (nor an abbreviation of one); the
+        top parser looks only before the subcommand."""
+        import difflib
+        import re
+
+        # every option appears in the usage line (the public view of the parser's options)
+        options = sorted(set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", self.format_usage())))
+        for token in tokens:
+            if token == "--" or token in self.commands:
+                break
+            name = token.split("=", 1)[0]
+            if not re.match(r"--?[A-Za-z]", name) or name in options or (
+                    name.startswith("--") and any(o.startswith(name) for o in options)):
+                continue
+            words = {option.lstrip("-"): option for option in options}  # dashes match alike
+            close = difflib.get_close_matches(name.lstrip("-"), list(words), n=1, cutoff=0.7)
+            return f"unrecognized option {name}" + (f"; did you mean {words[close[0]]}?"
+                                                     if close else "")
+        return None
 
 
 def build_parser() -> ArgumentParser:
@@ -68,6 +105,7 @@ def build_parser() -> ArgumentParser:
     for command in COMMANDS:
         command.add_parser(sub)
     parser.set_defaults(commands=tuple(sub.choices))
+    parser.commands = frozenset(sub.choices)
     return parser
 
 

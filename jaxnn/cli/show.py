@@ -30,7 +30,7 @@ def add_parser(sub: Subcommands) -> None:
 
 def image_shape(text: str | None, n_in: int, order: str | None) -> tuple[tuple[int, int], str]:
     """The image layout for ``n_in`` inputs: ``--shape HxW`` and ``--order``, or the default."""
-    from jaxnn.plot import image_layout
+    from jaxnn.plot import image_layout, pixel_order
 
     if text:
         try:
@@ -40,7 +40,7 @@ def image_shape(text: str | None, n_in: int, order: str | None) -> tuple[tuple[i
         if h < 1 or w < 1 or h * w != n_in:
             raise UsageError(f"--shape {text} has {h * w} pixels but the weights take {n_in} "
                              "inputs")
-        return (h, w), order or "C"
+        return (h, w), order or pixel_order(n_in)
     layout = image_layout(n_in)
     if layout is None:
         raise UsageError(f"the weights take {n_in} inputs, not a square image: pass --shape HxW")
@@ -59,9 +59,10 @@ def run(args: argparse.Namespace) -> int:
     params = load_weights(args.weights).params
     shape, order = image_shape(args.shape, params[0].shape[1] - 1, args.order)
     out = Path(args.out)
-    title = None if args.no_title else f"Hidden units of {Path(args.weights).name}"
+    units = "hidden units" if len(params) > 1 else "units"  # one layer: its rows are classes
+    title = None if args.no_title else f"{units.capitalize()} of {Path(args.weights).name}"
     fig = hidden_units(params, shape, order, title=title)
     write_or_fail(str(out), lambda: save_png(fig, out))
-    print(f"wrote {out}: {params[0].shape[0]} hidden units as {shape[0]}x{shape[1]} images "
+    print(f"wrote {out}: {params[0].shape[0]} {units} as {shape[0]}x{shape[1]} images "
           f"({'column' if order == 'F' else 'row'}-major)")
     return EXIT_OK

@@ -201,7 +201,8 @@ def split_data(data: Data, test_size: float, seed: int) -> Split:
         raise UsageError(f"{data.name}: the labels run {int(y.min())}..{int(y.max())} with no 0, "
                          f"so class 0 of the network's {K} outputs would have no example; "
                          "labels are classes 0..K-1 (a course .mat file's 1..K are converted "
-                         "when read): if these are 1-based, subtract 1")
+                         "when read): if these are 1-based, subtract 1 (for the course's "
+                         "digits, where 10 stands for 0, take y % 10)")
     rows = np.arange(len(y))
     if test_size == 0:
         return Split(X, y, X[:0], y[:0], K, rows, rows[:0])
@@ -263,8 +264,10 @@ class ProgressBar:
                               cost=f"{cost:.6f}")
 
     def finish(self, n_iter: int, cost: float) -> None:
-        """Show the final iteration count and cost."""
-        self._progress.update(self._task, completed=min(n_iter, self.total), cost=f"{cost:.6f}")
+        """Show the final iteration count and cost ("-" when none was evaluated: a run
+        interrupted before its first evaluation)."""
+        self._progress.update(self._task, completed=min(n_iter, self.total),
+                              cost=f"{cost:.6f}" if np.isfinite(cost) else "-")
 
     def interrupted(self, params0: tuple[Any, ...], seconds: float) -> Outcome:
         """The outcome when Ctrl-C escaped ``fit``: the last params seen, else the initial."""
@@ -304,6 +307,8 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
     initial = initial_cost()
     params = tuple(np.asarray(t) for t in result.params)
     final, message = float(result.cost), str(result.message)
+    if not result.n_evals:  # interrupted before fit evaluated anything: the initial params
+        final = initial
     diverged = bool(result.diverged)  # then params are fit's last finite iterate
     return Outcome(params=params, history=np.asarray(result.history, np.float64), cost=final,
                    n_iter=int(result.n_iter), n_evals=int(result.n_evals),
