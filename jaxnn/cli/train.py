@@ -107,8 +107,10 @@ def add_parser(sub: Subcommands) -> None:
     p.add_argument("--lam", type=non_negative, default=1.0,
                    help="regularization strength lambda (default: %(default)s)")
     p.add_argument("--method", choices=METHODS, default="L-BFGS-B",
-                   help="optimizer: L-BFGS-B (scipy's iterations, compiled); scipy's TNC, CG, "
-                        "BFGS (small networks only: it keeps a dense n x n matrix); compiled: "
+                   help="optimizer: L-BFGS-B (scipy's iterations, compiled); scipy's TNC "
+                        "(dozens of evaluations per iteration: minutes where L-BFGS-B takes "
+                        "seconds), CG, BFGS (small networks only: it keeps a dense n x n "
+                        "matrix); compiled: "
                         "optax's lbfgs, the course's fmincg; optax's adam, sgd (default: "
                         "%(default)s)")
     add_training_options(p, iterations=400)
