@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shlex
 from functools import cache
 from pathlib import Path
 
@@ -23,23 +24,24 @@ PIP_NAMES = {"mlxtend": "mlxtend", "sklearn": "scikit-learn", "matplotlib": "mat
 
 def install_hint(extra: str) -> str:
     """The pip command that brings the extra ``extra`` to this installation of jaxnn: from the
-    directory it was installed from (``pip install -e '.[all]'`` for an editable install of
-    the current directory, as the README's commands make), or by name otherwise."""
+    directory or file it was installed from (``pip install -e '.[all]'`` for an editable
+    install of the current directory, as the README's commands make), by name otherwise."""
     source = install_source()
     if source is None:
-        return f"pip install 'jaxnn[{extra}]'"
+        return f"pip install {shlex.quote(f'jaxnn[{extra}]')}"
     where, editable = source
     try:
         shown = "." if where.samefile(Path.cwd()) else str(where)
-    except OSError:  # gone, or the current directory is
+    except (OSError, ValueError):  # gone, or the current directory is; a NUL in the path
         shown = str(where)
-    return f"pip install {'-e ' if editable else ''}'{shown}[{extra}]'"
+    return f"pip install {'-e ' if editable else ''}{shlex.quote(f'{shown}[{extra}]')}"
 
 
 def install_source() -> tuple[Path, bool] | None:
-    """``(directory, editable)`` when jaxnn was installed from a local directory, read from
-    its installation's ``direct_url.json`` (PEP 610); None for an install from an index or a
-    file, or when jaxnn runs from a source tree that was never installed."""
+    """``(path, editable)`` when jaxnn was installed from a local directory or file (a wheel,
+    an sdist), read from its installation's ``direct_url.json`` (PEP 610); None for an install
+    from an index or a remote address, or when jaxnn runs from a source tree that was never
+    installed."""
     import importlib.metadata  # 50 ms: only when a package is asked for
     import json
     from urllib.parse import urlparse
@@ -50,12 +52,14 @@ def install_source() -> tuple[Path, bool] | None:
             "direct_url.json") or "null")
     except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
         return None
-    if not isinstance(record, dict) or not isinstance(record.get("dir_info"), dict):
+    if not isinstance(record, dict):
         return None
     url = urlparse(str(record.get("url", "")))
-    if url.scheme != "file":
+    if url.scheme != "file" or url.netloc not in ("", "localhost"):  # remote, or a share
         return None
-    return Path(url2pathname(url.path)), bool(record["dir_info"].get("editable"))
+    info = record.get("dir_info")
+    editable = isinstance(info, dict) and info.get("editable") is True
+    return Path(url2pathname(url.path)), editable
 
 
 def _importable(module: str) -> bool:

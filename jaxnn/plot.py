@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "image_grid",
     "image_layout",
+    "pixel_order",
     "digit_grid",
     "hidden_units",
     "cost_curve",

@@ -351,6 +351,29 @@ def test_train_interrupted_before_anything_was_evaluated(tmp_path: Path,
         float(jaxnn.cost(initial, X_train, y_train, 1.0)), rel=1e-6)
 
 
+def test_train_interrupted_in_tncs_first_iteration_records_the_initial_cost(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # TNC evaluates many times before its first iteration ends: those are no iterate's cost
+    from jaxnn.train import objective
+
+    call, calls = objective.ScipyObjective.__call__, []
+
+    def interrupted_at_the_eighth(self, theta):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return call(self, theta)
+
+    monkeypatch.setattr(objective.ScipyObjective, "__call__", interrupted_at_the_eighth)
+    out = tmp_path / "out"
+    code, stdout, _ = run(["train", "--dataset", "digits", "--method", "TNC", "--iterations",
+                           "3", "--out", str(out)])
+    assert code == 130 and "0/3 cost - " in stdout and "before the first iteration" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_iter"] == 0 and summary["n_evals"] == 7
+    assert summary["cost"] == summary["initial_cost"] > 2, summary
+
+
 def test_a_mistyped_option_is_named_with_the_option_it_resembles() -> None:
     # before argparse's complaint of a missing required option the typo was meant to give
     code, _, err = run(["predict", "--wieghts", "w.npz"])
@@ -369,6 +392,30 @@ def test_a_mistyped_option_is_named_with_the_option_it_resembles() -> None:
     assert_user_error(code, err, "argument --seed: must be an integer")
     code, _, err = run(["train", "stray"])  # not an option: argparse's own words
     assert_user_error(code, err, "unrecognized arguments: stray")
+    # argparse's other complaints name the token they are about: they stay as they are
+    code, _, err = run(["train", "--lam", "x", "--help"])
+    assert_user_error(code, err, "argument --lam: must be a finite number >= 0, got 'x'")
+    code, _, err = run(["trian", "--weights", "w.npz"])
+    assert_user_error(code, err, "argument COMMAND: invalid choice: 'trian'")
+    code, _, err = run(["predict", "--out", "-x.csv"])
+    assert_user_error(code, err, "argument --out: expected one argument")
+    code, _, err = run(["predict", "--out", "-a b.csv", "--dataset", "digits"])  # a value
+    assert_user_error(code, err, "one of the arguments --weights --run is required")
+
+
+def test_a_mistyped_option_is_found_in_a_coloured_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python 3.14 colours argparse's help in a terminal: the options are read without colours
+    import re
+
+    from jaxnn.cli import ArgumentParser
+
+    plain = ArgumentParser.format_help
+    monkeypatch.setattr(ArgumentParser, "format_help", lambda self: re.sub(
+        r"(--?[A-Za-z][\w-]*)", "\x1b[1;36m\\1\x1b[0m", plain(self)))
+    code, _, err = run(["predict", "--wieghts", "w.npz"])
+    assert_user_error(code, err, "unrecognized option --wieghts; did you mean --weights?")
+    code, _, err = run(["train", "--lam", "x"])
+    assert_user_error(code, err, "argument --lam: must be a finite number >= 0, got 'x'")
 
 
 def test_a_directory_given_as_a_weights_file(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import re
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -130,7 +131,9 @@ class _Installed:
      "pip install -e '{dir}[all]'"),
     ('{"url": "file://{dir}", "dir_info": {}}', True, "pip install '.[all]'"),
     ('{"url": "file://{dir}/jaxnn-0.1-py3-none-any.whl", "archive_info": {}}', True,
-     "pip install 'jaxnn[all]'"),
+     "pip install '{dir}/jaxnn-0.1-py3-none-any.whl[all]'"),  # pip takes extras on a file
+    ('{"url": "file://{dir}", "dir_info": {"editable": "false"}}', True, "pip install '.[all]'"),
+    ('{"url": "file://server/share/jaxnn", "dir_info": {}}', True, "pip install 'jaxnn[all]'"),
     ('{"url": "https://example.org/jaxnn.tar.gz", "archive_info": {}}', True,
      "pip install 'jaxnn[all]'"),
     (None, True, "pip install 'jaxnn[all]'"),  # from an index: no direct_url.json
@@ -138,14 +141,16 @@ class _Installed:
 ])
 def test_the_install_hint_follows_how_jaxnn_was_installed(monkeypatch, tmp_path, record, in_cwd,
                                                           hint):
-    source = tmp_path / "a checkout"  # a space: the hint quotes the path
+    source = tmp_path / "it's a checkout"  # a space and a quote: the hint quotes the path
     source.mkdir()
     text = None if record is None else record.replace("{dir}", source.as_posix().replace(
         " ", "%20"))
     monkeypatch.setattr(importlib.metadata, "distribution",
                         lambda name: _Installed(text) if name == "jaxnn" else None)
     monkeypatch.chdir(source if in_cwd else tmp_path)
-    assert extras.install_hint("all") == hint.replace("{dir}", str(source))
+    expected = hint.replace("'{dir}", shlex.quote(str(source))[:-1]) if "{dir}" in hint else hint
+    assert extras.install_hint("all") == expected
+    assert shlex.split(expected)[-1].endswith("[all]")  # one word for the shell
 
 
 def test_the_install_hint_of_this_installation():

@@ -51,38 +51,43 @@ class ArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors raise :class:`UsageError` (one line, exit 2) instead of
     printing the usage block and exiting; subparsers inherit the class.
 
-    A mistyped option is named first, with the option it most resembles (``--wieghts``: did
-    you mean ``--weights``?), even where argparse would first complain of a required option
-    that the typo was meant to give."""
+    A mistyped option is named with the option it most resembles (``--wieghts``: did you mean
+    ``--weights``?), also where argparse would complain first of the required option that the
+    typo was meant to give."""
 
     given: tuple[str, ...] = ()  # the arguments this parser was last asked to parse
-    commands: frozenset[str] = frozenset()  # the subcommands' names (the top parser's)
+    commands: tuple[str, ...] = ()  # the subcommands' names (the top parser's)
 
     def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's
         self.given = tuple(sys.argv[1:] if args is None else args)
         namespace, extras = super().parse_known_args(args, namespace)
-        if mistyped := self.mistyped_option(extras):
+        if mistyped := self.mistyped_option(extras):  # left over: none of this parser's
             self.error(mistyped)
         return namespace, extras
 
     def error(self, message: str) -> NoReturn:
-        message = self.mistyped_option(self.given) or message
+        # a required option reported missing: was it given under a mistyped name? (only
+        # then: argparse's other complaints name the token they are about)
+        if message.startswith(REQUIRED_MESSAGES):
+            message = self.mistyped_option(self.given) or message
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
     def mistyped_option(self, tokens: Sequence[str]) -> str | None:
-        """``"unrecognized option --x; did you mean --y?"`` for the first of ``tokens`` that
-        looks like an option and is none of this parser's (nor an abbreviation of one); the
-        top parser looks only before the subcommand."""
+        """``"unrecognized option --x; did you mean --y?"`` for the first of ``tokens`` shaped
+        like an option (``-x``, ``--name``, ``--name=value``) that is none of this parser's,
+        nor an abbreviation of one; the top parser looks only before the subcommand."""
         import difflib
         import re
 
-        # every option appears in the usage line (the public view of the parser's options)
-        options = sorted(set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", self.format_usage())))
+        # every option string is in the help (the public view of the parser's options); an
+        # option mentioned in another's help is a real one too. Without colours (3.14 adds them)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", self.format_help())
+        options = sorted(set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", text)))
         for token in tokens:
             if token == "--" or token in self.commands:
                 break
             name = token.split("=", 1)[0]
-            if not re.match(r"--?[A-Za-z]", name) or name in options or (
+            if not re.fullmatch(r"--?[A-Za-z][\w-]*", name) or name in options or (
                     name.startswith("--") and any(o.startswith(name) for o in options)):
                 continue
             words = {option.lstrip("-"): option for option in options}  # dashes match alike
@@ -90,6 +95,10 @@ class ArgumentParser(argparse.ArgumentParser):
             return f"unrecognized option {name}" + (f"; did you mean {words[close[0]]}?"
                                                      if close else "")
         return None
+
+
+#: how argparse (3.11-3.14) begins its complaints of a required option not given
+REQUIRED_MESSAGES = ("the following arguments are required", "one of the arguments")
 
 
 def build_parser() -> ArgumentParser:
@@ -104,8 +113,7 @@ def build_parser() -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
-    parser.set_defaults(commands=tuple(sub.choices))
-    parser.commands = frozenset(sub.choices)
+    parser.commands = tuple(sub.choices)
     return parser
 
 
@@ -257,7 +265,7 @@ def _main(argv: list[str], prog: str) -> int:
             where = f"jaxnn {args.command}" if args.command and first > at else "jaxnn"
             raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{where} --help')")
         if getattr(args, "func", None) is None:
-            raise UsageError(f"choose a command: {', '.join(args.commands)} "
+            raise UsageError(f"choose a command: {', '.join(parser.commands)} "
                              "(see 'jaxnn --help')")
         return int(args.func(args) or 0)
     except UsageError as exc:

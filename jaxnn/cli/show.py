@@ -16,7 +16,8 @@ def add_parser(sub: Subcommands) -> None:
     p = sub.add_parser(
         "show", help="picture of the hidden units of a weights file",
         description="Draw each first-layer hidden unit (a row of Theta1 without its bias) as an "
-                    "image, as in the course's figure, and write it as a PNG.")
+                    "image, as in the course's figure, and write it as a PNG (for a network "
+                    "without hidden layers, its units: one per class).")
     p.add_argument("--weights", required=True, metavar="FILE", help="weights (.mat or .npz)")
     p.add_argument("--out", default="hidden_units.png", metavar="PNG",
                    help="picture to write (default: %(default)s)")

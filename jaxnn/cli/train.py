@@ -13,7 +13,7 @@ import os
 import platform
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +157,9 @@ def run(args: argparse.Namespace) -> int:
             save_weights(run_dir, outcome.params, args.activation, args.output)  # first
             write_summary(run_dir, summary)
             if outcome.interrupted:
-                console.print(f"[bold yellow]interrupted[/] after "
-                              f"{counted(outcome.n_iter, 'iteration')}: "
+                when = (f"after {counted(outcome.n_iter, 'iteration')}" if outcome.n_iter
+                        else "before the first iteration")
+                console.print(f"[bold yellow]interrupted[/] {when}: "
                               f"saved the weights and summary to {escape(str(out))}")
                 return EXIT_INTERRUPTED
             if outcome.diverged:
@@ -265,11 +266,10 @@ class ProgressBar:
         self._progress.update(self._task, completed=min(iteration, self.total),
                               cost=f"{cost:.6f}")
 
-    def finish(self, n_iter: int, cost: float) -> None:
-        """Show the final iteration count and cost ("-" when none was evaluated: a run
-        interrupted before its first evaluation)."""
+    def finish(self, n_iter: int, cost: float | None) -> None:
+        """Show the final iteration count and cost (None: no iterate's cost to show, "-")."""
         self._progress.update(self._task, completed=min(n_iter, self.total),
-                              cost=f"{cost:.6f}" if np.isfinite(cost) else "-")
+                              cost="-" if cost is None else f"{cost:.6f}")
 
     def interrupted(self, params0: tuple[Any, ...], seconds: float) -> Outcome:
         """The outcome when Ctrl-C escaped ``fit``: the last params seen, else the initial."""
@@ -303,20 +303,30 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
         with progress:
             result = fit(params0, split.X_train, split.y_train, args.lam,
                          callback=progress.update, **options)
-            progress.finish(result.n_iter, result.cost)
+            at_start = bool(result.interrupted) and not result.n_iter  # the initial params
+            progress.finish(result.n_iter, None if at_start else float(result.cost))
     except KeyboardInterrupt:  # one that fit did not catch (e.g. while compiling)
-        return progress.interrupted(params0, time.perf_counter() - started)
-    initial = initial_cost()
+        outcome = progress.interrupted(params0, time.perf_counter() - started)
+        try:  # only to report it: the weights come first, whatever happens here
+            initial = initial_cost()
+        except (ValueError, MemoryError, KeyboardInterrupt):
+            return outcome
+        return replace(outcome, initial_cost=initial,
+                       cost=outcome.cost if outcome.n_iter else initial)
+    try:
+        initial, late = initial_cost(), False
+    except KeyboardInterrupt:  # just after training: keep what it reached, then stop
+        initial, late = float("nan"), True
     params = tuple(np.asarray(t) for t in result.params)
-    final, message = float(result.cost), str(result.message)
-    if not result.n_evals:  # interrupted before fit evaluated anything: the initial params
-        final = initial
+    # interrupted before the first iteration: the initial params, whatever fit evaluated
+    final = initial if at_start else float(result.cost)
     diverged = bool(result.diverged)  # then params are fit's last finite iterate
     return Outcome(params=params, history=np.asarray(result.history, np.float64), cost=final,
                    n_iter=int(result.n_iter), n_evals=int(result.n_evals),
-                   converged=bool(result.converged) and not diverged, message=message,
-                   seconds=float(result.seconds), interrupted=bool(result.interrupted),
-                   initial_cost=initial, diverged=diverged)
+                   converged=bool(result.converged) and not diverged,
+                   message=str(result.message), seconds=float(result.seconds),
+                   interrupted=bool(result.interrupted) or late, initial_cost=initial,
+                   diverged=diverged)
 
 
 # ---- evaluation and report -----------------------------------------------------------------------

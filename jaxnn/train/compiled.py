@@ -84,7 +84,7 @@ def _interrupted_at_start(prob: Problem) -> dict:
     evaluated (NaN), no iteration."""
     return dict(params=prob.unravel(prob.theta0), cost=float("nan"), history=np.zeros(0),
                 n_iter=0, n_evals=0, converged=False, interrupted=True,
-                message=interrupted_message(0, "the initial ones"))
+                message=interrupted_message(0))
 
 
 def _check_pairs(prob: Problem, pairs: int, name: str, default: int) -> None:

@@ -75,8 +75,8 @@ def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
 
 def interrupted_message(n_iter: int, params: str | None = None) -> str:
     """The message of a run that a ``KeyboardInterrupt`` stopped after ``n_iter`` iterations
-    (0: before the first, which keeps the initial parameters), and which ``params`` it kept,
-    when the caller knows."""
+    and which ``params`` it kept, when the caller knows; before the first iteration
+    (``n_iter`` 0) a run keeps the initial parameters, whatever the caller says."""
     when = f"after {counted(n_iter, 'iteration')}" if n_iter else "before the first iteration"
     params = params if n_iter else "the initial ones"
     kept = f"; params are {params}" if params else ""
