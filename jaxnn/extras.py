@@ -52,8 +52,8 @@ def install_source() -> tuple[Path, bool] | None:
             "direct_url.json") or "null")
     except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
         return None
-    if not isinstance(record, dict):
-        return None
+    if not isinstance(record, dict) or not ({"dir_info", "archive_info"} & set(record)):
+        return None  # a version-control checkout (vcs_info) is not a directory to install
     url = urlparse(str(record.get("url", "")))
     if url.scheme != "file" or url.netloc not in ("", "localhost"):  # remote, or a share
         return None

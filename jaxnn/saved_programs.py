@@ -22,7 +22,9 @@ unsharded arguments on the mesh as ``jit`` does), and every program where the pr
 cannot be identified (neither ``/proc/cpuinfo`` nor, on macOS, ``sysctl``) or jaxnn's source
 files cannot be read.
 
-A file that does not load is compiled again and replaced; files are written atomically, so
+A program that JAX's own persistent cache supplied (when the caller turned that cache on) is
+not saved: serialized again, such an executable lacks its compiled functions and fails when
+run. A file that does not load is compiled again and replaced; files are written atomically, so
 processes sharing the directory never see half a file. Loading an executable runs code from the
 file: use a directory only you can write, as for JAX's own cache. Nothing is ever deleted
 (each edit of jaxnn's sources makes new keys): remove the directory to reclaim its space (a
@@ -52,6 +54,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
+import jax.monitoring
 import jaxlib
 from jax.experimental import serialize_executable
 
@@ -155,14 +158,39 @@ def cached_call(jitted: Callable, fun: Callable, options: dict, static_argnames:
         path = directory / (hashlib.sha256(key.encode()).hexdigest() + _SUFFIX)
         program = _load(path, key)
         if program is None:
-            program = jitted.lower(*args, **kw).compile()
-            _save(path, key, program)
+            program, served = _compile(jitted, args, kw)
+            if not served:  # see _compile
+                _save(path, key, program)
     with _lock:
         _programs[directory, key] = program
         _programs.move_to_end((directory, key))
         while len(_programs) > _PROGRAMS_KEPT:
             _programs.popitem(last=False)
     return program(*dynamic_args, **dynamic_kw)  # a compiled program takes no static args
+
+
+#: the event JAX records when its persistent compilation cache serves a compilation
+CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+
+
+def _compile(jitted: Callable, args: tuple, kw: dict) -> tuple[jax.stages.Compiled, bool]:
+    """``(jitted.lower(*args, **kw).compile(), served)``: ``served`` when JAX's persistent
+    compilation cache (turned on by the caller, e.g. the ``jaxnn`` command) supplied the
+    executable. Such an executable is not saved: serialized again it lacks its compiled
+    functions, and the file loads but fails when run ("Function ... not found", jaxlib 0.10.2).
+    The next process then compiles (from that cache) instead of loading a broken program."""
+    me, hits = threading.get_ident(), []
+
+    def listen(event: str, **_: object) -> None:  # any thread's events come here: keep ours
+        if event == CACHE_HIT_EVENT and threading.get_ident() == me:
+            hits.append(event)
+
+    jax.monitoring.register_event_listener(listen)
+    try:
+        program = jitted.lower(*args, **kw).compile()
+    finally:
+        jax.monitoring.unregister_event_listener(listen)
+    return program, bool(hits)
 
 
 def _device(program: jax.stages.Compiled) -> jax.Device | None:

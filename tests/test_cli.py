@@ -375,6 +375,63 @@ def test_train_interrupted_in_tncs_first_iteration_records_the_initial_cost(
     assert summary["cost"] == summary["initial_cost"] > 2, summary
 
 
+@pytest.mark.parametrize("where", ["initial cost", "summary", "replacing the last run"])
+def test_a_ctrl_c_between_training_and_the_first_file_still_saves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """Training ended; a Ctrl-C lands before the weights are written (while the initial cost
+    is computed, the summary made, or the previous run's files removed): the weights reached
+    and a summary saying so are written all the same, exit 130."""
+    import jaxnn.losses
+    from jaxnn.cli import train as cli_train
+    from jaxnn.cli.run_directory import RunDirectory
+
+    target = {"initial cost": (jaxnn.losses, "cost"),
+              "summary": (cli_train, "make_summary"),
+              "replacing the last run": (RunDirectory, "replace_previous")}[where]
+    real, calls = getattr(*target), []
+
+    def interrupted_once(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(*target, interrupted_once)
+    code, stdout, _ = run(["train", "--dataset", "digits", "--iterations", "3", "--hidden", "3",
+                           "--no-progress", "--out", str(out)])
+    assert code == 130 and calls and "interrupted" in stdout, stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["n_iter"] == 3, summary
+    assert "interrupted (KeyboardInterrupt)" in summary["message"], summary["message"]
+    saved = jaxnn.load_weights(out / "weights.npz")
+    assert [t.shape for t in saved] == [(3, 65), (10, 4)]
+    assert all(np.array_equal(a, b) for a, b in zip(
+        saved, jaxnn.load_weights(out / "weights.mat"), strict=True))
+    assert not np.array_equal(saved[0], jaxnn.init_params(0, (64, 3, 10))[0])  # trained
+    assert sorted(summary["files"]) == ["summary", "weights_mat", "weights_npz"]
+
+
+def test_a_ctrl_c_escaping_fit_records_the_initial_cost(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import jaxnn.train.trainer
+
+    def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - while compiling, say
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jaxnn.train.trainer, "fit", interrupted)
+    out = tmp_path / "out"
+    code, stdout, _ = run(["train", "--dataset", "digits", "--iterations", "3", "--out",
+                           str(out)])
+    assert code == 130 and "0/3 cost - " in stdout and "before the first iteration" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    from jaxnn.datasets import digits, train_test_split
+
+    X_train, _, y_train, _ = train_test_split(*digits(), test_size=0.2, seed=0)
+    expected = float(jaxnn.cost(jaxnn.init_params(0, (64, 25, 10)), X_train, y_train, 1.0))
+    assert summary["cost"] == summary["initial_cost"] == pytest.approx(expected, rel=1e-6)
+
+
 def test_a_mistyped_option_is_named_with_the_option_it_resembles() -> None:
     # before argparse's complaint of a missing required option the typo was meant to give
     code, _, err = run(["predict", "--wieghts", "w.npz"])
@@ -393,6 +450,8 @@ def test_a_mistyped_option_is_named_with_the_option_it_resembles() -> None:
     assert_user_error(code, err, "argument --seed: must be an integer")
     code, _, err = run(["train", "stray"])  # not an option: argparse's own words
     assert_user_error(code, err, "unrecognized arguments: stray")
+    code, _, err = run(["--wieghts", "w.npz", "predict"])  # before the command: the typo
+    assert_user_error(code, err, "jaxnn: error: unrecognized option --wieghts (see")
     # argparse's other complaints name the token they are about: they stay as they are
     code, _, err = run(["train", "--lam", "x", "--help"])
     assert_user_error(code, err, "argument --lam: must be a finite number >= 0, got 'x'")
@@ -408,9 +467,10 @@ def test_a_mistyped_option_is_found_in_a_coloured_help(monkeypatch: pytest.Monke
     # Python 3.14 colours argparse's help in a terminal: the options are read without colours
     from jaxnn.cli import ArgumentParser
 
-    plain = ArgumentParser.format_help
-    monkeypatch.setattr(ArgumentParser, "format_help", lambda self: re.sub(
-        r"(--?[A-Za-z][\w-]*)", "\x1b[1;36m\\1\x1b[0m", plain(self)))
+    for method in ("format_help", "format_usage"):
+        plain = getattr(ArgumentParser, method)
+        monkeypatch.setattr(ArgumentParser, method, lambda self, plain=plain: re.sub(
+            r"(--?[A-Za-z][\w-]*)", "\x1b[1;36m\\1\x1b[0m", plain(self)))
     code, _, err = run(["predict", "--wieghts", "w.npz"])
     assert_user_error(code, err, "unrecognized option --wieghts; did you mean --weights?")
     code, _, err = run(["train", "--lam", "x"])

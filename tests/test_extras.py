@@ -125,22 +125,22 @@ class _Installed:
         return self.record if name == "direct_url.json" else None
 
 
-@pytest.mark.parametrize(("record", "in_cwd", "hint"), [
-    ('{"url": "file://{dir}", "dir_info": {"editable": true}}', True, "pip install -e '.[all]'"),
-    ('{"url": "file://{dir}", "dir_info": {"editable": true}}', False,
-     "pip install -e '{dir}[all]'"),
-    ('{"url": "file://{dir}", "dir_info": {}}', True, "pip install '.[all]'"),
+@pytest.mark.parametrize(("record", "in_cwd", "words"), [
+    ('{"url": "file://{dir}", "dir_info": {"editable": true}}', True, ["-e", ".[all]"]),
+    ('{"url": "file://{dir}", "dir_info": {"editable": true}}', False, ["-e", "{dir}[all]"]),
+    ('{"url": "file://{dir}", "dir_info": {}}', True, [".[all]"]),
     ('{"url": "file://{dir}/jaxnn-0.1-py3-none-any.whl", "archive_info": {}}', True,
-     "pip install '{dir}/jaxnn-0.1-py3-none-any.whl[all]'"),  # pip takes extras on a file
-    ('{"url": "file://{dir}", "dir_info": {"editable": "false"}}', True, "pip install '.[all]'"),
-    ('{"url": "file://server/share/jaxnn", "dir_info": {}}', True, "pip install 'jaxnn[all]'"),
-    ('{"url": "https://example.org/jaxnn.tar.gz", "archive_info": {}}', True,
-     "pip install 'jaxnn[all]'"),
-    (None, True, "pip install 'jaxnn[all]'"),  # from an index: no direct_url.json
-    ("{damaged", True, "pip install 'jaxnn[all]'"),
+     ["{dir}/jaxnn-0.1-py3-none-any.whl[all]"]),  # pip takes extras on a file
+    ('{"url": "file://{dir}", "dir_info": {"editable": "false"}}', True, [".[all]"]),
+    ('{"url": "file://{dir}", "vcs_info": {"vcs": "git", "commit_id": "0"}}', True,
+     ["jaxnn[all]"]),  # a repository's commit, not the directory's files
+    ('{"url": "file://server/share/jaxnn", "dir_info": {}}', True, ["jaxnn[all]"]),
+    ('{"url": "https://example.org/jaxnn.tar.gz", "archive_info": {}}', True, ["jaxnn[all]"]),
+    (None, True, ["jaxnn[all]"]),  # from an index: no direct_url.json
+    ("{damaged", True, ["jaxnn[all]"]),
 ])
 def test_the_install_hint_follows_how_jaxnn_was_installed(monkeypatch, tmp_path, record, in_cwd,
-                                                          hint):
+                                                          words):
     source = tmp_path / "it's a checkout"  # a space and a quote: the hint quotes the path
     source.mkdir()
     text = None if record is None else record.replace("{dir}", source.as_posix().replace(
@@ -148,9 +148,10 @@ def test_the_install_hint_follows_how_jaxnn_was_installed(monkeypatch, tmp_path,
     monkeypatch.setattr(importlib.metadata, "distribution",
                         lambda name: _Installed(text) if name == "jaxnn" else None)
     monkeypatch.chdir(source if in_cwd else tmp_path)
-    expected = hint.replace("'{dir}", shlex.quote(str(source))[:-1]) if "{dir}" in hint else hint
-    assert extras.install_hint("all") == expected
-    assert shlex.split(expected)[-1].endswith("[all]")  # one word for the shell
+    hint = extras.install_hint("all")
+    # what the shell passes to pip: each word whole, the path as it is
+    assert shlex.split(hint) == ["pip", "install", *(w.replace("{dir}", str(source))
+                                                     for w in words)], hint
 
 
 def test_the_install_hint_of_this_installation():

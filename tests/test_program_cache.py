@@ -31,6 +31,10 @@ import json, sys
 import numpy as np
 import jax, jax.monitoring
 import jaxnn
+if len(sys.argv) > 2:  # JAX's persistent compilation cache too, as the jaxnn command has it
+    jax.config.update("jax_compilation_cache_dir", sys.argv[2])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 events = []
 jax.monitoring.register_event_duration_secs_listener(lambda name, d, **kw: events.append(name))
 rng = np.random.default_rng(0)
@@ -50,9 +54,10 @@ print(json.dumps(out))
 """.replace("METHODS", repr(METHODS))
 
 
-def _run(directory) -> dict:
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(directory)], capture_output=True,
-                          text=True, timeout=300)
+def _run(directory, xla_cache=None) -> dict:
+    extra = [] if xla_cache is None else [str(xla_cache)]
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(directory), *extra],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -83,6 +88,25 @@ def test_a_fresh_process_loads_each_loop_and_compiles_nothing(tmp_path):
     X, y = rng.normal(size=(60, 8)), np.arange(60) % 3
     plain = jaxnn.fit(p0, X, y, lam=0.5, maxiter=30)
     assert plain.cost.hex() == first["L-BFGS-B"]["cost"]
+
+
+def test_a_program_jaxs_persistent_cache_supplied_is_not_saved(tmp_path):
+    # serialized again, such an executable lacks its compiled functions: saved, it loaded in
+    # the next process and failed when run ("Function ... not found"), in every later run
+    programs, xla = tmp_path / "programs", tmp_path / "xla"
+    first = _run(programs, xla)  # compiled: saved, and in JAX's cache
+    saved = sorted(programs.glob("*.jaxnn-program"))
+    assert len(saved) == len(METHODS) and any(xla.iterdir())
+    for path in saved:  # as after an edit of jaxnn that leaves the programs as they were
+        path.unlink()
+    second = _run(programs, xla)  # JAX's cache supplies them: not saved
+    assert not list(programs.glob("*.jaxnn-program"))
+    third = _run(programs, xla)  # and every later process still runs them
+    for method in METHODS:
+        assert second[method]["traced"] >= 1 and third[method]["traced"] >= 1, method
+        for field in ("cost", "n_evals", "theta"):
+            assert second[method][field] == third[method][field] == first[method][field], (
+                method, field)
 
 
 def test_a_program_is_found_again_only_under_its_own_key(tmp_path, fresh_memory):

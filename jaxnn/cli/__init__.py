@@ -68,14 +68,16 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # a required option reported missing: was it given under a mistyped name? (only
         # then: argparse's other complaints name the token they are about)
-        if message.startswith(REQUIRED_MESSAGES):
+        if message.startswith(REQUIRED_MESSAGES) or (self.commands and "invalid choice" in
+                                                      message):  # "--wieghts w predict"
             message = self.mistyped_option(self.given) or message
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
     def mistyped_option(self, tokens: Sequence[str]) -> str | None:
         """``"unrecognized option --x; did you mean --y?"`` for the first of ``tokens`` shaped
         like an option (``-x``, ``--name``, ``--name=value``) that is none of this parser's,
-        nor an abbreviation of one; the top parser looks only before the subcommand."""
+        nor an abbreviation of one; the top parser looks only before the subcommand (its
+        first token that is no option)."""
         import difflib
         import re
 
@@ -84,7 +86,7 @@ class ArgumentParser(argparse.ArgumentParser):
         text = re.sub(r"\x1b\[[0-9;]*m", "", self.format_help())
         options = sorted(set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", text)))
         for token in tokens:
-            if token == "--" or token in self.commands:
+            if token == "--" or (self.commands and not token.startswith("-")):
                 break
             name = token.split("=", 1)[0]
             if not re.fullmatch(r"--?[A-Za-z][\w-]*", name) or name in options or (

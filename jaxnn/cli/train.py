@@ -151,9 +151,10 @@ def run(args: argparse.Namespace) -> int:
     run_dir = RunDirectory(args.out, FILES.values())
     with run_dir as out, x64_when(args.dtype == "float64"):
         outcome = train(args, options, sizes, split, console, header)
-        summary = make_summary(args, data, split, sizes, outcome, out, options, digest)
-        run_dir.replace_previous()  # only now: a run that fails to train leaves the last one
+        summary: dict[str, Any] | None = None
         try:
+            summary = make_summary(args, data, split, sizes, outcome, out, options, digest)
+            run_dir.replace_previous()  # only now: a run that fails to train leaves the last one
             save_weights(run_dir, outcome.params, args.activation, args.output)  # first
             write_summary(run_dir, summary)
             if outcome.interrupted:
@@ -172,9 +173,17 @@ def run(args: argparse.Namespace) -> int:
             write_summary(run_dir, summary)
             print_report(console, evaluation, outcome)
             write_pictures(run_dir, data, split, outcome, evaluation, summary)
-        except KeyboardInterrupt:  # while writing: the weights and the summary, then stop
-            if not all((out / FILES[k]).exists() for k in ("weights_npz", "weights_mat")):
+        except KeyboardInterrupt:  # after training: the weights and the summary, then stop
+            if summary is None:  # before the summary was made
+                summary = make_summary(args, data, split, sizes, outcome, out, options, digest)
+            if not run_dir.claimed:  # before this run wrote anything: the last run's files go
+                run_dir.replace_previous()  # (again: the first may have been cut short)
+            if not all(FILES[k] in run_dir.claimed and (out / FILES[k]).is_file()
+                       for k in ("weights_npz", "weights_mat")):
                 save_weights(run_dir, outcome.params, args.activation, args.output)
+            if not outcome.interrupted:  # training had ended on its own
+                summary["message"] = (f"{summary['message']}; then interrupted "
+                                      "(KeyboardInterrupt) while the run's files were written")
             summary["interrupted"] = True
             summary["files"] = write_summary(run_dir, summary)
             console.print(f"[bold yellow]interrupted[/]: the weights and summary are saved in "
@@ -309,14 +318,16 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
         outcome = progress.interrupted(params0, time.perf_counter() - started)
         try:  # only to report it: the weights come first, whatever happens here
             initial = initial_cost()
-        except (ValueError, MemoryError, KeyboardInterrupt):
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - not worth the weights
             return outcome
         return replace(outcome, initial_cost=initial,
                        cost=outcome.cost if outcome.n_iter else initial)
-    try:
+    try:  # only to report it: the weights come first
         initial, late = initial_cost(), False
     except KeyboardInterrupt:  # just after training: keep what it reached, then stop
         initial, late = float("nan"), True
+    except Exception:  # noqa: BLE001 - memory, say: the weights are still saved
+        initial, late = float("nan"), False
     params = tuple(np.asarray(t) for t in result.params)
     # interrupted before the first iteration: the initial params, whatever fit evaluated
     final = initial if at_start else float(result.cost)
@@ -324,7 +335,9 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
     return Outcome(params=params, history=np.asarray(result.history, np.float64), cost=final,
                    n_iter=int(result.n_iter), n_evals=int(result.n_evals),
                    converged=bool(result.converged) and not diverged,
-                   message=str(result.message), seconds=float(result.seconds),
+                   message=str(result.message) + ("; then interrupted (KeyboardInterrupt)"
+                                                   if late else ""),
+                   seconds=float(result.seconds),
                    interrupted=bool(result.interrupted) or late, initial_cost=initial,
                    diverged=diverged)
 
