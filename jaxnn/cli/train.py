@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
               f"{counted(len(split.y_test), 'held-out example')}), {args.method}, "
               f"lam={args.lam:g}, {counted(args.iterations, 'iteration')}, {args.dtype}")
     from jaxnn.precision import x64_when  # float64 runs in a scoped x64, as fit's own
+    from jaxnn.train.status import interrupted_when
 
     run_dir = RunDirectory(args.out, FILES.values())
     with run_dir as out, x64_when(args.dtype == "float64"):
@@ -158,9 +159,7 @@ def run(args: argparse.Namespace) -> int:
             save_weights(run_dir, outcome.params, args.activation, args.output)  # first
             write_summary(run_dir, summary)
             if outcome.interrupted:
-                when = (f"after {counted(outcome.n_iter, 'iteration')}" if outcome.n_iter
-                        else "before the first iteration")
-                console.print(f"[bold yellow]interrupted[/] {when}: "
+                console.print(f"[bold yellow]interrupted[/] {interrupted_when(outcome.n_iter)}: "
                               f"saved the weights and summary to {escape(str(out))}")
                 return EXIT_INTERRUPTED
             if outcome.diverged:
@@ -301,9 +300,17 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
 
     params0 = init_params(args.seed, sizes, dtype=args.dtype)
 
-    def initial_cost() -> float:  # after fit, which refuses what the dtype cannot represent
-        return float(cost(params0, split.X_train, split.y_train, args.lam,
-                          activation=args.activation, output=args.output))
+    def initial_cost() -> tuple[float, bool]:
+        """The initial weights' cost, and whether a Ctrl-C cut it short: after fit (which
+        refuses what the dtype cannot represent), only to report it, so NaN when it cannot be
+        had (memory, say) or is interrupted: the weights reached come first."""
+        try:
+            return float(cost(params0, split.X_train, split.y_train, args.lam,
+                              activation=args.activation, output=args.output)), False
+        except KeyboardInterrupt:
+            return float("nan"), True
+        except Exception:  # noqa: BLE001 - not worth the weights
+            return float("nan"), False
 
     progress = ProgressBar(console, args.iterations, enabled=not args.no_progress)
     console.print(header)
@@ -316,18 +323,10 @@ def train(args: argparse.Namespace, options: dict[str, Any], sizes: tuple[int, .
             progress.finish(result.n_iter, None if at_start else float(result.cost))
     except KeyboardInterrupt:  # one that fit did not catch (e.g. while compiling)
         outcome = progress.interrupted(params0, time.perf_counter() - started)
-        try:  # only to report it: the weights come first, whatever happens here
-            initial = initial_cost()
-        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - not worth the weights
-            return outcome
+        initial, _ = initial_cost()
         return replace(outcome, initial_cost=initial,
                        cost=outcome.cost if outcome.n_iter else initial)
-    try:  # only to report it: the weights come first
-        initial, late = initial_cost(), False
-    except KeyboardInterrupt:  # just after training: keep what it reached, then stop
-        initial, late = float("nan"), True
-    except Exception:  # noqa: BLE001 - memory, say: the weights are still saved
-        initial, late = float("nan"), False
+    initial, late = initial_cost()  # late: a Ctrl-C just after training; keep it, then stop
     params = tuple(np.asarray(t) for t in result.params)
     # interrupted before the first iteration: the initial params, whatever fit evaluated
     final = initial if at_start else float(result.cost)

@@ -73,14 +73,18 @@ def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
             "finite (the parameters are the last finite ones; try a smaller step or learning rate)")
 
 
+def interrupted_when(n_iter: int) -> str:
+    """When a run was interrupted: ``"after 3 iterations"``, ``"before the first iteration"``."""
+    return f"after {counted(n_iter, 'iteration')}" if n_iter else "before the first iteration"
+
+
 def interrupted_message(n_iter: int, params: str | None = None) -> str:
     """The message of a run that a ``KeyboardInterrupt`` stopped after ``n_iter`` iterations
     and which ``params`` it kept, when the caller knows; before the first iteration
     (``n_iter`` 0) a run keeps the initial parameters, whatever the caller says."""
-    when = f"after {counted(n_iter, 'iteration')}" if n_iter else "before the first iteration"
     params = params if n_iter else "the initial ones"
     kept = f"; params are {params}" if params else ""
-    return f"interrupted (KeyboardInterrupt) {when}{kept}"
+    return f"interrupted (KeyboardInterrupt) {interrupted_when(n_iter)}{kept}"
 
 
 def epochs_message(n_epochs: int, maxiter: int, n_batches: int, batch_size: int, *,
