@@ -32,6 +32,7 @@ from jax.typing import ArrayLike
 
 from jaxnn.activations import get_activation
 from jaxnn.checks import Params
+from jaxnn.defaults import ACTIVATION, OUTPUT
 from jaxnn.losses import cast, penalty, prepare_problem
 from jaxnn.outputs import get_output
 
@@ -58,7 +59,7 @@ def penalty_grad(theta: Array, lam: ArrayLike, m: int) -> Array:
 
 
 def backprop_arrays(params: Params, X: Array, Y: Array, lam: ArrayLike,
-                    activation: str = "sigmoid", output: str = "sigmoid"
+                    activation: str = ACTIVATION, output: str = OUTPUT
                     ) -> tuple[Array, Params]:
     """``(J, grads)`` for ``X`` ``(m, n_0)`` and targets ``Y`` ``(m, K)``. Traceable, no checks."""
     act = get_activation(activation)
@@ -92,8 +93,8 @@ def backprop(
     y: ArrayLike,
     lam: ArrayLike = 0.0,
     *,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
 ) -> tuple[Array, Params]:
     """``(J, grads)`` by the hand-written backward pass; ``grads`` mirrors ``params``.
 

@@ -27,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn.defaults import LEARNING_RATES, MAX_SEED
-from jaxnn.names import GRADS, counted
+from jaxnn.defaults import GRADCHECK_EPS, INIT_EPSILON, LEARNING_RATES
+from jaxnn.names import DTYPES, GRADS, ORDERS, counted
+from jaxnn.rules import POSITIVE_INT, is_bounded, is_seed, number_words, seed_range
 
 Array = jax.Array
 Params = tuple[Array, ...]
@@ -220,12 +221,8 @@ def check_targets(y: object, m: int, K: int, name: str = "y") -> Array | np.ndar
     traced = is_traced(y)
     if len(y.shape) == 1:
         check_label_count(y.shape[0], m, name)
-        if K > MAX_CLASSES:
-            raise ValueError(
-                f"{name} holds class labels, which make one-hot targets of K={K} entries "
-                f"each; jaxnn takes at most {MAX_CLASSES} classes from labels (pass a target "
-                "matrix (m, K) instead)"
-            )
+        check_class_count(K, f"{name} holds class labels, which make one-hot targets of "
+                          f"K={K} entries each", "pass a target matrix (m, K) instead")
         if not jnp.issubdtype(y.dtype, jnp.integer):
             if traced or not jnp.issubdtype(y.dtype, jnp.floating):
                 raise ValueError(
@@ -233,10 +230,10 @@ def check_targets(y: object, m: int, K: int, name: str = "y") -> Array | np.ndar
                 )
             yn = np.asarray(y)
             check_whole_labels(yn, name, f"0..{K - 1}")
-            _check_labels(yn, K, name)  # before the cast: 1e12 must not wrap around
+            check_label_range(yn, K, name)  # before the cast: 1e12 must not wrap around
             y = yn.astype(np.int32)
         if not traced:
-            checked_once(y, f"labels<{K}", lambda: _check_labels(y, K, name))
+            checked_once(y, f"labels<{K}", lambda: check_label_range(y, K, name))
         return y
     if len(y.shape) == 2:
         if y.shape != (m, K):
@@ -259,13 +256,19 @@ def check_targets(y: object, m: int, K: int, name: str = "y") -> Array | np.ndar
     )
 
 
-def _check_labels(y: Array | np.ndarray, K: int, name: str) -> None:
+#: why labels 1..K are out of range, for a label vector from a course file
+COURSE_LABELS_HINT = ("course files number classes 1..K: load them with "
+                      "jaxnn.datasets.load_mat, which maps label k to k mod K")
+
+
+def check_label_range(y: Array | np.ndarray, K: int, name: str,
+                      hint: str | None = COURSE_LABELS_HINT) -> None:
+    """Class labels ``y`` (host or device) for a network of ``K`` outputs: in ``0..K-1``."""
     lo, hi = _min_max(y)
     if lo < 0 or hi > K - 1:
         raise ValueError(
             f"{name} has labels in {int(lo)}..{int(hi)} but the network has K={K} "
-            f"outputs, so labels must lie in 0..{K - 1} (course files number classes "
-            "1..K: load them with jaxnn.datasets.load_mat, which maps label k to k mod K)"
+            f"outputs, so labels must lie in 0..{K - 1}" + (f" ({hint})" if hint else "")
         )
 
 
@@ -391,14 +394,17 @@ def check_number(value: object, name: str, *, low: float | None = None,
     """A finite real scalar, at least ``low`` (above it when ``strict``); returned as float.
 
     Refuses bools, strings, complex numbers and arrays with more than one value."""
-    bound = "" if low is None else (f" > {low:g}" if strict else f" >= {low:g}")
     shown = value.item() if isinstance(value, np.generic) else value  # -2, not np.int64(-2)
-    if not _is_real_number(value):
-        raise ValueError(f"{name} must be a finite number{bound}, got {shown!r}")
-    v = float(value)
-    if not math.isfinite(v) or (low is not None and (v <= low if strict else v < low)):
-        raise ValueError(f"{name} must be a finite number{bound}, got {shown!r}")
-    return v
+    if not (_is_real_number(value) and is_bounded(float(value), low, strict)):
+        raise ValueError(f"{name} must be {number_words(low, strict)}, got {shown!r}")
+    return float(value)
+
+
+def check_order(order: object, name: str = "order") -> str:
+    """How flattened images are ordered: ``"C"`` (row-major) or ``"F"`` (column-major)."""
+    if order not in ORDERS:
+        raise ValueError(f"{name} must be 'C' (row-major) or 'F' (column-major), got {order!r}")
+    return order
 
 
 def check_flag(value: object, name: str) -> bool:
@@ -413,7 +419,7 @@ def positive_int(value: object, name: str) -> int:
     """A positive integer (Python or numpy int; not bool, not a float)."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) \
             or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be {POSITIVE_INT}, got {value!r}")
     return int(value)
 
 
@@ -441,7 +447,7 @@ def check_epsilon(epsilon: object, dtype: object) -> float:
     if eps > most:
         raise ValueError(f"epsilon={eps!r} is too large for {np.dtype(dtype).name} weights "
                          f"(the draw spans 2 * epsilon): at most {most:.3g}; the course "
-                         "uses 0.12")
+                         f"uses {INIT_EPSILON:g}")
     return eps
 
 
@@ -451,7 +457,7 @@ def check_eps(eps: object) -> float:
     value = check_number(eps, "eps", low=0, strict=True)
     if value > 1:
         raise ValueError(f"eps must be a finite-difference step in (0, 1], got {value:g}; the "
-                         "course uses 1e-4")
+                         f"course uses {GRADCHECK_EPS:g}")
     return value
 
 
@@ -501,10 +507,9 @@ def check_seed(seed: object, name: str = "seed", *, numpy: bool = False) -> int:
     """An integer seed: 64-bit signed for a JAX key (``jax.random.key``), non-negative
     (``0..2**63 - 1``) where it seeds numpy's generator (``numpy=True``), which refuses
     negative seeds."""
-    low, low_text = (0, "0") if numpy else (-MAX_SEED - 1, "-2**63")
     if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) \
-            or not low <= int(seed) <= MAX_SEED:
-        raise ValueError(f"{name} must be an integer in [{low_text}, 2**63 - 1], got {seed!r}")
+            or not is_seed(int(seed), numpy):
+        raise ValueError(f"{name} must be {seed_range(numpy)[1]}, got {seed!r}")
     return int(seed)
 
 
@@ -534,9 +539,9 @@ def check_dtype(dtype: object, allow_none: bool = True) -> bool | None:
         dt = np.dtype(dtype) if dtype is not None else None
     except TypeError:
         dt = None
-    if dt not in (np.float32, np.float64):
-        choices = "None, 'float32' or 'float64'" if allow_none else "'float32' or 'float64'"
-        raise ValueError(f"dtype must be {choices}, got {dtype!r}")
+    if dt is None or dt.name not in DTYPES:
+        choices = " or ".join(map(repr, DTYPES))
+        raise ValueError(f"dtype must be {'None, ' if allow_none else ''}{choices}, got {dtype!r}")
     return dt == np.float64
 
 
@@ -669,9 +674,9 @@ def check_labels(y: object, name: str = "y", m: int | None = None,
     y = label_vector(y, name, m, of)
     if y.size and y.min() < 0:
         raise ValueError(f"{name} has negative labels; labels are classes 0..K-1")
-    if y.size and y.max() > MAX_CLASSES - 1:
-        raise ValueError(f"{name} has a label {y.max():g}, which would make {int(y.max()) + 1} "
-                         f"classes; jaxnn takes at most {MAX_CLASSES} (labels are 0..K-1)")
+    if y.size:
+        check_class_count(int(y.max()) + 1, f"{name} has a label {int(y.max())}, which would make "
+                          f"{int(y.max()) + 1} classes", "labels are 0..K-1")
     return y.astype(np.int64)
 
 
@@ -685,10 +690,15 @@ def check_classes(K: object, name: str = "K") -> int:
     Labels become one-hot rows of ``K`` entries, so a label such as ``1e12`` (a typo, an id
     column) would ask for ``m * 1e12`` numbers; this is the rule that refuses it."""
     K = positive_int(K, name)
-    if K > MAX_CLASSES:
-        raise ValueError(f"{name}={K} classes is more than jaxnn takes from labels "
-                         f"({MAX_CLASSES}); labels are classes 0..K-1")
+    check_class_count(K, f"{name}={K} classes", "labels are classes 0..K-1")
     return K
+
+
+def check_class_count(K: int, what: str, hint: str) -> None:
+    """The one bound on the classes labels may imply, ``K <= MAX_CLASSES``; ``what`` says
+    where ``K`` came from and ``hint`` what to do instead."""
+    if K > MAX_CLASSES:
+        raise ValueError(f"{what}; jaxnn takes at most {MAX_CLASSES} classes from labels ({hint})")
 
 
 def check_float_dtype(dtype: object, name: str = "dtype") -> np.dtype:

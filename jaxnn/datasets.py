@@ -23,23 +23,26 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from jaxnn.checks import (
-    MAX_CLASSES,
+    check_class_count,
     check_classes,
     check_finite,
     check_float_dtype,
     check_seed,
     label_vector,
 )
+from jaxnn.defaults import HELD_OUT
 from jaxnn.extras import require
 from jaxnn.files.atomic import atomic_write, remove_stale_temps
 from jaxnn.files.idx import idx_count, iter_idx, load_idx
 from jaxnn.files.mat import mat_keys, read_mat, real_matrix
 from jaxnn.io import read_npz
+from jaxnn.names import PathLike
+from jaxnn.rules import FRACTION, is_fraction
 
 __all__ = [
     "mnist5k",
@@ -54,8 +57,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
-Order = Literal["C", "F"]
 
 # ---- cache -------------------------------------------------------------------------------------
 
@@ -281,11 +282,9 @@ def _octave_labels(
     """Apply the Octave rule `k -> k mod K` (or keep 0-based labels); validate the range."""
     low = 0 if zero_based else 1
     K = int(num_labels) if num_labels is not None else int(y.max()) + (1 if zero_based else 0)
-    if num_labels is None and K > MAX_CLASSES:
-        raise ValueError(
-            f"{where}the largest label, {int(y.max())}, implies K={K} classes; jaxnn takes at "
-            f"most {MAX_CLASSES} (labels are 1..K, or 0..K-1 with zero_based=True)"
-        )
+    if num_labels is None:
+        check_class_count(K, f"{where}the largest label, {int(y.max())}, implies K={K} classes",
+                          "labels are 1..K, or 0..K-1 with zero_based=True")
     if K < 1:  # only without num_labels (checked by load_mat): every label below `low`
         raise ValueError(f"{where}labels range over {int(y.min())}..{int(y.max())}; expected "
                          f"{low}..K")
@@ -306,7 +305,7 @@ def _octave_labels(
 
 
 def train_test_split(
-    X: Any, y: Any, test_size: float | int = 0.2, seed: int = 0, *, stratify: bool = True
+    X: Any, y: Any, test_size: float | int = HELD_OUT, seed: int = 0, *, stratify: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split `(X, y)` into train and test sets, stratified by label, reproducibly.
 
@@ -349,10 +348,10 @@ def held_out_count(size: float | int, m: int, name: str = "test_size",
         raise ValueError(f"{name} must be a fraction or a count, got {size!r}")
     if isinstance(size, int | np.integer):
         n = int(size)
-    elif 0 < size < 1:
+    elif is_fraction(size):
         n = math.ceil(float(size) * m)
     else:
-        raise ValueError(f"{name} as a fraction must be in (0, 1), got {size}")
+        raise ValueError(f"{name} must be {FRACTION} or a count, got {size}")
     if not 1 <= n <= m - 1:
         said = f"{name} {size}" if name.startswith("--") else f"{name}={size}"
         raise ValueError(f"{said} gives {n} {held_out} examples out of {m}; both the train "

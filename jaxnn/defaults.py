@@ -5,6 +5,14 @@ command can state them in its ``--help`` before JAX is imported. The functions n
 their signatures (``epsilon: float = INIT_EPSILON``), so their help shows the values.
 """
 
+ACTIVATION = "sigmoid"  # the course's hidden units
+OUTPUT = "sigmoid"  # the course's output layer: K independent sigmoids
+HIDDEN = (25,)  # the course's hidden layer: 25 units
+LAM = 1.0  # the course's lambda: fit, the estimator, learning_curve, jaxnn train and sweep
+METHOD = "L-BFGS-B"  # fit's, the estimator's and jaxnn train's training method
+MAXITER = 400  # fit's and jaxnn train's iterations (the course's fmincg run takes 50)
+MANY_MAXITER = 100  # iterations of each network fit_many and the sweeps train
+HELD_OUT = 0.2  # the share of the examples held out: train_test_split, the sweeps, the command
 INIT_EPSILON = 0.12  # the course's randInitializeWeights: weights uniform in [-0.12, 0.12]
 LBFGS_TOL = 1e-5  # fit(method="lbfgs") and fit_many's lbfgs stop when max |g| <= tol
 GRADCHECK_EPS = 1e-4  # the course's computeNumericalGradient step: J(theta +- eps e_i)

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from jaxnn.checks import check_dtype, check_epsilon, check_hidden, positive_int
-from jaxnn.defaults import INIT_EPSILON
+from jaxnn.defaults import ACTIVATION, HIDDEN, INIT_EPSILON, LAM, MAXITER, METHOD, OUTPUT
 from jaxnn.extras import install_hint, require
 from jaxnn.memory import check_memory, param_count
 from jaxnn.model import logits
@@ -86,13 +86,13 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        hidden_layer_sizes: int | Sequence[int] = (25,),
-        lam: float = 1.0,
+        hidden_layer_sizes: int | Sequence[int] = HIDDEN,
+        lam: float = LAM,
         *,
-        activation: str = "sigmoid",
-        output: str = "sigmoid",
-        method: str = "L-BFGS-B",
-        max_iter: int = 400,
+        activation: str = ACTIVATION,
+        output: str = OUTPUT,
+        method: str = METHOD,
+        max_iter: int = MAXITER,
         tol: float | None = None,
         grad: str = "backprop",
         learning_rate: float | None = None,

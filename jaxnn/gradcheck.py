@@ -34,7 +34,7 @@ from jaxnn.checks import (
     check_eps,
     check_scalar_function,
 )
-from jaxnn.defaults import GRADCHECK_CHUNK, GRADCHECK_EPS, GRADCHECK_TOL
+from jaxnn.defaults import ACTIVATION, GRADCHECK_CHUNK, GRADCHECK_EPS, GRADCHECK_TOL, OUTPUT
 from jaxnn.incremental import float64_problem, incremental_gradient_arrays, prepare_arrays
 from jaxnn.losses import regularized_cost
 from jaxnn.model import layer_sizes, ravel_params, unravel_params
@@ -177,8 +177,8 @@ def check_gradients(
     lam: float = 0.0,
     *,
     eps: float = GRADCHECK_EPS,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     method: str = "incremental",
     chunk_size: int | None = None,
 ) -> GradientCheck:

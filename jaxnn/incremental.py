@@ -37,7 +37,7 @@ from jaxnn.activations import get_activation
 from jaxnn.backprop import affine_forward
 from jaxnn.checks import Params, as_params, check_chunk_size, check_eps
 from jaxnn.compiling import VECTOR_KERNELS, jit_with_options
-from jaxnn.defaults import GRADCHECK_EPS
+from jaxnn.defaults import ACTIVATION, GRADCHECK_EPS, OUTPUT
 from jaxnn.differences import (
     HiddenDifference,
     OutputDifference,
@@ -300,7 +300,7 @@ def _penalty_difference(theta: np.ndarray, lam: float, m: int, eps: float) -> np
 
 
 def incremental_gradient_arrays(params: Params, X: Array, Y: Array, lam: float, eps: float,
-                                activation: str = "sigmoid", output: str = "sigmoid",
+                                activation: str = ACTIVATION, output: str = OUTPUT,
                                 chunk_size: int | None = None, *,
                                 prepared: tuple[dict, list] | None = None
                                 ) -> tuple[np.ndarray, ...]:
@@ -377,8 +377,8 @@ def numerical_cost_gradient(
     lam: ArrayLike = 0.0,
     *,
     eps: float = GRADCHECK_EPS,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     chunk_size: int | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Central differences ``(J(theta + eps e_i) - J(theta - eps e_i)) / (2 eps)`` of

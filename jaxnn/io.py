@@ -38,9 +38,11 @@ import numpy as np
 
 from jaxnn.activations import get_activation
 from jaxnn.checks import check_input_file, check_path
+from jaxnn.defaults import ACTIVATION, OUTPUT  # what a file without a model record holds
 from jaxnn.files.atomic import atomic_write
 from jaxnn.files.mat import mat_keys, read_mat, real_matrix
 from jaxnn.memory import check_memory
+from jaxnn.names import PathLike
 from jaxnn.outputs import get_output
 from jaxnn.user_warnings import warn
 
@@ -66,12 +68,8 @@ MAT_VERSIONS = (2,)
 #: prefix of the `.mat` variables that carry the model
 MAT_PREFIX = "jaxnn_"
 MAT_META = ("format_version", "layer_sizes", "activation", "output")
-#: what a file without metadata holds: the course's network
-DEFAULT_ACTIVATION = "sigmoid"
-DEFAULT_OUTPUT = "sigmoid"
 
 Params = tuple[np.ndarray, ...]
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,8 +100,8 @@ def save_weights(
     path: PathLike,
     params: Sequence[Any],
     *,
-    activation: str = DEFAULT_ACTIVATION,
-    output: str = DEFAULT_OUTPUT,
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
 ) -> None:
     """Save `params` (a sequence of 2-D arrays, numpy or JAX) and the model they are, atomically.
 
@@ -168,7 +166,7 @@ def load_model(path: PathLike) -> Model:
             f"without hidden layers whose {sizes[-1]} rows are the classes; if the file should "
             "hold more layers, save Theta2.. as well")
     if meta is None:
-        return Model(thetas, DEFAULT_ACTIVATION, DEFAULT_OUTPUT, sizes, version, False)
+        return Model(thetas, ACTIVATION, OUTPUT, sizes, version, False)
     if meta.layer_sizes != sizes:
         raise ValueError(
             f"{path}: the file records layer_sizes {meta.layer_sizes} but its weights are a "

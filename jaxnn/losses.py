@@ -24,6 +24,7 @@ from jaxnn.checks import (
     check_targets,
     is_traced,
 )
+from jaxnn.defaults import ACTIVATION, OUTPUT
 from jaxnn.model import logits, prepare
 from jaxnn.outputs import get_output
 
@@ -91,8 +92,8 @@ def cost(
     y: ArrayLike,
     lam: ArrayLike = 0.0,
     *,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
 ) -> Array:
     """The regularized cost ``J`` (a scalar) of ``params`` on ``X`` ``(m, n_0)``.
 
@@ -110,8 +111,8 @@ def autodiff(
     y: ArrayLike,
     lam: ArrayLike = 0.0,
     *,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
 ) -> tuple[Array, Params]:
     """``(J, grads)`` from ``jax.value_and_grad`` of :func:`cost`; ``grads`` mirrors ``params``.
 

@@ -34,7 +34,7 @@ from jaxnn.checks import (
     is_traced,
     positive_int,
 )
-from jaxnn.defaults import INIT_EPSILON
+from jaxnn.defaults import ACTIVATION, INIT_EPSILON, OUTPUT
 from jaxnn.memory import check_memory, param_count, problem_bytes
 from jaxnn.outputs import get_output
 
@@ -203,7 +203,7 @@ def affine(theta: Array, a: Array) -> Array:
     return a @ theta[:, 1:].T + theta[:, 0]
 
 
-def logits(params: Params, X: Array, activation: str = "sigmoid") -> Array:
+def logits(params: Params, X: Array, activation: str = ACTIVATION) -> Array:
     """Output-layer pre-activations ``z_L`` of shape ``(m, K)``. Traceable; no checks."""
     g = get_activation(activation).fn
     a = X
@@ -257,8 +257,8 @@ def forward(
     params: Sequence[ArrayLike],
     X: ArrayLike,
     *,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
 ) -> Array:
     """Class probabilities ``h`` of shape ``(m, K)`` for inputs ``X`` of shape ``(m, n_0)``.
 
@@ -270,8 +270,8 @@ def forward(
     return _forward(params, X, activation, output, dtype)
 
 
-def predict(params: Sequence[ArrayLike], X: ArrayLike, *, activation: str = "sigmoid",
-            output: str = "sigmoid") -> Array:
+def predict(params: Sequence[ArrayLike], X: ArrayLike, *, activation: str = ACTIVATION,
+            output: str = OUTPUT) -> Array:
     """Integer labels ``(m,)``: the index of the largest output (``output`` does not change it)."""
     get_activation(activation), get_output(output)
     params, X, dtype = prepare(params, X)

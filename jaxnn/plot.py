@@ -14,15 +14,15 @@ Octave's ``X(:)``), scikit-learn's 8x8 digits and MNIST IDX files row-major (``o
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jaxnn.checks import check_seed
+from jaxnn.checks import check_order, check_seed
 from jaxnn.extras import require
 from jaxnn.files.atomic import atomic_write
+from jaxnn.names import Order, PathLike
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -40,8 +40,6 @@ __all__ = [
     "save_png",
 ]
 
-Order = Literal["C", "F"]
-PathLike = str | os.PathLike[str]
 
 
 # --- a figure -------------------------------------------------------------------------------------
@@ -108,8 +106,7 @@ def image_grid(
             f"images must be a non-empty 2-D array of shape (n, {h * w}) for {h}x{w} images, "
             f"got shape {images.shape}"
         )
-    if order not in ("C", "F"):
-        raise ValueError(f"order must be 'C' (row-major) or 'F' (column-major), got {order!r}")
+    check_order(order)
     n = images.shape[0]
     ncols = ncols or max(1, round(math.sqrt(n)))
     nrows = math.ceil(n / ncols)

@@ -16,6 +16,7 @@ from jax.typing import ArrayLike
 from jaxnn.activations import get_activation
 from jaxnn.backprop import backprop_arrays
 from jaxnn.checks import check_grad, check_sizes
+from jaxnn.defaults import ACTIVATION, OUTPUT
 from jaxnn.losses import regularized_cost
 from jaxnn.model import ravel_params, unravel_params
 from jaxnn.outputs import get_output
@@ -31,8 +32,8 @@ class NetSpec:
     Frozen and hashable: a static argument of ``jit``. Checked on construction."""
 
     sizes: tuple[int, ...]
-    activation: str = "sigmoid"
-    output: str = "sigmoid"
+    activation: str = ACTIVATION
+    output: str = OUTPUT
     grad: str = "backprop"
 
     def __post_init__(self) -> None:

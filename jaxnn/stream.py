@@ -18,7 +18,6 @@ files the same way, one chunk at a time.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -39,17 +38,18 @@ from jaxnn.checks import (
     check_dtype,
     check_flag,
     check_grad,
+    check_label_range,
     check_lam,
     check_representable,
     check_seed,
     check_step_fits,
     positive_int,
 )
-from jaxnn.defaults import STREAM_CHUNK
+from jaxnn.defaults import ACTIVATION, OUTPUT, STREAM_CHUNK
 from jaxnn.files.idx import idx_count, iter_idx
 from jaxnn.losses import data_loss, penalty
 from jaxnn.model import logits, start_vector
-from jaxnn.names import MINIBATCH_METHODS, OPTAX_ALTERNATIVE, counted
+from jaxnn.names import MINIBATCH_METHODS, OPTAX_ALTERNATIVE, PathLike, counted
 from jaxnn.precision import training_dtype, x64_when
 from jaxnn.spec import NetSpec
 from jaxnn.train.loops import minibatch_optimizer
@@ -57,7 +57,6 @@ from jaxnn.train.loops import minibatch_optimizer
 __all__ = ["StreamResult", "evaluate_stream", "fit_stream", "idx_count"]
 
 Array = jax.Array
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -102,6 +101,9 @@ def _optimizer(method: object, learning_rate: object) -> optax.GradientTransform
     return minibatch_optimizer(method, learning_rate)
 
 
+# compiled once per network, optimizer (one object per method and learning rate:
+# minibatch_optimizer), batch shape and dtype, for every call of fit_stream
+@partial(jax.jit, static_argnames=("tx", "spec"), donate_argnums=(0, 1))
 def _step(theta: Array, opt_state: Any, X: Array, y: Array, lam: Array, *,
           tx: optax.GradientTransformation, spec: NetSpec):
     """One optax update on a mini-batch ``X`` ``(b, n_0)``, labels ``y`` ``(b,)``; returns
@@ -119,11 +121,7 @@ def _check_chunk(X: np.ndarray, y: np.ndarray, n_in: int, K: int, images: PathLi
             f"{images} holds images of {X.shape[1]} pixels but the network's first Theta "
             f"expects {n_in} inputs; build the network with layer_sizes ({X.shape[1]}, ..., K)"
         )
-    if y.size and (y.min() < 0 or y.max() > K - 1):
-        raise ValueError(
-            f"{labels} has labels in {int(y.min())}..{int(y.max())} but the network has "
-            f"K={K} outputs; labels must lie in 0..{K - 1}"
-        )
+    check_label_range(y, K, str(labels), hint=None)
 
 
 def fit_stream(
@@ -140,8 +138,8 @@ def fit_stream(
     seed: int = 0,
     shuffle: bool = True,
     grad: Literal["backprop", "autodiff"] = "backprop",
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     order: Literal["C", "F"] = "C",
     dtype: Any = None,
     **renamed: Any,
@@ -208,7 +206,7 @@ def fit_stream(
         check_step_fits(learning_rate, dtype)
         theta = jnp.array(start_vector(params, dtype))
         n_in, K = spec.sizes[0], spec.sizes[-1]
-        step = jax.jit(partial(_step, tx=tx, spec=spec), donate_argnums=(0, 1))
+        step = partial(_step, tx=tx, spec=spec)
         opt_state = tx.init(theta)
         host_dtype = np.float32 if dtype == jnp.float32 else np.float64
         history, batch_costs = [], []
@@ -291,8 +289,8 @@ def evaluate_stream(
     lam: float = 0.0,
     *,
     chunk_size: int = STREAM_CHUNK,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     order: Literal["C", "F"] = "C",
 ) -> dict[str, float]:
     """Full-data cost and accuracy of ``params`` on IDX files, read ``chunk_size`` at a time.

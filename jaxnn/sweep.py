@@ -41,11 +41,20 @@ from jaxnn.checks import (
     check_seed,
 )
 from jaxnn.datasets import held_out_count, train_test_split
-from jaxnn.defaults import LEARNING_CURVE_SIZES
+from jaxnn.defaults import (
+    ACTIVATION,
+    HELD_OUT,
+    HIDDEN,
+    LAM,
+    LEARNING_CURVE_SIZES,
+    MANY_MAXITER,
+    OUTPUT,
+)
 from jaxnn.model import init_params
 from jaxnn.parallel.fit_many import MANY_METHODS, check_many_memory, fit_many
 from jaxnn.parallel.members import evaluate_many
 from jaxnn.precision import x64_when
+from jaxnn.rules import FRACTION, is_fraction
 
 __all__ = ["DEFAULT_LAMS", "METRICS", "Curve", "check_lams", "check_sizes", "learning_curve",
            "plot_curve", "validation_curve"]
@@ -149,8 +158,9 @@ def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike
         raise ValueError("pass both X_val and y_val, or neither (then val_fraction of X is held "
                          "out)")
     if X_val is None:
-        if not (isinstance(val_fraction, float | int) and 0 < val_fraction < 1):
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+        if isinstance(val_fraction, bool) or not (isinstance(val_fraction, float | int)
+                                                  and is_fraction(val_fraction)):
+            raise ValueError(f"val_fraction must be {FRACTION}, got {val_fraction!r}")
         held_out_count(float(val_fraction), np.shape(X)[0], "val_fraction", "validation")
         X, X_val, y, y_val = train_test_split(X, y, test_size=float(val_fraction),
                                               seed=split_seed)
@@ -207,16 +217,16 @@ def validation_curve(
     y: ArrayLike,
     lams: Sequence[float] = DEFAULT_LAMS,
     *,
-    hidden: Sequence[int] = (25,),
+    hidden: Sequence[int] = HIDDEN,
     seeds: int | Sequence[int] = 3,
-    maxiter: int = 100,
+    maxiter: int = MANY_MAXITER,
     method: str = "lbfgs",
-    val_fraction: float = 0.2,
+    val_fraction: float = HELD_OUT,
     X_val: ArrayLike | None = None,
     y_val: ArrayLike | None = None,
     split_seed: int = 0,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     dtype: Any = None,
     **fit_kw: Any,
 ) -> Curve:
@@ -283,17 +293,17 @@ def learning_curve(
     y: ArrayLike,
     sizes: Sequence[int | float] = LEARNING_CURVE_SIZES,
     *,
-    lam: float = 1.0,
-    hidden: Sequence[int] = (25,),
+    lam: float = LAM,
+    hidden: Sequence[int] = HIDDEN,
     seeds: int | Sequence[int] = 3,
-    maxiter: int = 100,
+    maxiter: int = MANY_MAXITER,
     method: str = "lbfgs",
-    val_fraction: float = 0.2,
+    val_fraction: float = HELD_OUT,
     X_val: ArrayLike | None = None,
     y_val: ArrayLike | None = None,
     split_seed: int = 0,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     dtype: Any = None,
     **fit_kw: Any,
 ) -> Curve:

@@ -14,7 +14,7 @@ import scipy.io
 
 import jaxnn as nn
 from jaxnn import memory
-from jaxnn.checks import MAX_CLASSES, check_classes
+from jaxnn.checks import MAX_CLASSES, check_classes, check_labels
 from jaxnn.datasets import load_mat
 from jaxnn.memory import (
     MEMORY_FLOOR,
@@ -252,13 +252,17 @@ def test_one_hot_refuses_what_cannot_fit() -> None:
 def test_labels_cannot_ask_for_an_absurd_number_of_classes(K: int) -> None:
     with pytest.raises(ValueError, match=f"K={K} entries each; jaxnn takes at most 100000"):
         nn.one_hot(np.array([0, 1]), K)
-    with pytest.raises(ValueError, match=f"K={K} classes is more than jaxnn takes"):
+    with pytest.raises(ValueError, match=f"K={K} classes; jaxnn takes at most 100000 classes"):
         check_classes(K)
     params = (np.zeros((K, 2)),) if K <= MAX_CLASSES + 1 else None
     if params is not None:  # a network that wide, with labels: the same bound
         with pytest.raises(ValueError, match="at most 100000 classes from labels"):
             nn.cost(params, np.ones((2, 1)), np.array([0, 1]))
     assert check_classes(MAX_CLASSES) == MAX_CLASSES
+    with pytest.raises(ValueError, match=f"label {K}, which would make {K + 1} classes; jaxnn "
+                                         "takes at most 100000 classes from labels"):
+        check_labels(np.array([0, K]))
+    assert check_labels(np.array([0, MAX_CLASSES - 1])).tolist() == [0, MAX_CLASSES - 1]
 
 
 def test_float_labels_near_1e12_are_not_wrapped_around() -> None:
@@ -276,7 +280,7 @@ def test_load_mat_bounds_the_classes_labels_imply(tmp_path) -> None:
                                          r"jaxnn takes at most 100000") as info:
         load_mat(path)
     assert str(path) in str(info.value)
-    with pytest.raises(ValueError, match="num_labels=200000 classes is more than"):
+    with pytest.raises(ValueError, match="num_labels=200000 classes; jaxnn takes at most 100000"):
         load_mat(path, num_labels=200_000)
     with pytest.raises(ValueError, match="num_labels must be a positive integer, got 10.5"):
         load_mat(path, num_labels=10.5)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from compiles import CompileCounter
 
 import jaxnn
 from jaxnn import stream
@@ -88,6 +89,17 @@ def test_fit_stream_matches_in_memory_updates(idx_files):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(res.history, ref_costs.reshape(3, 8).mean(axis=1), rtol=1e-10)
     assert res.history[-1] < res.history[0]
+
+
+def test_a_second_call_compiles_nothing(idx_files):
+    images, labels = idx_files
+    p0 = jaxnn.init_params(2, (25, 6, 4))
+    kw = dict(method="sgd", learning_rate=0.05, maxiter=1, batch_size=32, chunk_size=96)
+    first = stream.fit_stream(p0, images, labels, 0.5, **kw)
+    with CompileCounter() as c:
+        again = stream.fit_stream(p0, images, labels, 0.5, **kw)
+    assert c.count == 0
+    np.testing.assert_array_equal(again.batch_costs, first.batch_costs)
 
 
 def test_fit_stream_learns_and_evaluate_matches_cost(tmp_path):

@@ -88,6 +88,47 @@ def test_no_private_name_is_imported_from_another_module():
     assert not bad, "private names imported across modules:\n" + "\n".join(bad)
 
 
+def _private_attributes(source: str, name: str) -> list[tuple[str, str, int]]:
+    """``(module, attribute, line)`` for every private attribute (``_x``, not ``__x__``) the
+    source of module ``name`` reads from another jaxnn module it bound to a name
+    (``from jaxnn.train import compiled`` ... ``compiled._x``; ``import jaxnn.io as io``)."""
+    package = name if MODULES.get(name, ROOT).name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(source)
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            bound.update({alias.asname: alias.name for alias in node.names
+                          if alias.asname and alias.name.startswith("jaxnn.")})
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            bound.update({alias.asname or alias.name: f"{base}.{alias.name}"
+                          for alias in node.names if f"{base}.{alias.name}" in MODULES})
+    return [(bound[node.value.id], node.attr, node.lineno) for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id in bound and bound[node.value.id] != name
+            and node.attr.startswith("_") and not node.attr.startswith("__")]
+
+
+def test_the_private_attribute_reader_sees_them():
+    source = ("from jaxnn.train import compiled\nimport jaxnn.io as io\n"
+              "from . import checks\nx = compiled._lbfgs_segment, io.load, checks._min_max\n"
+              "y = io.__name__\n")
+    assert _private_attributes(source, "jaxnn.cli.train") == [
+        ("jaxnn.train.compiled", "_lbfgs_segment", 4)]
+    assert _private_attributes(source, "jaxnn.sweep") == [
+        ("jaxnn.train.compiled", "_lbfgs_segment", 4), ("jaxnn.checks", "_min_max", 4)]
+
+
+def test_no_private_name_is_reached_in_another_module():
+    bad = [f"{MODULES[name].relative_to(ROOT.parent)}:{line}: {m}.{attr}"
+           for name, path in MODULES.items()
+           for m, attr, line in _private_attributes(path.read_text(), name)]
+    assert not bad, "private names reached across modules:\n" + "\n".join(bad)
+
+
 def test_modules_import_internal_modules_not_package_facades():
     # a package's __init__ re-exports for users; inside jaxnn a module imports the module
     # that defines a name (facades may import facades; __main__ runs the command's facade).
@@ -106,11 +147,11 @@ def test_the_registries_are_keyed_by_the_names():
     from jaxnn import names
     from jaxnn.activations import ACTIVATIONS
     from jaxnn.outputs import OUTPUTS
-    from jaxnn.train.problem import METHODS
 
     assert tuple(ACTIVATIONS) == names.ACTIVATIONS
     assert tuple(OUTPUTS) == names.OUTPUTS
-    assert METHODS == names.METHODS and set(names.MANY_METHODS) <= set(names.METHODS)
+    # every method name trains: tests/test_train.py::test_every_method_name_trains
+    assert set(names.MANY_METHODS) <= set(names.METHODS)
 
 
 def test_the_command_parses_without_jax():

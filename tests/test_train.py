@@ -15,12 +15,14 @@ import numpy as np
 import optax
 import pytest
 import scipy.optimize
+from compiles import CompileCounter
 from reference_numpy import cost_and_grad, one_hot
 
 import jaxnn as nn
 from jaxnn import train
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.losses import targets
+from jaxnn.names import METHODS
 from jaxnn.precision import x64_enabled
 from jaxnn.spec import NetSpec
 from jaxnn.train import compiled, fit, lbfgs_run, minibatch_run, value_and_grad_flat
@@ -165,7 +167,7 @@ def test_lbfgsb_reaches_the_same_minimum_as_scipy_on_a_numpy_objective():
 def test_fmincg_compiles_once_per_problem():
     p0, X, y = _problem()
     fit(p0, X, y, 1.0, method="fmincg", maxiter=3)
-    with _CompileCounter() as c:
+    with CompileCounter() as c:
         r = fit(p0, X, y, 1.0, method="fmincg", maxiter=30)
     assert c.count == 0 and r.n_iter == 30
 
@@ -255,26 +257,17 @@ def test_segments_compute_exactly_the_uncut_run():
         assert np.array_equal(r.history, np.asarray(whole[1], np.float64))
 
 
-class _CompileCounter:
-    """Counts XLA backend compilations while active."""
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __enter__(self):
-        self.names: list[str | None] = []  # each compiled program's name, in order
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    @property
-    def count(self) -> int:
-        return len(self.names)
-
-    def _listen(self, event, duration, **kw):
-        if event == self.EVENT:
-            self.names.append(kw.get("fun_name"))
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._listen)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_name_trains(method):
+    """Every name ``fit`` accepts (``jaxnn.names.METHODS``) reaches a training loop: a name
+    added there without one fails here."""
+    p0, X, y = _problem()
+    Y = one_hot(y, SIZES[-1])
+    J0 = cost_and_grad(p0, X, Y, 1.0)[0]
+    r = fit(p0, X, y, 1.0, method=method, maxiter=3)
+    assert r.method == method and 1 <= r.n_iter <= 3 and not r.diverged
+    J = cost_and_grad(tuple(np.float64(t) for t in r.params), X, Y, 1.0)[0]
+    assert r.cost == pytest.approx(J, rel=1e-5) and J < J0
 
 
 def test_scipy_bridge_compiles_once_per_problem_not_per_iteration():
@@ -283,11 +276,11 @@ def test_scipy_bridge_compiles_once_per_problem_not_per_iteration():
     counts = []
     for m, sizes, maxiter in ((16, (7, 3, 2), 3), (24, (8, 5, 2), 20)):
         p0, X, y = _problem(m=m, sizes=sizes, seed=m)  # shapes never compiled before
-        with _CompileCounter() as c:
+        with CompileCounter() as c:
             r = fit(p0, X, y, 1.0, maxiter=maxiter, tol=0)
         assert r.n_iter == maxiter and r.n_evals >= maxiter
         counts.append(c.count)
-        with _CompileCounter() as c:  # the same problem again: nothing to compile
+        with CompileCounter() as c:  # the same problem again: nothing to compile
             fit(p0, X, y, 1.0, maxiter=maxiter, tol=0)
         assert c.count == 0
     # 3 iterations or 20: one compilation, the value-and-gradient function's
@@ -299,7 +292,7 @@ def test_compiled_loops_compile_nothing_more_for_more_iterations(method):
     p0, X, y = _problem()
     kw = ADAM_KW if method == "adam" else {"method": method}
     fit(p0, X, y, 1.0, maxiter=3, **kw)
-    with _CompileCounter() as c:
+    with CompileCounter() as c:
         r = fit(p0, X, y, 1.0, maxiter=60, segment=7, **kw)
     assert c.count == 0 and r.n_iter > 25  # several segments, one compiled program
 
@@ -550,7 +543,7 @@ def test_a_first_fit_compiles_each_program_once(method, devices):
     m = {"L-BFGS-B": 23, "lbfgs": 29, "fmincg": 31, "adam": 37}[method] + 10 * bool(devices)
     p0, X, y = _problem(m=m, sizes=(6, 4, 3), seed=m)
     kw = ADAM_KW if method == "adam" else {"method": method}
-    with _CompileCounter() as c:
+    with CompileCounter() as c:
         r = fit(p0, X, y, 1.0, maxiter=60, segment=7, devices=devices, **kw)
     names = c.names
     assert r.n_iter > 7 and names and len(names) == len(set(names)), names

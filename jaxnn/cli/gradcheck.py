@@ -25,7 +25,7 @@ from jaxnn.cli.options import (
     positive_int,
     seed_int,
 )
-from jaxnn.defaults import GRADCHECK_EPS, GRADCHECK_TOL
+from jaxnn.defaults import ACTIVATION, GRADCHECK_EPS, GRADCHECK_TOL, HIDDEN, OUTPUT
 
 SMALL_SIZES = (3, 5, 3)
 # numerical vs backprop differences below this are what central differences can resolve in
@@ -54,7 +54,8 @@ def add_parser(sub: Subcommands) -> None:
     add_data_options(p, None)
     p.add_argument("--hidden", nargs="+", action=ListOnce, type=positive_int,
                    default=None, metavar="N",
-                   help="with --full and random weights: hidden layer sizes (default: 25)")
+                   help="with --full and random weights: hidden layer sizes (default: "
+                        f"{' '.join(map(str, HIDDEN))})")
     p.add_argument("--lam", nargs="+", action=ListOnce, type=non_negative, metavar="LAM",
                    help="one or more lambdas (default: 0 3; with --full: 1)")
     p.add_argument("--eps", type=positive, default=GRADCHECK_EPS, help="finite-difference step "
@@ -63,7 +64,7 @@ def add_parser(sub: Subcommands) -> None:
                    help="largest relative difference that passes (default: %(default)g)")
     p.add_argument("--seed", type=seed_int, default=0,
                    help="seed for random weights and examples (default: %(default)s)")
-    add_model_options(p, default=None)
+    add_model_options(p, from_weights=True)
     p.set_defaults(func=run)
 
 
@@ -100,7 +101,7 @@ def full_problem(args: argparse.Namespace) -> tuple[tuple[np.ndarray, ...], np.n
         params = weights.params
         args.activation, args.output = weights.activation, weights.output
     else:
-        sizes = (X.shape[1], *(args.hidden or [25]), int(y.max()) + 1)
+        sizes = (X.shape[1], *(args.hidden or HIDDEN), int(y.max()) + 1)
         params = tuple(np.asarray(t, np.float64) for t in init_params(args.seed, sizes))
     return params, X, y
 
@@ -120,11 +121,11 @@ def run(args: argparse.Namespace) -> int:
                              "--full (without it, the course's 3-5-3 network)")
         params, X, y = course_problem()
         lams = args.lam if args.lam is not None else [0.0, 3.0]
-    args.activation, args.output = args.activation or "sigmoid", args.output or "sigmoid"
+    args.activation, args.output = args.activation or ACTIVATION, args.output or OUTPUT
     out, ok = make_console(), True
     sizes = "-".join(str(n) for n in (params[0].shape[1] - 1, *(t.shape[0] for t in params)))
     for lam in lams:
-        model = "" if (args.activation, args.output) == ("sigmoid", "sigmoid") else \
+        model = "" if (args.activation, args.output) == (ACTIVATION, OUTPUT) else \
             f", {args.activation}/{args.output}"
         out.print(f"[bold]Gradient check[/]: {sizes} network{model}, {X.shape[0]} examples, "
                   f"lam={lam:g}, eps={args.eps:g}, float64")

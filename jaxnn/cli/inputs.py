@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from jaxnn.cli.common import UsageError, missing_extra
-
-Order = Literal["C", "F"]
+from jaxnn.names import Order
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Options shared by the ``jaxnn`` subcommands: argument types and the data and model options.
 
 Imports nothing heavy (no JAX, no numpy): the parser is built and ``--help`` answered before
-JAX is imported. Number types report the same rules the library applies
-(:mod:`jaxnn.checks`), in argparse's one-line form.
+JAX is imported. Number types apply the rules the library applies, from their one home
+(:mod:`jaxnn.rules`), in argparse's one-line form.
 """
 
 from __future__ import annotations
@@ -12,8 +12,25 @@ from collections.abc import Callable
 from typing import Any
 
 from jaxnn.cli.common import UsageError
-from jaxnn.defaults import LEARNING_RATES, MAX_SEED
-from jaxnn.names import ACTIVATIONS, GRADS, MANY_METHODS, METHODS, MINIBATCH_METHODS, OUTPUTS
+from jaxnn.defaults import ACTIVATION, LEARNING_RATES, OUTPUT
+from jaxnn.names import (
+    ACTIVATIONS,
+    DTYPES,
+    GRADS,
+    MANY_METHODS,
+    METHODS,
+    MINIBATCH_METHODS,
+    OUTPUTS,
+)
+from jaxnn.rules import (
+    FRACTION,
+    POSITIVE_INT,
+    is_bounded,
+    is_fraction,
+    is_seed,
+    number_words,
+    seed_range,
+)
 
 DATASETS = ("mnist5k", "digits")
 
@@ -34,19 +51,15 @@ class ListOnce(argparse.Action):
 
 def _number(kind: type, low: float, *, strict: bool = False) -> Callable[[str], float]:
     """An argparse type: ``kind(text)``, at least ``low`` (above it if ``strict``), refused in
-    the words of :mod:`jaxnn.checks` (``positive_int``, ``check_number``)."""
-    if kind is int:
-        rule = "a positive integer"
-    else:
-        rule = f"a finite number {'>' if strict else '>='} {low:g}"
+    the words of :mod:`jaxnn.rules` (as ``checks.positive_int`` and ``check_number`` do)."""
+    rule = POSITIVE_INT if kind is int else number_words(low, strict)
 
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or value != value or value in (float("inf"), float("-inf")) or (
-                value <= low if strict else value < low):
+        if value is None or not is_bounded(value, low, strict):
             raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
         return value
 
@@ -59,36 +72,36 @@ non_negative = _number(float, 0.0)
 positive = _number(float, 0.0, strict=True)
 
 
-def _fraction(text: str, rule: str, closed_at_zero: bool) -> float:
-    """``text`` as a number in ``[0, 1)`` (``(0, 1)`` unless ``closed_at_zero``), refused in the
-    words of ``rule`` whatever was wrong (not a number, or out of range)."""
+def _fraction(text: str, rule: str, zero: bool) -> float:
+    """``text`` as a number in ``(0, 1)`` (or 0 too, if ``zero``), refused in the words of
+    ``rule`` whatever was wrong (not a number, or out of range)."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not ((0 <= value if closed_at_zero else 0 < value) and value < 1):
+    if not (is_fraction(value) or (zero and value == 0)):
         raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
     return value
 
 
 def fraction(text: str) -> float:
     """``--test-size``: 0 (no held-out set) or a fraction in (0, 1)."""
-    return _fraction(text, "0 or a fraction in (0, 1)", closed_at_zero=True)
+    return _fraction(text, f"0 or {FRACTION}", zero=True)
 
 
 def open_fraction(text: str) -> float:
     """``--val-size``: a fraction in (0, 1)."""
-    return _fraction(text, "a fraction in (0, 1)", closed_at_zero=False)
+    return _fraction(text, FRACTION, zero=False)
 
 
 def seed_int(text: str) -> int:
-    """``--seed``: an integer in ``0..2**63 - 1``."""
+    """``--seed``: an integer in ``0..2**63 - 1`` (it seeds numpy's generators too)."""
     try:
         value = int(text)
     except ValueError:
         value = None
-    if value is None or not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63 - 1], got {text!r}")
+    if value is None or not is_seed(value, numpy=True):
+        raise argparse.ArgumentTypeError(f"must be {seed_range(numpy=True)[1]}, got {text!r}")
     return value
 
 
@@ -102,14 +115,17 @@ def add_data_options(p: argparse.ArgumentParser, default: str | None) -> None:
                        "a bundled dataset")
 
 
-def add_model_options(p: argparse.ArgumentParser, default: str | None = "sigmoid") -> None:
-    """``--activation`` and ``--output``. ``default=None``: not given stays None, for commands
+def add_model_options(p: argparse.ArgumentParser, from_weights: bool = False) -> None:
+    """``--activation`` and ``--output``. ``from_weights``: not given stays None, for commands
     that read the network from a weights file (which then decides)."""
-    when = "sigmoid" if default else "the weights file's, else sigmoid"
-    p.add_argument("--activation", choices=ACTIVATIONS, default=default,
-                   help=f"hidden-layer activation (default: {when})")
-    p.add_argument("--output", choices=OUTPUTS, default=default,
-                   help=f"output layer: the course's sigmoid or softmax (default: {when})")
+    def default(course: str) -> tuple[str | None, str]:  # the default and its words
+        return (None, f"the weights file's, else {course}") if from_weights else (course, course)
+
+    (activation, said), (output, said_output) = default(ACTIVATION), default(OUTPUT)
+    p.add_argument("--activation", choices=ACTIVATIONS, default=activation,
+                   help=f"hidden-layer activation (default: {said})")
+    p.add_argument("--output", choices=OUTPUTS, default=output,
+                   help=f"output layer: the course's sigmoid or softmax (default: {said_output})")
 
 
 
@@ -128,7 +144,7 @@ def add_training_options(p: argparse.ArgumentParser, *, iterations: int) -> None
                         + ", ".join(f"{v:g} for {k}" for k, v in LEARNING_RATES.items()) + ")")
     p.add_argument("--grad", choices=GRADS, default="backprop",
                    help="gradient: hand-written backprop or jax.grad (default: %(default)s)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+    p.add_argument("--dtype", choices=DTYPES, default=DTYPES[0],
                    help="floating-point precision (default: %(default)s)")
     add_compile_cache_option(p)
 

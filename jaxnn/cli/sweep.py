@@ -32,7 +32,7 @@ from jaxnn.cli.options import (
 )
 from jaxnn.cli.run_directory import RunDirectory
 from jaxnn.cli.writers import write_json
-from jaxnn.defaults import LEARNING_CURVE_SIZES
+from jaxnn.defaults import HELD_OUT, HIDDEN, LAM, LEARNING_CURVE_SIZES, MANY_MAXITER
 from jaxnn.names import counted
 
 
@@ -55,16 +55,17 @@ def add_parser(subparsers: Subcommands) -> None:
                         "being all of it (default: 0.1 0.25 0.5 1)")
     add_data_options(p, "mnist5k")
     p.add_argument("--hidden", nargs="+", action=ListOnce, type=positive_int,
-                   default=[25], metavar="N", help="hidden layer sizes (default: 25)")
+                   default=list(HIDDEN), metavar="N",
+                   help=f"hidden layer sizes (default: {' '.join(map(str, HIDDEN))})")
     p.add_argument("--lam", type=non_negative, default=None,
-                   help="with 'size': the fixed lambda (default: 1)")
+                   help=f"with 'size': the fixed lambda (default: {LAM:g})")
     p.add_argument("--seeds", type=positive_int, default=3, metavar="S",
                    help="networks (initial seeds 0..S-1) per point (default: %(default)s)")
     p.add_argument("--method", choices=MANY_METHODS, default="lbfgs",
                    help="fit_many method (default: %(default)s)")
-    add_training_options(p, iterations=100)
+    add_training_options(p, iterations=MANY_MAXITER)
     add_model_options(p)
-    p.add_argument("--val-size", type=open_fraction, default=0.2, metavar="FRACTION",
+    p.add_argument("--val-size", type=open_fraction, default=HELD_OUT, metavar="FRACTION",
                    help="held-out validation fraction (default: %(default)s)")
     p.add_argument("--split-seed", type=seed_int, default=0, help="seed of the train/validation "
                    "split (default: %(default)s)")
@@ -137,8 +138,6 @@ def run(args: argparse.Namespace) -> int:
                          "lambdas of --values")
     if args.kind == "lam" and values:
         _check_lambdas(values, args.values, args.dtype)
-    if not 0 < args.val_size < 1:
-        raise UsageError(f"--val-size must be a fraction in (0, 1), got {args.val_size}")
     use_compile_cache(not args.no_compile_cache)
     common = dict(hidden=args.hidden, seeds=args.seeds, maxiter=args.iterations,
                   method=args.method, val_fraction=args.val_size, split_seed=args.split_seed,
@@ -161,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                 curve = validation_curve(data.X, data.y, values or DEFAULT_LAMS, **common)
             else:
                 curve = learning_curve(data.X, data.y, values or LEARNING_CURVE_SIZES,
-                                       lam=1.0 if args.lam is None else args.lam, **common)
+                                       lam=LAM if args.lam is None else args.lam, **common)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         console.print(_table(curve, Table))

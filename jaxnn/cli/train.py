@@ -45,7 +45,7 @@ from jaxnn.cli.options import (
 )
 from jaxnn.cli.run_directory import RunDirectory
 from jaxnn.cli.writers import write_json
-from jaxnn.defaults import LEARNING_RATES
+from jaxnn.defaults import HELD_OUT, HIDDEN, LAM, LEARNING_RATES, MAXITER, METHOD
 from jaxnn.names import counted
 
 FILES = {
@@ -103,21 +103,22 @@ def add_parser(sub: Subcommands) -> None:
                     "to the output directory. Ctrl-C stops and saves what was reached.")
     add_data_options(p, "mnist5k")
     p.add_argument("--hidden", nargs="+", action=ListOnce, type=positive_int,
-                   default=[25], metavar="N", help="hidden layer sizes (default: 25)")
-    p.add_argument("--lam", type=non_negative, default=1.0,
+                   default=list(HIDDEN), metavar="N",
+                   help=f"hidden layer sizes (default: {' '.join(map(str, HIDDEN))})")
+    p.add_argument("--lam", type=non_negative, default=LAM,
                    help="regularization strength lambda (default: %(default)s)")
-    p.add_argument("--method", choices=METHODS, default="L-BFGS-B",
+    p.add_argument("--method", choices=METHODS, default=METHOD,
                    help="optimizer: L-BFGS-B (scipy's iterations, compiled); scipy's TNC "
                         "(dozens of evaluations per iteration: minutes where L-BFGS-B takes "
                         "seconds), CG, BFGS (small networks only: it keeps a dense n x n "
                         "matrix); compiled: "
                         "optax's lbfgs, the course's fmincg; optax's adam, sgd (default: "
                         "%(default)s)")
-    add_training_options(p, iterations=400)
+    add_training_options(p, iterations=MAXITER)
     add_model_options(p)
     p.add_argument("--seed", type=seed_int, default=0, help="seed for the split and the initial "
                    "weights (default: %(default)s)")
-    p.add_argument("--test-size", type=fraction, default=0.2, metavar="FRACTION",
+    p.add_argument("--test-size", type=fraction, default=HELD_OUT, metavar="FRACTION",
                    help="held-out fraction, 0 for none (default: %(default)s)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

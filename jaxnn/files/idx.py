@@ -24,14 +24,13 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from jaxnn.checks import check_float_dtype, check_input_file, check_path
+from jaxnn.checks import check_float_dtype, check_input_file, check_order, check_path
 from jaxnn.defaults import STREAM_CHUNK
 from jaxnn.memory import check_memory
+from jaxnn.names import Order, PathLike
 
 __all__ = ["idx_count", "iter_idx", "load_idx"]
 
-PathLike = str | os.PathLike[str]
-Order = Literal["C", "F"]
 
 
 # ---- MNIST IDX files ---------------------------------------------------------------------------
@@ -232,11 +231,6 @@ def _check_size(img: _IdxReader, k: int, dtype: np.dtype, what: str) -> None:
                  f"iter_idx{smaller}", device="host")
 
 
-def _check_order(order: str) -> None:
-    if order not in ("C", "F"):
-        raise ValueError(f"order must be 'C' (row-major) or 'F' (column-major), got {order!r}")
-
-
 def load_idx(
     images: PathLike,
     labels: PathLike,
@@ -271,7 +265,7 @@ def load_idx(
         ValueError: bad `order`, `dtype`, `offset` or `max_examples`; corrupt, truncated or
             mismatched files; a result that cannot fit in memory (refused before reading).
     """
-    _check_order(order)
+    check_order(order)
     dtype = check_float_dtype(dtype)
     img, lab = _open_idx_pair(images, labels)
     with img, lab:
@@ -306,7 +300,7 @@ def iter_idx(
     possibly smaller. Files are validated as in `load_idx`; corruption found mid-way raises
     `ValueError` when it is reached.
     """
-    _check_order(order)
+    check_order(order)
     dtype = check_float_dtype(dtype)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")

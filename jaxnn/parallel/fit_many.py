@@ -37,7 +37,7 @@ from jaxnn.checks import (
     refuse_unused,
 )
 from jaxnn.compiling import LOOPS, jit_with_options
-from jaxnn.defaults import LBFGS_TOL
+from jaxnn.defaults import ACTIVATION, LBFGS_TOL, MANY_MAXITER, OUTPUT
 from jaxnn.losses import prepare_problem, targets
 from jaxnn.memory import MANY_PARAM_COPIES, check_memory, loop_bytes
 from jaxnn.model import start_vector
@@ -185,10 +185,10 @@ def fit_many(
     lams: ArrayLike = 1.0,
     *,
     method: str = "lbfgs",
-    maxiter: int = 100,
+    maxiter: int = MANY_MAXITER,
     grad: str = "backprop",
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     dtype: DTypeLike | None = None,
     tol: float | None = None,
     learning_rate: float | None = None,

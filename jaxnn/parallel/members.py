@@ -22,7 +22,7 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.activations import get_activation
 from jaxnn.checks import Params, check_sizes, positive_int
-from jaxnn.defaults import INIT_EPSILON
+from jaxnn.defaults import ACTIVATION, INIT_EPSILON, OUTPUT
 from jaxnn.losses import prepare_problem, regularized_cost, targets
 from jaxnn.memory import check_memory, param_count
 from jaxnn.model import init_params, logits, prepare, prng_key, probabilities, weights_dtype
@@ -118,8 +118,8 @@ def evaluate_many(
     y: ArrayLike,
     lam: float = 0.0,
     *,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
 ) -> dict[str, np.ndarray]:
     """Cost and accuracy of every network of a batch on ``(X, y)``.
 
@@ -153,8 +153,8 @@ def ensemble_proba(
     X: ArrayLike,
     *,
     weights: ArrayLike | None = None,
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
 ) -> Array:
     """Averaged class probabilities ``(m, K)`` of a batch of networks: ``sum_i w_i h_i(X)``
     with ``h_i = jaxnn.forward(member i, X)`` and weights ``w`` ``(B,)`` (default uniform,

@@ -23,11 +23,16 @@ import jaxnn.train.loops as loops
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.defaults import LBFGS_TOL
 from jaxnn.memory import check_memory
-from jaxnn.names import counted
 from jaxnn.spec import NetSpec
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem, callback_stops
-from jaxnn.train.status import Status, epochs_message, interrupted_message, message
+from jaxnn.train.status import (
+    Status,
+    callback_message,
+    epochs_message,
+    interrupted_message,
+    message,
+)
 
 LBFGS_SEGMENT = 25  # default iterations per compiled segment: L-BFGS-B, lbfgs, fmincg
 MINIBATCH_SEGMENT_STEPS = 100  # default optimizer steps per compiled segment (whole epochs)
@@ -67,7 +72,7 @@ def run_segments(step: Callable, carry, total: int, seg: int, progress: Callable
             carry, it, recorded = new, done, n_costs
             if callback is not None and it > 0 and callback_stops(
                     callback, it, latest, prob.unravel(np.asarray(carry.theta))):
-                stopped = f"stopped by callback after {counted(it, 'iteration')}"
+                stopped = callback_message(it)
                 break
             if finished or it >= total:
                 break

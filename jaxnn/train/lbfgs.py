@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxnn.defaults import LBFGS_TOL
+from jaxnn.defaults import ACTIVATION, LBFGS_TOL, MAXITER, OUTPUT
 from jaxnn.spec import NetSpec
 from jaxnn.train.status import Status, gradient_status
 
@@ -395,10 +395,10 @@ def lbfgs_run(
     lam: ArrayLike,
     *,
     sizes: tuple[int, ...],
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     grad: str = "backprop",
-    maxiter: int = 400,
+    maxiter: int = MAXITER,
     tol: float = LBFGS_TOL,
     memory_size: int = MEMORY_SIZE,
     max_linesearch_steps: int = MAX_LINESEARCH_STEPS,

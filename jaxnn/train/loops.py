@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxnn.checks import check_learning_rate
+from jaxnn.defaults import ACTIVATION, OUTPUT
 from jaxnn.spec import NetSpec
 from jaxnn.train.status import all_finite
 
@@ -150,8 +151,8 @@ def minibatch_run(
     key: Array,
     *,
     sizes: tuple[int, ...],
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     grad: str = "backprop",
     optimizer: optax.GradientTransformation,
     epochs: int,

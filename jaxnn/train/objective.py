@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxnn.defaults import ACTIVATION, OUTPUT
 from jaxnn.spec import NetSpec
 
 Array = jax.Array
@@ -27,8 +28,8 @@ def value_and_grad_flat(
     lam: ArrayLike,
     *,
     sizes: tuple[int, ...],
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     grad: str = "backprop",
 ) -> tuple[Array, Array]:
     """``(J, g)``: the regularized cost and its gradient on the unrolled vector.

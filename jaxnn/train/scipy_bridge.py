@@ -14,10 +14,9 @@ import contextlib
 import numpy as np
 
 from jaxnn.memory import check_memory
-from jaxnn.names import counted
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem, callback_stops
-from jaxnn.train.status import Status, interrupted_message
+from jaxnn.train.status import Status, callback_message, interrupted_message, maxiter_message
 from jaxnn.train.status import message as status_message
 from jaxnn.user_warnings import warn
 
@@ -78,9 +77,9 @@ def fit_scipy(prob: Problem, method: str, maxiter: int, tol, options, callback) 
         last["x"] = xk.copy()
         if callback is not None and callback_stops(callback, len(history), fk,
                                                    prob.unravel(xk)):
-            raise _Stop(f"stopped by callback after {counted(len(history), 'iteration')}")
+            raise _Stop(callback_message(len(history)))
         if method == "TNC" and len(history) >= maxiter:
-            raise _Stop(f"maximum number of iterations ({maxiter}) reached")
+            raise _Stop(maxiter_message(maxiter))
 
     if method == "TNC":  # TNC passes only xk; its last evaluation is usually at xk
         def scipy_callback(xk):

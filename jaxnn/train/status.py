@@ -59,7 +59,7 @@ def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
                 f"{dtype}: the line search's arithmetic on it overflows (try smaller initial "
                 f"weights or lam{wider})")
     if status is Status.RUNNING:
-        return f"maximum number of iterations ({maxiter}) reached"
+        return maxiter_message(maxiter)
     if status is Status.CONVERGED:
         return f"converged: max |gradient| <= tol ({tol:g})" if tol is not None else \
             f"converged after {counted(n_iter, 'iteration')}"
@@ -71,6 +71,16 @@ def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
                 "dtype? try smaller initial weights or float64)")
     return (f"stopped after {counted(n_iter, 'iteration')}: the cost or its gradient is not "
             "finite (the parameters are the last finite ones; try a smaller step or learning rate)")
+
+
+def maxiter_message(maxiter: int) -> str:
+    """The message of a run that made its ``maxiter`` iterations (scipy's words)."""
+    return f"maximum number of iterations ({maxiter}) reached"
+
+
+def callback_message(n_iter: int) -> str:
+    """The message of a run whose callback asked it to stop after ``n_iter`` iterations."""
+    return f"stopped by callback after {counted(n_iter, 'iteration')}"
 
 
 def interrupted_when(n_iter: int) -> str:

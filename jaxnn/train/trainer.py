@@ -36,6 +36,7 @@ import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.checks import check_dtype, check_seed, check_step_fits, positive_int
+from jaxnn.defaults import ACTIVATION, LAM, MAXITER, METHOD, OUTPUT
 from jaxnn.names import COMPILED_METHODS, MINIBATCH_METHODS
 from jaxnn.precision import x64_when
 from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_lbfgsb, fit_minibatch
@@ -100,13 +101,13 @@ def fit(
     params: Sequence[ArrayLike],
     X: ArrayLike,
     y: ArrayLike,
-    lam: float = 1.0,
+    lam: float = LAM,
     *,
-    method: str | optax.GradientTransformation = "L-BFGS-B",
-    maxiter: int = 400,
+    method: str | optax.GradientTransformation = METHOD,
+    maxiter: int = MAXITER,
     grad: str = "backprop",
-    activation: str = "sigmoid",
-    output: str = "sigmoid",
+    activation: str = ACTIVATION,
+    output: str = OUTPUT,
     dtype: DTypeLike | None = None,
     tol: float | None = None,
     learning_rate: float | optax.Schedule | None = None,
@@ -198,6 +199,8 @@ def fit(
             out = fit_lbfgs(prob, maxiter, tol, loop_options, callback, segment)
         elif name == "fmincg":
             out = fit_fmincg(prob, maxiter, callback, segment)
-        else:
+        elif name in (*MINIBATCH_METHODS, "optax"):
             out = fit_minibatch(prob, method, maxiter, batch_size, seed, callback, segment)
+        else:  # a name in jaxnn.names.METHODS without a loop here (tests/test_train.py)
+            raise NotImplementedError(f"fit has no training loop for method {name!r}")
     return FitResult(**out, seconds=time.perf_counter() - t0, method=name, grad=grad)
