@@ -43,20 +43,36 @@ def write_synthetic(directory: Path, n: int) -> tuple[Path, Path]:
 
 
 def main() -> int:
+    from jaxnn.cli.options import non_negative, positive, positive_int, seed_int
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("files", nargs="*", metavar="IDX",
                    help="training images and labels, optionally test images and labels")
-    p.add_argument("--synthetic", type=int, metavar="N", help="make N training images instead")
-    p.add_argument("--hidden", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--lam", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--synthetic", type=positive_int, metavar="N",
+                   help="make N training images instead")
+    p.add_argument("--hidden", type=positive_int, default=100, metavar="N",
+                   help="hidden units (default: %(default)s)")
+    p.add_argument("--epochs", type=positive_int, default=5, metavar="N",
+                   help="passes over the training files (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=128, metavar="N",
+                   help="examples per adam step (default: %(default)s)")
+    p.add_argument("--learning-rate", type=positive, default=1e-3, metavar="LR",
+                   help="adam's learning rate (default: %(default)s)")
+    p.add_argument("--lam", type=non_negative, default=1.0,
+                   help="regularization strength lambda (default: %(default)s)")
+    p.add_argument("--seed", type=seed_int, default=0,
+                   help="seed of the initial weights and the shuffling (default: %(default)s)")
     args = p.parse_args()
     if len(args.files) not in ((0, 2, 4) if args.synthetic else (2, 4)):
         p.error("give TRAIN_IMAGES TRAIN_LABELS [TEST_IMAGES TEST_LABELS], or --synthetic N")
+    try:
+        return train(args)
+    except (OSError, ValueError) as exc:  # a missing or malformed file: one line, no traceback
+        p.error(str(exc))
 
+
+def train(args: argparse.Namespace) -> int:
+    """Train on the files (or synthetic ones) and print the figures."""
     import jaxnn
     from jaxnn.stream import evaluate_stream, fit_stream, idx_count
 

@@ -29,27 +29,42 @@ import time
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from jaxnn.cli.options import non_negative, positive_int
+    from jaxnn.names import METHODS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", ""))
-    p.add_argument("--num-processes", type=int, required=True)
-    p.add_argument("--process-id", type=int, required=True)
+    p.add_argument("--num-processes", type=positive_int, required=True, metavar="N",
+                   help="processes taking part, this one included")
+    p.add_argument("--process-id", type=int, required=True, metavar="I",
+                   help="this process's number, 0..N-1 (0 is the coordinator)")
     p.add_argument("--coordinator", default="127.0.0.1:12355",
                    help="HOST:PORT of process 0 (default: %(default)s)")
-    p.add_argument("--local-devices", type=int, default=1,
-                   help="CPU devices per process (XLA's host platform device count)")
+    p.add_argument("--local-devices", type=positive_int, default=1, metavar="D",
+                   help="CPU devices per process (XLA's host platform device count; default: "
+                        "%(default)s)")
     p.add_argument("--platform", default="cpu", help="JAX platform, e.g. cpu or cuda "
                    "(default: %(default)s)")
-    p.add_argument("--dataset", choices=("synthetic", "digits", "mnist5k"), default="synthetic")
-    p.add_argument("--examples", type=int, default=1200, help="total examples (default: "
-                   "%(default)s); a multiple of the total device count")
-    p.add_argument("--hidden", type=int, default=25)
-    p.add_argument("--lam", type=float, default=1.0)
-    p.add_argument("--method", default="lbfgs", help="a jaxnn.fit method (default: lbfgs)")
-    p.add_argument("--maxiter", type=int, default=30)
+    p.add_argument("--dataset", choices=("synthetic", "digits", "mnist5k"), default="synthetic",
+                   help="the examples (default: %(default)s)")
+    p.add_argument("--examples", type=positive_int, default=1200, help="total examples "
+                   "(default: %(default)s); a multiple of the total device count")
+    p.add_argument("--hidden", type=positive_int, default=25, metavar="N",
+                   help="hidden units (default: %(default)s)")
+    p.add_argument("--lam", type=non_negative, default=1.0,
+                   help="regularization strength lambda (default: %(default)s)")
+    p.add_argument("--method", choices=METHODS, default="lbfgs",
+                   help="a jaxnn.fit method (default: %(default)s)")
+    p.add_argument("--maxiter", type=positive_int, default=30, metavar="N",
+                   help="iterations (default: %(default)s)")
     p.add_argument("--float64", action="store_true", help="train in float64")
     p.add_argument("--compare", action="store_true",
                    help="process 0 also trains on all the data alone and reports the difference")
     p.add_argument("--json", metavar="PATH", help="process 0 writes its results here")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not 0 <= args.process_id < args.num_processes:
+        p.error(f"argument --process-id: must be in 0..{args.num_processes - 1} for "
+                f"--num-processes {args.num_processes}, got {args.process_id}")
+    return args
 
 
 def load(dataset: str, m: int):
@@ -65,12 +80,20 @@ def load(dataset: str, m: int):
 
     X, y = datasets.digits() if dataset == "digits" else datasets.mnist5k()
     if m > len(y):
-        raise SystemExit(f"--examples {m} exceeds the {len(y)} examples of {dataset}")
+        raise ValueError(f"--examples {m} exceeds the {len(y)} examples of {dataset}")
     return X[:m], y[:m]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (OSError, ValueError) as exc:  # one line, as the jaxnn command says it
+        raise SystemExit(f"multihost.py: error: {exc}") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    """Join the other processes, train, print (and with --json write) this process's report."""
     # JAX reads these when it starts: set them before the first import of jax.
     os.environ.setdefault("JAX_PLATFORMS", args.platform)
     if args.platform == "cpu" and args.local_devices > 1:
@@ -87,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     n_dev, pid = jax.device_count(), jax.process_index()
     if args.examples % n_dev:
-        raise SystemExit(f"--examples {args.examples} must be a multiple of the {n_dev} devices")
+        raise ValueError(f"--examples {args.examples} must be a multiple of the {n_dev} devices")
     X, y = load(args.dataset, args.examples)
     share = args.examples // args.num_processes
     rows = slice(pid * share, (pid + 1) * share)  # this process's examples only

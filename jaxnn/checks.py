@@ -27,9 +27,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn.defaults import GRADCHECK_EPS, INIT_EPSILON, LEARNING_RATES
+from jaxnn.defaults import GRADCHECK_EPS, INIT_EPSILON, LEARNING_RATES, MAX_SEED
 from jaxnn.names import DTYPES, GRADS, ORDERS, counted
-from jaxnn.rules import POSITIVE_INT, is_bounded, is_seed, number_words, seed_range
+from jaxnn.rules import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    is_bounded,
+    is_seed,
+    number_words,
+    seed_range,
+)
 
 Array = jax.Array
 Params = tuple[Array, ...]
@@ -417,9 +424,19 @@ def check_flag(value: object, name: str) -> bool:
 
 def positive_int(value: object, name: str) -> int:
     """A positive integer (Python or numpy int; not bool, not a float)."""
+    return _whole(value, name, 1, POSITIVE_INT)
+
+
+def non_negative_int(value: object, name: str) -> int:
+    """An integer ``>= 0`` (Python or numpy int; not bool, not a float): an offset, a count
+    that may be zero."""
+    return _whole(value, name, 0, NON_NEGATIVE_INT)
+
+
+def _whole(value: object, name: str, low: int, words: str) -> int:
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) \
-            or value < 1:
-        raise ValueError(f"{name} must be {POSITIVE_INT}, got {value!r}")
+            or value < low:
+        raise ValueError(f"{name} must be {words}, got {value!r}")
     return int(value)
 
 
@@ -518,7 +535,10 @@ def check_seeds(seed: object, B: int, name: str = "seed") -> np.ndarray:
     sequence of ``B`` ints."""
     if isinstance(seed, int | np.integer) and not isinstance(seed, bool | np.bool_):
         s = check_seed(seed, name)
-        check_seed(s + B - 1, name)
+        if not is_seed(s + B - 1):
+            raise ValueError(f"{name}={s} gives the {B} networks the seeds {s}..{s + B - 1}, "
+                             f"beyond 2**63 - 1; pass a seed of at most {MAX_SEED - B + 1}"
+                             f" or a sequence of {B} seeds")
         return s + np.arange(B, dtype=np.int64)
     if not isinstance(seed, Sequence | np.ndarray) or isinstance(seed, str):
         check_seed(seed, name)  # a single seed that is not an int: the seed rule says why
@@ -755,7 +775,9 @@ def check_devices(devices: object, axis_name: str) -> Any:
         return devices
     available = jax.devices()
     if isinstance(devices, int | np.integer) and not isinstance(devices, bool):
-        if not 1 <= devices <= len(available):
+        if devices < 1:
+            raise ValueError(f"devices must be a positive count of devices, got {devices}")
+        if devices > len(available):
             are = "is" if len(available) == 1 else "are"
             raise ValueError(f"devices={devices} but {counted(len(available), 'JAX device')} "
                              f"{are} available (on CPU, "
@@ -765,6 +787,10 @@ def check_devices(devices: object, axis_name: str) -> Any:
     elif isinstance(devices, Sequence) and not isinstance(devices, str) and devices and all(
             isinstance(d, jax.Device) for d in devices):
         devs = list(devices)
+        twice = [d for i, d in enumerate(devs) if d in devs[:i]]
+        if twice:
+            raise ValueError(f"devices lists {twice[0]} more than once; each device holds one "
+                             "share of the examples: list each once")
     else:
         raise ValueError(f"devices must be a positive count, a list of jax devices or a 1-D "
                          f"Mesh, got {devices!r}")

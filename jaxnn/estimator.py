@@ -13,11 +13,18 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxnn.checks import check_dtype, check_epsilon, check_hidden, positive_int
+from jaxnn.checks import (
+    check_dtype,
+    check_epsilon,
+    check_hidden,
+    check_X_representable,
+    positive_int,
+)
 from jaxnn.defaults import ACTIVATION, HIDDEN, INIT_EPSILON, LAM, MAXITER, METHOD, OUTPUT
 from jaxnn.extras import install_hint, require
 from jaxnn.memory import check_memory, param_count
 from jaxnn.model import logits
+from jaxnn.names import DTYPES
 from jaxnn.outputs import get_output
 from jaxnn.precision import x64_when
 from jaxnn.train.trainer import FitResult, fit
@@ -98,7 +105,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         learning_rate: float | None = None,
         batch_size: int | None = None,
         epsilon: float = INIT_EPSILON,
-        dtype: str = "float32",
+        dtype: str = DTYPES[0],
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -180,6 +187,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         with self._precision():
             dtype = np.dtype(self.params_[0].dtype)
+            check_X_representable(X, dtype)  # else NaN probabilities, and class 0 predicted
             p = np.asarray(_proba(self.params_, X.astype(dtype, copy=False), self.activation,
                                   self.output), np.float64)
         return p / p.sum(axis=1, keepdims=True)

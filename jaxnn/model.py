@@ -71,6 +71,21 @@ def init_params(
     )
 
 
+def seed_keys(seeds: int | np.ndarray) -> Array:
+    """JAX keys for integer seeds (a seed or an array of them), the same whether JAX's x64 mode
+    is on or not: outside it ``jax.random.key(seed)`` keeps only a seed's low 32 bits (2**32 + 7
+    gave seed 7's key, -1 another key than under x64). With JAX's default PRNG (threefry) a
+    seed's 64 bits are its key's two words, high then low, as ``jax.random.key`` makes them
+    under x64 (so seeds 0..2**32 - 1 give the same keys as ``jax.random.key``); with another
+    PRNG chosen in JAX's configuration, the key is JAX's own."""
+    if jax.config.jax_default_prng_impl != "threefry2x32":
+        return jax.vmap(jax.random.key)(jnp.asarray(seeds)) if np.ndim(seeds) else \
+            jax.random.key(int(seeds))
+    words = np.asarray(seeds, dtype=np.int64).astype(np.uint64)
+    data = np.stack([words >> np.uint64(32), words & np.uint64(0xFFFFFFFF)], axis=-1)
+    return jax.random.wrap_key_data(data.astype(np.uint32), impl="threefry2x32")
+
+
 def prng_key(key: object, name: str = "key") -> Array:
     """``key`` as a JAX PRNG key: a key (or key data) as given, an integer seed by
     :func:`jaxnn.checks.check_seed`'s rule; anything else is a ``ValueError`` naming ``name``."""
@@ -78,7 +93,7 @@ def prng_key(key: object, name: str = "key") -> Array:
         if is_traced(key) or (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()):
             return key
         if key.shape == () and jnp.issubdtype(key.dtype, jnp.integer):
-            return jax.random.key(check_seed(int(key), name))  # a seed held in an array
+            return seed_keys(check_seed(int(key), name))  # a seed held in an array
         if key.ndim == 1 and key.dtype == np.uint32:  # jax.random.PRNGKey's raw data
             return key  # (2 words for threefry; JAX itself checks the length for its PRNG)
         raise ValueError(f"{name} must be a JAX PRNG key (jax.random.key(seed)), the uint32 "
@@ -86,7 +101,7 @@ def prng_key(key: object, name: str = "key") -> Array:
                          f"of shape {tuple(key.shape)} and dtype {key.dtype}")
     if isinstance(key, bool | np.bool_) or not isinstance(key, int | np.integer):
         raise ValueError(f"{name} must be a JAX PRNG key or an integer seed, got {key!r}")
-    return jax.random.key(check_seed(key, name))
+    return seed_keys(check_seed(key, name))
 
 
 def weights_dtype(dtype: DTypeLike | None) -> np.dtype:
@@ -237,7 +252,8 @@ def prepare(params: object, X: object, float64: str | None = COMPUTE_IN_FLOAT64
     sizes = (params[0].shape[1] - 1, *(t.shape[0] for t in params))
     check_memory(problem_bytes(sizes, X.shape[0], dtype, optimizer_copies=0),
                  f"{X.shape[0]:,} examples through layer_sizes {sizes}",
-                 hint="use fewer examples at a time (a batch) or smaller layers")
+                 hint="use fewer examples at a time (a batch; to train, method='adam' with "
+                      "batch_size) or smaller layers")
     return params, X, dtype
 
 

@@ -13,6 +13,7 @@ import math
 from jaxnn.defaults import MAX_SEED
 
 POSITIVE_INT = "a positive integer"
+NON_NEGATIVE_INT = "an integer >= 0"
 FRACTION = "a fraction in (0, 1)"
 
 

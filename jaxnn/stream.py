@@ -302,6 +302,8 @@ def evaluate_stream(
     lam = float(check_lam(lam))
     chunk_size = positive_int(chunk_size, "chunk_size")
     dtype = jax.dtypes.canonicalize_dtype(params[0].dtype)
+    check_representable(lam, "lam", dtype)
+    start_vector(params, dtype)  # refuses NaN weights, or weights too large for dtype
     params = tuple(jnp.asarray(t, dtype) for t in params)
     host_dtype = np.float32 if dtype == jnp.float32 else np.float64
     n_in, K = params[0].shape[1] - 1, params[-1].shape[0]

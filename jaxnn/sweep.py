@@ -51,6 +51,7 @@ from jaxnn.defaults import (
     OUTPUT,
 )
 from jaxnn.model import init_params
+from jaxnn.names import counted
 from jaxnn.parallel.fit_many import MANY_METHODS, check_many_memory, fit_many
 from jaxnn.parallel.members import evaluate_many
 from jaxnn.precision import x64_when
@@ -154,6 +155,9 @@ def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike
     if X.ndim != 2 or X.shape[0] < 2:
         raise ValueError(f"X must be 2-D (m, n) with at least 2 rows, got shape {X.shape}")
     y = check_labels(y, "y", X.shape[0])
+    if np.unique(y).size < 2:
+        raise ValueError(f"y holds a single class ({int(y[0])}); a classifier needs examples "
+                         "of at least two")
     if (X_val is None) != (y_val is None):
         raise ValueError("pass both X_val and y_val, or neither (then val_fraction of X is held "
                          "out)")
@@ -176,9 +180,10 @@ def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike
         if unseen.size:
             raise ValueError(f"y_val has labels {unseen[:5].tolist()} that y has not: the "
                              "networks learn the classes of y; validate on the same classes")
-    if np.unique(y).size < 2:
-        raise ValueError(f"y holds a single class ({int(y[0])}); a classifier needs examples "
-                         "of at least two")
+    if np.unique(y).size < 2:  # of the whole y: refused before the split
+        raise ValueError(f"after holding out val_fraction={val_fraction:g}, the training part "
+                         f"({counted(len(y), 'example')}) holds a single class ({int(y[0])}); "
+                         "a classifier needs examples of at least two: give more examples")
     K = int(max(y.max(), y_val.max())) + 1
     return _Data(X, y, X_val, y_val, K)
 

@@ -200,13 +200,20 @@ def test_good_arguments_are_accepted_everywhere(entry_points):
         assert len(_fit_many(devices=devices)) == 2
 
 
-@pytest.mark.parametrize("devices", [0, "cpu", [1, 2]])
+@pytest.mark.parametrize("devices", [0, 10**6, "cpu", [1, 2], "twice"])
 def test_bad_devices_get_the_same_message(devices):
     n = len(jax.devices())
-    expected = (f"devices=0 but {n} JAX device{'s are' if n > 1 else ' is'} available (on CPU, "
-                "XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX starts makes N)"
-                if devices == 0 else
-                "devices must be a positive count, a list of jax devices or a 1-D Mesh")
+    expected = {
+        0: "devices must be a positive count of devices, got 0",
+        10**6: f"devices=1000000 but {n} JAX device{'s are' if n > 1 else ' is'} available (on "
+               "CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX starts "
+               "makes N)",
+        "twice": f"devices lists {jax.devices()[0]} more than once; each device holds one share "
+                 "of the examples: list each once",
+    }.get(devices if not isinstance(devices, list) else None,
+          "devices must be a positive count, a list of jax devices or a 1-D Mesh")
+    if devices == "twice":  # JAX failed on these deep inside (an empty AssertionError)
+        devices = [jax.devices()[0]] * 2
     assert expected in _message(_fit, devices=devices)
     assert expected in _message(_fit_many, devices=devices)
 
@@ -223,6 +230,14 @@ def test_seeds_follow_one_rule(seed, entry_points):
     assert expected in _message(entry_points["fit_stream"], seed=seed)
     X, y = np.zeros((10, 2)), np.arange(10) % 2
     assert expected in _message(lambda **kw: train_test_split(X, y, **kw), seed=seed)
+
+
+def test_the_seeds_of_many_networks_stay_in_the_range():
+    B = 2  # _fit_many's networks: seeds seed, seed + 1
+    assert _message(_fit_many, seed=2**63 - 1, method="adam") == (
+        f"seed=9223372036854775807 gives the {B} networks the seeds "
+        "9223372036854775807..9223372036854775808, beyond 2**63 - 1; pass a seed of at most "
+        f"9223372036854775806 or a sequence of {B} seeds")
 
 
 def test_eps_and_chunk_size_follow_one_rule_everywhere():

@@ -456,7 +456,16 @@ def test_a_mistyped_option_is_named_with_the_option_it_resembles() -> None:
     code, _, err = run(["train", "--lam", "x", "--help"])
     assert_user_error(code, err, "argument --lam: must be a finite number >= 0, got 'x'")
     code, _, err = run(["trian", "--weights", "w.npz"])
-    assert_user_error(code, err, "argument COMMAND: invalid choice: 'trian'")
+    assert_user_error(code, err, "argument COMMAND: invalid choice: 'trian'",
+                      "; did you mean train? (see 'jaxnn --help')")
+    for argv, meant in ((["train", "--method", "l-bfgs-b"], "L-BFGS-B"),  # any case
+                        (["train", "--activation", "Tanh"], "tanh"),
+                        (["predict", "--run", "r", "--split", "heldout"], "held-out")):
+        code, _, err = run(argv)
+        assert_user_error(code, err, f"invalid choice: '{argv[-1]}'", f"; did you mean {meant}?")
+    code, _, err = run(["train", "--method", "newton"])  # nothing close: argparse's words
+    assert_user_error(code, err, "invalid choice: 'newton'")
+    assert "did you mean" not in err
     code, _, err = run(["predict", "--out", "-x.csv"])
     assert_user_error(code, err, "argument --out: expected one argument")
     code, _, err = run(["predict", "--out", "-a b.csv", "--dataset", "digits"])  # a value
@@ -617,8 +626,18 @@ def test_predict_run_scores_the_runs_splits_by_their_rows(
                                      dtype=np.int64), held)
     np.savez(tmp_path / "a" / "data.npz", X=X[:80], y=y[:80])  # the data changed since
     code, _, err = run(["predict", "--run", str(tmp_path / "a" / "run")])
+    assert_user_error(code, err, "the run's data has changed", "(80 examples where the run "
+                      "had 90)")
+    np.savez(tmp_path / "a" / "data.npz", X=X, y=y + 1)  # labels no longer from 0: changed
+    code, _, err = run(["predict", "--run", str(tmp_path / "a" / "run")])
+    assert_user_error(code, err, "the run's data has changed", "the same count, other values")
+    del summary["data_sha256"]  # a run from before the digest: its split's sizes are checked
+    (tmp_path / "a" / "run" / "summary.json").write_text(json.dumps(summary))
+    np.savez(tmp_path / "a" / "data.npz", X=X[:80], y=y[:80])
+    code, _, err = run(["predict", "--run", str(tmp_path / "a" / "run")])
     assert_user_error(code, err, "the run's data has changed", "72 training and 18 held-out",
                       "64 and 16")
+    np.savez(tmp_path / "a" / "data.npz", X=X, y=y)
     (tmp_path / "a" / "data.npz").unlink()
     code, _, err = run(["predict", "--run", str(tmp_path / "a" / "run")])
     assert_user_error(code, err, "data.npz: no such file", "the run's data, as",
@@ -849,6 +868,17 @@ def test_missing_and_malformed_files(tmp_path: Path, digits_run: tuple[Path, int
         (["train", "--data", str(wrong)], ["no array X"]),
         (["train", "--dataset", "digits", "--out", str(text)], ["notes.npz", "directory"]),
     ]
+    cases.append((["predict", "--weights", weights],  # the digits' network, mnist5k's default
+                  ["expects 64 inputs per example but mnist5k has 400 features; --dataset "
+                   "digits has 64"]))
+    jaxnn.save_weights(tmp_path / "five.npz", jaxnn.init_params(0, (5, 3, 2)))
+    cases.append((["predict", "--weights", str(tmp_path / "five.npz"), "--dataset", "digits"],
+                  ["has 64 features; give --data with examples of 5 features"]))
+    images, labels = tmp_path / "empty-images.gz", tmp_path / "empty-labels.gz"
+    write_idx(images, labels, np.zeros((0, 4, 4), np.uint8), np.zeros(0, np.uint8), 4)
+    for command in (["train"], ["sweep", "lam"], ["predict", "--weights", weights]):
+        cases.append(([*command, "--data", str(images), str(labels)],  # was "--val-size 0.2
+                      [f"{images} + {labels}: no examples in the data"]))  # gives 0 of 0"
     for argv, words in cases:
         code, _, err = run(argv)
         assert_user_error(code, err, *words)

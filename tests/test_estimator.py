@@ -130,6 +130,10 @@ def test_arbitrary_labels_probabilities_and_loss_curve():
     assert clf.loss_curve_[-1] == pytest.approx(clf.loss_)
     assert clf.loss_ == pytest.approx(float(nn.cost(clf.params_, X, y, 1.0)), rel=1e-5)
     assert clf.result_.method == "L-BFGS-B"
+    huge = np.full((1, 2), 1e39)  # finite in float64, infinite as the float32 network's input
+    for call in (clf.predict_proba, clf.predict):  # were NaN rows, and class "cat"
+        with pytest.raises(ValueError, match="X has values that overflow float32"):
+            call(huge)
 
 
 def test_binary_negative_labels_softmax_float64_and_other_methods():

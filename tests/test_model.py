@@ -59,6 +59,29 @@ def test_init_params_shapes_range_and_seeding():
     assert float(jnp.abs(small[0]).max()) <= 0.01
 
 
+def test_a_seed_gives_one_key_in_and_out_of_x64():
+    """Every seed of the accepted range is its own network, whether x64 is on or not (JAX's
+    key(seed) keeps a seed's low 32 bits outside x64: 2**32 was seed 0's network there)."""
+    from jaxnn.model import seed_keys
+
+    sizes = (3, 4, 2)
+    for seed in (0, 7, 2**31 + 5, 2**32, 2**32 + 7, -1, -(2**40), 2**63 - 1, -(2**63)):
+        plain = np.asarray(nn.init_params(seed, sizes)[0])
+        with nn.x64():
+            wide = np.asarray(nn.init_params(seed, sizes, dtype="float32")[0])
+            jax_key = np.asarray(jax.random.key_data(jax.random.key(seed)))
+        np.testing.assert_array_equal(plain, wide)
+        words = [(seed >> 32) & 0xFFFFFFFF, seed & 0xFFFFFFFF]  # x64's key: high, low word
+        assert np.asarray(jax.random.key_data(seed_keys(seed))).tolist() == words
+        assert jax_key.tolist() == words
+    first = [np.asarray(nn.init_params(s, sizes)[0]) for s in (0, 2**32, 7, 2**32 + 7)]
+    assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[2], first[3])
+    np.testing.assert_array_equal(  # seeds below 2**32: JAX's own key, as before
+        first[2], np.asarray(nn.init_params(jax.random.key(7), sizes)[0]))
+    batch = np.asarray(jax.random.key_data(seed_keys(np.array([5, 2**32 + 5]))))
+    assert batch.tolist() == [[0, 5], [1, 5]]
+
+
 def test_init_params_dtype_follows_the_request():
     assert nn.init_params(0, (3, 2))[0].dtype == jnp.float32
     with nn.x64():

@@ -218,6 +218,18 @@ def test_evaluate_many_and_ensembles(problem):
                                       np.argmax(np.mean(probs, 0), axis=1))
     with pytest.raises(ValueError, match="weights"):
         parallel.ensemble_proba(res.params, X, weights=[1.0, -1.0, 1.0])
+    huge = parallel.ensemble_proba(res.params, X, weights=[5e307, 0.0, 1.5e308])  # sum: inf
+    np.testing.assert_allclose(huge, (probs[0] + 3 * probs[2]) / 4, rtol=1e-6)
+    with pytest.raises(ValueError, match="weights must be 3 finite numbers >= 0 with a "
+                                         "positive sum, got 'abc'"):
+        parallel.ensemble_proba(res.params, X, weights="abc")
+    for i in (3, -4, 1.0, True):  # JAX would clamp 3 to the last network
+        for get in (lambda i: res.member(i), lambda i: parallel.member(res.params, i),
+                    lambda i: parallel.member(tuple(map(jnp.asarray, res.params)), i)):
+            with pytest.raises(ValueError, match=rf"i must be a network's index in 0\.\.2 "
+                                                 rf"\(or -3\.\.-1 from the end\), got {i!r}"):
+                get(i)
+    np.testing.assert_array_equal(parallel.member(res.params, -1)[0], res.member(2)[0])
     # in float32 too the accuracy is jaxnn.accuracy's exact fraction (it was a float32 mean)
     p32 = tuple(np.asarray(t, np.float32) for t in res.params)
     ev32 = parallel.evaluate_many(p32, X, y)
@@ -238,6 +250,13 @@ def test_single_device_sharding_helpers(problem):
     J, g = jaxnn.backprop(parallel.replicate(jaxnn.init_params(0, SIZES), 1), Xs, ys, 1.0)
     J1, g1 = jaxnn.backprop(jaxnn.init_params(0, SIZES), X, y, 1.0)
     np.testing.assert_allclose(J, J1, rtol=1e-6)
+    Xl, yl = parallel.shard_local_examples(X, y, 1)  # one process: shard_examples
+    np.testing.assert_array_equal(np.asarray(Xl), np.asarray(Xs))
+    np.testing.assert_array_equal(np.asarray(yl), np.asarray(ys))
+    for bad in (3, y[:-1], y[:, None, None]):  # a scalar was an IndexError
+        with pytest.raises(ValueError, match=rf"y_local must be {len(y)} labels \(m,\) or "
+                                             r"target rows \(m, K\), one per row of X_local"):
+            parallel.shard_local_examples(X, bad, 1)
     with pytest.raises(ValueError, match="devices"):
         parallel.data_mesh(len(jax.devices()) + 1)
     with pytest.raises(ValueError, match="devices"):

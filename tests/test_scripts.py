@@ -39,3 +39,22 @@ def test_script_smoke_mode(script, args, expected, tmp_path):
                          text=True, cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert expected in out.stdout, out.stdout[-3000:]
+
+
+@pytest.mark.parametrize(("script", "args", "said"), [
+    ("examples/mnist_stream.py", ["missing-images", "missing-labels"],
+     "mnist_stream.py: error: [Errno 2] No such file or directory: 'missing-images'"),
+    ("examples/mnist_stream.py", ["--synthetic", "300", "--epochs", "0"],
+     "mnist_stream.py: error: argument --epochs: must be a positive integer, got '0'"),
+    ("examples/multihost.py", ["--num-processes", "2", "--process-id", "2"],
+     "multihost.py: error: argument --process-id: must be in 0..1 for --num-processes 2, "
+     "got 2"),
+    ("examples/multihost.py", ["--num-processes", "1", "--process-id", "0", "--dataset",
+                               "digits", "--examples", "5000"],
+     "multihost.py: error: --examples 5000 exceeds the 1797 examples of digits"),
+], ids=["missing file", "zero epochs", "process id", "too many examples"])
+def test_the_examples_say_a_mistake_in_one_line(script, args, said, tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode in (1, 2) and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert out.stderr.strip().splitlines()[-1] == said

@@ -215,6 +215,15 @@ def test_start_and_lam_must_be_representable(idx_files):
         stream.fit_stream(bad, images, labels)
     with pytest.raises(ValueError, match="dtype must be None, 'float32' or 'float64'"):
         stream.fit_stream(p, images, labels, dtype="int32")
+    # evaluate_stream: the same rules (it returned a NaN or infinite cost)
+    with pytest.raises(ValueError, match=r"lam=1e\+39 is not representable in float32"):
+        stream.evaluate_stream(p, images, labels, 1e39)
+    with pytest.raises(ValueError, match="params hold 1 NaN or infinite value"):
+        stream.evaluate_stream(bad, images, labels)
+    wide = (np.full(p[0].shape, 1e300), np.asarray(p[1], np.float64))  # inf in float32
+    with pytest.raises(ValueError, match=rf"params hold {p[0].size} NaN or infinite value\(s\) "
+                                         "in float32"):
+        stream.evaluate_stream(wide, images, labels)
 
 
 def test_a_diverging_run_says_so_and_keeps_its_last_finite_epoch(idx_files):

@@ -118,6 +118,10 @@ def test_one_class_is_refused_by_both_curves(data):
                   lambda y: sweep.learning_curve(X, y, [0.5, 1.0], maxiter=2)):
         with pytest.raises(ValueError, match=r"y holds a single class \(2\)"):
             curve(np.full(len(X), 2))
+    # two classes, but the split leaves one example to train on: said so (it named y)
+    with pytest.raises(ValueError, match=r"after holding out val_fraction=0\.2, the training "
+                                         r"part \(1 example\) holds a single class \(1\)"):
+        sweep.validation_curve(X[:2], np.array([0, 1]), [1.0], maxiter=2)
 
 
 @pytest.mark.parametrize(("sizes", "match"), [
@@ -207,6 +211,34 @@ def test_cli_sweep_where_every_network_diverged_exits_1(npz, tmp_path, capsys):
     assert json.loads((out / "sweep_validation.json").read_text())["diverged"] == [[True]] * 2
     argv[argv.index("3e38")] = "0.1"  # some trained: done
     assert main(argv) == 0
+
+
+def test_cli_sweep_interrupted_while_writing_keeps_its_numbers(npz, tmp_path, capsys,
+                                                               monkeypatch):
+    """A Ctrl-C while the picture is drawn (a second or more, after the previous run's files
+    are gone): the sweep's JSON is written, then the command stops (exit 130)."""
+    import jaxnn.plot
+    from jaxnn.cli import main
+
+    out = tmp_path / "run"
+    argv = ["sweep", "lam", "--data", str(npz), "--values", "0", "1", "--seeds", "1",
+            "--iterations", "5", "--hidden", "6", "--out", str(out)]
+    assert main(argv) == 0
+    capsys.readouterr()
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jaxnn.plot, "save_png", interrupted)
+    argv[argv.index("--values") + 1: argv.index("--seeds")] = ["3"]
+    assert main(argv) == 130
+    said = capsys.readouterr().out
+    assert f"interrupted: the sweep's numbers are saved in {out / 'sweep_validation.json'} " \
+           "(no picture)" in said.replace("\n", "")
+    assert json.loads((out / "sweep_validation.json").read_text())["values"] == [3.0]
+    assert not (out / "sweep_validation.png").exists()  # the last run's: it was another sweep
+    monkeypatch.undo()
+    assert main(argv) == 0 and (out / "sweep_validation.png").is_file()  # the run's files
 
 
 def test_cli_size_values_read_as_the_help_says():

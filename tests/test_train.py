@@ -257,6 +257,17 @@ def test_segments_compute_exactly_the_uncut_run():
         assert np.array_equal(r.history, np.asarray(whole[1], np.float64))
 
 
+def test_a_shuffling_seed_beyond_32_bits_is_its_own():
+    p0, X, y = _problem()
+    runs = [fit(p0, X, y, 1.0, maxiter=2, seed=seed, **ADAM_KW).history
+            for seed in (7, 2**32 + 7, 7)]
+    assert not np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
+    twice = tuple(np.stack([t, t]) for t in p0)  # fit_many: the same start, both seeds
+    many = nn.parallel.fit_many(twice, X, y, 1.0, maxiter=2, seed=[7, 2**32 + 7], **ADAM_KW)
+    np.testing.assert_allclose(many.history[0], runs[0], rtol=1e-6)
+    np.testing.assert_allclose(many.history[1], runs[1], rtol=1e-6)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_name_trains(method):
     """Every name ``fit`` accepts (``jaxnn.names.METHODS``) reaches a training loop: a name
@@ -453,7 +464,7 @@ def test_keyboard_interrupt_before_fmincgs_first_segment_finished(monkeypatch):
     ({"method": "lbfgs", "options": {"memory_size": 10**12}}, r"options\['memory_size'\]"),
     ({"method": "lbfgs", "options": {"history": 3}}, "unknown lbfgs options"),
     ({"callback": 3}, "callback must be callable"),
-    ({"devices": 0}, "devices=0 but"),
+    ({"devices": 0}, "devices must be a positive count of devices, got 0"),
     ({"devices": "cpu"}, "devices must be a positive count"),
     ({"lam": -1.0}, "lam must be a finite number >= 0"),
     ({"activation": "swish"}, "activation='swish' is not supported"),

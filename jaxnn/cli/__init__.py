@@ -71,7 +71,24 @@ class ArgumentParser(argparse.ArgumentParser):
         if message.startswith(REQUIRED_MESSAGES) or (self.commands and "invalid choice" in
                                                       message):  # "--wieghts w predict"
             message = self.mistyped_option(self.given) or message
-        raise UsageError(f"{message} (see '{self.prog} --help')")
+        raise UsageError(f"{message}{self.closest_choice(message)} (see '{self.prog} --help')")
+
+    @staticmethod
+    def closest_choice(message: str) -> str:
+        """``"; did you mean L-BFGS-B?"`` for argparse's complaint of an invalid choice
+        (``l-bfgs-b``, ``trian``) that resembles one of the choices, whatever the case; else
+        ``""``. The choices are read from the complaint, quoted or not (Python 3.11-3.14)."""
+        import difflib
+        import re
+
+        found = re.search(r"invalid choice: (.+?) \(choose from (.*)\)$", message)
+        if not found:
+            return ""
+        given = found[1].strip("'\"").lower()
+        choices = {c.strip().strip("'\"").lower(): c.strip().strip("'\"")
+                   for c in found[2].split(",")}
+        close = difflib.get_close_matches(given, list(choices), n=1, cutoff=0.6)
+        return f"; did you mean {choices[close[0]]}?" if close else ""
 
     def mistyped_option(self, tokens: Sequence[str]) -> str | None:
         """``"unrecognized option --x; did you mean --y?"`` for the first of ``tokens`` shaped

@@ -56,6 +56,7 @@ def missing_extra(exc: ImportError) -> UsageError | None:
 # ---- the command's own JAX settings ------------------------------------------------------------
 
 COMPILE_CACHE_ENV = "JAXNN_COMPILE_CACHE"  # "0": no persistent compilation cache
+_OFF = ("0", "false", "no", "off")  # what turns it off (in any case)
 
 
 def use_compile_cache(enabled: bool = True) -> Path | None:
@@ -67,10 +68,15 @@ def use_compile_cache(enabled: bool = True) -> Path | None:
 
     The command's choice for itself: the library never changes JAX's configuration. Off with
     ``enabled=False`` (``--no-compile-cache``) or ``JAXNN_COMPILE_CACHE=0`` (or false, no, off,
-    in any case); a cache directory that cannot be made leaves it off, with a warning. Returns
+    in any case; another value than those and 1, true, yes, on is a :class:`UsageError`);
+    a cache directory that cannot be made leaves it off, with a warning. Returns
     the directory holding both, or None."""
-    if not enabled or os.environ.get(COMPILE_CACHE_ENV, "1").strip().lower() in (
-            "0", "false", "no", "off"):
+    setting = os.environ.get(COMPILE_CACHE_ENV, "1").strip().lower()
+    if setting not in (*_OFF, "", "1", "true", "yes", "on"):
+        raise UsageError(f"{COMPILE_CACHE_ENV}={os.environ[COMPILE_CACHE_ENV]!r}: give 0 (or "
+                         "false, no, off) to keep no compiled programs, 1 (or true, yes, on) "
+                         "to keep them")
+    if not enabled or setting in _OFF:
         return None
     import jax
 
@@ -181,11 +187,15 @@ _COMMAND_WORDS = [(re.compile(r"(?<![^\s(])" + pattern), words) for pattern, wor
     (r"fit\(method='([\w-]+)'\)", r"--method \1"),
     (r"method='([\w-]+)'", r"--method \1"),
     (r"dtype='(float32|float64)'", r"--dtype \1"),
+    (r"with batch_size\b", "with --batch-size N"),
     (r"lam=([-+.\w]+)(?=[\s,;)]|$)", r"--lam \1"),
     (r"init_params: layer_sizes\b", "the network's layer sizes"),
     (r"pass zero_based=True", "save the labels as 1..K, or the data as an .npz file (labels "
                               "0..K-1)"),
     (r"reduce layer_sizes\b", "use fewer or smaller --hidden layers"),
+    (r"read a slice \(offset=, max_examples=\) or stream them with iter_idx(, or pass "
+     r"dtype=np\.float32)?", "use fewer examples, or stream the files from Python "
+                             "(jaxnn.stream.fit_stream)"),
     (r"params are\b", "the weights are"),
     (r"^sizes: ", "--values: "),  # jaxnn.sweep.learning_curve's sizes, sweep size's --values
     (r"^lams: ", "--values: "),  # jaxnn.sweep.validation_curve's lams, sweep lam's --values

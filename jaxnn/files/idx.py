@@ -24,7 +24,14 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from jaxnn.checks import check_float_dtype, check_input_file, check_order, check_path
+from jaxnn.checks import (
+    check_float_dtype,
+    check_input_file,
+    check_order,
+    check_path,
+    non_negative_int,
+    positive_int,
+)
 from jaxnn.defaults import STREAM_CHUNK
 from jaxnn.memory import check_memory
 from jaxnn.names import Order, PathLike
@@ -302,8 +309,7 @@ def iter_idx(
     """
     check_order(order)
     dtype = check_float_dtype(dtype)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    batch_size = positive_int(batch_size, "batch_size")
     img, lab = _open_idx_pair(images, labels)  # validate headers now, not at the first next()
     img.close()
     lab.close()
@@ -327,9 +333,10 @@ def _idx_batches(
 
 def _window(count: int, offset: int, max_examples: int | None) -> tuple[int, int]:
     """Validate `offset`/`max_examples` against `count`; return `(start, stop)`."""
-    if not 0 <= offset <= count:
+    offset = non_negative_int(offset, "offset")
+    if offset > count:
         raise ValueError(f"offset must be in 0..{count} (the number of examples), got {offset}")
-    if max_examples is not None and max_examples < 0:
-        raise ValueError(f"max_examples must be non-negative, got {max_examples}")
+    if max_examples is not None:
+        max_examples = non_negative_int(max_examples, "max_examples")
     stop = count if max_examples is None else min(count, offset + max_examples)
     return offset, stop

@@ -40,10 +40,10 @@ from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.defaults import ACTIVATION, LBFGS_TOL, MANY_MAXITER, OUTPUT
 from jaxnn.losses import prepare_problem, targets
 from jaxnn.memory import MANY_PARAM_COPIES, check_memory, loop_bytes
-from jaxnn.model import start_vector
+from jaxnn.model import seed_keys, start_vector
 from jaxnn.names import MANY_METHODS
 from jaxnn.parallel.lbfgs import lbfgs_many_run
-from jaxnn.parallel.members import n_networks
+from jaxnn.parallel.members import member_index, n_networks
 from jaxnn.parallel.sharding import Devices
 from jaxnn.precision import training_dtype, x64_when
 from jaxnn.spec import NetSpec
@@ -111,7 +111,8 @@ class FitManyResult:
         return int(self.cost.shape[0])
 
     def member(self, i: int) -> Params:
-        """The trained parameters of network ``i``."""
+        """The trained parameters of network ``i`` (``0..B-1``, or ``-B..-1`` from the end)."""
+        i = member_index(i, len(self))
         return tuple(t[i] for t in self.params)
 
     @property
@@ -295,7 +296,7 @@ def fit_many(
             converged = np.zeros(B, dtype=bool)
             diverged = np.asarray(status) == Status.NONFINITE
         else:
-            keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+            keys = seed_keys(seeds)
             if mesh is not None:
                 keys = jax.device_put(keys, split)
             m = Xd.shape[0]

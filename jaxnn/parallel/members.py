@@ -70,9 +70,21 @@ def _init_many(keys: Array, sizes: tuple[int, ...], epsilon: float, dtype) -> Pa
 
 
 def member(params_batch: Sequence[ArrayLike], i: int) -> Params:
-    """Network ``i`` of a batch: ``tuple(Theta[i] for Theta in params_batch)``."""
+    """Network ``i`` of a batch: ``tuple(Theta[i] for Theta in params_batch)``; ``i`` in
+    ``0..B-1``, or ``-B..-1`` counting from the end as Python's indexing does."""
+    i = member_index(i, n_networks(params_batch))
     return tuple(jnp.asarray(t)[i] if not isinstance(t, np.ndarray) else t[i]
                  for t in params_batch)
+
+
+def member_index(i: object, B: int, name: str = "i") -> int:
+    """``i`` as the index of one of ``B`` networks (JAX would clamp an index out of range to
+    the last network, silently)."""
+    if isinstance(i, bool | np.bool_) or not isinstance(i, int | np.integer) \
+            or not -B <= int(i) < B:
+        raise ValueError(f"{name} must be a network's index in 0..{B - 1} (or -{B}..-1 from the "
+                         f"end), got {i!r}")
+    return int(i)
 
 
 def n_networks(params_batch: object, name: str = "params_batch") -> int:
@@ -165,10 +177,15 @@ def ensemble_proba(
     if weights is None:
         w = np.full(B, 1.0 / B)
     else:
-        w = np.asarray(weights, np.float64)
-        if w.shape != (B,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        try:
+            w = np.asarray(weights, np.float64)
+        except (TypeError, ValueError):
+            w = None  # not numbers
+        if w is None or w.shape != (B,) or not np.all(np.isfinite(w)) or np.any(w < 0) \
+                or w.max() == 0:
             raise ValueError(f"weights must be {B} finite numbers >= 0 with a positive sum, "
                              f"got {weights!r}")
+        w = w / w.max()  # first: the sum of weights near the largest float would overflow
         w = w / w.sum()
     pb = tuple(jnp.asarray(t, dt) for t in params_batch)
     return _ensemble_proba(pb, jnp.asarray(Xc, dt), jnp.asarray(w, dt), activation, output)

@@ -110,7 +110,8 @@ def shard_local_examples(
     ys = None
     if y_local is not None:
         y_local = np.asarray(y_local)
-        if y_local.shape[0] != X_local.shape[0]:
-            raise ValueError(f"y_local must have {X_local.shape[0]} rows, got {y_local.shape}")
+        if y_local.ndim not in (1, 2) or y_local.shape[0] != X_local.shape[0]:
+            raise ValueError(f"y_local must be {X_local.shape[0]} labels (m,) or target rows "
+                             f"(m, K), one per row of X_local, got shape {y_local.shape}")
         ys = jax.make_array_from_process_local_data(rows, y_local)
     return Xs, ys

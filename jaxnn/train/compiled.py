@@ -23,6 +23,7 @@ import jaxnn.train.loops as loops
 from jaxnn.compiling import LOOPS, jit_with_options
 from jaxnn.defaults import LBFGS_TOL
 from jaxnn.memory import check_memory
+from jaxnn.model import seed_keys
 from jaxnn.spec import NetSpec
 from jaxnn.train.objective import ScipyObjective
 from jaxnn.train.problem import Problem, callback_stops
@@ -238,7 +239,7 @@ def fit_minibatch(prob: Problem, optimizer, epochs: int, batch_size, seed: int, 
     ``seed``; the history holds the mean batch cost of each epoch."""
     m = prob.X.shape[0]
     b, nb = loops.n_batches(m, batch_size)
-    key = jax.random.key(int(seed))
+    key = seed_keys(int(seed))
     if prob.replicated is not None:
         key = jax.device_put(key, prob.replicated)
     seg = min(segment or max(1, MINIBATCH_SEGMENT_STEPS // nb), epochs)
