@@ -38,6 +38,7 @@ from jaxnn.checks import (
     check_labels,
     check_lam,
     check_number,
+    check_representable,
     check_seed,
 )
 from jaxnn.datasets import held_out_count, train_test_split
@@ -50,7 +51,7 @@ from jaxnn.defaults import (
     MANY_MAXITER,
     OUTPUT,
 )
-from jaxnn.model import init_params
+from jaxnn.model import init_params, weights_dtype
 from jaxnn.names import counted
 from jaxnn.parallel.fit_many import MANY_METHODS, check_many_memory, fit_many
 from jaxnn.parallel.members import evaluate_many
@@ -196,7 +197,9 @@ def _seeds(seeds: int | Sequence[int]) -> np.ndarray:
     arr = np.asarray(seeds)
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"seeds must be a positive count or a list of ints, got {seeds!r}")
-    return np.asarray([check_seed(int(s), "seeds") for s in arr])
+    out = [check_seed(int(s), "seeds") for s in arr]
+    _once(out, "seeds", "each seed is one column")
+    return np.asarray(out)
 
 
 def _init(seeds: np.ndarray, sizes: tuple[int, ...], repeat: int, dtype: Any) -> tuple:
@@ -255,10 +258,10 @@ def validation_curve(
     t0 = time.perf_counter()
     check_choice(method, MANY_METHODS, "method")
     data = _split(X, y, X_val, y_val, val_fraction, split_seed)
-    lam_arr = check_lams(lams)
+    dt = _dtype(dtype)
+    lam_arr = check_lams(lams, weights_dtype(dt))  # the networks' dtype
     seed_arr = _seeds(seeds)
     sizes = (data.X.shape[1], *check_hidden(hidden), data.K)
-    dt = _dtype(dtype)
     S, P = len(seed_arr), len(lam_arr)
     # before any weights are made
     check_many_memory(sizes, data.X.shape[0], dt, P * S, maxiter, method)
@@ -387,22 +390,32 @@ def _values(values: object, name: str, what: str) -> list:
     return items
 
 
-def _once(items: list, name: str) -> None:
-    """Each value one row of the curve: none given twice (a count and a fraction differ)."""
+def _once(items: list, name: str, why: str = "each value is one row of the curve") -> None:
+    """None of ``items`` given twice (a count and a fraction differ)."""
     seen: list[tuple[bool, float]] = []
-    for v in items:
-        key = (isinstance(v, int | np.integer), float(v))
+    for v in items:  # ints exactly (seeds near 2**63 are distinct ints, one float)
+        key = (True, int(v)) if isinstance(v, int | np.integer) else (False, float(v))
         if key in seen:
-            raise ValueError(f"{name}: {v} is given twice (each value is one row of the curve)")
+            raise ValueError(f"{name}: {v} is given twice ({why})")
         seen.append(key)
 
 
-def check_lams(lams: Sequence[float]) -> np.ndarray:
+def check_lams(lams: Sequence[float], dtype: object = None) -> np.ndarray:
     """A validation curve's penalties: a non-empty list of finite numbers ``>= 0``, none given
-    twice. Returned as float64."""
+    twice; with the networks' ``dtype``, each one it holds and none equal to another there
+    (``1e-50`` is 0 in float32: two rows of one network). Returned as float64."""
     items = _values(lams, "lams", "numbers >= 0")
     out = [check_number(v, f"lams[{i}]", low=0.0) for i, v in enumerate(items)]
     _once(out, "lams")
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        check_representable(out, "lams", dtype)
+        trained = np.asarray(out).astype(dtype).tolist()  # what the networks see
+        for i, v in enumerate(trained):
+            if v in trained[:i]:
+                raise ValueError(f"lams: {out[i]:g} is {v:g} in {dtype.name}, as is "
+                                 f"{out[trained.index(v)]:g}; give each lambda once (or "
+                                 "train in float64, dtype='float64')")
     return np.asarray(out, dtype=np.float64)
 
 

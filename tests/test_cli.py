@@ -642,6 +642,7 @@ def test_predict_run_scores_the_runs_splits_by_their_rows(
     code, _, err = run(["predict", "--run", str(tmp_path / "a" / "run")])
     assert_user_error(code, err, "data.npz: no such file", "the run's data, as",
                       "summary.json records it")
+    assert "--data" not in err  # the run's file, not one the user gave
 
 
 def test_predict_without_labels(digits_run: tuple[Path, int, str], tmp_path: Path) -> None:
@@ -853,11 +854,13 @@ def test_missing_and_malformed_files(tmp_path: Path, digits_run: tuple[Path, int
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, features=np.ones((3, 3)))
     cases = [
-        (["predict", "--weights", str(tmp_path / "none.mat")], ["none.mat", "no such file"]),
+        (["predict", "--weights", str(tmp_path / "none.mat")],
+         [f"--weights {tmp_path / 'none.mat'}: no such file"]),
         (["predict", "--weights", str(text)], ["notes.npz"]),
         (["predict", "--weights", str(garbage)], ["garbage.mat"]),
         (["predict", "--weights", str(tmp_path / "w.txt")], ["w.txt"]),
-        (["predict", "--weights", weights, "--data", str(tmp_path / "d.npz")], ["d.npz"]),
+        (["predict", "--weights", weights, "--data", str(tmp_path / "d.npz")],
+         [f"--data {tmp_path / 'd.npz'}: no such file"]),
         (["predict", "--weights", weights, "--data", str(text)], ["notes.npz", "not an .npz file"]),
         (["predict", "--weights", weights, "--data", str(wrong)], ["no array X"]),
         (["predict", "--weights", weights, "--data", str(garbage)], ["garbage.mat"]),
@@ -866,7 +869,8 @@ def test_missing_and_malformed_files(tmp_path: Path, digits_run: tuple[Path, int
           "--dataset", "digits" if EX4WEIGHTS.exists() else "mnist5k"], ["inputs"]),
         (["show", "--weights", weights, "--out", str(tmp_path / "no" / "dir.png")], ["dir.png"]),
         (["train", "--data", str(wrong)], ["no array X"]),
-        (["train", "--dataset", "digits", "--out", str(text)], ["notes.npz", "directory"]),
+        (["train", "--dataset", "digits", "--out", str(text)],
+         [f"--out {text}: exists and is not a directory"]),
     ]
     cases.append((["predict", "--weights", weights],  # the digits' network, mnist5k's default
                   ["expects 64 inputs per example but mnist5k has 400 features; --dataset "
@@ -932,7 +936,8 @@ def test_module_entry_point_user_error_has_no_traceback(tmp_path: Path) -> None:
     proc = run_module("predict", "--weights", str(tmp_path / "missing.mat"))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == f"jaxnn predict: error: {tmp_path / 'missing.mat'}: no such file"
+    assert proc.stderr.strip() == (f"jaxnn predict: error: --weights {tmp_path / 'missing.mat'}: "
+                                   "no such file")
 
 
 def test_import_jaxnn_does_not_import_optional_packages() -> None:
@@ -1011,6 +1016,8 @@ def test_labels_in_the_wrong_base_are_refused_in_the_command_s_words(
     assert ("one_based.npz: the labels run 1..4 with no 0, so class 0 of the network's 5 "
             "outputs would have no example") in err and "subtract 1" in err, err
     assert "10 stands for 0, take y % 10" in err, err
+    assert main(["sweep", "lam", "--data", "one_based.npz", "--iterations", "2"]) == 2  # too
+    assert "one_based.npz: the labels run 1..4 with no 0" in capsys.readouterr().err
     assert main(["train", "--data", "labels0.mat", "--iterations", "2"]) == 2
     err = capsys.readouterr().err
     assert ("labels range over 0..3, but a course file's labels are 1..K (10 for the digit "

@@ -155,6 +155,19 @@ def test_the_values_of_a_curve_before_the_data():
                           ([], "lams is empty"), (np.ones((2, 2)), r"lams\[0\]")):
         with pytest.raises(ValueError, match=message):
             sweep.check_lams(lams)
+    # in the networks' dtype: held, and distinct (two rows of one network otherwise)
+    with pytest.raises(ValueError, match=r"lams: 1e-50 is 0 in float32, as is 0; give each "
+                                         r"lambda once \(or train in float64"):
+        sweep.check_lams([0, 1e-50], np.float32)
+    with pytest.raises(ValueError, match=r"lams=1e\+300 is not representable in float32"):
+        sweep.check_lams([1, 1e300], np.float32)
+    np.testing.assert_array_equal(sweep.check_lams([0, 1e-50], np.float64), [0, 1e-50])
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    with pytest.raises(ValueError, match="lams: 1e-50 is 0 in float32"):  # the library too
+        sweep.validation_curve(X, y, [0, 1e-50], maxiter=2)
+    with pytest.raises(ValueError, match=r"seeds: 1 is given twice \(each seed is one "
+                                         r"column\)"):  # two equal networks, std 0
+        sweep.validation_curve(X, y, [1.0], seeds=[1, 1], maxiter=2)
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -280,7 +293,7 @@ def test_cli_size_values_read_as_the_help_says():
         (["sweep", "size", "--data", "toy.npz", "--values", "0.001"], "jaxnn sweep: error: "
          "--values: 0.001 of the 120 training examples is less than one example"),
         (["sweep", "lam", "--values", "0", "1e-50"], "--values: 1e-50 is 0 in float32, as is "
-         "0; give each lambda once (or use --dtype float64)"),
+         "0; give each lambda once (or train in float64, --dtype float64)"),
         (["sweep", "lam", "--values", "1", "1e300"], "jaxnn sweep: error: --values 1e+300 is "
          "not representable in float32 (it overflows to inf); scale it down, or train in "
          "float64 (--dtype float64)"),

@@ -199,4 +199,5 @@ _COMMAND_WORDS = [(re.compile(r"(?<![^\s(])" + pattern), words) for pattern, wor
     (r"params are\b", "the weights are"),
     (r"^sizes: ", "--values: "),  # jaxnn.sweep.learning_curve's sizes, sweep size's --values
     (r"^lams: ", "--values: "),  # jaxnn.sweep.validation_curve's lams, sweep lam's --values
+    (r"^lams=", "--values "),
 )]

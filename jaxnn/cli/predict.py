@@ -115,9 +115,11 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
     if args.data or args.dataset:
         raise UsageError("--run uses the run's own data; leave out --data and --dataset")
     require("rich", *data_packages(source.get("data"), source.get("dataset")))
-    weights = load_weights(str(run_dir / FILES["weights_npz"]), args.activation, args.output)
+    weights = load_weights(str(run_dir / FILES["weights_npz"]), args.activation, args.output,
+                           option=None)
     try:
-        data = load_data(source.get("data"), source.get("dataset"), need_labels=True)
+        data = load_data(source.get("data"), source.get("dataset"), need_labels=True,
+                         option=None)
     except UsageError as exc:
         raise UsageError(f"{exc} (the run's data, as {summary_path} records it)") from exc
     recorded = (summary.get("n_train"), summary.get("n_test"))

@@ -18,7 +18,7 @@ from jaxnn.cli.common import (
     require,
     use_compile_cache,
 )
-from jaxnn.cli.inputs import data_packages, load_data
+from jaxnn.cli.inputs import class_count, data_packages, load_data
 from jaxnn.cli.options import (
     MANY_METHODS,
     ListOnce,
@@ -104,25 +104,6 @@ def _parse_values(kind: str, texts: list[str] | None) -> list[float] | list[int 
     return values
 
 
-def _check_lambdas(values: list[float], texts: list[str], dtype: str) -> None:
-    """Each of ``--values`` a lambda the networks can hold in ``dtype``, and none equal to
-    another there (1e-50 is 0 in float32)."""
-    import numpy as np
-
-    from jaxnn.checks import check_representable
-
-    try:
-        check_representable(values, "--values", dtype)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    trained = np.asarray(values).astype(dtype).tolist()  # what the networks see
-    for i, v in enumerate(trained):
-        if v in trained[:i]:
-            same = values[trained.index(v)]
-            raise UsageError(f"--values: {texts[i]} is {v:g} in {dtype}, as is {same:g}; give "
-                             "each lambda once (or use --dtype float64)")
-
-
 def run(args: argparse.Namespace) -> int:
     """The ``jaxnn sweep`` command: run the sweep, print a table, write the PNG and JSON."""
     require("rich", "matplotlib", *data_packages(args.data, args.dataset))
@@ -130,21 +111,25 @@ def run(args: argparse.Namespace) -> int:
 
     from jaxnn.datasets import held_out_count
     from jaxnn.plot import save_png, sweep_curve
-    from jaxnn.sweep import DEFAULT_LAMS, learning_curve, validation_curve
+    from jaxnn.sweep import DEFAULT_LAMS, check_lams, learning_curve, validation_curve
 
     console = make_console()
     values = _parse_values(args.kind, args.values)
     if args.kind == "lam" and args.lam is not None:
         raise UsageError("--lam is the fixed lambda of 'sweep size'; 'sweep lam' tries the "
                          "lambdas of --values")
-    if args.kind == "lam" and values:
-        _check_lambdas(values, args.values, args.dtype)
+    if args.kind == "lam" and values:  # each one the networks' dtype holds, and distinct there
+        try:
+            check_lams(values, args.dtype)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     use_compile_cache(not args.no_compile_cache)
     common = dict(hidden=args.hidden, seeds=args.seeds, maxiter=args.iterations,
                   method=args.method, val_fraction=args.val_size, split_seed=args.split_seed,
                   activation=args.activation, output=args.output, dtype=args.dtype,
                   **minibatch_arguments(args))
     data = load_data(args.data, args.dataset, need_labels=True)
+    class_count(data)  # labels from 0, at least two classes: as jaxnn train's
     try:  # the split's rule in the option's words, before the directory is made
         n_val = held_out_count(args.val_size, data.X.shape[0], "--val-size", "validation")
     except ValueError as exc:

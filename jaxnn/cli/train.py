@@ -30,7 +30,7 @@ from jaxnn.cli.common import (
     require,
     use_compile_cache,
 )
-from jaxnn.cli.inputs import Data, data_digest, data_packages, load_data
+from jaxnn.cli.inputs import Data, class_count, data_digest, data_packages, load_data
 from jaxnn.cli.options import (
     METHODS,
     ListOnce,
@@ -205,16 +205,7 @@ def split_data(data: Data, test_size: float, seed: int) -> Split:
     from jaxnn.datasets import train_test_split
 
     X, y = data.X, data.y
-    K = int(y.max()) + 1
-    if K < 2:
-        raise UsageError(f"{data.name}: every label is {int(y.max())}; training needs at least "
-                         "two classes")
-    if y.min() > 0:  # 1-based labels (the course's 1..10) read as classes 0..K-1
-        raise UsageError(f"{data.name}: the labels run {int(y.min())}..{int(y.max())} with no 0, "
-                         f"so class 0 of the network's {K} outputs would have no example; "
-                         "labels are classes 0..K-1 (a course .mat file's 1..K are converted "
-                         "when read): if these are 1-based, subtract 1 (for the course's "
-                         "digits, where 10 stands for 0, take y % 10)")
+    K = class_count(data)
     rows = np.arange(len(y))
     if test_size == 0:
         return Split(X, y, X[:0], y[:0], K, rows, rows[:0])
