@@ -319,7 +319,7 @@ def overflow_hint(dtype: object, float64: str = TRAIN_IN_FLOAT64) -> str:
 
 
 def check_X_representable(X: Array | np.ndarray, dtype: object,
-                          float64: str = TRAIN_IN_FLOAT64) -> None:
+                          float64: str = TRAIN_IN_FLOAT64, name: str = "X") -> None:
     """``X`` (finite, checked earlier) cast to the computation's ``dtype`` must stay finite, as
     ``lam`` and the weights must: data that overflow float32 can only compute NaN. ``X`` may be
     given cast already or not (a wider float on the host: its largest magnitude is compared)."""
@@ -333,7 +333,7 @@ def check_X_representable(X: Array | np.ndarray, dtype: object,
     else:
         finite = all_finite_values(X)
     if not finite:
-        raise ValueError(f"X has values that overflow {np.dtype(dtype).name} (the largest "
+        raise ValueError(f"{name} has values that overflow {np.dtype(dtype).name} (the largest "
                          f"float32 is 3.4e38); {overflow_hint(dtype, float64)}")
 
 
@@ -402,9 +402,13 @@ def check_number(value: object, name: str, *, low: float | None = None,
 
     Refuses bools, strings, complex numbers and arrays with more than one value."""
     shown = value.item() if isinstance(value, np.generic) else value  # -2, not np.int64(-2)
-    if not (_is_real_number(value) and is_bounded(float(value), low, strict)):
+    try:
+        v = float(value) if _is_real_number(value) else math.nan
+    except OverflowError:  # an int past the largest float (10**400): not a finite number
+        v = math.inf
+    if not is_bounded(v, low, strict):
         raise ValueError(f"{name} must be {number_words(low, strict)}, got {shown!r}")
-    return float(value)
+    return v
 
 
 def check_order(order: object, name: str = "order") -> str:
@@ -436,7 +440,8 @@ def non_negative_int(value: object, name: str) -> int:
 def _whole(value: object, name: str, low: int, words: str) -> int:
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) \
             or value < low:
-        raise ValueError(f"{name} must be {words}, got {value!r}")
+        shown = value.item() if isinstance(value, np.generic) else value  # -1, not np.int64(-1)
+        raise ValueError(f"{name} must be {words}, got {shown!r}")
     return int(value)
 
 
@@ -764,6 +769,14 @@ def check_input_file(path: object) -> int:
 # --- devices --------------------------------------------------------------------------------
 
 
+def _each_once(devices: list) -> list:
+    twice = [d for i, d in enumerate(devices) if d in devices[:i]]
+    if twice:  # JAX fails on them deep inside (an empty AssertionError)
+        raise ValueError(f"devices lists {twice[0]} more than once; each device holds one "
+                         "share of the examples: list each once")
+    return devices
+
+
 def check_devices(devices: object, axis_name: str) -> Any:
     """A 1-D ``jax.sharding.Mesh`` from ``devices``: a count ``N`` (the first ``N`` of
     ``jax.devices()``), a list of ``jax.Device``, or a 1-D ``Mesh`` (returned as is)."""
@@ -772,6 +785,7 @@ def check_devices(devices: object, axis_name: str) -> Any:
     if isinstance(devices, Mesh):
         if len(devices.axis_names) != 1:
             raise ValueError(f"devices: the mesh must be 1-D, got axes {devices.axis_names}")
+        _each_once(list(devices.devices.flat))
         return devices
     available = jax.devices()
     if isinstance(devices, int | np.integer) and not isinstance(devices, bool):
@@ -786,11 +800,7 @@ def check_devices(devices: object, axis_name: str) -> Any:
         devs = available[: int(devices)]
     elif isinstance(devices, Sequence) and not isinstance(devices, str) and devices and all(
             isinstance(d, jax.Device) for d in devices):
-        devs = list(devices)
-        twice = [d for i, d in enumerate(devs) if d in devs[:i]]
-        if twice:
-            raise ValueError(f"devices lists {twice[0]} more than once; each device holds one "
-                             "share of the examples: list each once")
+        devs = _each_once(list(devices))
     else:
         raise ValueError(f"devices must be a positive count, a list of jax devices or a 1-D "
                          f"Mesh, got {devices!r}")

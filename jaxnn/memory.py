@@ -44,6 +44,10 @@ LOOP_ACTIVATION_COPIES = 8
 #: when it was shifted, 75 when the ring was written inside the ``cond``, which copied it in
 #: and out), lbfgs 73, fmincg 9.3; ``fit_many`` (per network) lbfgs 62, fmincg 14, adam 11.
 #: Rounded up.
+#: what to do when a training problem cannot fit (the one evaluation's check, or the loop's)
+SMALLER_TRAINING = ("use fewer examples, smaller layers, or a mini-batch method "
+                    "(method='adam' with batch_size)")
+
 FIT_PARAM_COPIES = {"L-BFGS-B": 60, "lbfgs": 76, "fmincg": 12}
 MANY_PARAM_COPIES = {"lbfgs": 64, "fmincg": 16, "adam": 12, "sgd": 12}
 
@@ -101,8 +105,12 @@ def _itemsize(dtype: object) -> int:
 
 
 def format_bytes(n: int | float) -> str:
-    """``1536`` -> ``"1.5 KiB"``: a byte count for messages, in binary units."""
-    n = float(n)
+    """``1536`` -> ``"1.5 KiB"``: a byte count for messages, in binary units (an int past
+    the largest float, from absurd sizes: ``"more than 1e308 B"``)."""
+    try:
+        n = float(n)
+    except OverflowError:
+        return "more than 1e308 B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(n) < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

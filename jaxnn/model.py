@@ -35,7 +35,7 @@ from jaxnn.checks import (
     positive_int,
 )
 from jaxnn.defaults import ACTIVATION, INIT_EPSILON, OUTPUT
-from jaxnn.memory import check_memory, param_count, problem_bytes
+from jaxnn.memory import SMALLER_TRAINING, check_memory, param_count, problem_bytes
 from jaxnn.outputs import get_output
 
 Array = jax.Array
@@ -239,6 +239,7 @@ def prepare(params: object, X: object, float64: str | None = COMPUTE_IN_FLOAT64
     ``X`` must stay finite in that dtype (float64 data past float32's range would compute NaN);
     ``float64`` says how to reach float64 in the message, None leaves this check to a caller
     that computes in a dtype of its own (training: :func:`jaxnn.train.problem.make_problem`).
+    The weights likewise: finite float64 weights past float32's range are refused.
 
     A network and ``X`` whose computation cannot fit in memory (the estimate of
     :func:`jaxnn.memory.problem_bytes`: weights, gradient, every layer's activations and
@@ -247,13 +248,15 @@ def prepare(params: object, X: object, float64: str | None = COMPUTE_IN_FLOAT64
     X = check_X(X, params[0].shape[1] - 1)
     check_finite_params(params)
     dtype = float_dtype(*params, X)
-    if float64 is not None and X.dtype != dtype:  # X in dtype is finite there: check_X
-        check_X_representable(X, dtype, float64)
+    if float64 is not None:  # finite in their own dtype (checked): and in the computation's?
+        for name, A in (("X", X), *((f"params[{i}]", t) for i, t in enumerate(params))):
+            if A.dtype != dtype:  # float64 past float32's range would compute NaN
+                check_X_representable(A, dtype, float64, name)
     sizes = (params[0].shape[1] - 1, *(t.shape[0] for t in params))
     check_memory(problem_bytes(sizes, X.shape[0], dtype, optimizer_copies=0),
                  f"{X.shape[0]:,} examples through layer_sizes {sizes}",
-                 hint="use fewer examples at a time (a batch; to train, method='adam' with "
-                      "batch_size) or smaller layers")
+                 hint=SMALLER_TRAINING if float64 is None else
+                 "use fewer examples at a time (a batch) or smaller layers")
     return params, X, dtype
 
 

@@ -23,8 +23,10 @@ def number_words(low: float | None = None, strict: bool = False) -> str:
 
 
 def is_bounded(value: float, low: float | None = None, strict: bool = False) -> bool:
-    """Whether ``value`` is finite and at least ``low`` (above it when ``strict``)."""
-    return math.isfinite(value) and (low is None or (value > low if strict else value >= low))
+    """Whether ``value`` is finite and at least ``low`` (above it when ``strict``); an int is
+    finite however large (``math.isfinite`` cannot take one past the largest float)."""
+    return (isinstance(value, int) or math.isfinite(value)) and (
+        low is None or (value > low if strict else value >= low))
 
 
 def is_fraction(value: float) -> bool:

@@ -32,10 +32,12 @@ import optax
 from jax.typing import ArrayLike
 
 from jaxnn.checks import (
+    COMPUTE_IN_FLOAT64,
     Params,
     as_params,
     check_choice,
     check_dtype,
+    check_finite_params,
     check_flag,
     check_grad,
     check_label_range,
@@ -43,6 +45,7 @@ from jaxnn.checks import (
     check_representable,
     check_seed,
     check_step_fits,
+    check_X_representable,
     positive_int,
 )
 from jaxnn.defaults import ACTIVATION, OUTPUT, STREAM_CHUNK
@@ -302,8 +305,10 @@ def evaluate_stream(
     lam = float(check_lam(lam))
     chunk_size = positive_int(chunk_size, "chunk_size")
     dtype = jax.dtypes.canonicalize_dtype(params[0].dtype)
-    check_representable(lam, "lam", dtype)
-    start_vector(params, dtype)  # refuses NaN weights, or weights too large for dtype
+    check_representable(lam, "lam", dtype, COMPUTE_IN_FLOAT64)
+    check_finite_params(params)
+    for i, t in enumerate(params):  # float64 weights past float32's range would give NaN
+        check_X_representable(t, dtype, COMPUTE_IN_FLOAT64, f"params[{i}]")
     params = tuple(jnp.asarray(t, dtype) for t in params)
     host_dtype = np.float32 if dtype == jnp.float32 else np.float64
     n_in, K = params[0].shape[1] - 1, params[-1].shape[0]

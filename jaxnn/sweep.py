@@ -259,7 +259,7 @@ def validation_curve(
     check_choice(method, MANY_METHODS, "method")
     data = _split(X, y, X_val, y_val, val_fraction, split_seed)
     dt = _dtype(dtype)
-    lam_arr = check_lams(lams, weights_dtype(dt))  # the networks' dtype
+    lam_arr = check_lams(lams, dt or weights_dtype(None))  # the networks' dtype
     seed_arr = _seeds(seeds)
     sizes = (data.X.shape[1], *check_hidden(hidden), data.K)
     S, P = len(seed_arr), len(lam_arr)

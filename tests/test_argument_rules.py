@@ -214,6 +214,9 @@ def test_bad_devices_get_the_same_message(devices):
           "devices must be a positive count, a list of jax devices or a 1-D Mesh")
     if devices == "twice":  # JAX failed on these deep inside (an empty AssertionError)
         devices = [jax.devices()[0]] * 2
+        mesh = jax.sharding.Mesh(np.array(devices), ("x",))  # as a Mesh too
+        assert expected in _message(_fit, devices=mesh)
+        assert expected in _message(_fit_many, devices=mesh)
     assert expected in _message(_fit, devices=devices)
     assert expected in _message(_fit_many, devices=devices)
 

@@ -214,6 +214,17 @@ def test_values_past_float32_are_refused_where_they_are_computed() -> None:
     assert np.isfinite(nn.fit(params, X, y, 1e39, maxiter=2, dtype="float64").cost)
     with pytest.raises(ValueError, match=r"lam=1e\+39 .*train in float64 \(dtype='float64'\)"):
         nn.fit(params, X, y, 1e39, maxiter=2)
+    # finite float64 weights past float32's range: the same rule (they computed NaN)
+    wide = (np.asarray(params[0], np.float64) * 1e40, np.asarray(params[1], np.float64))
+    for call in (lambda: nn.cost(wide, X, y), lambda: nn.forward(wide, X),
+                 lambda: nn.predict(wide, X), lambda: nn.backprop(wide, X, y)):
+        with pytest.raises(ValueError, match=r"params\[0\] has values that overflow float32"
+                                             r".*with jaxnn.x64\(\)"):
+            call()
+    with nn.x64():
+        assert np.isfinite(float(nn.cost(wide, X, y)))
+    with pytest.raises(ValueError, match=r"lam must be a finite number >= 0, got 1000"):
+        nn.cost(params, X, y, 10**400)  # an int past the largest float (was an OverflowError)
 
 
 def test_lam_of_any_real_type_and_lam_zero_with_huge_weights() -> None:

@@ -265,6 +265,12 @@ def test_labels_cannot_ask_for_an_absurd_number_of_classes(K: int) -> None:
     assert check_labels(np.array([0, MAX_CLASSES - 1])).tolist() == [0, MAX_CLASSES - 1]
 
 
+def test_a_layer_past_the_largest_float_is_refused_in_words() -> None:
+    assert memory.format_bytes(10**400) == "more than 1e308 B"  # was an OverflowError
+    with pytest.raises(ValueError, match=r"needs about more than 1e308 B of memory"):
+        nn.init_params(0, (4, 10**400, 2))
+
+
 def test_float_labels_near_1e12_are_not_wrapped_around() -> None:
     params = nn.init_params(0, (2, 3, 2))
     with pytest.raises(ValueError, match=r"labels in 0\.\.1000000000000 but the network has K=2"):

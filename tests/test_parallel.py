@@ -230,6 +230,11 @@ def test_evaluate_many_and_ensembles(problem):
                                                  rf"\(or -3\.\.-1 from the end\), got {i!r}"):
                 get(i)
     np.testing.assert_array_equal(parallel.member(res.params, -1)[0], res.member(2)[0])
+    best = jnp.argmin(jnp.asarray(res.cost))  # a 0-d JAX index, as jnp.argmin gives
+    np.testing.assert_array_equal(res.member(best)[0], res.member(int(best))[0])
+    np.testing.assert_array_equal(parallel.member(res.params, np.array(1))[0], res.member(1)[0])
+    with pytest.raises(ValueError, match=r"got 7$"):  # the value, not np.int64(7)
+        res.member(np.int64(7))
     # in float32 too the accuracy is jaxnn.accuracy's exact fraction (it was a float32 mean)
     p32 = tuple(np.asarray(t, np.float32) for t in res.params)
     ev32 = parallel.evaluate_many(p32, X, y)

@@ -165,6 +165,8 @@ def test_the_values_of_a_curve_before_the_data():
     X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
     with pytest.raises(ValueError, match="lams: 1e-50 is 0 in float32"):  # the library too
         sweep.validation_curve(X, y, [0, 1e-50], maxiter=2)
+    curve = sweep.validation_curve(X, y, [0, 1e-50], maxiter=2, dtype="float64", hidden=(2,))
+    np.testing.assert_array_equal(curve.values, [0, 1e-50])  # two networks in float64
     with pytest.raises(ValueError, match=r"seeds: 1 is given twice \(each seed is one "
                                          r"column\)"):  # two equal networks, std 0
         sweep.validation_curve(X, y, [1.0], seeds=[1, 1], maxiter=2)

@@ -11,6 +11,7 @@ and evaluating and combining all members at once (one ``vmap``-ed, compiled call
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -80,11 +81,14 @@ def member(params_batch: Sequence[ArrayLike], i: int) -> Params:
 def member_index(i: object, B: int, name: str = "i") -> int:
     """``i`` as the index of one of ``B`` networks (JAX would clamp an index out of range to
     the last network, silently)."""
-    if isinstance(i, bool | np.bool_) or not isinstance(i, int | np.integer) \
-            or not -B <= int(i) < B:
+    try:  # an int, a numpy int, a 0-d integer array (jnp.argmin's): what indexing takes
+        index = None if isinstance(i, bool | np.bool_) else operator.index(i)
+    except TypeError:
+        index = None
+    if index is None or not -B <= index < B:
         raise ValueError(f"{name} must be a network's index in 0..{B - 1} (or -{B}..-1 from the "
-                         f"end), got {i!r}")
-    return int(i)
+                         f"end), got {i if index is None else index!r}")
+    return index
 
 
 def n_networks(params_batch: object, name: str = "params_batch") -> int:

@@ -31,7 +31,7 @@ from jaxnn.checks import (
     refuse_unused,
 )
 from jaxnn.losses import prepare_problem, targets
-from jaxnn.memory import FIT_PARAM_COPIES, check_memory, loop_bytes
+from jaxnn.memory import FIT_PARAM_COPIES, SMALLER_TRAINING, check_memory, loop_bytes
 from jaxnn.model import start_vector
 from jaxnn.names import COMPILED_METHODS, METHODS, OPTAX_ALTERNATIVE, SCIPY_METHODS
 from jaxnn.precision import training_dtype
@@ -102,8 +102,7 @@ def check_loop_memory(prob: Problem, method: str) -> None:
     sizes, m = prob.spec.sizes, prob.X.shape[0]
     check_memory(loop_bytes(sizes, m, prob.dtype, param_copies=FIT_PARAM_COPIES[method]),
                  f"training {'-'.join(map(str, sizes))} on {m:,} examples in a compiled loop",
-                 hint="use fewer examples, smaller layers, or a mini-batch method "
-                      "(method='adam' with batch_size)")
+                 hint=SMALLER_TRAINING)
 
 
 def _in_numpy(x: jax.Array) -> bool:
