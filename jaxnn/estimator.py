@@ -20,7 +20,7 @@ from jaxnn.checks import (
     check_X_representable,
     positive_int,
 )
-from jaxnn.defaults import ACTIVATION, HIDDEN, INIT_EPSILON, LAM, MAXITER, METHOD, OUTPUT
+from jaxnn.defaults import ACTIVATION, GRAD, HIDDEN, INIT_EPSILON, LAM, MAXITER, METHOD, OUTPUT
 from jaxnn.extras import install_hint, require
 from jaxnn.memory import check_memory, param_count
 from jaxnn.model import logits
@@ -101,7 +101,7 @@ class NeuralNetClassifier(ClassifierMixin, BaseEstimator):
         method: str = METHOD,
         max_iter: int = MAXITER,
         tol: float | None = None,
-        grad: str = "backprop",
+        grad: str = GRAD,
         learning_rate: float | None = None,
         batch_size: int | None = None,
         epsilon: float = INIT_EPSILON,

@@ -16,7 +16,7 @@ from jax.typing import ArrayLike
 from jaxnn.activations import get_activation
 from jaxnn.backprop import backprop_arrays
 from jaxnn.checks import check_grad, check_sizes
-from jaxnn.defaults import ACTIVATION, OUTPUT
+from jaxnn.defaults import ACTIVATION, GRAD, OUTPUT
 from jaxnn.losses import regularized_cost
 from jaxnn.model import ravel_params, unravel_params
 from jaxnn.outputs import get_output
@@ -34,7 +34,7 @@ class NetSpec:
     sizes: tuple[int, ...]
     activation: str = ACTIVATION
     output: str = OUTPUT
-    grad: str = "backprop"
+    grad: str = GRAD
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", check_sizes(self.sizes))

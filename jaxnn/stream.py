@@ -48,7 +48,7 @@ from jaxnn.checks import (
     check_X_representable,
     positive_int,
 )
-from jaxnn.defaults import ACTIVATION, OUTPUT, STREAM_CHUNK
+from jaxnn.defaults import ACTIVATION, GRAD, OUTPUT, STREAM_CHUNK
 from jaxnn.files.idx import idx_count, iter_idx
 from jaxnn.losses import data_loss, penalty
 from jaxnn.model import logits, start_vector
@@ -140,7 +140,7 @@ def fit_stream(
     chunk_size: int | None = None,
     seed: int = 0,
     shuffle: bool = True,
-    grad: Literal["backprop", "autodiff"] = "backprop",
+    grad: Literal["backprop", "autodiff"] = GRAD,
     activation: str = ACTIVATION,
     output: str = OUTPUT,
     order: Literal["C", "F"] = "C",

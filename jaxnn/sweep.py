@@ -49,7 +49,9 @@ from jaxnn.defaults import (
     LAM,
     LEARNING_CURVE_SIZES,
     MANY_MAXITER,
+    MANY_METHOD,
     OUTPUT,
+    SEEDS,
 )
 from jaxnn.model import init_params, weights_dtype
 from jaxnn.names import counted
@@ -226,9 +228,9 @@ def validation_curve(
     lams: Sequence[float] = DEFAULT_LAMS,
     *,
     hidden: Sequence[int] = HIDDEN,
-    seeds: int | Sequence[int] = 3,
+    seeds: int | Sequence[int] = SEEDS,
     maxiter: int = MANY_MAXITER,
-    method: str = "lbfgs",
+    method: str = MANY_METHOD,
     val_fraction: float = HELD_OUT,
     X_val: ArrayLike | None = None,
     y_val: ArrayLike | None = None,
@@ -303,9 +305,9 @@ def learning_curve(
     *,
     lam: float = LAM,
     hidden: Sequence[int] = HIDDEN,
-    seeds: int | Sequence[int] = 3,
+    seeds: int | Sequence[int] = SEEDS,
     maxiter: int = MANY_MAXITER,
-    method: str = "lbfgs",
+    method: str = MANY_METHOD,
     val_fraction: float = HELD_OUT,
     X_val: ArrayLike | None = None,
     y_val: ArrayLike | None = None,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jaxnn.cli.common import UsageError
-from jaxnn.defaults import ACTIVATION, LEARNING_RATES, OUTPUT
+from jaxnn.defaults import ACTIVATION, GRAD, LEARNING_RATES, OUTPUT
 from jaxnn.names import (
     ACTIVATIONS,
     DTYPES,
@@ -142,7 +142,7 @@ def add_training_options(p: argparse.ArgumentParser, *, iterations: int) -> None
     p.add_argument("--learning-rate", type=positive, default=None, metavar="LR",
                    help="learning rate for adam and sgd (default: "
                         + ", ".join(f"{v:g} for {k}" for k, v in LEARNING_RATES.items()) + ")")
-    p.add_argument("--grad", choices=GRADS, default="backprop",
+    p.add_argument("--grad", choices=GRADS, default=GRAD,
                    help="gradient: hand-written backprop or jax.grad (default: %(default)s)")
     p.add_argument("--dtype", choices=DTYPES, default=DTYPES[0],
                    help="floating-point precision (default: %(default)s)")

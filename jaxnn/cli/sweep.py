@@ -33,7 +33,15 @@ from jaxnn.cli.options import (
 )
 from jaxnn.cli.run_directory import RunDirectory
 from jaxnn.cli.writers import write_json
-from jaxnn.defaults import HELD_OUT, HIDDEN, LAM, LEARNING_CURVE_SIZES, MANY_MAXITER
+from jaxnn.defaults import (
+    HELD_OUT,
+    HIDDEN,
+    LAM,
+    LEARNING_CURVE_SIZES,
+    MANY_MAXITER,
+    MANY_METHOD,
+    SEEDS,
+)
 from jaxnn.names import counted
 
 
@@ -60,9 +68,9 @@ def add_parser(subparsers: Subcommands) -> None:
                    help=f"hidden layer sizes (default: {' '.join(map(str, HIDDEN))})")
     p.add_argument("--lam", type=non_negative, default=None,
                    help=f"with 'size': the fixed lambda (default: {LAM:g})")
-    p.add_argument("--seeds", type=positive_int, default=3, metavar="S",
+    p.add_argument("--seeds", type=positive_int, default=SEEDS, metavar="S",
                    help="networks (initial seeds 0..S-1) per point (default: %(default)s)")
-    p.add_argument("--method", choices=MANY_METHODS, default="lbfgs",
+    p.add_argument("--method", choices=MANY_METHODS, default=MANY_METHOD,
                    help="fit_many method (default: %(default)s)")
     add_training_options(p, iterations=MANY_MAXITER)
     add_model_options(p)
@@ -166,8 +174,9 @@ def run(args: argparse.Namespace) -> int:
                 if not run_dir.claimed:  # (again: the first may have been cut short)
                     run_dir.replace_previous()
                 write_json(js := run_dir.claim(json_name), record)
+            drawn = png_name in run_dir.claimed and (run_dir.out / png_name).is_file()
             console.print(f"[bold yellow]interrupted[/]: the sweep's numbers are saved in "
-                          f"{os.fspath(js)} (no picture)")
+                          f"{os.fspath(js)}" + ("" if drawn else " (no picture)"))
             return EXIT_INTERRUPTED
     if curve.best is not None:
         console.print(f"lowest mean validation cost at lambda = {curve.best:g} (marked *)")

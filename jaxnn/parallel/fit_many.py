@@ -37,7 +37,7 @@ from jaxnn.checks import (
     refuse_unused,
 )
 from jaxnn.compiling import LOOPS, jit_with_options
-from jaxnn.defaults import ACTIVATION, LBFGS_TOL, MANY_MAXITER, OUTPUT
+from jaxnn.defaults import ACTIVATION, GRAD, LBFGS_TOL, MANY_MAXITER, MANY_METHOD, OUTPUT
 from jaxnn.losses import prepare_problem, targets
 from jaxnn.memory import MANY_PARAM_COPIES, check_memory, loop_bytes
 from jaxnn.model import seed_keys, start_vector
@@ -167,7 +167,7 @@ def _minibatch_many(theta0, X, Y, lams, keys, *, spec, optimizer, epochs, batch_
 
 
 def check_many_memory(sizes: tuple[int, ...], m: int, dtype: object, networks: int,
-                      maxiter: int = 0, method: str = "lbfgs") -> None:
+                      maxiter: int = 0, method: str = MANY_METHOD) -> None:
     """``networks`` networks of ``sizes`` trained together by ``method`` on ``m`` examples for
     ``maxiter`` iterations (each network's cost history: ``maxiter`` values) that cannot fit in
     memory are a ``ValueError`` (``fit_many``'s check; the sweeps make it before they make the
@@ -185,9 +185,9 @@ def fit_many(
     y: ArrayLike,
     lams: ArrayLike = 1.0,
     *,
-    method: str = "lbfgs",
+    method: str = MANY_METHOD,
     maxiter: int = MANY_MAXITER,
-    grad: str = "backprop",
+    grad: str = GRAD,
     activation: str = ACTIVATION,
     output: str = OUTPUT,
     dtype: DTypeLike | None = None,

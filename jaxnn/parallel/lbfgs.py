@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxnn.defaults import ACTIVATION, LBFGS_TOL, MANY_MAXITER, OUTPUT
+from jaxnn.defaults import ACTIVATION, GRAD, LBFGS_TOL, MANY_MAXITER, OUTPUT
 from jaxnn.spec import NetSpec
 from jaxnn.train.lbfgs import CURV_RTOL, MAX_LINESEARCH_STEPS, MEMORY_SIZE, SLOPE_RTOL
 from jaxnn.train.status import Status, all_finite, gradient_status
@@ -216,7 +216,7 @@ def lbfgs_many_run(
     sizes: tuple[int, ...] | None = None,
     activation: str = ACTIVATION,
     output: str = OUTPUT,
-    grad: str = "backprop",
+    grad: str = GRAD,
     maxiter: int = MANY_MAXITER,
     tol: float = LBFGS_TOL,
     memory_size: int = MEMORY_SIZE,

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxnn.defaults import ACTIVATION, LBFGS_TOL, MAXITER, OUTPUT
+from jaxnn.defaults import ACTIVATION, GRAD, LBFGS_TOL, MAXITER, OUTPUT
 from jaxnn.spec import NetSpec
 from jaxnn.train.status import Status, gradient_status
 
@@ -397,7 +397,7 @@ def lbfgs_run(
     sizes: tuple[int, ...],
     activation: str = ACTIVATION,
     output: str = OUTPUT,
-    grad: str = "backprop",
+    grad: str = GRAD,
     maxiter: int = MAXITER,
     tol: float = LBFGS_TOL,
     memory_size: int = MEMORY_SIZE,

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxnn.checks import check_learning_rate
-from jaxnn.defaults import ACTIVATION, OUTPUT
+from jaxnn.defaults import ACTIVATION, GRAD, OUTPUT
 from jaxnn.spec import NetSpec
 from jaxnn.train.status import all_finite
 
@@ -153,7 +153,7 @@ def minibatch_run(
     sizes: tuple[int, ...],
     activation: str = ACTIVATION,
     output: str = OUTPUT,
-    grad: str = "backprop",
+    grad: str = GRAD,
     optimizer: optax.GradientTransformation,
     epochs: int,
     batch_size: int | None = None,

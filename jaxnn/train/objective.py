@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxnn.defaults import ACTIVATION, OUTPUT
+from jaxnn.defaults import ACTIVATION, GRAD, OUTPUT
 from jaxnn.spec import NetSpec
 
 Array = jax.Array
@@ -30,7 +30,7 @@ def value_and_grad_flat(
     sizes: tuple[int, ...],
     activation: str = ACTIVATION,
     output: str = OUTPUT,
-    grad: str = "backprop",
+    grad: str = GRAD,
 ) -> tuple[Array, Array]:
     """``(J, g)``: the regularized cost and its gradient on the unrolled vector.
 

@@ -36,7 +36,7 @@ import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxnn.checks import check_dtype, check_seed, check_step_fits, positive_int
-from jaxnn.defaults import ACTIVATION, LAM, MAXITER, METHOD, OUTPUT
+from jaxnn.defaults import ACTIVATION, GRAD, LAM, MAXITER, METHOD, OUTPUT
 from jaxnn.names import COMPILED_METHODS, MINIBATCH_METHODS
 from jaxnn.precision import x64_when
 from jaxnn.train.compiled import Callback, fit_fmincg, fit_lbfgs, fit_lbfgsb, fit_minibatch
@@ -105,7 +105,7 @@ def fit(
     *,
     method: str | optax.GradientTransformation = METHOD,
     maxiter: int = MAXITER,
-    grad: str = "backprop",
+    grad: str = GRAD,
     activation: str = ACTIVATION,
     output: str = OUTPUT,
     dtype: DTypeLike | None = None,
