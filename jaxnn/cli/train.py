@@ -143,6 +143,14 @@ def run(args: argparse.Namespace) -> int:
     split = split_data(data, args.test_size, args.seed)
     digest = data_digest(data)  # before training: nothing slow between training and saving
     sizes = (data.X.shape[1], *args.hidden, split.K)
+    if args.method == "BFGS":  # its dense n x n matrix: refused before the bar and the files
+        from jaxnn.memory import param_count
+        from jaxnn.train.scipy_bridge import check_bfgs_memory
+
+        try:
+            check_bfgs_memory(param_count(sizes))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     header = (f"[bold]jaxnn train[/]: {'-'.join(map(str, sizes))} network on "
               f"[bold]{escape(data.name)}[/] ({len(split.y_train)} training, "
               f"{counted(len(split.y_test), 'held-out example')}), {args.method}, "

@@ -46,15 +46,22 @@ def blas_single_thread() -> contextlib.AbstractContextManager:
 BFGS_WARN_PARAMS = 2000
 
 
-def check_bfgs(n: int) -> None:
+def check_bfgs_memory(n: int) -> None:
     """scipy's BFGS keeps a dense ``n x n`` inverse Hessian and updates it with two ``n x n``
     matrix products per iteration (six ``n x n`` float64 arrays at the peak, measured with
-    tracemalloc): refuse it where that memory cannot be had, warn where the products are
-    slow. The warning points at the user's line, however deep in jaxnn the call came from."""
+    tracemalloc): refuse it where that memory cannot be had. Pure arithmetic: the command
+    asks before it draws its progress bar."""
     check_memory(6 * n * n * 8, f"fit(method='BFGS') with {n:,} parameters: its dense "
                  f"{n:,} x {n:,} inverse Hessian and the products that update it",
                  hint="use method='L-BFGS-B', which keeps 10 pairs of vectors instead",
                  device="host")
+
+
+def check_bfgs(n: int) -> None:
+    """BFGS on ``n`` parameters: refused where its memory cannot be had
+    (:func:`check_bfgs_memory`), a warning where its ``n x n`` products are slow. The warning
+    points at the user's line, however deep in jaxnn the call came from."""
+    check_bfgs_memory(n)
     if n > BFGS_WARN_PARAMS:
         warn(f"method='BFGS' multiplies {n:,} x {n:,} matrices in every iteration (about "
              f"{4 * n**3:.0e} operations), which is slow for {n:,} parameters; "
