@@ -337,6 +337,15 @@ def check_X_representable(X: Array | np.ndarray, dtype: object,
                          f"float32 is 3.4e38); {overflow_hint(dtype, float64)}")
 
 
+def check_params_representable(params: Params, dtype: object,
+                               float64: str = TRAIN_IN_FLOAT64) -> None:
+    """Each ``Theta`` (finite, checked earlier) wider than the computation's ``dtype`` must
+    stay finite in it, as ``X`` must: float64 weights past float32's range compute NaN."""
+    for i, theta in enumerate(params):
+        if np.dtype(theta.dtype) != np.dtype(dtype):
+            check_X_representable(theta, dtype, float64, f"params[{i}]")
+
+
 def check_representable(values: object, name: str, dtype: object,
                         float64: str = TRAIN_IN_FLOAT64) -> None:
     """Every one of ``values`` (finite numbers, checked before) finite in ``dtype`` too: a

@@ -31,6 +31,10 @@ def param_count(layer_sizes: Sequence[int]) -> int:
     return sum(o * (1 + i) for i, o in zip(sizes[:-1], sizes[1:], strict=True))
 
 
+#: what to do when a training problem cannot fit (the one evaluation's check, or the loop's)
+SMALLER_TRAINING = ("use fewer examples, smaller layers, or a mini-batch method "
+                    "(method='adam' with batch_size)")
+
 #: arrays of each layer's ``(m, n_l)`` size that the compiled training loops hold at once
 #: (``fit``'s L-BFGS-B, ``lbfgs``, ``fmincg`` and ``fit_many``: their elementwise kernels keep
 #: each intermediate). Measured: 6.8-7.6 for a 400-h-10 network, m = 5000, h = 10,000 and 40,000,
@@ -44,10 +48,6 @@ LOOP_ACTIVATION_COPIES = 8
 #: when it was shifted, 75 when the ring was written inside the ``cond``, which copied it in
 #: and out), lbfgs 73, fmincg 9.3; ``fit_many`` (per network) lbfgs 62, fmincg 14, adam 11.
 #: Rounded up.
-#: what to do when a training problem cannot fit (the one evaluation's check, or the loop's)
-SMALLER_TRAINING = ("use fewer examples, smaller layers, or a mini-batch method "
-                    "(method='adam' with batch_size)")
-
 FIT_PARAM_COPIES = {"L-BFGS-B": 60, "lbfgs": 76, "fmincg": 12}
 MANY_PARAM_COPIES = {"lbfgs": 64, "fmincg": 16, "adam": 12, "sgd": 12}
 

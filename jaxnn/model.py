@@ -24,6 +24,7 @@ from jaxnn.checks import (
     check_finite_params,
     check_finite_start,
     check_float_dtype,
+    check_params_representable,
     check_real,
     check_seed,
     check_sizes,
@@ -249,9 +250,9 @@ def prepare(params: object, X: object, float64: str | None = COMPUTE_IN_FLOAT64
     check_finite_params(params)
     dtype = float_dtype(*params, X)
     if float64 is not None:  # finite in their own dtype (checked): and in the computation's?
-        for name, A in (("X", X), *((f"params[{i}]", t) for i, t in enumerate(params))):
-            if A.dtype != dtype:  # float64 past float32's range would compute NaN
-                check_X_representable(A, dtype, float64, name)
+        if X.dtype != dtype:
+            check_X_representable(X, dtype, float64)
+        check_params_representable(params, dtype, float64)
     sizes = (params[0].shape[1] - 1, *(t.shape[0] for t in params))
     check_memory(problem_bytes(sizes, X.shape[0], dtype, optimizer_copies=0),
                  f"{X.shape[0]:,} examples through layer_sizes {sizes}",

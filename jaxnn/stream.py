@@ -42,17 +42,17 @@ from jaxnn.checks import (
     check_grad,
     check_label_range,
     check_lam,
+    check_params_representable,
     check_representable,
     check_seed,
     check_step_fits,
-    check_X_representable,
     positive_int,
 )
 from jaxnn.defaults import ACTIVATION, GRAD, OUTPUT, STREAM_CHUNK
 from jaxnn.files.idx import idx_count, iter_idx
 from jaxnn.losses import data_loss, penalty
 from jaxnn.model import logits, start_vector
-from jaxnn.names import MINIBATCH_METHODS, OPTAX_ALTERNATIVE, PathLike, counted
+from jaxnn.names import MINIBATCH_METHODS, OPTAX_ALTERNATIVE, Order, PathLike, counted
 from jaxnn.precision import training_dtype, x64_when
 from jaxnn.spec import NetSpec
 from jaxnn.train.loops import minibatch_optimizer
@@ -143,7 +143,7 @@ def fit_stream(
     grad: Literal["backprop", "autodiff"] = GRAD,
     activation: str = ACTIVATION,
     output: str = OUTPUT,
-    order: Literal["C", "F"] = "C",
+    order: Order = "C",
     dtype: Any = None,
     **renamed: Any,
 ) -> StreamResult:
@@ -294,7 +294,7 @@ def evaluate_stream(
     chunk_size: int = STREAM_CHUNK,
     activation: str = ACTIVATION,
     output: str = OUTPUT,
-    order: Literal["C", "F"] = "C",
+    order: Order = "C",
 ) -> dict[str, float]:
     """Full-data cost and accuracy of ``params`` on IDX files, read ``chunk_size`` at a time.
 
@@ -307,8 +307,7 @@ def evaluate_stream(
     dtype = jax.dtypes.canonicalize_dtype(params[0].dtype)
     check_representable(lam, "lam", dtype, COMPUTE_IN_FLOAT64)
     check_finite_params(params)
-    for i, t in enumerate(params):  # float64 weights past float32's range would give NaN
-        check_X_representable(t, dtype, COMPUTE_IN_FLOAT64, f"params[{i}]")
+    check_params_representable(params, dtype, COMPUTE_IN_FLOAT64)
     params = tuple(jnp.asarray(t, dtype) for t in params)
     host_dtype = np.float32 if dtype == jnp.float32 else np.float64
     n_in, K = params[0].shape[1] - 1, params[-1].shape[0]

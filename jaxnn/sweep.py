@@ -183,7 +183,7 @@ def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike
         if unseen.size:
             raise ValueError(f"y_val has labels {unseen[:5].tolist()} that y has not: the "
                              "networks learn the classes of y; validate on the same classes")
-    if np.unique(y).size < 2:  # of the whole y: refused before the split
+    if np.unique(y).size < 2:  # the training part of a split (the whole y was checked above)
         raise ValueError(f"after holding out val_fraction={val_fraction:g}, the training part "
                          f"({counted(len(y), 'example')}) holds a single class ({int(y[0])}); "
                          "a classifier needs examples of at least two: give more examples")

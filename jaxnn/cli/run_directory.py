@@ -47,19 +47,19 @@ def output_dir(path: str | None, default_parent: str = "runs") -> tuple[Path, li
                          f"{default_parent}/<timestamp>)")
     made: list[Path] = []
     out = Path(default_parent if path is None else path)
-    said = str(out) if path is None else f"--out {out}"  # the option, when the user gave it
+    option = "" if path is None else "--out "  # named when the user gave it
     try:
         _make_directories(out, made)
         if path is None:  # a directory of its own: mkdir is atomic, so two runs never share one
             out = _new_directory(out, time.strftime("%Y%m%d-%H%M%S"))
             made.insert(0, out)
     except OSError as exc:
-        raise UsageError(f"{said}: cannot create the output directory ({exc.strerror})") from exc
-    said = str(out) if path is None else said
+        raise UsageError(f"{option}{out}: cannot create the output directory "
+                         f"({exc.strerror})") from exc
     if not out.is_dir():
-        raise UsageError(f"{said}: exists and is not a directory")
+        raise UsageError(f"{option}{out}: exists and is not a directory")
     if not os.access(out, os.W_OK):
-        raise UsageError(f"{said}: the output directory is not writable")
+        raise UsageError(f"{option}{out}: the output directory is not writable")
     return out, made
 
 
