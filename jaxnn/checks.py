@@ -19,6 +19,7 @@ import math
 import numbers
 import os
 import stat
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -198,6 +199,57 @@ def checked_once(x: object, what: str, check: Callable[[], None]) -> None:
         return
     check()
     _checked[key] = x
+
+
+#: the scalar types a :class:`PassedCalls` setting may hold by value (immutable, hashable)
+PLAIN_SCALARS = (int, float, np.float32, np.float64)
+
+
+class PassedCalls:
+    """The calls whose checks passed, remembered by the identity of their arrays.
+
+    ``jax.Array``s are immutable, so a call given the very arrays of a call that passed, with
+    equal settings, passes again: :meth:`get` gives back what :meth:`put` stored for it, and
+    the caller skips its checks. The checks of a public ``cost``/``backprop`` call are about
+    270 small Python calls (50 us alone); right after an XLA call they run several times slower
+    while XLA's worker threads still spin, so on 2 cores a ``backprop`` at m = 5000 took 0.3-0.45
+    ms (15-20%) more than its compiled program (benchmarks/RESULTS.md, 2026-12-04, night).
+
+    Only concrete ``jax.Array``s count (numpy arrays can change in place: always checked); they
+    are referenced weakly (freed as usual; a new array given a freed one's ``id`` is told apart)
+    and the stored values must not hold them. At most ``size`` calls, the oldest forgotten."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._calls: dict[tuple, tuple] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(arrays: Sequence[object], settings: tuple) -> tuple | None:
+        if not all(isinstance(a, jax.Array) and not isinstance(a, jax.core.Tracer)
+                   for a in arrays):
+            return None
+        return tuple(map(id, arrays)), settings
+
+    def get(self, arrays: Sequence[object], settings: tuple) -> object | None:
+        """What :meth:`put` stored for these same arrays and equal ``settings``, or None."""
+        key = self._key(arrays, settings)
+        hit = None if key is None else self._calls.get(key)
+        if hit is None or any(ref() is not a for ref, a in zip(hit[0], arrays, strict=True)):
+            return None
+        return hit[1]
+
+    def put(self, arrays: Sequence[object], settings: tuple, value: object) -> None:
+        """Remember that the call with ``arrays`` and ``settings`` passed, with ``value``."""
+        key = self._key(arrays, settings)
+        if key is None:
+            return
+        refs = tuple(weakref.ref(a) for a in arrays)
+        with self._lock:
+            self._calls.pop(key, None)
+            while len(self._calls) >= self._size:
+                self._calls.pop(next(iter(self._calls)))
+            self._calls[key] = (refs, value)
 
 
 def _min_max(y: Array | np.ndarray) -> tuple:

@@ -91,3 +91,52 @@ def test_a_checked_array_mutated_copy_is_rechecked():
     bad = good.at[0, 0].set(jnp.inf)
     with pytest.raises(ValueError, match="X contains NaN or infinite"):
         nn.cost(PARAMS, bad, Y)
+
+
+def _counting(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_a_call_repeating_the_same_jax_arrays_skips_the_checks(monkeypatch):
+    import jaxnn.losses
+    import jaxnn.model
+    p, Xj, yj = tuple(jnp.asarray(t) for t in PARAMS), jnp.asarray(X), jnp.asarray(Y)
+    J1, g1 = nn.backprop(p, Xj, yj, 1.0)
+    targets = _counting(monkeypatch, jaxnn.losses, "check_targets")
+    x_checks = _counting(monkeypatch, jaxnn.model, "check_X")
+    J2, g2 = nn.backprop(p, Xj, yj, 1.0)
+    assert (targets, x_checks) == ([], [])
+    assert float(J2) == float(J1)
+    assert all(np.array_equal(a, b) for a, b in zip(g1, g2, strict=True))
+    nn.backprop(p, Xj, jnp.asarray(Y), 1.0)  # new labels: checked (X's part was remembered)
+    assert (len(targets), x_checks) == (1, [])
+    nn.backprop(p, X, yj, 1.0)  # numpy X can change in place: always checked
+    nn.backprop(p, X, yj, 1.0)
+    assert len(x_checks) == 2
+    with pytest.raises(ValueError, match="lam"):  # another lam: its own call
+        nn.backprop(p, Xj, yj, -1.0)
+
+
+def test_a_remembered_call_follows_the_settings_and_frees_its_arrays(monkeypatch):
+    import gc
+    import warnings
+    import weakref
+    with nn.x64():
+        p = tuple(jnp.asarray(t, jnp.float64) for t in PARAMS)
+        Xj = jnp.asarray(X, jnp.float64)
+        assert nn.cost(p, Xj, Y, 1.0).dtype == jnp.float64
+    with warnings.catch_warnings():  # outside x64: float32, as if never called (no cast of
+        warnings.simplefilter("error")  # a remembered float64 dtype, which JAX warns about)
+        assert nn.cost(p, Xj, Y, 1.0).dtype == jnp.float32
+    nn.cost(p, Xj, Y, 1.0)
+    monkeypatch.setenv("JAXNN_MEMORY_LIMIT", "10")
+    with pytest.raises(ValueError, match="memory"):
+        nn.cost(p, Xj, Y, 1.0)
+    monkeypatch.delenv("JAXNN_MEMORY_LIMIT")
+    ref = weakref.ref(Xj)
+    del Xj
+    gc.collect()
+    assert ref() is None
