@@ -39,6 +39,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from goals import SMOKE
 
 import jaxnn as nn
 from jaxnn.gradcheck import octave_order, relative_difference
@@ -229,6 +230,8 @@ def main() -> None:
     ap.add_argument("--json", help="write the results to this JSON file")
     args = ap.parse_args()
     sizes, m, repeats = ((20, 8, 4), 200, BLOCK) if args.smoke else (SIZES, M, args.repeats)
+    if args.smoke:
+        print(SMOKE)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs, "
           f"{platform.processor() or platform.machine()}; {sizes} network, m={m}")
     runs = [run(dt, repeats, sizes, m, n_matmul=128 if args.smoke else 1024)

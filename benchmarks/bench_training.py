@@ -69,6 +69,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
+from goals import SMOKE
 
 import jaxnn
 from jaxnn.datasets import mnist5k, train_test_split
@@ -669,6 +670,7 @@ def main() -> None:
         child_main(args.child, args.smoke)
         return
     if args.smoke:
+        print(SMOKE)
         args.maxiter, args.repeats, args.recipe_evals, args.cold_repeats = 5, 1, 5, 1
     os.environ["BENCH_TORCH_MAXITER"] = str(args.maxiter)
     short = min(50, args.maxiter)
