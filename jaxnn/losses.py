@@ -28,7 +28,7 @@ from jaxnn.checks import (
     is_traced,
 )
 from jaxnn.defaults import ACTIVATION, OUTPUT
-from jaxnn.model import check_settings, logits, prepare
+from jaxnn.model import logits, prepare, settings_key
 from jaxnn.outputs import get_output
 
 Array = jax.Array
@@ -63,21 +63,25 @@ def prepare_problem(params, X, y, lam, activation, output,
     ``X`` and ``lam`` must stay finite in that dtype; ``float64`` as for :func:`prepare` (None:
     the caller checks them in the dtype it trains in).
 
-    A call with the very ``jax.Array``s of an earlier call that passed and equal settings
-    returns at once (:class:`jaxnn.checks.PassedCalls`; ``lam`` a Python or numpy float or
-    int, or a ``jax.Array``)."""
+    A call with the very ``jax.Array``s of an earlier call that passed, with equal settings
+    (``lam`` by value when it is a Python int or float or a numpy float32/float64, by identity
+    when it is a ``jax.Array``), skips the checks on its values (:class:`PassedCalls`; the
+    memory estimate is still compared with the free memory, by :func:`prepare`)."""
+    get_activation(activation), get_output(output)  # first: their names go into the key
     arrays, settings = _problem_key(params, X, y, lam, activation, output, float64)
     hit = _passed.get(arrays, settings) if arrays else None
     if hit is not None:
-        return (tuple(params), X, y, *hit)
-    get_activation(activation), get_output(output)
+        checked_lam, dtype = hit
+        params, X, _ = prepare(params, X, float64)  # remembered too
+        return params, X, y, lam if checked_lam is None else checked_lam, dtype
     params, X, dtype = prepare(params, X, float64)
     y_checked = check_targets(y, X.shape[0], params[-1].shape[0])
     lam = check_lam(lam)
     if float64 is not None and not is_traced(lam):
         check_representable(lam, "lam", dtype, float64)
-    if arrays and all(a is b for a, b in zip((*params, X, y_checked), arrays, strict=False)):
-        _passed.put(arrays, settings, (lam, dtype))
+    if arrays and y_checked is y:  # (prepare gives jax.Arrays back as they were given)
+        # an array lam is given again by the caller: not kept alive here
+        _passed.put(arrays, settings, (None if isinstance(lam, jax.Array) else lam, dtype))
     return params, X, y_checked, lam, dtype
 
 
@@ -99,7 +103,7 @@ def _problem_key(params, X, y, lam, activation, output, float64) -> tuple[tuple,
     else:
         return (), ()
     return ((*params, X, y, *extra),
-            (check_settings(float64), activation, output, lam_key))
+            (settings_key(float64), activation, output, lam_key))
 
 
 def cast(params: Params, X: Array, y: Array, dtype) -> tuple[Params, Array, Array]:

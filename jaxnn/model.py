@@ -6,7 +6,6 @@ and column 0 holds the bias weights (the course's ``Theta1``, ``Theta2``, ...).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import partial
 
@@ -38,13 +37,7 @@ from jaxnn.checks import (
     positive_int,
 )
 from jaxnn.defaults import ACTIVATION, INIT_EPSILON, OUTPUT
-from jaxnn.memory import (
-    MEMORY_LIMIT_ENV,
-    SMALLER_TRAINING,
-    check_memory,
-    param_count,
-    problem_bytes,
-)
+from jaxnn.memory import SMALLER_TRAINING, check_memory, param_count, problem_bytes
 from jaxnn.outputs import get_output
 from jaxnn.precision import x64_enabled
 
@@ -255,12 +248,15 @@ def prepare(params: object, X: object, float64: str | None = COMPUTE_IN_FLOAT64
     :func:`jaxnn.memory.problem_bytes`: weights, gradient, every layer's activations and
     deltas for the ``m`` rows) are a ``ValueError``; pure arithmetic, no array is touched.
 
-    A call with the very ``jax.Array``s of an earlier call that passed, in the same settings
-    (x64, ``float64``, ``$JAXNN_MEMORY_LIMIT``), returns at once (:class:`PassedCalls`)."""
+    A call with the very ``jax.Array``s of an earlier call that passed, with the same x64 mode
+    and ``float64``, skips the checks on its values (:class:`PassedCalls`); the memory estimate
+    is still compared with the free memory."""
     arrays = (*params, X) if isinstance(params, tuple | list) else ()
-    settings = check_settings(float64)
-    dtype = _prepared.get(arrays, settings) if arrays else None
-    if dtype is not None:
+    settings = settings_key(float64)
+    hit = _prepared.get(arrays, settings) if arrays else None
+    if hit is not None:
+        dtype, memory_check = hit
+        memory_check()
         return tuple(params), X, dtype
     params = as_params(params)
     X = check_X(X, params[0].shape[1] - 1)
@@ -271,12 +267,14 @@ def prepare(params: object, X: object, float64: str | None = COMPUTE_IN_FLOAT64
             check_X_representable(X, dtype, float64)
         check_params_representable(params, dtype, float64)
     sizes = (params[0].shape[1] - 1, *(t.shape[0] for t in params))
-    check_memory(problem_bytes(sizes, X.shape[0], dtype, optimizer_copies=0),
-                 f"{X.shape[0]:,} examples through layer_sizes {sizes}",
-                 hint=SMALLER_TRAINING if float64 is None else
-                 "use fewer examples at a time (a batch) or smaller layers")
-    if arrays and X is arrays[-1] and all(a is b for a, b in zip(params, arrays, strict=False)):
-        _prepared.put(arrays, settings, dtype)
+    memory_check = partial(
+        check_memory, problem_bytes(sizes, X.shape[0], dtype, optimizer_copies=0),
+        f"{X.shape[0]:,} examples through layer_sizes {sizes}",
+        hint=SMALLER_TRAINING if float64 is None else
+        "use fewer examples at a time (a batch) or smaller layers")
+    memory_check()
+    if arrays:  # (as_params and check_X give jax.Arrays back as they were given)
+        _prepared.put(arrays, settings, (dtype, memory_check))
     return params, X, dtype
 
 
@@ -284,12 +282,11 @@ def prepare(params: object, X: object, float64: str | None = COMPUTE_IN_FLOAT64
 _prepared = PassedCalls()
 
 
-def check_settings(float64: str | None) -> tuple:
-    """What, besides their arrays, decides the outcome of :func:`prepare`'s checks: the x64
-    mode (the computation's dtype), ``float64`` (the words of a refusal) and the memory limit
-    of ``$JAXNN_MEMORY_LIMIT``. (The free memory is not read again for a call that repeats one
-    that passed: its arrays already exist.)"""
-    return x64_enabled(), float64, os.environ.get(MEMORY_LIMIT_ENV)
+def settings_key(float64: str | None) -> tuple:
+    """What, besides their arrays, decides the outcome of :func:`prepare`'s checks on the
+    arrays' values: the x64 mode (the computation's dtype) and ``float64`` (whether values
+    must be representable in that dtype, and the words of a refusal)."""
+    return x64_enabled(), float64
 
 
 @partial(jax.jit, static_argnames=("activation", "output", "dtype"))

@@ -124,19 +124,48 @@ def test_a_remembered_call_follows_the_settings_and_frees_its_arrays(monkeypatch
     import gc
     import warnings
     import weakref
+
+    from jaxnn.losses import prepare_problem
+    yj = jnp.asarray(Y)  # int32 labels, which either mode takes
     with nn.x64():
         p = tuple(jnp.asarray(t, jnp.float64) for t in PARAMS)
         Xj = jnp.asarray(X, jnp.float64)
-        assert nn.cost(p, Xj, Y, 1.0).dtype == jnp.float64
+        assert nn.cost(p, Xj, yj, 1.0).dtype == jnp.float64
     with warnings.catch_warnings():  # outside x64: float32, as if never called (no cast of
         warnings.simplefilter("error")  # a remembered float64 dtype, which JAX warns about)
-        assert nn.cost(p, Xj, Y, 1.0).dtype == jnp.float32
-    nn.cost(p, Xj, Y, 1.0)
+        assert nn.cost(p, Xj, yj, 1.0).dtype == jnp.float32
+    # training checks lam in its own dtype (float64=None): cost must still refuse it here
+    prepare_problem(p, Xj, yj, 1e39, "sigmoid", "sigmoid", None)
+    with pytest.raises(ValueError, match="not representable in float32"):
+        nn.cost(p, Xj, yj, 1e39)
+    nn.cost(p, Xj, yj, 1.0)  # the free memory is read again on a repeated call
     monkeypatch.setenv("JAXNN_MEMORY_LIMIT", "10")
     with pytest.raises(ValueError, match="memory"):
-        nn.cost(p, Xj, Y, 1.0)
+        nn.cost(p, Xj, yj, 1.0)
     monkeypatch.delenv("JAXNN_MEMORY_LIMIT")
-    ref = weakref.ref(Xj)
-    del Xj
+    for bad in (["sigmoid"], {"a": 1}):  # a name that cannot be a key is still a ValueError
+        with pytest.raises(ValueError, match="activation"):
+            nn.backprop(p, Xj, yj, 1.0, activation=bad)
+    lam = jnp.asarray(1.0)
+    nn.cost(p, Xj, yj, lam)
+    refs = [weakref.ref(a) for a in (Xj, lam)]
+    del Xj, lam
     gc.collect()
-    assert ref() is None
+    assert [r() for r in refs] == [None, None]
+
+
+def test_a_remembered_call_is_found_only_for_the_same_arrays():
+    from jaxnn.checks import PassedCalls
+    a, b = jnp.ones(3), jnp.ones(3)
+    calls = PassedCalls(size=2)
+    calls.put((a,), "s", "value")
+    assert calls.get((a,), "s") == "value"
+    assert calls.get((b,), "s") is None and calls.get((a,), "t") is None
+    # an entry under b's id whose array is a (a freed array's id reused): not b's
+    calls._calls[((id(b),), "s")] = calls._calls[((id(a),), "s")]
+    assert calls.get((b,), "s") is None
+    calls.put((np.ones(3),), "s", "numpy")  # mutable: never remembered
+    assert calls.get((np.ones(3),), "s") is None
+    c = jnp.ones(3)
+    calls.put((b,), "s", 1), calls.put((c,), "s", 2)  # two entries at most: the oldest goes
+    assert (calls.get((a,), "s"), calls.get((b,), "s"), calls.get((c,), "s")) == (None, 1, 2)
