@@ -268,6 +268,46 @@ def test_a_quadratic_is_minimized_and_evaluations_are_bounded() -> None:
     assert int(n_iter) <= 5 and 1 < int(n_evals) <= 1 + int(n_iter) * (MAX + 1)
 
 
+# fmincg.m's RHO, SIG and MAX, written out (not imported from jaxnn.train.fmincg)
+COURSE_RHO, COURSE_SIG, COURSE_MAX = 0.01, 0.5, 20
+_B, _C = 3.964, -3.952  # f(x) = -x + B x^2 + C x^3: f(0.5) = -0.003, f'(0.5) = 0
+
+
+def _cubic(theta):
+    x = theta[0]
+    return -x + _B * x**2 + _C * x**3, jnp.stack([-1 + 2 * _B * x + 3 * _C * x**2])
+
+
+def test_a_step_is_accepted_only_with_the_courses_sufficient_decrease() -> None:
+    """From x = 0 (f = 0, f' = -1) fmincg.m's first trial is z1 = 1 / (1 + 1) = 0.5, where the
+    slope is flat (f' = 0) but f = -0.003 lies above f(0) + RHO z1 f'(0) = -0.005: that trial
+    must be refused, and the point accepted meets both Wolfe-Powell conditions."""
+    with nn.x64():
+        theta, history, n_iter, n_evals = jax.jit(fmincg_run, static_argnums=(0, 2))(
+            _cubic, jnp.zeros(1), 1)
+        x1 = float(theta[0])
+        f1, g1 = (float(np.asarray(v).ravel()[0]) for v in _cubic(jnp.asarray([x1])))
+    assert int(n_iter) == 1 and int(n_evals) > 2  # an interpolation after the first trial
+    assert x1 != pytest.approx(0.5)
+    assert f1 <= 0.0 + COURSE_RHO * x1 * (-1.0)  # f(x1) <= f(0) + RHO x1 f'(0)
+    assert abs(g1) <= COURSE_SIG * 1.0  # |f'(x1)| <= SIG |f'(0)|
+    assert float(history[0]) == pytest.approx(f1, rel=1e-12)
+
+
+def test_a_line_search_gives_up_after_the_courses_max_evaluations() -> None:
+    """On f = -x the slope never flattens: each line search extrapolates until its MAX = 20
+    evaluations after the first are spent, and fails; the retry along -g fails too and the
+    run stops: 1 + 2 (1 + MAX) = 43 evaluations by fmincg.m's rules."""
+    with nn.x64():
+        state, history = jax.jit(lambda t: fmincg_segment(
+            lambda th: (-jnp.sum(th), -jnp.ones_like(th)), fmincg_start(t), 10, length=10))(
+            jnp.zeros(1))
+    assert int(state.status) == STALLED
+    assert int(state.it) == 2 and int(state.n_success) == 0
+    assert int(state.n_evals) == 1 + 2 * (1 + COURSE_MAX)
+    assert float(state.theta[0]) == 0.0 and np.isnan(np.asarray(history)).all()
+
+
 # --- through fit and fit_many -------------------------------------------------------------------
 
 

@@ -21,6 +21,9 @@ from jaxnn.spec import NetSpec
 from jaxnn.train import fit, lbfgsb
 
 SIZES = (4, 5, 3)
+# L-BFGS-B's line search (scipy's lnsrlb): ftol, gtol, xtol, the largest step, written out here
+# so that a change of jaxnn's constants fails the comparison with scipy's search
+LNSRLB_FTOL, LNSRLB_GTOL, LNSRLB_XTOL, LNSRLB_STPMAX = 1e-3, 0.9, 0.1, 1e10
 
 
 def _problem(m=30, seed=0):
@@ -86,6 +89,19 @@ def test_follows_scipy_iterate_by_iterate(options):
     np.testing.assert_allclose(r.history, [f(x)[0] for x in ref_xs], rtol=1e-12)
 
 
+def test_the_ftol_stop_matches_scipys_where_the_cost_is_below_one():
+    """scipy's relative reduction divides by max(|f_k|, |f_k+1|, 1): with lam = 0 on separable
+    data the cost falls far below 1, and that floor decides when ftol stops the run."""
+    p0, X, y = _problem()
+    opts = {"ftol": 1e-4, "gtol": 0}
+    ref = scipy.optimize.minimize(_numpy_objective(X, y, lam=0.0), _flat(p0), jac=True,
+                                  method="L-BFGS-B", options={"maxiter": 500, **opts})
+    r = fit(p0, X, y, 0.0, dtype="float64", maxiter=500, options=opts)
+    assert ref.fun < 0.5 and ref.message == lbfgsb.MESSAGES[lbfgsb.Stop.FTOL]
+    assert (r.n_iter, r.n_evals, r.message) == (ref.nit, ref.nfev, ref.message)
+    assert r.cost == pytest.approx(ref.fun, rel=1e-9)
+
+
 def test_segments_change_nothing():
     p0, X, y = _problem()
     runs = [fit(p0, X, y, 1.0, dtype="float64", maxiter=40, segment=s) for s in (1, 7, 40)]
@@ -137,8 +153,7 @@ def _scipy_dcsrch_trials(phi, stp):
     ``stp``: ``(trials, task)``."""
     from scipy.optimize._dcsrch import DCSRCH  # private, hence imported here
 
-    search = DCSRCH(phi, None, lbfgsb.LS_FTOL, lbfgsb.LS_GTOL, lbfgsb.LS_XTOL, 0.0,
-                    lbfgsb.STPMAX)
+    search = DCSRCH(phi, None, LNSRLB_FTOL, LNSRLB_GTOL, LNSRLB_XTOL, 0.0, LNSRLB_STPMAX)
     f, g = phi(0.0)
     trials, task = [], b"START"
     while True:
@@ -183,7 +198,7 @@ def test_line_search_is_scipys_dcsrch(phi, stp):
     f, g = phi(end)
     f0, g0 = phi(0.0)
     if task[:4] == b"CONV":  # sufficient decrease and curvature
-        assert f <= f0 + lbfgsb.LS_FTOL * end * g0 and abs(g) <= lbfgsb.LS_GTOL * abs(g0)
+        assert f <= f0 + LNSRLB_FTOL * end * g0 and abs(g) <= LNSRLB_GTOL * abs(g0)
 
 
 RADIUS = 2.0  # the first trial moves theta by up to 1 (its length is 1)

@@ -59,6 +59,18 @@ def test_init_params_shapes_range_and_seeding():
     assert float(jnp.abs(small[0]).max()) <= 0.01
 
 
+def test_init_params_is_uniform_on_the_symmetric_interval_and_layers_are_independent():
+    from scipy import stats
+    eps = 0.12
+    params = [np.asarray(t, np.float64) for t in nn.init_params(0, (30, 30, 30), eps)]
+    uniform = stats.uniform(loc=-eps, scale=2 * eps).cdf
+    for t in params:  # each layer alone is U(-eps, eps): Kolmogorov-Smirnov against scipy's
+        assert stats.kstest(t.ravel(), uniform).pvalue > 1e-3
+    # two layers of the same shape are two draws, not one draw twice
+    assert not np.array_equal(params[0], params[1])
+    assert abs(np.corrcoef(params[0].ravel(), params[1].ravel())[0, 1]) < 0.15
+
+
 def test_a_seed_gives_one_key_in_and_out_of_x64():
     """Every seed of the accepted range is its own network, whether x64 is on or not (JAX's
     key(seed) keeps a seed's low 32 bits outside x64: 2**32 was seed 0's network there)."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.io
 from conftest import course_debug_problem
+from scipy.special import expit
 
 import jaxnn as nn
 from jaxnn.losses import penalty
@@ -14,6 +15,17 @@ from jaxnn.losses import penalty
 def test_sigmoid_gradient_reference_values():
     got = nn.sigmoid_gradient(np.array([-1, -0.5, 0, 0.5, 1.0]))
     np.testing.assert_allclose(got, [0.196612, 0.235004, 0.250000, 0.235004, 0.196612], atol=1e-6)
+
+
+def test_sigmoid_gradient_equals_scipys_expit_product():
+    """g(z) (1 - g(z)) = g(z) g(-z), from scipy's expit, to float64's rounding (the six printed
+    decimals above cannot see an error of 1e-6)."""
+    z = np.linspace(-30.0, 30.0, 601)
+    with nn.x64():
+        got = np.asarray(nn.sigmoid_gradient(z))
+    assert got.dtype == np.float64
+    # absolute 1e-15: g (1 - g) loses relative precision where 1 - g rounds (large z)
+    np.testing.assert_allclose(got, expit(z) * expit(-z), rtol=1e-12, atol=1e-15)
 
 
 def test_sigmoid_is_finite_and_saturates_for_huge_inputs():
