@@ -67,21 +67,20 @@ def prepare_problem(params, X, y, lam, activation, output,
     (``lam`` by value when it is a Python int or float or a numpy float32/float64, by identity
     when it is a ``jax.Array``), skips the checks on its values (:class:`PassedCalls`; the
     memory estimate is still compared with the free memory, by :func:`prepare`)."""
-    get_activation(activation), get_output(output)  # first: their names go into the key
-    arrays, settings = _problem_key(params, X, y, lam, activation, output, float64)
+    get_activation(activation), get_output(output)
+    arrays, settings = _problem_key(params, X, y, lam, float64)
     hit = _passed.get(arrays, settings) if arrays else None
+    params, X, dtype = prepare(params, X, float64)  # remembered by prepare too
     if hit is not None:
-        checked_lam, dtype = hit
-        params, X, _ = prepare(params, X, float64)  # remembered too
+        (checked_lam,) = hit
         return params, X, y, lam if checked_lam is None else checked_lam, dtype
-    params, X, dtype = prepare(params, X, float64)
     y_checked = check_targets(y, X.shape[0], params[-1].shape[0])
     lam = check_lam(lam)
     if float64 is not None and not is_traced(lam):
         check_representable(lam, "lam", dtype, float64)
     if arrays and y_checked is y:  # (prepare gives jax.Arrays back as they were given)
         # an array lam is given again by the caller: not kept alive here
-        _passed.put(arrays, settings, (None if isinstance(lam, jax.Array) else lam, dtype))
+        _passed.put(arrays, settings, (None if isinstance(lam, jax.Array) else lam,))
     return params, X, y_checked, lam, dtype
 
 
@@ -89,8 +88,9 @@ def prepare_problem(params, X, y, lam, activation, output,
 _passed = PassedCalls()
 
 
-def _problem_key(params, X, y, lam, activation, output, float64) -> tuple[tuple, tuple]:
-    """The arrays and settings that decide :func:`prepare_problem`'s outcome; no arrays when
+def _problem_key(params, X, y, lam, float64) -> tuple[tuple, tuple]:
+    """The arrays and settings that decide :func:`prepare_problem`'s checks on values (the
+    names of the activation and output are checked on every call); no arrays when
     the call cannot be remembered (``params`` not a sequence, ``lam`` neither a plain number
     nor a ``jax.Array``)."""
     if not isinstance(params, tuple | list):
@@ -102,8 +102,7 @@ def _problem_key(params, X, y, lam, activation, output, float64) -> tuple[tuple,
         extra, lam_key = (lam,), "array"
     else:
         return (), ()
-    return ((*params, X, y, *extra),
-            (settings_key(float64), activation, output, lam_key))
+    return (*params, X, y, *extra), (settings_key(float64), lam_key)
 
 
 def cast(params: Params, X: Array, y: Array, dtype) -> tuple[Params, Array, Array]:
