@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxnn import compiling
-from jaxnn.train.status import all_finite
+from jaxnn.train.status import all_finite, select_first
 
 ON_CPU = jax.default_backend() == "cpu"
 
@@ -48,3 +48,18 @@ def test_all_finite_answers_for_every_entry(options):
         assert not bool(f(np.float32(bad), v))
     assert bool(f(np.float32(1), np.full(7, 3e38, np.float32)))  # its sum of squares overflows
     assert bool(f(np.float32(-0.0), -np.zeros(7, np.float32)))
+
+
+@pytest.mark.parametrize("options", [{}, compiling.LOOPS])
+def test_select_first_is_jnp_select(options):
+    # the first true condition's choice, else the default, for every combination of three
+    # conditions, with scalar and vector choices
+    f = compiling.jit_with_options(lambda c, x, d: select_first(list(c), list(x), d), options)
+    conds = np.array([[(k >> i) & 1 for i in range(3)] for k in range(8)], bool).T  # (3, 8)
+    choices = np.array([1.5, -2.0, 7.0], np.float32)
+    for x in (choices, choices[:, None] * np.arange(1, 9, dtype=np.float32)):
+        got = f(tuple(conds), tuple(x), np.float32(0.25))
+        want = np.select(list(conds), list(np.broadcast_to(x.T, (8, 3)).T), 0.25)
+        np.testing.assert_array_equal(np.asarray(got), want)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(
+            jnp.select(list(conds), list(x), np.float32(0.25))))

@@ -63,7 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxnn.train.status import Status, all_finite
+from jaxnn.train.status import Status, all_finite, select_first
 
 Array = jax.Array
 ValueAndGrad = Callable[..., tuple[Array, Array]]
@@ -203,7 +203,7 @@ def extrapolation_step(f2: Array, d2: Array, f3: Array, d3: Array, z3: Array, z1
     bounded = limit > -0.5
     bisect = (limit - z1) / 2
     bad = ~jnp.isfinite(z2) | (disc < 0) | (z2 < 0)
-    return jnp.select(
+    return select_first(
         [bad, bounded & (z2 + z1 > limit), ~bounded & (z2 + z1 > z1 * EXT), z2 < -z3 * INT,
          bounded & (z2 < (limit - z1) * (1.0 - INT))],
         [jnp.where(bounded, bisect, z1 * (EXT - 1)), bisect, z1 * (EXT - 1.0), -z3 * INT,

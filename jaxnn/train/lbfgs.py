@@ -270,7 +270,10 @@ def _finish(c: LbfgsCarry, fresh: Array, t: Array, f: Array, g: Array, tol: floa
     store its pair and begin the next line search. Returns the carry and whether an iteration
     was done."""
     theta = c.theta + t * c.direction
-    status = gradient_status(f, g, tol, stalled=~fresh & jnp.all(theta == c.theta))
+    # all(theta == c.theta) as a count of the entries that moved: XLA:CPU reduces a boolean
+    # vector in three kernels, a float one in one
+    same = jnp.sum((theta != c.theta).astype(theta.dtype)) == 0
+    status = gradient_status(f, g, tol, stalled=~fresh & same)
     ok = status != Status.NONFINITE
     done = ok & ~fresh
     s, y = theta - c.theta, g - c.grad

@@ -64,7 +64,7 @@ from jax.typing import ArrayLike
 
 from jaxnn.spec import NetSpec
 from jaxnn.train.lbfgs import passes_until, two_loop_direction
-from jaxnn.train.status import all_finite
+from jaxnn.train.status import all_finite, select_first
 
 __all__ = ["FTOL", "GTOL", "MAXCOR", "MAXFUN", "MAXLS", "Dcsrch", "LbfgsbCarry", "Limits",
            "Stop", "dcsrch_start", "dcsrch_step", "dcstep", "lbfgsb_segment", "lbfgsb_start"]
@@ -246,7 +246,7 @@ def dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
                                         jnp.maximum(toward_y, near)),
                       jnp.maximum(stpmin, jnp.minimum(stpmax, far)))
     stpf5 = jnp.where(stp > stx, stpmax, stpmin)
-    stpf = jnp.select([case1, case2, case3, case4], [stpf1, far, stpf3, stpc], stpf5)
+    stpf = select_first([case1, case2, case3, case4], [stpf1, far, stpf3, stpc], stpf5)
     # the new interval
     to_y = case1 | (sgnd < 0.0)  # sty takes the trial (case 1) or the old stx
     sty, fy, dy = (jnp.where(case1, a, jnp.where(to_y, b, c)) for a, b, c in
@@ -335,7 +335,7 @@ def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array,
     gmax = jnp.max(jnp.abs(g))
     reduced = c.value - f <= limits.ftol * jnp.maximum(
         jnp.maximum(jnp.abs(c.value), jnp.abs(f)), 1.0)
-    stop = jnp.select(
+    stop = select_first(
         [~finite, fresh & (gmax <= limits.gtol), accept & (it >= limits.maxiter),
          accept & (c.n_evals > limits.maxfun), accept & (gmax <= limits.gtol),
          accept & reduced],
@@ -364,7 +364,7 @@ def _finish(c: LbfgsbCarry, fresh: Array, ended: Array, finite: Array, t: Array,
     # gradient above about 1e19 does in float32: the search would start from step 0 and
     # "converge" without moving
     going = (stop == Stop.RUNNING) & ~(accept & (it >= limits.maxiter))
-    stop = jnp.select(
+    stop = select_first(
         [going & (~jnp.isfinite(gd) | ~(stp > 0.0)),
          going & ((failed & (c.n_pairs == 0)) | ~(gd < 0.0))],
         [Stop.OVERFLOW, Stop.ABNORMAL], stop).astype(jnp.int32)

@@ -35,15 +35,29 @@ def all_finite(value: jax.Array, vector: jax.Array) -> jax.Array:
     return jnp.isfinite(value + jnp.sum(vector * 0))
 
 
+def select_first(conditions: list, choices: list, default: object) -> jax.Array:
+    """``jnp.select(conditions, choices, default)``: the choice of the first true condition,
+    else ``default``; the same values, written as a chain of ``jnp.where``. Traceable.
+
+    ``jnp.select`` finds the first true condition by an argmax over the stacked conditions, a
+    reduction that XLA:CPU compiles into a kernel of its own for each call; the chained selects
+    fuse into the kernels that use their result (the compiled loops' compile time grows with
+    their kernels)."""
+    out = default
+    for condition, choice in zip(reversed(conditions), reversed(choices), strict=True):
+        out = jnp.where(condition, choice, out)
+    return jnp.asarray(out)
+
+
 def gradient_status(value: jax.Array, g: jax.Array, tol: float,
                     stalled: jax.Array | bool = False) -> jax.Array:
     """The status of the L-BFGS loops at a new iterate with cost ``value`` and gradient ``g``
     (int32): NONFINITE if either is not finite, else CONVERGED if ``max|g| <= tol``, else
     STALLED if ``stalled`` (the line search left the iterate where it was), else RUNNING.
     Traceable."""
-    return jnp.select([~all_finite(value, g), jnp.max(jnp.abs(g)) <= tol, stalled],
-                      [Status.NONFINITE, Status.CONVERGED, Status.STALLED],
-                      Status.RUNNING).astype(jnp.int32)
+    return select_first([~all_finite(value, g), jnp.max(jnp.abs(g)) <= tol, stalled],
+                        [Status.NONFINITE, Status.CONVERGED, Status.STALLED],
+                        Status.RUNNING).astype(jnp.int32)
 
 
 def message(status: int, *, n_iter: int, maxiter: int, tol: float | None = None,
