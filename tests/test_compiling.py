@@ -61,5 +61,10 @@ def test_select_first_is_jnp_select(options):
         got = f(tuple(conds), tuple(x), np.float32(0.25))
         want = np.select(list(conds), list(np.broadcast_to(x.T, (8, 3)).T), 0.25)
         np.testing.assert_array_equal(np.asarray(got), want)
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(
-            jnp.select(list(conds), list(x), np.float32(0.25))))
+        want = jnp.select(list(conds), list(x), np.float32(0.25))
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        assert got.dtype == want.dtype == np.float32
+    # as the loops call it: IntEnum choices (weak ints), then cast
+    status = jax.jit(lambda c: select_first(list(c), [3, 1, 2], 0).astype(jnp.int32))(
+        tuple(conds))
+    np.testing.assert_array_equal(np.asarray(status), np.select(list(conds), [3, 1, 2], 0))
