@@ -27,9 +27,10 @@ Entries:
   again in this process, the fastest of `--repeats` runs interleaved with every other warm
   entry, so that the shared machine's load hits them alike (the median is in the notes).
   "compile s": XLA's compilation time during the cold call (the `backend_compile` events of
-  `jax.monitoring`). The default float32 also runs cold with `jaxnn.program_cache` on: one
-  more fresh process saves its loop first, and the row's processes load it, tracing and
-  compiling nothing.
+  `jax.monitoring`); "trace + lower s": JAX's tracing of the programs and their lowering to
+  StableHLO before it (the `jaxpr_trace` and `jaxpr_to_mlir_module` events). The default
+  float32 also runs cold with `jaxnn.program_cache` on: one more fresh process saves its loop
+  first, and the row's processes load it, tracing and compiling nothing.
 * scipy's own `scipy.optimize.minimize(method="L-BFGS-B")`, one compiled value-and-gradient
   call per evaluation (:class:`jaxnn.train.ScipyObjective`, the bridge of `fit`'s scipy
   methods): the reference for the default's speed and iterations.
@@ -78,6 +79,9 @@ from jaxnn.train import fit
 SIZES = (400, 25, 10)
 LAM = 1.0
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+# tracing a program to a jaxpr, and lowering the jaxpr to StableHLO: before XLA compiles it
+STAGING_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+                  "/jax/core/compile/jaxpr_to_mlir_module_duration")
 
 
 @dataclass
@@ -91,7 +95,8 @@ class Row:
     train: float
     test: float
     note: str = ""
-    compile_s: float | None = None
+    compile_s: float | None = None  # XLA's compilation (cold rows)
+    staging_s: float | None = None  # tracing and lowering (cold rows)
 
 
 def cpu_model() -> str:
@@ -129,16 +134,19 @@ def course_cost(params, data) -> float:
 
 
 class CompileTimer:
-    """Sums XLA's compilation time while active."""
+    """Sums XLA's compilation time (``seconds``) and the tracing and lowering before it
+    (``staging``) while active."""
 
     def __enter__(self):
-        self.seconds = 0.0
+        self.seconds = self.staging = 0.0
         jax.monitoring.register_event_duration_secs_listener(self._listen)
         return self
 
     def _listen(self, event, duration, **kw):
         if event == COMPILE_EVENT:
             self.seconds += duration
+        elif event in STAGING_EVENTS:
+            self.staging += duration
 
     def __exit__(self, *exc):
         jax.monitoring.unregister_event_duration_listener(self._listen)
@@ -163,9 +171,10 @@ def run_jaxnn(data, p0, method: str, dtype: str, maxiter: int, label: str, full:
         r = fit(p0, Xtr, ytr, LAM, method=method, maxiter=maxiter, dtype=dtype, output=output,
                 **kw)
     train, test = accuracies(r.params, data)
+    cold = label.startswith("cold")
     return Row(f"{jaxnn_name(method, output, maxiter, full)} ({label})", dtype, r.seconds,
                r.n_iter, r.n_evals, r.cost, train, test, r.message,
-               ct.seconds if label.startswith("cold") else None)
+               ct.seconds if cold else None, ct.staging if cold else None)
 
 
 def run_scipy_reference(data, p0, dtype: str, maxiter: int) -> Row:
@@ -633,16 +642,18 @@ def figures(data, p0) -> None:
 # --- report --------------------------------------------------------------------------------------
 
 def table(rows: list[Row], torch_warm: float | None) -> str:
-    head = ("| entry | dtype | wall s | compile s | iterations | evaluations | ms / eval "
-            "| final cost | train acc | held-out acc | PyTorch warm / this |")
-    lines = [head, "|" + "---|" * 11]
+    head = ("| entry | dtype | wall s | compile s | trace + lower s | iterations | evaluations "
+            "| ms / eval | final cost | train acc | held-out acc | PyTorch warm / this |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         ms = f"{r.seconds / r.n_evals * 1e3:.2f}" if r.n_evals else "-"
         cost = f"{r.cost:.5f}" if r.cost is not None else "-"
         comp = f"{r.compile_s:.2f}" if r.compile_s is not None else "-"
+        staging = f"{r.staging_s:.2f}" if r.staging_s is not None else "-"
         speed = f"{torch_warm / r.seconds:.2f}x" if torch_warm else "-"
         lines.append(
-            f"| {r.name} | {r.dtype} | {r.seconds:.2f} | {comp} | {r.n_iter} | {r.n_evals} "
+            f"| {r.name} | {r.dtype} | {r.seconds:.2f} | {comp} | {staging} | {r.n_iter} "
+            f"| {r.n_evals} "
             f"| {ms} | {cost} | {100 * r.train:.2f}% | {100 * r.test:.2f}% | {speed} |")
     return "\n".join(lines)
 
@@ -754,9 +765,10 @@ def main() -> None:
               f"{least:.3f} s at least" + (f", so at most {torch_warm / least:.2f}x PyTorch "
                                            "warm on this machine" if with_torch else ""))
     if c.compile_s is not None:
-        least = d.n_evals * evaluation + c.compile_s
+        least = d.n_evals * evaluation + c.compile_s + (c.staging_s or 0.0)
         print(f"bound on the first call: those evaluations + its {c.compile_s:.2f} s of "
-              f"compilation = {least:.3f} s at least"
+              f"compilation + {c.staging_s or 0.0:.2f} s of tracing and lowering = "
+              f"{least:.3f} s at least"
               + (f", so at most {torch_warm / least:.2f}x" if with_torch else ""))
     print(f"\nthe FLOP floor: {1e3 * floor:.3f} ms per evaluation (the matrix products at "
           f"the 1024 x 1024 float32 product's median rate); the two large products alone "

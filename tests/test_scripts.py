@@ -18,7 +18,7 @@ SCRIPTS = [
     ("benchmarks/bench_cli.py", ["--smoke"], "second run, same shape, from the cache"),
     ("benchmarks/bench_datasets.py", ["--smoke"], "mnist5k: X (5000, 400)"),
     ("benchmarks/bench_gradients.py", ["--smoke"], "backprop"),
-    ("benchmarks/bench_training.py", ["--smoke"], "for one evaluation in a compiled loop"),
+    ("benchmarks/bench_training.py", ["--smoke"], "s of tracing and lowering = "),
     ("benchmarks/bench_scale.py", ["--smoke"], "bound:"),
     ("benchmarks/bench_gpu.py", ["--small"], "fit_many"),
     ("examples/mnist_stream.py", ["--synthetic", "300", "--epochs", "1", "--hidden", "5"],
