@@ -233,6 +233,52 @@ def test_a_nonfinite_trial_ends_the_run_at_the_last_iterate():
 
 
 
+# sum_i b_i |x_i - c_i|: the gradient is constant between kinks, so a line search that ends by
+# its warning (the bracket narrower than xtol) at a trial on the side it started from has s'y = 0
+L1_B = np.array([0.5, 0.5, 0.5, 1.5, 2.5, 1.2])
+L1_C = np.array([0.5, -0.4, 0.1, 0.3, -1.7, 2.9])
+
+
+class _L1(NetSpec):
+    """``sum(L1_B |theta - L1_C|)`` in place of the network."""
+
+    def value_and_grad(self, theta, X, Y, lam):
+        return jnp.sum(L1_B * jnp.abs(theta - L1_C)), L1_B * jnp.sign(theta - L1_C)
+
+
+def test_a_skipped_update_keeps_the_memory_as_scipy_does():
+    """A pair whose curvature s'y is too small is not stored: the ring keeps its pairs and its
+    oldest slot (a head moved anyway reorders the pairs and the next direction parts from
+    scipy's). Iteration by iteration (a segment of one), with a full memory of two pairs."""
+    x0 = np.array([1.06305179, 1.24915961, -0.82965515, -2.06915869, 2.67496745, -0.31387936])
+    maxiter, maxcor = 12, 2
+    ref = []
+    scipy.optimize.minimize(
+        lambda x: (np.sum(L1_B * np.abs(x - L1_C)), L1_B * np.sign(x - L1_C)), x0, jac=True,
+        method="L-BFGS-B", callback=lambda intermediate_result: ref.append(
+            np.array(intermediate_result.x)),
+        options={"maxiter": maxiter, "maxcor": maxcor, "ftol": 0, "gtol": 0})
+    with nn.x64():
+        carry = lbfgsb.lbfgsb_start(jnp.asarray(x0), maxcor)
+        limits = lbfgsb.Limits(np.int32(maxiter), np.int32(15000), np.int32(20), np.float64(0),
+                               np.float64(0))
+        segment = jax.jit(lbfgsb.lbfgsb_segment, static_argnames=("spec", "length"))
+        xs, memory = [], []
+        for k in range(maxiter):
+            before = int(carry.head), int(carry.n_pairs)
+            carry, _ = segment(carry, jnp.zeros((1, 4)), jnp.zeros((1, 3)), 0.0, k + 1, limits,
+                               spec=_L1(SIZES), length=1)
+            xs.append(np.asarray(carry.theta))
+            memory.append((before, (int(carry.head), int(carry.n_pairs))))
+    assert len(xs) == len(ref) == maxiter
+    for a, b in zip(xs, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.linalg.norm(b))
+    # the premise: a full memory skipped an update (an iteration done, the ring unmoved), and
+    # pairs were stored after it
+    skipped = [k for k, (b, a) in enumerate(memory) if b == a and b[1] == maxcor]
+    assert skipped and any(b[0] != a[0] for b, a in memory[skipped[0] + 1:])
+
+
 class _Relu(NetSpec):
     """``sum(relu(theta))``: flat (a zero gradient) once every entry is negative."""
 
