@@ -653,8 +653,8 @@ def table(rows: list[Row], torch_warm: float | None) -> str:
         speed = f"{torch_warm / r.seconds:.2f}x" if torch_warm else "-"
         lines.append(
             f"| {r.name} | {r.dtype} | {r.seconds:.2f} | {comp} | {staging} | {r.n_iter} "
-            f"| {r.n_evals} "
-            f"| {ms} | {cost} | {100 * r.train:.2f}% | {100 * r.test:.2f}% | {speed} |")
+            f"| {r.n_evals} | {ms} | {cost} | {100 * r.train:.2f}% | {100 * r.test:.2f}% "
+            f"| {speed} |")
     return "\n".join(lines)
 
 
@@ -765,9 +765,9 @@ def main() -> None:
               f"{least:.3f} s at least" + (f", so at most {torch_warm / least:.2f}x PyTorch "
                                            "warm on this machine" if with_torch else ""))
     if c.compile_s is not None:
-        least = d.n_evals * evaluation + c.compile_s + (c.staging_s or 0.0)
+        least = d.n_evals * evaluation + c.compile_s + c.staging_s  # both set on cold rows
         print(f"bound on the first call: those evaluations + its {c.compile_s:.2f} s of "
-              f"compilation + {c.staging_s or 0.0:.2f} s of tracing and lowering = "
+              f"compilation + {c.staging_s:.2f} s of tracing and lowering = "
               f"{least:.3f} s at least"
               + (f", so at most {torch_warm / least:.2f}x" if with_torch else ""))
     print(f"\nthe FLOP floor: {1e3 * floor:.3f} ms per evaluation (the matrix products at "
