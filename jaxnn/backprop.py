@@ -50,7 +50,12 @@ def affine_backward(delta_t: Array, a: Array, theta: Array) -> tuple[Array, Arra
     ``delta_t = dJ/dz`` ``(n_out, m)``; ``a`` the layer's input ``(m, n_in)``. Returns
     ``dJ/dTheta`` ``(n_out, 1 + n_in)`` and ``dJ/da`` as ``(n_in, m)``."""
     d_theta = jnp.concatenate([jnp.sum(delta_t, axis=1, keepdims=True), delta_t @ a], axis=1)
-    return d_theta, theta[:, 1:].T @ delta_t
+    # W^T as an array of its own (the barrier keeps XLA from folding the transpose into the
+    # product): XLA:CPU gives a product with a transposed left operand to Eigen, whose first
+    # use in a process generates oneDNN's GEMM kernels (30-45 ms); a row-major one goes to
+    # YNNPACK like the other products (benchmarks/RESULTS.md)
+    w_t = jax.lax.optimization_barrier(theta[:, 1:].T)
+    return d_theta, w_t @ delta_t
 
 
 def penalty_grad(theta: Array, lam: ArrayLike, m: int) -> Array:

@@ -6,6 +6,7 @@ import ast
 import importlib
 import inspect
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from reference_numpy import cost_and_grad, one_hot
 
 import jaxnn as nn
+from jaxnn.backprop import backprop_arrays
 from jaxnn.gradcheck import relative_difference
 
 ARCHS = [(6, 3), (6, 5, 3), (4, 7, 5, 3), (5, 4, 4, 4, 2)]
@@ -166,3 +168,36 @@ def test_property_backprop_equals_numpy(sizes, m, seed, lam, scale, activation, 
     assert float(J) == pytest.approx(J_np, rel=1e-11, abs=1e-14)
     np.testing.assert_allclose(_flat(g), _flat(g_np), rtol=1e-9, atol=1e-13)
     assert relative_difference(_flat(g), _flat(g_np)) <= 1e-10
+
+
+def _products_outside_ynnpack(hlo: str) -> tuple[list[str], int]:
+    """The matrix products of an optimized XLA:CPU program that no YNNPACK fusion computes,
+    and the number of YNNPACK fusions."""
+    called, products, computation = set(), [], None
+    for line in hlo.splitlines():
+        if line.endswith("{") and not line.startswith(" "):  # a computation's header
+            computation = line.split()[1] if line.startswith("ENTRY") else line.split()[0]
+        if '"__ynn_fusion"' in line:
+            called.add(line.split("calls=")[1].split(",")[0])
+        if " dot(" in line:
+            products.append((computation, line.strip()))
+    return [p for c, p in products if c not in called], len(called)
+
+
+def test_every_product_goes_to_the_same_cpu_library():
+    """On XLA:CPU, a product whose left operand is transposed (``W^T delta``) goes to Eigen,
+    whose first use in a process generates oneDNN's kernels (30-45 ms); backprop gives it
+    ``W^T`` as an array of its own so that YNNPACK computes every product (two hidden layers:
+    the signal sent down twice)."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("XLA:CPU's choice of library")
+    rng = np.random.default_rng(0)
+    params = tuple(jnp.asarray(t, jnp.float32) for t in nn.init_params(0, (400, 25, 25, 10)))
+    X = jnp.asarray(rng.random((500, 400)), jnp.float32)
+    Y = jnp.asarray(np.eye(10, dtype=np.float32)[rng.integers(0, 10, 500)])
+    hlo = jax.jit(backprop_arrays).lower(params, X, Y, 1.0).compile().as_text()
+    outside, fusions = _products_outside_ynnpack(hlo)
+    if not fusions:
+        pytest.skip("this XLA:CPU gives no fusion to YNNPACK")
+    assert hlo.count(" dot(") == 8  # three layers forward, three weight gradients, two signals
+    assert outside == []
