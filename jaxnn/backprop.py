@@ -50,12 +50,17 @@ def affine_backward(delta_t: Array, a: Array, theta: Array) -> tuple[Array, Arra
     ``delta_t = dJ/dz`` ``(n_out, m)``; ``a`` the layer's input ``(m, n_in)``. Returns
     ``dJ/dTheta`` ``(n_out, 1 + n_in)`` and ``dJ/da`` as ``(n_in, m)``."""
     d_theta = jnp.concatenate([jnp.sum(delta_t, axis=1, keepdims=True), delta_t @ a], axis=1)
-    # W^T as an array of its own (the barrier keeps XLA from folding the transpose into the
-    # product): XLA:CPU gives a product with a transposed left operand to Eigen, whose first
-    # use in a process generates oneDNN's GEMM kernels (30-45 ms); a row-major one goes to
-    # YNNPACK like the other products (benchmarks/RESULTS.md)
-    w_t = jax.lax.optimization_barrier(theta[:, 1:].T)
-    return d_theta, w_t @ delta_t
+    return d_theta, _weights_transposed(theta) @ delta_t
+
+
+def _weights_transposed(theta: Array) -> Array:
+    """``Theta[:, 1:]^T``; on CPU as an array of its own (the barrier keeps XLA from folding the
+    transpose into the product): XLA:CPU gives a product with a transposed left operand to
+    Eigen, whose first float32 product in a process has oneDNN generate its kernels (30-45 ms),
+    and a row-major one to YNNPACK like backprop's other products (benchmarks/RESULTS.md).
+    Elsewhere the transpose stays folded into the product (cuBLAS reads either layout)."""
+    return jax.lax.platform_dependent(
+        theta[:, 1:], cpu=lambda w: jax.lax.optimization_barrier(w.T), default=lambda w: w.T)
 
 
 def penalty_grad(theta: Array, lam: ArrayLike, m: int) -> Array:
