@@ -93,25 +93,31 @@ def _device_problem(p0, X, y):
 
 def test_lbfgs_run_and_minibatch_run_vmap_over_networks_and_lam():
     p0, X, y = _problem()
-    _, Xd, Y = _device_problem(p0, X, y)
-    thetas = jnp.stack([nn.ravel_params(nn.init_params(i, SIZES)) for i in range(3)])
-    lams = jnp.asarray([0.0, 1.0, 300.0])
-    run = partial(lbfgs_run, sizes=SIZES, maxiter=40)
-    th, hist, n_iter, n_evals = jit_with_options(  # compiled as fit compiles its programs
-        jax.vmap(run, in_axes=(0, None, None, 0)), LOOPS)(thetas, Xd, Y, lams)
-    assert hist.shape == (3, 40)
+    # L-BFGS in float64: XLA may compute a batched product in another order than the single
+    # one (jax 0.10.0 and 0.10.1 did: 1e-4 apart after 40 float32 iterations, 7e-14 in float64)
+    with nn.x64():
+        X64, Y64 = jnp.asarray(X), targets(jnp.asarray(y), 3, jnp.float64)
+        thetas = jnp.stack([nn.ravel_params(nn.init_params(i, SIZES, dtype=np.float64))
+                            for i in range(3)])
+        lams = jnp.asarray([0.0, 1.0, 300.0])
+        run = partial(lbfgs_run, sizes=SIZES, maxiter=40)
+        th, hist, n_iter, n_evals = jit_with_options(  # compiled as fit compiles its programs
+            jax.vmap(run, in_axes=(0, None, None, 0)), LOOPS)(thetas, X64, Y64, lams)
+    assert hist.shape == (3, 40) and th.dtype == jnp.float64
     for i in range(3):  # each network as fit trains it alone (fit compiles its own loop)
         n = int(n_iter[i])
-        r = fit(nn.unravel_params(thetas[i], SIZES), X, y, float(lams[i]), method="lbfgs",
-                maxiter=40)
-        np.testing.assert_allclose(np.asarray(th[i]), _flat(r.params), rtol=1e-5, atol=1e-6)
+        r = fit(nn.unravel_params(np.asarray(thetas[i]), SIZES), X, y, float(lams[i]),
+                method="lbfgs", maxiter=40, dtype="float64")
+        np.testing.assert_allclose(np.asarray(th[i]), _flat(r.params), rtol=1e-9, atol=1e-12)
         assert n == r.n_iter and int(n_evals[i]) == r.n_evals
         # history: the cost after each iteration, NaN after the last
-        np.testing.assert_allclose(hist[i, :n], r.history, rtol=1e-5)
+        np.testing.assert_allclose(hist[i, :n], r.history, rtol=1e-9)
         assert np.all(np.isnan(hist[i, n:]))
     # a strong penalty converges fast: fewer iterations than the unregularized network
     assert int(n_iter[2]) < int(n_iter[0])
 
+    _, Xd, Y = _device_problem(p0, X, y)
+    thetas, lams = thetas.astype(jnp.float32), lams.astype(jnp.float32)
     keys = jax.random.split(jax.random.key(0), 3)
     th, hist = jax.jit(jax.vmap(_run_adam, in_axes=(0, None, None, 0, 0)))(
         thetas, Xd, Y, lams, keys)
