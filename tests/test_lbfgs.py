@@ -155,3 +155,39 @@ def test_a_start_that_is_not_finite_stops_before_any_step(max_ls):
     r = nn.fit(nn.unravel_params(theta0, (6, 5, 3)), np.asarray(X), np.argmax(Y, axis=1),
                method="lbfgs", maxiter=5, options={"max_linesearch_steps": max_ls})
     assert r.diverged and r.n_iter == 0 and "at the initial parameters" in r.message
+
+
+def _dense_direction(g, S, Yd, rho, gamma, oldest):
+    """``-H g`` with ``H`` built as a matrix: ``gamma I``, then each stored pair (oldest first)
+    by the BFGS update ``(I - rho s y') H (I - rho y s') + rho s s'``."""
+    n, M = g.shape[0], S.shape[0]
+    H = gamma * np.eye(n)
+    for k in range(M):
+        i = (oldest + k) % M
+        if rho[i] != 0:
+            V = np.eye(n) - rho[i] * np.outer(Yd[i], S[i])
+            H = V.T @ H @ V + rho[i] * np.outer(S[i], S[i])
+    return -H @ g
+
+
+def test_the_two_loop_direction_is_the_bfgs_matrix_times_the_gradient():
+    """The recursion over a ring whose oldest pair is in slot 3 and whose slot 1 is forgotten
+    (rho = 0) while its rows hold inf and NaN: the matrix's direction, finite; with every slot
+    skipped, exactly ``-gamma g``, signed zeros included."""
+    rng = np.random.default_rng(7)
+    n, M, oldest, gamma = 9, 5, 3, 0.7
+    with jax.enable_x64(True):
+        S = rng.normal(size=(M, n))
+        Yd = S @ np.diag(rng.uniform(0.5, 2.0, n)) + 0.1 * rng.normal(size=(M, n))
+        rho = 1.0 / np.sum(S * Yd, axis=1)
+        assert np.all(rho > 0)
+        rho[1], S[1, 2], Yd[1, 4], Yd[1, 5] = 0.0, np.inf, np.nan, -np.inf
+        g = rng.normal(size=n)
+        d = np.asarray(jax.jit(lbfgs.two_loop_direction)(g, S, Yd, rho, gamma, oldest))
+        assert np.all(np.isfinite(d))
+        np.testing.assert_allclose(d, _dense_direction(g, S, Yd, rho, gamma, oldest),
+                                   rtol=1e-12, atol=1e-14)
+        g[[0, 3]] = -0.0, 0.0
+        d = np.asarray(jax.jit(lbfgs.two_loop_direction)(g, S, Yd, np.zeros(M), gamma, oldest))
+        np.testing.assert_array_equal(d, -gamma * g)
+        assert np.signbit(d[0]) == np.signbit(-gamma * g[0]) != np.signbit(d[3])

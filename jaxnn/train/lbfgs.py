@@ -245,19 +245,27 @@ def two_loop_direction(g: Array, S: Array, Yd: Array, rho: Array, gamma: Array,
     """``-H g`` by the two-loop recursion over the pairs, over ``gamma I``. The rows of ``S``,
     ``Yd`` and ``rho`` are a ring whose oldest pair is row ``oldest`` (0: oldest first, newest
     last); a slot with ``rho = 0`` (empty, or forgotten) is skipped, whatever its rows hold.
-    The rows are read where they lie, one at a time (no reordered copy of the memory)."""
+    The rows are read where they lie, one at a time (no reordered copy of the memory).
+
+    A skipped slot adds ``-0.0 * 0`` (its coefficient and its row zeroed where the row is
+    read), which leaves every entry as it was, signed zeros too: XLA:CPU fuses those selects
+    into the scalar and into the row's copy, where a select over the updated vector was a
+    kernel of its own at each of the 20 steps."""
     order = (oldest + jnp.arange(S.shape[0])) % S.shape[0]  # oldest first
 
+    def row(rows: Array, i: Array) -> Array:
+        return jnp.where(rho[i] == 0, 0.0, rows[i])
+
     def newest_first(q, i):
-        alpha = rho[i] * jnp.dot(S[i], q)
-        return jnp.where(rho[i] == 0, q, q + -alpha * Yd[i]), alpha
+        alpha = jnp.where(rho[i] == 0, 0.0, rho[i] * jnp.dot(S[i], q))
+        return q + -alpha * row(Yd, i), alpha
 
     q, alphas = jax.lax.scan(newest_first, g, order, reverse=True)
 
     def oldest_first(r, step):
         i, alpha = step
         beta = rho[i] * jnp.dot(Yd[i], r)
-        return jnp.where(rho[i] == 0, r, r + (alpha - beta) * S[i]), None
+        return r + jnp.where(rho[i] == 0, -0.0, alpha - beta) * row(S, i), None
 
     r, _ = jax.lax.scan(oldest_first, gamma * q, (order, alphas))
     return -1.0 * r
