@@ -21,18 +21,9 @@ import time
 from pathlib import Path
 
 from goals import SMOKE, verdict
+from machine import describe
 
 JAXNN = [sys.executable, "-m", "jaxnn"]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def wall(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
@@ -60,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(repeats):
         for name, cmd in cases.items():
             times[name].append(wall(cmd)[0])
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+    print(f"CPU: {describe()}; Python {platform.python_version()}; "
           f"median of {repeats} fresh processes each, interleaved")
     base = statistics.median(times["python -c 'import jax'"])
     print("\n| command | median s | of `import jax` |\n|---|---:|---:|")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from goals import SMOKE, verdict
+from machine import describe
 
 from jaxnn import datasets
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         print(SMOKE)
+    print(f"machine: {describe()}")
     bench_mnist5k(1 if args.smoke else args.repeats, args.smoke)
     if args.idx:
         bench_idx()

@@ -34,6 +34,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from machine import describe
 
 SIZES = (400, 25, 10)
 
@@ -41,7 +42,7 @@ SIZES = (400, 25, 10)
 def device_info() -> dict:
     d = jax.devices()[0]
     return {"backend": jax.default_backend(), "device_kind": getattr(d, "device_kind", str(d)),
-            "device_count": jax.device_count(), "jax": jax.__version__}
+            "device_count": jax.device_count(), "jax": jax.__version__, "host": describe()}
 
 
 def block(x):
@@ -154,7 +155,7 @@ def main() -> int:
 
     X, y = datasets.mnist5k()
     print(f"device: {info['device_kind']} x{info['device_count']} ({info['backend']}), jax "
-          f"{info['jax']}{'; --small sizes' if small else ''}")
+          f"{info['jax']}, host {info['host']}{'; --small sizes' if small else ''}")
 
     grads = bench_gradients(X, y, ms, repeats)
     print("\n| gradient | m | dtype | ms per evaluation | GFLOP/s |")

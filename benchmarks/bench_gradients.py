@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from collections.abc import Callable
 
@@ -40,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from goals import SMOKE
+from machine import describe
 
 import jaxnn as nn
 from jaxnn.gradcheck import octave_order, relative_difference
@@ -232,8 +231,8 @@ def main() -> None:
     sizes, m, repeats = ((20, 8, 4), 200, BLOCK) if args.smoke else (SIZES, M, args.repeats)
     if args.smoke:
         print(SMOKE)
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs, "
-          f"{platform.processor() or platform.machine()}; {sizes} network, m={m}")
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {describe()}; "
+          f"{sizes} network, m={m}")
     runs = [run(dt, repeats, sizes, m, n_matmul=128 if args.smoke else 1024)
             for dt in ("float32", "float64")]
     for _, numpy_phase in runs:  # after every XLA entry (see the module's docstring)

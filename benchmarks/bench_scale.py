@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 
 import jax
@@ -45,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from bench_gradients import flops_per_evaluation
 from goals import SMOKE, verdict
+from machine import describe
 
 from jaxnn import datasets, parallel
 from jaxnn.train import fit
@@ -148,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     B, it = args.networks, args.iterations
     pb = parallel.init_many(0, B, SIZES)
     print(f"{B} networks {SIZES}, {it} L-BFGS iterations each, lam 1, float32, m = {len(y)}; "
-          f"jax {jax.__version__} on {jax.default_backend()} ({os.cpu_count()} CPUs, "
-          f"{platform.processor() or platform.machine()}); best of {args.repeats}")
+          f"jax {jax.__version__} on {jax.default_backend()} ({describe()}); "
+          f"best of {args.repeats}")
 
     variants = {"fit_many (lbfgs, vmap)": lambda: run_fit_many(pb, X, y, it),
                 "fit lbfgs, one call per network": lambda: run_sequential(pb, X, y, it,

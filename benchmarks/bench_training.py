@@ -56,7 +56,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -71,6 +70,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 from goals import SMOKE
+from machine import describe
 
 import jaxnn
 from jaxnn.datasets import mnist5k, train_test_split
@@ -97,17 +97,6 @@ class Row:
     note: str = ""
     compile_s: float | None = None  # XLA's compilation (cold rows)
     staging_s: float | None = None  # tracing and lowering (cold rows)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_data(smoke: bool):
@@ -687,7 +676,7 @@ def main() -> None:
     short = min(50, args.maxiter)
 
     data, p0 = load_data(args.smoke)
-    print(f"# {cpu_model()}, {os.cpu_count()} CPUs, jax {jax.__version__}, "
+    print(f"# {describe()}, jax {jax.__version__}, "
           f"{jax.devices()[0].platform}; m_train={len(data[2])}, m_test={len(data[3])}, "
           f"{'-'.join(map(str, SIZES))}, lam={LAM}, maxiter={args.maxiter}, "
           f"repeats={args.repeats}; load average at start "

@@ -4,6 +4,7 @@ asserted in tests); that they run to the end and print their report is."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,27 @@ def test_the_examples_say_a_mistake_in_one_line(script, args, said, tmp_path):
                          text=True, cwd=tmp_path, timeout=300)
     assert out.returncode in (1, 2) and "Traceback" not in out.stderr, out.stderr[-3000:]
     assert out.stderr.strip().splitlines()[-1] == said
+
+
+def _machine_module():
+    spec = importlib.util.spec_from_file_location("machine", ROOT / "benchmarks" / "machine.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmarks_name_the_cpu_with_its_model_numbers():
+    """Two Xeon generations both named "Intel(R) Xeon(R) Processor": the numbers tell them
+    apart. The first processor's block is read; missing numbers are left out."""
+    machine = _machine_module()
+    two = ("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\n"
+           "model name\t: Intel(R) Xeon(R) Processor\nstepping\t: 2\nflags\t\t: fpu avx512f\n"
+           "\nprocessor\t: 1\ncpu family\t: 6\nmodel\t\t: 143\n"
+           "model name\t: Other\nstepping\t: 8\n")
+    assert (machine.cpu_from_cpuinfo(two)
+            == "Intel(R) Xeon(R) Processor (family 6, model 207, stepping 2)")
+    assert machine.cpu_from_cpuinfo("model name\t: AMD EPYC\nmodel\t: 17\n") == (
+        "AMD EPYC (model 17)")
+    assert machine.cpu_from_cpuinfo("model name\t: Some CPU\n") == "Some CPU"
+    assert machine.cpu_from_cpuinfo("processor\t: 0\nCPU implementer\t: 0x41\n") is None
+    assert machine.describe().endswith(" CPUs") and machine.cpu_model()
