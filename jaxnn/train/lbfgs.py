@@ -247,10 +247,10 @@ def two_loop_direction(g: Array, S: Array, Yd: Array, rho: Array, gamma: Array,
     last); a slot with ``rho = 0`` (empty, or forgotten) is skipped, whatever its rows hold.
     The rows are read where they lie, one at a time (no reordered copy of the memory).
 
-    A skipped slot adds ``-0.0 * 0`` (its coefficient and its row zeroed where the row is
-    read), which leaves every entry as it was, signed zeros too: XLA:CPU fuses those selects
-    into the scalar and into the row's copy, where a select over the updated vector was a
-    kernel of its own at each of the 20 steps."""
+    A skipped slot adds ``-0.0 * 0`` (its coefficient zeroed where it is computed, its row
+    where the row is read), which leaves every entry as it was, signed zeros too: XLA:CPU
+    fuses those selects into the scalar and into the row's copy, where a select over the
+    updated vector was a kernel of its own at every step (twice the memory's size)."""
     order = (oldest + jnp.arange(S.shape[0])) % S.shape[0]  # oldest first
 
     def row(rows: Array, i: Array) -> Array:
