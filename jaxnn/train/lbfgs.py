@@ -253,19 +253,18 @@ def two_loop_direction(g: Array, S: Array, Yd: Array, rho: Array, gamma: Array,
     updated vector was a kernel of its own at every step (twice the memory's size)."""
     order = (oldest + jnp.arange(S.shape[0])) % S.shape[0]  # oldest first
 
-    def row(rows: Array, i: Array) -> Array:
-        return jnp.where(rho[i] == 0, 0.0, rows[i])
-
     def newest_first(q, i):
-        alpha = jnp.where(rho[i] == 0, 0.0, rho[i] * jnp.dot(S[i], q))
-        return q + -alpha * row(Yd, i), alpha
+        skip = rho[i] == 0
+        alpha = jnp.where(skip, 0.0, rho[i] * jnp.dot(S[i], q))
+        return q + -alpha * jnp.where(skip, 0.0, Yd[i]), alpha
 
     q, alphas = jax.lax.scan(newest_first, g, order, reverse=True)
 
     def oldest_first(r, step):
         i, alpha = step
+        skip = rho[i] == 0
         beta = rho[i] * jnp.dot(Yd[i], r)
-        return r + jnp.where(rho[i] == 0, -0.0, alpha - beta) * row(S, i), None
+        return r + jnp.where(skip, -0.0, alpha - beta) * jnp.where(skip, 0.0, S[i]), None
 
     r, _ = jax.lax.scan(oldest_first, gamma * q, (order, alphas))
     return -1.0 * r
