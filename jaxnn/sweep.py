@@ -105,18 +105,23 @@ class Curve:
         return np.mean(getattr(self, _metric(metric)), axis=1)
 
     def std(self, metric: str) -> np.ndarray:
-        """``(P,)`` standard deviation over seeds (0 with one seed)."""
-        return np.std(getattr(self, _metric(metric)), axis=1)
+        """``(P,)`` standard deviation over seeds (0 with one seed; NaN where a seed's value
+        is infinite)."""
+        with np.errstate(invalid="ignore"):  # inf - inf: that row's spread is undefined
+            return np.std(getattr(self, _metric(metric)), axis=1)
 
     @property
     def best(self) -> float | None:
         """The ``lam`` with the lowest mean validation cost, among those where some network
-        did not diverge (validation curves; None for a learning curve, where the largest
-        training set is always expected to win, or when every network diverged)."""
-        usable = np.flatnonzero(~self.diverged.all(axis=1))
+        did not diverge and the mean is a number (validation curves; None for a learning
+        curve, where the largest training set is always expected to win, or when no ``lam``
+        qualifies). A diverged network's parameters can give an infinite or NaN cost, and a
+        NaN mean is not the lowest."""
+        means = self.mean("val_cost")
+        usable = np.flatnonzero(~self.diverged.all(axis=1) & np.isfinite(means))
         if self.kind != "validation" or usable.size == 0:
             return None
-        return float(self.values[usable[int(np.argmin(self.mean("val_cost")[usable]))]])
+        return float(self.values[usable[int(np.argmin(means[usable]))]])
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain lists and numbers (JSON-ready)."""

@@ -327,6 +327,21 @@ def test_networks_that_diverge_are_said(data):
                         cost, cost, cost, np.ones((3, 2), int),
                         diverged=np.array([[True, True], [False, True], [False, False]]))
     assert mixed.best == 3.0
+    # a seed that diverged to parameters with an infinite logit can leave a NaN (or inf) cost:
+    # such a mean is not the lowest (np.argmin would pick the NaN)
+    cost = np.array([[np.nan, 0.1], [0.5, 0.4], [np.inf, 0.2], [0.3, 0.3]])
+    odd = sweep.Curve("validation", "lam", np.array([0.0, 1.0, 3.0, 10.0]), np.array([0, 1]),
+                      cost, cost, cost, cost, np.ones((4, 2), int),
+                      diverged=np.array([[True, False], [False, False], [True, False],
+                                         [False, False]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warning for the infinite row's spread
+        assert odd.best == 10.0 and odd.to_dict()["best"] == 10.0
+    np.testing.assert_allclose(odd.std("val_cost"), [np.nan, 0.05, np.nan, 0.0], atol=1e-15)
+    nothing = sweep.Curve("validation", "lam", np.array([0.0]), np.array([0]), cost[:1, :1],
+                          cost[:1, :1], cost[:1, :1], cost[:1, :1], np.ones((1, 1), int),
+                          diverged=np.array([[False]]))
+    assert nothing.best is None
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         curve = sweep.learning_curve(X, y, [60, 120], hidden=HIDDEN, seeds=2, maxiter=3,
