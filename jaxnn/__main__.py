@@ -18,6 +18,7 @@ from typing import NoReturn
 
 def run() -> NoReturn:
     """Load :mod:`jaxnn.cli` with Ctrl-C guarded, then run the command."""
+    _standard_streams()
     previous = signal.signal(signal.SIGINT, _interrupted_while_loading)
     try:
         from jaxnn.cli import main
@@ -36,6 +37,23 @@ def run() -> NoReturn:
         with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream
             stream.flush()
     os._exit(code)
+
+
+def _standard_streams() -> None:
+    """Standard input, output or error that the caller closed (``jaxnn train >&-``) opened on
+    the null device: what the command prints there goes nowhere, as when a reader has left,
+    and no file that the command or XLA opens later takes descriptor 0, 1 or 2 (the command's
+    lines would land in it). Python leaves ``sys.stdout`` None for a closed descriptor 1."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:  # closed: the lowest free descriptor is this one
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - for the process
 
 
 def _interrupted_while_loading(signum: int, frame: object) -> None:

@@ -625,6 +625,29 @@ def test_a_reader_that_leaves_early_does_not_stop_the_run(small_npz, tmp_path):
         p.name for p in out.iterdir() if not p.name.startswith("."))
 
 
+def _close_standard_streams() -> None:
+    for fd in (0, 1, 2):
+        os.close(fd)
+
+
+def test_closed_standard_streams_do_not_fail_the_command(small_npz, tmp_path):
+    """``jaxnn train <&- >&- 2>&-``: Python leaves ``sys.stdout`` and ``sys.stderr`` None; the
+    run trains and writes every file (none of them taking descriptor 1, where the command's
+    lines would land) and exits 0, and an argument error still exits 2."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "jaxnn", "train", "--data", str(small_npz), "--hidden", "3",
+           "--iterations", "5", "--no-progress", "--out", str(out)]
+    proc = subprocess.run(cmd, preexec_fn=_close_standard_streams, timeout=300)
+    assert proc.returncode == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["interrupted"] and "test_accuracy" in summary
+    assert sorted(summary["files"].values()) == sorted(
+        p.name for p in out.iterdir() if not p.name.startswith("."))
+    bad = subprocess.run([*cmd[:4], "--lam", "nan"], preexec_fn=_close_standard_streams,
+                         timeout=300)
+    assert bad.returncode == 2
+
+
 def test_a_closed_standard_error_does_not_stop_the_run_at_its_first_warning(small_npz,
                                                                             tmp_path):
     """``2>&1 | head``: standard error closed before the held-out warning comes; the run
