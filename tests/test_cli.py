@@ -181,6 +181,27 @@ def test_train_prints_report(digits_run: tuple[Path, int, str]) -> None:
         assert text in stdout, text
 
 
+def test_train_and_predict_print_one_percentage(digits_run: tuple[Path, int, str]) -> None:
+    """The same predictions give the same printed accuracy in ``train`` and ``predict``, each
+    rounded from the exact count (a half up): 829 of 4000 through ``100 * 0.20725`` printed
+    20.72% in one and 20.73% in the other."""
+    from jaxnn.cli.report import percent
+
+    assert [percent(829, 4000), percent(4880, 5000), percent(1, 3), percent(2, 3),
+            percent(1, 8), percent(0, 7), percent(7, 7)] == [
+        "20.73%", "97.60%", "33.33%", "66.67%", "12.50%", "0.00%", "100.00%"]
+    out, _, stdout = digits_run
+    summary = json.loads((out / "summary.json").read_text())
+    for split, words, fraction, m in (
+            ("training", "training accuracy", summary["train_accuracy"], summary["n_train"]),
+            ("held-out", "held-out accuracy", summary["test_accuracy"], summary["n_test"])):
+        printed = percent(round(fraction * m), m)
+        assert f"{words} {printed}" in " ".join(stdout.split())
+        code, text, err = run(["predict", "--run", str(out), "--split", split])
+        assert code == 0, err
+        assert f"accuracy {printed} ({round(fraction * m)} of {m} correct)" in text
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_classification_metrics_are_scikit_learns(seed: int) -> None:
     """The report's numpy figures against scikit-learn's own, with classes that are rarely or

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                   "trained on it, its training examples are included)")
     from rich.markup import escape
 
-    from jaxnn.cli.report import classification_metrics, confusion_table, report_table
+    from jaxnn.cli.report import classification_metrics, confusion_table, percent, report_table
     from jaxnn.model import predict
 
     check_fits(weights.params, data, weights.path)
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         out.print(report_table(metrics, "Per-class report"))
         out.print(confusion_table(metrics["confusion_matrix"], "Confusion matrix"))
         correct = int(np.sum(pred == data.y))
-        out.print(f"[bold]accuracy {100 * correct / pred.shape[0]:.2f}%[/] "
+        out.print(f"[bold]accuracy {percent(correct, pred.shape[0])}[/] "
                   f"({correct} of {pred.shape[0]} correct)")
     else:
         out.print(f"no labels: predicted class counts {np.bincount(pred).tolist()}")

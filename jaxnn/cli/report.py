@@ -5,6 +5,7 @@ Metrics are numpy's (scikit-learn's definitions); tables are rich renderables, i
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +14,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.table import Table
 
     from jaxnn.gradcheck import GradientCheck
+
+
+def percent(correct: int, total: int) -> str:
+    """``correct`` of ``total`` as a percentage with two decimals, rounded from the exact
+    ratio (a half up), so that ``train`` and ``predict`` print one figure for one set of
+    predictions: through a float, 829 of 4000 is ``100 * 0.20725 = 20.724999...`` one way and
+    ``82900 / 4000 = 20.725000...1`` the other; here 20.73%."""
+    exact = Decimal(100 * correct) / Decimal(total)
+    return f"{exact.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}%"
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, K: int) -> dict[str, Any]:

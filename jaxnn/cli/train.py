@@ -353,11 +353,19 @@ def evaluate(params: tuple[np.ndarray, ...], split: Split, activation: str) -> d
     def labels(X: np.ndarray) -> np.ndarray:
         return np.asarray(predict(params, X, activation=activation), np.int64)
 
+    result: dict[str, Any] = {}
+
+    def score(part: str, pred: np.ndarray, y: np.ndarray) -> None:
+        # the count kept for the printed percentage (jaxnn.cli.report.percent)
+        right = int(np.count_nonzero(pred == y))
+        result[f"{part}_correct"] = (right, int(y.shape[0]))
+        result[f"{part}_accuracy"] = right / int(y.shape[0])
+
     pred_train = labels(split.X_train)
-    result: dict[str, Any] = {"train_accuracy": float(np.mean(pred_train == split.y_train))}
+    score("train", pred_train, split.y_train)
     if len(split.y_test):
         pred_test = labels(split.X_test)
-        result["test_accuracy"] = float(np.mean(pred_test == split.y_test))
+        score("test", pred_test, split.y_test)
         result["report_on"] = "held-out"
         result["metrics"] = classification_metrics(split.y_test, pred_test, split.K)
     else:
@@ -369,7 +377,7 @@ def evaluate(params: tuple[np.ndarray, ...], split: Split, activation: str) -> d
 
 def print_report(console: Any, evaluation: dict[str, Any], outcome: Outcome) -> None:
     """The per-class table, the confusion matrix, accuracies and time."""
-    from jaxnn.cli.report import confusion_table, report_table
+    from jaxnn.cli.report import confusion_table, percent, report_table
 
     on = evaluation["report_on"]
     metrics = evaluation["metrics"]
@@ -382,9 +390,9 @@ def print_report(console: Any, evaluation: dict[str, Any], outcome: Outcome) -> 
     console.print(command_words(outcome.message), markup=False)
     console.print(f"final cost {outcome.cost:.6f} after {counted(outcome.n_iter, 'iteration')} "
                   f"({counted(outcome.n_evals, 'evaluation')}) in {outcome.seconds:.1f} s")
-    line = f"[bold]training accuracy {100 * evaluation['train_accuracy']:.2f}%[/]"
+    line = f"[bold]training accuracy {percent(*evaluation['train_correct'])}[/]"
     if evaluation["test_accuracy"] is not None:
-        line += f", [bold]held-out accuracy {100 * evaluation['test_accuracy']:.2f}%[/]"
+        line += f", [bold]held-out accuracy {percent(*evaluation['test_correct'])}[/]"
     console.print(line)
 
 
