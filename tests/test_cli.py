@@ -1020,6 +1020,40 @@ def test_library_warnings_are_one_line_on_the_command(tmp_path: Path,
                    "memory and time"]
 
 
+def test_labels_that_leave_classes_without_an_example_are_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Labels used as codes (0, 1000, 5000) made a network of 5001 outputs and a report of
+    5001 x 5001 cells (minutes, gigabytes); a class number without an example is refused like
+    a missing class 0, and a held-out split that leaves one class to train on like sweep's."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 6))
+    np.savez("codes.npz", X=X, y=np.arange(40) % 3 * 1000 + (np.arange(40) == 0) * 4000)
+    np.savez("gap.npz", X=X, y=np.array([0, 1, 3, 4])[np.arange(40) % 4])
+    np.savez("two.npz", X=X[:2], y=np.array([0, 1]))
+    for command in ("train", "sweep"):
+        argv = [command, *(["lam"] if command == "sweep" else []), "--iterations", "2"]
+        assert main([*argv, "--data", "codes.npz"]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert ("codes.npz: the labels are 4 of the numbers 0..4000, so 3997 of the network's "
+                "4001 outputs (1, 2, 3, ..., 3999) would be classes without an example; labels "
+                "are classes 0..K-1, each with examples: renumber them 0..3 (with numpy, "
+                "np.unique(y, return_inverse=True)[1])") in err, err
+        assert main([*argv, "--data", "gap.npz"]) == 2
+        assert "(2) would be a class without an example" in capsys.readouterr().err
+    assert main(["train", "--data", "two.npz", "--iterations", "2"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("--test-size 0.2 leaves 1 example to train on, of a single class (1); a classifier "
+            "needs examples of at least two: give more examples, or --test-size 0 to train on "
+            "all of them") in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npz", "gap.npz", "two.npz"]
+    out = tmp_path / "all"
+    assert main(["train", "--data", "two.npz", "--iterations", "2", "--test-size", "0",
+                 "--no-progress", "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["n_train"] == 2
+
+
 def test_labels_in_the_wrong_base_are_refused_in_the_command_s_words(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

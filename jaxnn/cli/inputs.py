@@ -229,7 +229,9 @@ def load_weights(path: str, activation: str | None = None,
 
 def class_count(data: Data) -> int:
     """The classes a network trained on ``data``'s labels has, ``K = max(y) + 1``: at least
-    two, and labels from 0 (1-based labels would leave class 0 without an example)."""
+    two, each with an example (1-based labels would leave class 0 without one; labels that
+    are codes, such as 0, 1000 and 2000, would make a network of 2001 outputs and a report of
+    2001 x 2001 cells)."""
     y = data.y
     K = int(y.max()) + 1
     if K < 2:
@@ -241,6 +243,18 @@ def class_count(data: Data) -> int:
                          "labels are classes 0..K-1 (a course .mat file's 1..K are converted "
                          "when read): if these are 1-based, subtract 1 (for the course's "
                          "digits, where 10 stands for 0, take y % 10)")
+    present = np.unique(y)
+    if present.size < K:
+        missing = np.setdiff1d(np.arange(K), present)
+        shown = ", ".join(str(c) for c in missing[:3]) + (
+            f", ..., {missing[-1]}" if missing.size > 4 else
+            "".join(f", {c}" for c in missing[3:]))
+        raise UsageError(f"{data.name}: the labels are {present.size} of the numbers 0..{K - 1}"
+                         f", so {missing.size} of the network's {K} outputs ({shown}) would "
+                         f"be {'a class' if missing.size == 1 else 'classes'} without an "
+                         "example; labels are classes 0..K-1, each "
+                         f"with examples: renumber them 0..{present.size - 1} (with numpy, "
+                         "np.unique(y, return_inverse=True)[1])")
     return K
 
 

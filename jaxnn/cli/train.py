@@ -221,6 +221,12 @@ def split_data(data: Data, test_size: float, seed: int) -> Split:
         rows_train, rows_test, _, _ = train_test_split(rows, y, test_size, seed)
     except ValueError as exc:
         raise UsageError(f"--test-size {test_size:g}: {exc}") from exc
+    if np.unique(y[rows_train]).size < 2:
+        raise UsageError(f"--test-size {test_size:g} leaves "
+                         f"{counted(len(rows_train), 'example')} to train on, of a single "
+                         f"class ({int(y[rows_train[0]])}); a classifier needs examples of at "
+                         "least two: give more examples, or --test-size 0 to train on all of "
+                         "them")
     if len(rows_test) < K:
         warnings.warn(f"--test-size {test_size:g} holds out {counted(len(rows_test), 'example')}"
                       f", fewer than the {K} classes: the held-out accuracy says little",
