@@ -33,8 +33,10 @@ from jaxnn.names import DTYPES, GRADS, ORDERS, counted
 from jaxnn.rules import (
     NON_NEGATIVE_INT,
     POSITIVE_INT,
+    STEP,
     is_bounded,
     is_seed,
+    is_step,
     number_words,
     seed_range,
 )
@@ -535,12 +537,10 @@ def check_epsilon(epsilon: object, dtype: object) -> float:
 
 
 def check_eps(eps: object) -> float:
-    """The step of a central difference: a finite number > 0, at most 1 (a larger step
-    approximates no derivative, and its squares and exponentials overflow)."""
+    """The step of a central difference (:data:`jaxnn.rules.STEP`)."""
     value = check_number(eps, "eps", low=0, strict=True)
-    if value > 1:
-        raise ValueError(f"eps must be a finite-difference step in (0, 1], got {value:g}; the "
-                         f"course uses {GRADCHECK_EPS:g}")
+    if not is_step(value):
+        raise ValueError(f"eps must be {STEP}, got {value!r}; the course uses {GRADCHECK_EPS:g}")
     return value
 
 

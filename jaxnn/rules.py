@@ -15,6 +15,9 @@ from jaxnn.defaults import MAX_SEED
 POSITIVE_INT = "a positive integer"
 NON_NEGATIVE_INT = "an integer >= 0"
 FRACTION = "a fraction in (0, 1)"
+#: a central difference's step: a larger one approximates no derivative, and its squares and
+#: exponentials overflow
+STEP = "a finite-difference step in (0, 1]"
 
 
 def number_words(low: float | None = None, strict: bool = False) -> str:
@@ -27,6 +30,11 @@ def is_bounded(value: float, low: float | None = None, strict: bool = False) -> 
     finite however large (``math.isfinite`` cannot take one past the largest float)."""
     return (isinstance(value, int) or math.isfinite(value)) and (
         low is None or (value > low if strict else value >= low))
+
+
+def is_step(value: float) -> bool:
+    """Whether ``value`` is a finite-difference step (:data:`STEP`)."""
+    return is_bounded(value, 0, strict=True) and value <= 1
 
 
 def is_fraction(value: float) -> bool:

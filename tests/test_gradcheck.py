@@ -3,8 +3,10 @@ the network's cost against the plain ones, and the report."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import io
 import math
 import subprocess
 import sys
@@ -346,3 +348,92 @@ def test_inputs_past_expm1s_range_fall_back_to_plain_differences() -> None:
     assert nn.check_gradients(params, X, y).relative_difference < 1e-9
     with pytest.raises(ValueError, match=r"eps must be a finite-difference step in \(0, 1\]"):
         nn.check_gradients(params, X, y, eps=1e300)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def _command(argv: list[str]) -> tuple[int, str, str]:
+    """``jaxnn ARGV`` in-process: ``(exit status, stdout, stderr on one line)``, every warning
+    shown (a numpy warning the command lets through is printed on its stderr)."""
+    from jaxnn.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        warnings.simplefilter("always")
+        code = main(argv)
+    return code, out.getvalue(), " ".join(err.getvalue().split())
+
+
+@pytest.mark.parametrize("eps", ["1e10", "2"])
+def test_the_command_refuses_a_step_above_1_before_it_starts(eps: str) -> None:
+    """A step above 1 is refused as 0 and NaN are: by argparse in --eps's words, with nothing
+    printed or loaded first (before: the header line, then an error naming the library's
+    ``eps``)."""
+    code, out, err = _command(["gradcheck", "--eps", eps])
+    assert code == 2 and out == "", out
+    assert err == (f"jaxnn gradcheck: error: argument --eps: must be a finite-difference step "
+                   f"in (0, 1], got '{eps}' (see 'jaxnn gradcheck --help')")
+    assert "Traceback" not in err and "RuntimeWarning" not in err
+
+
+def test_the_command_refuses_a_cost_or_gradient_that_overflows_float64(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights or a lam whose cost (inf or NaN) or gradient overflows float64 are refused, with
+    what to make smaller, before any table; numpy's overflow warnings are not shown (before:
+    ``cost J = inf``, rows of nan, raw RuntimeWarnings, and advice to rerun with the default
+    --eps, which it already was)."""
+    import scipy.io
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.savez("d.npz", X=rng.random((4, 3)), y=np.array([0, 1, 2, 1]))
+    np.savez("wide.npz", X=rng.random((4, 60)), y=np.array([0, 1, 2, 1]))
+
+    def weights(name: str, theta1: np.ndarray, theta2: np.ndarray) -> str:
+        scipy.io.savemat(name, {"Theta1": theta1, "Theta2": theta2})
+        return name
+
+    theta1 = np.array([[0.5, -1.0, 2.0, 0.25], [1.0, 0.5, -0.5, 1.5]])
+    huge = weights("huge.mat", theta1 * 1e300, np.ones((3, 3)))  # its penalty overflows
+    one = np.zeros((2, 4))
+    one[0, 1] = 1.5  # lam/m * 1.5 overflows, lam/(2m) * 1.5**2 does not (m = 1)
+    big = np.zeros((2, 4))
+    big[0, 1] = 1.9  # lam/(2m) * (1.9 + eps)**2 overflows at eps = 1, 1.9**2 does not
+    full = ["gradcheck", "--full", "--data", "d.npz"]
+    end = "float64, gradcheck's precision, so no gradient can be checked; use"
+    cases = [
+        ([*full, "--weights", huge],
+         "huge.mat: at these weights (largest |weight| 2e+300) and --lam 1 the cost J is inf: "
+         f"it overflows {end} smaller weights or a smaller --lam"),
+        ([*full, "--weights", weights("nan.mat", np.zeros((2, 4)), np.full((3, 3), 1e308)),
+          "--lam", "0"],  # every logit +inf: softplus(z) - y z is inf - inf
+         "nan.mat: at these weights (largest |weight| 1e+308) and --lam 0 the cost J is NaN: "
+         f"its terms overflow {end} smaller weights"),
+        # random weights: lam/(2m) times their sum of squares (about 2500 * 0.12**2 / 3)
+        (["gradcheck", "--full", "--data", "wide.npz", "--hidden", "40", "--lam", "1.7e308"],
+         f"at --lam 1.7e+308 the cost J is inf: it overflows {end} a smaller --lam"),
+        ([*full, "--weights", weights("one.mat", one, np.zeros((3, 3))), "--examples", "1",
+          "--lam", "1.5e308"],
+         "one.mat: at these weights (largest |weight| 1.5) and --lam 1.5e+308 the gradient is "
+         "not finite: its entries overflow float64, gradcheck's precision (the cost J = "
+         "1.6875e+308 does not), so it cannot be checked; use smaller weights or a smaller "
+         "--lam"),
+        ([*full, "--weights", weights("big.mat", big, np.zeros((3, 3))), "--examples", "1",
+          "--lam", "8e307", "--eps", "1"],
+         "big.mat: at these weights (largest |weight| 1.9) and --lam 8e+307 the numerical "
+         "gradient at --eps 1 is not finite: the perturbed costs overflow float64, gradcheck's "
+         "precision, so it cannot be checked; rerun with the default --eps 0.0001, smaller "
+         "weights or a smaller --lam"),
+    ]
+    for argv, message in cases:
+        code, out, err = _command(argv)
+        assert code == 2, (argv, out, err)
+        assert err == f"jaxnn gradcheck: error: {message}", err
+        assert "cost J =" not in out and "nan" not in out and "rerun" not in out, out
+        assert "Traceback" not in err and "RuntimeWarning" not in err, err
+    # the same huge weights at lam 0 (no penalty) have a finite cost and gradient: checked,
+    # without the warnings of the penalty's squares on the way
+    code, out, err = _command([*full, "--weights", huge, "--lam", "0"])
+    assert code == 0 and "PASS" in out and err == "", (out, err)

@@ -24,6 +24,7 @@ from jaxnn.cli.options import (
     positive,
     positive_int,
     seed_int,
+    step,
 )
 from jaxnn.defaults import ACTIVATION, GRADCHECK_EPS, GRADCHECK_TOL, HIDDEN, OUTPUT
 
@@ -58,8 +59,8 @@ def add_parser(sub: Subcommands) -> None:
                         f"{' '.join(map(str, HIDDEN))})")
     p.add_argument("--lam", nargs="+", action=ListOnce, type=non_negative, metavar="LAM",
                    help="one or more lambdas (default: 0 3; with --full: 1)")
-    p.add_argument("--eps", type=positive, default=GRADCHECK_EPS, help="finite-difference step "
-                   "(default: %(default)g)")
+    p.add_argument("--eps", type=step, default=GRADCHECK_EPS, help="finite-difference step, "
+                   "in (0, 1] (default: %(default)g)")
     p.add_argument("--tol", type=positive, default=GRADCHECK_TOL,
                    help="largest relative difference that passes (default: %(default)g)")
     p.add_argument("--seed", type=seed_int, default=0,
@@ -130,21 +131,57 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"[bold]Gradient check[/]: {sizes} network{model}, {X.shape[0]} examples, "
                   f"lam={lam:g}, eps={args.eps:g}, float64")
         started = time.perf_counter()
-        report = check_gradients(params, X, y, lam, eps=args.eps, activation=args.activation,
-                                 output=args.output)
+        # the overflows of weights too large for float64 are found in the report (below), not
+        # shown as numpy's warnings on the way
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            report = check_gradients(params, X, y, lam, eps=args.eps,
+                                     activation=args.activation, output=args.output)
+        _refuse_non_finite(report, args, params)
         out.print(f"cost J = {report.cost:.6f}; checked in "
                   f"{time.perf_counter() - started:.1f} s")
         ok &= _print_gradcheck(out, report, args.tol)
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _step_advice(eps: float, difference: float) -> str:
+def _refuse_non_finite(report, args: argparse.Namespace,  # noqa: ANN001
+                       params: tuple[np.ndarray, ...]) -> None:
+    """A :class:`UsageError` when the cost or a gradient of the ``report`` is not finite in
+    float64 (inf or NaN: the weights, ``--lam`` or the examples are too large for it, and
+    gradcheck has no wider dtype): a table of NaN would be no check of the backprop."""
+    lam, eps, J = report.lam, report.eps, report.cost
+    where = f"at --lam {lam:g}"
+    if args.weights:
+        largest = max(float(np.max(np.abs(t), initial=0.0)) for t in params)
+        where = f"{args.weights}: at these weights (largest |weight| {largest:.2g}) and --lam " \
+                f"{lam:g}"
+    fixes = ["smaller weights"] if args.weights else []
+    fixes += ["a smaller --lam"] if lam > 0 else []
+    fixes = fixes or ["examples of smaller magnitude"]  # random weights at lam 0: only X is left
+    fix = _either(fixes)
+    wide = "float64, gradcheck's precision"
+    if not np.isfinite(J):
+        what = "NaN: its terms overflow" if np.isnan(J) else "inf: it overflows"
+        raise UsageError(f"{where} the cost J is {what} {wide}, so no gradient can be checked; "
+                         f"use {fix}")
+    if not all(np.isfinite(g).all() for g in (*report.backprop, *report.autodiff)):
+        raise UsageError(f"{where} the gradient is not finite: its entries overflow {wide} "
+                         f"(the cost J = {J:.6g} does not), so it cannot be checked; use {fix}")
+    if not all(np.isfinite(g).all() for g in report.numerical):
+        steps = [] if eps == GRADCHECK_EPS else [f"the default --eps {GRADCHECK_EPS:g}"]
+        raise UsageError(f"{where} the numerical gradient at --eps {eps:g} is not finite: the "
+                         f"perturbed costs overflow {wide}, so it cannot be checked; rerun "
+                         f"with {_either(steps + fixes)}")
+
+
+def _either(choices: list[str]) -> str:
+    """``"a, b or c"``."""
+    return " or ".join(filter(None, (", ".join(choices[:-1]), choices[-1])))
+
+
+def _step_advice(eps: float) -> str:
     """Why central differences with step ``eps`` can miss a right gradient, and the step to
     try instead: too large a step errs by the cost's curvature, too small a one by rounding
     (``theta + eps`` keeps few of ``eps``'s digits in float64)."""
-    if not np.isfinite(difference):
-        return (f"The numerical gradient is not finite at eps={eps:g}: the perturbed costs "
-                f"overflow; rerun with the default --eps {GRADCHECK_EPS:g} or smaller weights")
     if eps > 10 * GRADCHECK_EPS:
         return (f"At eps={eps:g} the central differences' own error (the cost's curvature over "
                 f"the step) dominates: rerun with a smaller --eps (e.g. {eps / 10:g}); a "
@@ -179,7 +216,7 @@ def _print_gradcheck(out, report, tol: float) -> bool:  # noqa: ANN001
         out.print(f"[bold red]FAIL[/] at --tol {tol:g}: backprop and jax.grad agree to "
                   f"{report.autodiff_difference:.1e}, but the numerical gradient differs from "
                   f"them by {report.relative_difference:.1e}. "
-                  + _step_advice(report.eps, report.relative_difference) + "\n")
+                  + _step_advice(report.eps) + "\n")
     else:
         out.print(f"[bold red]FAIL[/]: backprop and jax.grad differ by "
                   f"{report.autodiff_difference:.1e} (above {tol:g}): the gradients disagree\n")

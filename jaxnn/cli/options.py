@@ -25,9 +25,11 @@ from jaxnn.names import (
 from jaxnn.rules import (
     FRACTION,
     POSITIVE_INT,
+    STEP,
     is_bounded,
     is_fraction,
     is_seed,
+    is_step,
     number_words,
     seed_range,
 )
@@ -92,6 +94,17 @@ def fraction(text: str) -> float:
 def open_fraction(text: str) -> float:
     """``--val-size``: a fraction in (0, 1)."""
     return _fraction(text, FRACTION, zero=False)
+
+
+def step(text: str) -> float:
+    """``--eps``: a finite-difference step in ``(0, 1]``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not is_step(value):
+        raise argparse.ArgumentTypeError(f"must be {STEP}, got {text!r}")
+    return value
 
 
 def seed_int(text: str) -> int:
@@ -176,4 +189,4 @@ def add_compile_cache_option(p: argparse.ArgumentParser) -> None:
 __all__ = ["ACTIVATIONS", "DATASETS", "MANY_METHODS", "METHODS", "OUTPUTS",
            "add_compile_cache_option", "add_data_options", "add_model_options",
            "add_training_options", "fraction", "non_negative", "positive", "positive_int",
-           "seed_int"]
+           "seed_int", "step"]
