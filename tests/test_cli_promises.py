@@ -647,6 +647,56 @@ def test_closed_standard_streams_do_not_fail_the_command(small_npz, tmp_path):
     assert bad.returncode == 2
 
 
+def test_a_full_disk_names_the_file_and_what_is_kept(small_npz, tmp_path, monkeypatch, capsys):
+    """A write that fails for want of space (the file system names no file) is reported with
+    the file's name and the files the run wrote before it (before: "No space left on
+    device" alone); the run's mark vouches for those, and the next run replaces them."""
+    import errno
+
+    import jaxnn.plot
+    from jaxnn.files.atomic import atomic_write
+
+    def full(path, write):
+        if Path(path).name == "cost.png":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return atomic_write(path, write)
+
+    monkeypatch.setattr(jaxnn.plot, "atomic_write", full)
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(small_npz), "--hidden", "3", "--iterations", "5",
+            "--no-progress", "--out", str(out)]
+    code, _, err = run(argv, capsys)
+    one_line_error(code, err, f"{out / 'cost.png'}: cannot write (No space left on device); "
+                              f"{out} keeps the files written before it: summary.json, "
+                              "weights.mat, weights.npz")
+    assert sorted(p.name for p in out.iterdir()) == [
+        MARK, "summary.json", "weights.mat", "weights.npz"]
+    monkeypatch.undo()
+    code, _, err = run(argv, capsys)  # the same directory again, with space
+    assert code == 0, err
+    assert (out / "cost.png").is_file() and not (out / LOCK).exists()
+
+
+def test_a_standard_output_that_cannot_be_written_is_said_at_the_end(small_npz, tmp_path):
+    """``jaxnn train > /dev/full``: the run goes on and writes its files, then says that its
+    output was lost, exit 1 (before: "No space left on device", exit 2, and no file, as if
+    the disk were full)."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    out = tmp_path / "run"
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "jaxnn", "train", "--data", str(small_npz),
+                               "--hidden", "3", "--iterations", "5", "--no-progress", "--out",
+                               str(out)], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == ("jaxnn train: error: standard output: cannot write (No space left "
+                           "on device); the command went on without it\n")
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(summary["files"].values()) == sorted(
+        p.name for p in out.iterdir() if not p.name.startswith("."))
+
+
 def test_a_closed_standard_error_does_not_stop_the_run_at_its_first_warning(small_npz,
                                                                             tmp_path):
     """``2>&1 | head``: standard error closed before the held-out warning comes; the run

@@ -3,7 +3,8 @@
 ``main(argv)`` parses the arguments, runs a subcommand and returns the exit status:
 
 * 0: done;
-* 1: a check failed (``gradcheck`` found gradients that disagree), or training diverged;
+* 1: a check failed (``gradcheck`` found gradients that disagree), training diverged, or
+  standard output could not be written (the command went on without it);
 * 2: a user error (missing or malformed file, bad option value, missing optional package, a
   problem too large for memory), printed as one line without a traceback;
 * 130: interrupted with Ctrl-C (``train`` saves the weights it reached first);
@@ -33,7 +34,9 @@ from typing import Any, NoReturn
 
 from jaxnn.cli import gradcheck, predict, show, sweep, train
 from jaxnn.cli.common import (
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     EXIT_TERMINATED,
     EXIT_USAGE,
     UsageError,
@@ -163,6 +166,17 @@ def _fail(prog: str, message: str) -> int:
     return EXIT_USAGE
 
 
+def _lost_output(prog: str, out: OSError | None, err: OSError | None, code: int) -> int:
+    """A command whose standard output or error could not be written (``> /dev/full``) did
+    its work without them: said on standard error (when it can be written), and exit status
+    1 where the command had none to give."""
+    for name, exc in (("standard output", out), ("standard error", err)):
+        if exc is not None:
+            print(f"{prog}: error: {name}: cannot write ({exc.strerror or exc}); the command "
+                  "went on without it", file=sys.stderr)
+    return EXIT_FAILED if code == EXIT_OK else code
+
+
 def _os_error(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc}"
@@ -183,9 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     interrupts, code = _Interrupts(), None
     try:
-        with warnings.catch_warnings(), interrupts, standard_output():
+        with warnings.catch_warnings(), interrupts, standard_output() as (out, err):
             warnings.showwarning = show  # the user's filters stay; only the printing changes
             code = _main(argv, prog)
+            if out.failed is not None or err.failed is not None:
+                code = _lost_output(prog, out.failed, err.failed, code)
     except KeyboardInterrupt:  # heard as the handler was put in place or undone
         interrupts.pending = True
     if code is None or (interrupts.pending and code != EXIT_INTERRUPTED):  # its last moments

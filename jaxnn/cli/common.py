@@ -104,28 +104,33 @@ class StandardOutput(io.TextIOBase):
     """Standard output (or error) that outlives its reader: once the program reading it has
     gone (``jaxnn train | head -1``, ``2>&1 | head``), what the command prints there is
     dropped and the command goes on to the end, writing its files, instead of stopping at its
-    next line or warning."""
+    next line or warning. So it does when the stream cannot be written (``> /dev/full``, a
+    full disk under a redirection): ``failed`` keeps the error, which the command reports
+    once it has done its work (:func:`jaxnn.cli.main`)."""
 
     def __init__(self, stream: io.TextIOBase) -> None:
         self.stream, self.gone = stream, False
+        self.failed: OSError | None = None
 
     def write(self, text: str) -> int:
         if not self.gone:
             try:
                 self.stream.write(text)
-            except BrokenPipeError:
-                self._reader_gone()
+            except OSError as exc:
+                self._reader_gone(exc)
         return len(text)
 
     def flush(self) -> None:
         if not self.gone:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
-                self._reader_gone()
+            except OSError as exc:
+                self._reader_gone(exc)
 
-    def _reader_gone(self) -> None:
+    def _reader_gone(self, exc: OSError) -> None:
         self.gone = True
+        if not isinstance(exc, BrokenPipeError):  # not a reader that left: a failure
+            self.failed = exc
         with contextlib.suppress(AttributeError, OSError, ValueError):  # no real descriptor
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, self.stream.fileno())  # what is still buffered goes nowhere too
@@ -143,13 +148,13 @@ class StandardOutput(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def standard_output() -> Iterator[None]:
+def standard_output() -> Iterator[tuple[StandardOutput, StandardOutput]]:
     """``sys.stdout`` and ``sys.stderr`` as :class:`StandardOutput` for the command's
-    duration."""
+    duration; yields the two."""
     previous = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = StandardOutput(previous[0]), StandardOutput(previous[1])
     try:
-        yield
+        yield sys.stdout, sys.stderr
     finally:
         sys.stdout, sys.stderr = previous
 

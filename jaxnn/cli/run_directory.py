@@ -158,6 +158,7 @@ class RunDirectory:
         self.writing: set[str] = set()  # the names claimed whose file may be being written
         self.written: dict[str, str] = {}  # {name: sha256} of this run's files, once written
         self.entered: dict[str, str | None] = {}  # the previous run's files' digests
+        self.last: str | None = None  # the name claimed last: the file being written
 
     def __enter__(self) -> Path:
         out, self.made = output_dir(self.path)
@@ -239,6 +240,7 @@ class RunDirectory:
         if os.path.lexists(path) and (name not in self.claimed or not _is_regular(path)):
             self._keep_aside(path, "appeared while this run wrote its files")
         self.claimed.add(name)
+        self.last = name
         self.written.pop(name, None)  # written again (the summary): digested again
         self.writing = {n for n in self.writing if not _is_regular(self.out / n)} | {name}
         self._record(self.writing)
@@ -249,7 +251,8 @@ class RunDirectory:
         os.replace(path, kept)
         warnings.warn(f"{path} {why}; kept it as {kept.name}", stacklevel=3)
 
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 *_: object) -> None:
         if self.out is None:
             return
         if not self.replaced:  # it wrote nothing: the mark stays as it was
@@ -258,11 +261,29 @@ class RunDirectory:
             if exc_type is not None:  # and a run that failed leaves no directory it made
                 _remove_empty(self.made)
             return
+        failed = self._failed_write(exc)
         try:
-            self._record()
+            with contextlib.suppress(*((OSError,) if failed else ())):  # a full disk, say
+                self._record()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 (self.out / LOCK).unlink()
+        if failed:
+            kept = sorted(n for n in self.written if n != self.last)
+            raise UsageError(
+                f"{self.out / self.last}: cannot write ({failed.strerror or failed}); "
+                + (f"{self.out} keeps the files written before it: {', '.join(kept)}" if kept
+                   else "no file of this run was written")) from failed
+
+    def _failed_write(self, exc: BaseException | None) -> OSError | None:
+        """``exc`` when it is the failure to write the file claimed last (no space left, an
+        I/O error, a quota), which the file system reports without a name or with the
+        writer's temporary file's."""
+        if not isinstance(exc, OSError) or self.last is None:
+            return None
+        where = exc.filename
+        inside = where is None or Path(os.fsdecode(where)).parent == self.out
+        return exc if inside else None
 
     def _record(self, writing: set[str] | None = None) -> None:
         """Write the mark (atomically): the SHA-256 of each file under ``names`` now, beside
