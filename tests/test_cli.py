@@ -666,6 +666,46 @@ def test_predict_run_scores_the_runs_splits_by_their_rows(
     assert "--data" not in err  # the run's file, not one the user gave
 
 
+def test_predict_scores_weights_past_float32_in_float64(digits_run: tuple[Path, int, str],
+                                                         tmp_path: Path) -> None:
+    """Weights beyond float32's range (a .mat file's float64 arrays) are scored in float64,
+    where they are finite (before: refused in the library's words, "params[0] ... inside
+    `with jaxnn.x64():`", which name neither the file nor an option of the command)."""
+    params = [np.asarray(t, np.float64) for t in jaxnn.load_weights(digits_run[0] / "weights.npz")]
+    params[0] = params[0] * 1e40  # entries past 3.4e38
+    path = tmp_path / "wide.mat"
+    jaxnn.save_weights(path, params)  # float64, as written (the course's row order)
+    X, y = jaxnn.datasets.digits()
+    with jaxnn.x64():
+        expected = np.asarray(jaxnn.predict(params, np.asarray(X, np.float64)))
+    assert np.mean(expected == y) > 0.1  # the saturated hidden units still tell some apart
+    csv = tmp_path / "p.csv"
+    code, out, err = run(["predict", "--weights", str(path), "--dataset", "digits", "--out",
+                          str(csv)])
+    assert code == 0, err
+    rows = np.loadtxt(csv, delimiter=",", skiprows=1, dtype=np.int64)
+    np.testing.assert_array_equal(rows[:, 1], expected)
+    correct = int(np.sum(expected == y))
+    assert f"({correct} of {len(y)} correct)" in out
+    # weights within float32's range whose logits overflow it (inf - inf: NaN, arbitrary
+    # labels) are scored in float64 too; past float64 they are refused
+    params[0] = params[0] / 10
+    jaxnn.save_weights(path, params)
+    assert np.abs(params[0]).max() < np.finfo(np.float32).max
+    with jaxnn.x64():
+        expected = np.asarray(jaxnn.predict(params, np.asarray(X, np.float64)))
+    code, _, err = run(["predict", "--weights", str(path), "--dataset", "digits", "--out",
+                        str(csv)])
+    assert code == 0, err
+    rows = np.loadtxt(csv, delimiter=",", skiprows=1, dtype=np.int64)
+    np.testing.assert_array_equal(rows[:, 1], expected)
+    params[1] = np.full_like(params[1], 1e307)  # finite in float64, 26 of them summed not
+    jaxnn.save_weights(path, params)
+    code, _, err = run(["predict", "--weights", str(path), "--dataset", "digits"])
+    assert_user_error(code, err, f"{path}: its weights make outputs that overflow float64 on "
+                                 "these examples, so they predict nothing; scale the weights down")
+
+
 def test_predict_without_labels(digits_run: tuple[Path, int, str], tmp_path: Path) -> None:
     npz = tmp_path / "unlabelled.npz"
     np.savez(npz, X=jaxnn.datasets.digits()[0][:20])

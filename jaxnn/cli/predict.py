@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxnn.cli.common import EXIT_OK, Subcommands, UsageError, make_console, require
-from jaxnn.cli.inputs import check_fits, data_packages, load_data, load_weights
+from jaxnn.cli.inputs import Weights, check_fits, data_packages, load_data, load_weights
 from jaxnn.cli.options import ACTIVATIONS, OUTPUTS, add_data_options
 from jaxnn.cli.writers import check_output_file, write_csv, write_or_fail
 
@@ -65,11 +65,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from jaxnn.cli.report import classification_metrics, confusion_table, percent, report_table
-    from jaxnn.model import predict
 
     check_fits(weights.params, data, weights.path)
-    pred = np.asarray(predict(weights.params, data.X, activation=weights.activation),
-                      dtype=np.int64)
+    pred = _predicted(weights, data.X)
     out = make_console()
     out.print(f"[bold]{escape(weights.path)}[/] ({weights.sizes}, {weights.activation} hidden "
               f"units, {weights.output} outputs) scoring {escape(scored)}")
@@ -88,6 +86,29 @@ def run(args: argparse.Namespace) -> int:
         write_or_fail(args.out, lambda: write_csv(args.out, header, columns))
         out.print(f"predictions written to {escape(args.out)}")
     return EXIT_OK
+
+
+def _predicted(weights: Weights, X: np.ndarray) -> np.ndarray:
+    """The labels ``weights`` predict for ``X``, in float32, or in float64 where float32
+    cannot hold the weights (a file's float64 arrays) or the logits they make (an overflow,
+    which would make arbitrary labels of inf and NaN); refused where float64 cannot either."""
+    import jax
+
+    from jaxnn.model import logits, predict
+    from jaxnn.precision import x64_when
+
+    for dtype in (np.float32, np.float64):
+        with np.errstate(over="ignore"):
+            arrays = tuple(np.asarray(t, dtype) for t in (*weights.params, X))
+        if not all(np.isfinite(a).all() for a in arrays):
+            continue
+        with x64_when(dtype == np.float64):
+            params, Xd = arrays[:-1], arrays[-1]
+            z = jax.jit(logits, static_argnames="activation")(params, Xd, weights.activation)
+            if bool(jax.numpy.isfinite(z).all()):
+                return np.asarray(predict(params, Xd, activation=weights.activation), np.int64)
+    raise UsageError(f"{weights.path}: its weights make outputs that overflow float64 on these "
+                     "examples, so they predict nothing; scale the weights down")
 
 
 def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
