@@ -664,6 +664,16 @@ def test_predict_run_scores_the_runs_splits_by_their_rows(
     assert_user_error(code, err, "data.npz: no such file", "the run's data, as",
                       "summary.json records it")
     assert "--data" not in err  # the run's file, not one the user gave
+    np.savez(tmp_path / "a" / "data.npz", X=X, y=y)
+    for key, value, rule in (("seed", -5, "an integer in [0, 2**63 - 1]"),
+                             ("test_size", 7, "0 or a fraction in (0, 1)")):
+        (tmp_path / "a" / "run" / "summary.json").write_text(json.dumps({**summary,
+                                                                         key: value}))
+        code, _, err = run(["predict", "--run", str(tmp_path / "a" / "run")])
+        assert_user_error(code, err, f"summary.json: not a summary written by this jaxnn's "
+                                     f"'train' (its {key} is {value}, where train records "
+                                     f"{rule})")
+        assert "--test-size" not in err  # an option the user did not give (before)
 
 
 def test_predict_scores_weights_past_float32_in_float64(digits_run: tuple[Path, int, str],

@@ -12,6 +12,7 @@ from jaxnn.cli.common import EXIT_OK, Subcommands, UsageError, make_console, req
 from jaxnn.cli.inputs import Weights, check_fits, data_packages, load_data, load_weights
 from jaxnn.cli.options import ACTIVATIONS, OUTPUTS, add_data_options
 from jaxnn.cli.writers import check_output_file, write_csv, write_or_fail
+from jaxnn.rules import FRACTION, is_fraction, is_seed, seed_range
 
 SPLITS = ("held-out", "test", "training", "all")  # "test" is "held-out" (train's --test-size)
 
@@ -133,6 +134,14 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{summary_path}: not a summary written by this jaxnn's 'train' "
                          f"(missing or malformed {exc})") from exc
+    # the split is remade from these two: values 'train' never records (an edited summary)
+    # are the summary's fault, not an option's
+    for key, value, rule, ok in (
+            ("seed", seed, seed_range(numpy=True)[1], is_seed(seed, numpy=True)),
+            ("test_size", test_size, f"0 or {FRACTION}", test_size == 0 or is_fraction(test_size))):
+        if not ok:
+            raise UsageError(f"{summary_path}: not a summary written by this jaxnn's 'train' "
+                             f"(its {key} is {value:g}, where train records {rule})")
     if args.data or args.dataset:
         raise UsageError("--run uses the run's own data; leave out --data and --dataset")
     require("rich", *data_packages(source.get("data"), source.get("dataset")))
