@@ -10,6 +10,7 @@ it. :func:`problem_bytes` estimates what a cost, backprop or fit computation nee
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -176,10 +177,13 @@ def _env_limit() -> int | None:
     if raw is None or not raw.strip():
         return None
     try:
-        value = int(float(raw))
+        value = float(raw)
     except ValueError:
-        raise ValueError(f"${MEMORY_LIMIT_ENV} must be a number of bytes, got {raw!r}") from None
-    return max(0, value)
+        value = math.nan
+    if not (math.isfinite(value) and value >= 1):  # 0 or less would refuse every allocation
+        raise ValueError(f"${MEMORY_LIMIT_ENV} must be a positive number of bytes (such as "
+                         f"8e9), got {raw!r}; unset it for no cap")
+    return int(value)
 
 
 def _device(device: object) -> object:

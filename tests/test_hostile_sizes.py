@@ -172,10 +172,18 @@ def test_available_memory_of_an_accelerator_uses_its_statistics() -> None:
         check_memory(30 * GiB, "fit", device=FakeGPU())
 
 
-def test_a_bad_memory_limit_variable_is_a_value_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
-    with pytest.raises(ValueError, match=r"\$JAXNN_MEMORY_LIMIT must be a number of bytes"):
+@pytest.mark.parametrize("raw", ["lots", "1e400", "inf", "nan", "0", "-1", "0.5"])
+def test_a_bad_memory_limit_variable_is_a_value_error(raw: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a number, infinite (``int(inf)``: "cannot convert float infinity to integer"), or
+    below one byte (0 and -1 were a cap of 0 bytes, which blamed the network's size)."""
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, raw)
+    with pytest.raises(ValueError, match=r"^\$JAXNN_MEMORY_LIMIT must be a positive number of "
+                                         rf"bytes \(such as 8e9\), got '{raw}'; unset it for "
+                                         r"no cap$"):
         check_memory(1, "anything")
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "2.5e3")
+    assert available_memory("host") == (2500, "host memory, capped by $JAXNN_MEMORY_LIMIT")
 
 
 # ---- where jaxnn allocates ---------------------------------------------------------------------
