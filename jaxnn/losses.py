@@ -135,9 +135,12 @@ def cost(
     """The regularized cost ``J`` (a scalar) of ``params`` on ``X`` ``(m, n_0)``.
 
     ``y`` is integer labels ``(m,)`` in ``0..K-1`` or a target matrix ``(m, K)``. Raises
-    ``ValueError`` for shapes that do not chain or match, labels out of range, a target matrix
-    of the wrong width, negative ``lam``, complex or non-numeric arrays, and (when concrete)
-    non-finite ``X`` or weights (one reduction per array, once per ``jax.Array``)."""
+    ``ValueError`` for shapes that do not chain or match, a target matrix of the wrong width,
+    complex or non-numeric arrays, and, for values it can see (not inside the caller's own
+    ``jax.jit`` or other transformation, where they are tracers), labels out of range, a
+    negative ``lam`` and non-finite ``X`` or weights (one reduction per array, once per
+    ``jax.Array``). Inside a transformation those values are not checked: out-of-range labels
+    then match no class (a finite, wrong cost) and NaN inputs give a NaN cost."""
     args = prepare_problem(params, X, y, lam, activation, output)
     return _cost(*args[:4], activation, output, args[4])
 
