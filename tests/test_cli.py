@@ -716,6 +716,23 @@ def test_predict_scores_weights_past_float32_in_float64(digits_run: tuple[Path, 
                                  "these examples, so they predict nothing; scale the weights down")
 
 
+def test_a_run_that_made_no_iteration_exits_1(tmp_path: Path) -> None:
+    """A lam so large that the first line search overflows float32 stops after 0 iterations:
+    its files are written, its reason printed, and the exit status says it failed (before:
+    0, neither converged nor diverged)."""
+    out = tmp_path / "run"
+    code, stdout, err = run(["train", "--dataset", "digits", "--hidden", "3", "--lam", "1e30",
+                             "--iterations", "5", "--no-progress", "--out", str(out)])
+    text = " ".join(stdout.split())
+    assert code == 1, err
+    assert "stopped after 0 iterations: the gradient is too large for float32" in text
+    assert text.endswith("training made no iteration: the weights saved are the initial ones "
+                         "(see the reason above)")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_iter"] == 0 and not summary["converged"] and not summary["diverged"]
+    assert set(summary["files"].values()) == set(TRAIN_FILES)
+
+
 def test_predict_without_labels(digits_run: tuple[Path, int, str], tmp_path: Path) -> None:
     npz = tmp_path / "unlabelled.npz"
     np.savez(npz, X=jaxnn.datasets.digits()[0][:20])

@@ -3,8 +3,9 @@
 ``main(argv)`` parses the arguments, runs a subcommand and returns the exit status:
 
 * 0: done;
-* 1: a check failed (``gradcheck`` found gradients that disagree), training diverged, or
-  standard output could not be written (the command went on without it);
+* 1: a check failed (``gradcheck`` found gradients that disagree), training diverged or
+  stopped before its first iteration, or standard output could not be written (the command
+  went on without it);
 * 2: a user error (missing or malformed file, bad option value, missing optional package, a
   problem too large for memory), printed as one line without a traceback;
 * 130: interrupted with Ctrl-C (``train`` saves the weights it reached first);

@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     The order is the promise of the command: the weights are saved the moment training ends
     (or is interrupted), before anything else can go wrong; then the summary, evaluation,
     report and pictures. From the first iteration to the last write a Ctrl-C keeps everything
-    reached (exit 130), and a run that diverged keeps its last finite parameters (exit 1)."""
+    reached (exit 130), and a run that diverged keeps its last finite parameters (exit 1); a
+    run that stopped before its first iteration writes all its files and exits 1."""
     require("rich", "matplotlib", *data_packages(args.data, args.dataset))
     from rich.markup import escape
 
@@ -202,6 +203,10 @@ def run(args: argparse.Namespace) -> int:
     files = ", ".join(summary["files"].values())
     console.print(f"files written to [bold]{escape(str(out))}[/]: {files}")
     console.print(f"total time {time.perf_counter() - started:.1f} s")
+    if outcome.n_iter == 0 and not outcome.converged:  # stopped before its first step
+        console.print("[bold red]training made no iteration[/]: the weights saved are the "
+                      "initial ones (see the reason above)")
+        return EXIT_FAILED
     return EXIT_OK
 
 
