@@ -975,9 +975,11 @@ def test_out_of_memory_says_what_to_make_smaller_in_each_commands_options(capsys
 @pytest.mark.parametrize("method", ["L-BFGS-B", "lbfgs"])
 def test_a_gradient_too_large_for_float32_is_said_in_the_commands_words(
         tmp_path, small_npz, capsys, method):
-    """The library's overflow message, printed after a normal stop, names the option."""
+    """The library's overflow message, printed after the run's report, names the option (the
+    run made no iteration: exit 1)."""
     code = main(["train", "--data", str(small_npz), "--no-progress", "--out",
                  str(tmp_path / "run"), "--lam", "1e30", "--method", method])
     out = capsys.readouterr().out
-    assert code == 0 and "the gradient is too large for float32" in out, out
+    assert code == 1 and "the gradient is too large for float32" in out, out
+    assert "training made no iteration" in out
     assert "--dtype float64" in out and "dtype='" not in out
