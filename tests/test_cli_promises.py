@@ -648,21 +648,24 @@ def test_closed_standard_streams_do_not_fail_the_command(small_npz, tmp_path):
 
 
 def test_a_full_disk_names_the_file_and_what_is_kept(small_npz, tmp_path, monkeypatch, capsys):
-    """A write that fails for want of space (the file system names no file) is reported with
-    the file's name and the files the run wrote before it (before: "No space left on
-    device" alone); the run's mark vouches for those, and the next run replaces them."""
+    """A write that fails for want of space (the system names no file, or the temporary one)
+    is reported with the file's name and the files the run wrote before it (before: "No space
+    left on device" alone), with --out relative as by default; the next run replaces them. An
+    error that is not a write of the run's files is not blamed on one."""
     import errno
 
+    import jaxnn.cli.train
     import jaxnn.plot
     from jaxnn.files.atomic import atomic_write
 
     def full(path, write):
-        if Path(path).name == "cost.png":
+        def fails(f):
             raise OSError(errno.ENOSPC, "No space left on device")
-        return atomic_write(path, write)
+        return atomic_write(path, fails if Path(path).name == "cost.png" else write)
 
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(jaxnn.plot, "atomic_write", full)
-    out = tmp_path / "run"
+    out = Path("run")
     argv = ["train", "--data", str(small_npz), "--hidden", "3", "--iterations", "5",
             "--no-progress", "--out", str(out)]
     code, _, err = run(argv, capsys)
@@ -672,9 +675,18 @@ def test_a_full_disk_names_the_file_and_what_is_kept(small_npz, tmp_path, monkey
     assert sorted(p.name for p in out.iterdir()) == [
         MARK, "summary.json", "weights.mat", "weights.npz"]
     monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
     code, _, err = run(argv, capsys)  # the same directory again, with space
     assert code == 0, err
     assert (out / "cost.png").is_file() and not (out / LOCK).exists()
+
+    def broken(*args, **kw):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(jaxnn.cli.train, "evaluate", broken)  # after the summary's first write
+    code, _, err = run(argv, capsys)
+    one_line_error(code, err, "Input/output error")
+    assert "summary.json" not in err and "cannot write" not in err, err
 
 
 def test_a_standard_output_that_cannot_be_written_is_said_at_the_end(small_npz, tmp_path):

@@ -158,7 +158,6 @@ class RunDirectory:
         self.writing: set[str] = set()  # the names claimed whose file may be being written
         self.written: dict[str, str] = {}  # {name: sha256} of this run's files, once written
         self.entered: dict[str, str | None] = {}  # the previous run's files' digests
-        self.last: str | None = None  # the name claimed last: the file being written
 
     def __enter__(self) -> Path:
         out, self.made = output_dir(self.path)
@@ -240,7 +239,6 @@ class RunDirectory:
         if os.path.lexists(path) and (name not in self.claimed or not _is_regular(path)):
             self._keep_aside(path, "appeared while this run wrote its files")
         self.claimed.add(name)
-        self.last = name
         self.written.pop(name, None)  # written again (the summary): digested again
         self.writing = {n for n in self.writing if not _is_regular(self.out / n)} | {name}
         self._record(self.writing)
@@ -268,22 +266,25 @@ class RunDirectory:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 (self.out / LOCK).unlink()
-        if failed:
-            kept = sorted(n for n in self.written if n != self.last)
+        if failed is not None:
+            name = failed[0]
+            kept = sorted(n for n in self.written if n != name)
             raise UsageError(
-                f"{self.out / self.last}: cannot write ({failed.strerror or failed}); "
+                f"{self.out / name}: cannot write ({failed[1].strerror or failed[1]}); "
                 + (f"{self.out} keeps the files written before it: {', '.join(kept)}" if kept
-                   else "no file of this run was written")) from failed
+                   else "no file of this run was written")) from failed[1]
 
-    def _failed_write(self, exc: BaseException | None) -> OSError | None:
-        """``exc`` when it is the failure to write the file claimed last (no space left, an
-        I/O error, a quota), which the file system reports without a name or with the
-        writer's temporary file's."""
-        if not isinstance(exc, OSError) or self.last is None:
+    def _failed_write(self, exc: BaseException | None) -> tuple[str, OSError] | None:
+        """``(name, exc)`` when ``exc`` is the failure to write one of this run's files (no
+        space left, an I/O error, a quota): :func:`jaxnn.files.atomic.atomic_write` names the
+        file it was writing, whatever the system said."""
+        if not isinstance(exc, OSError) or exc.filename is None:
             return None
-        where = exc.filename
-        inside = where is None or Path(os.fsdecode(where)).parent == self.out
-        return exc if inside else None
+        where = os.path.realpath(os.fsdecode(exc.filename))
+        for name in self.claimed:
+            if os.path.realpath(self.out / name) == where:
+                return name, exc
+        return None
 
     def _record(self, writing: set[str] | None = None) -> None:
         """Write the mark (atomically): the SHA-256 of each file under ``names`` now, beside

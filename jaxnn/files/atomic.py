@@ -20,13 +20,18 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
 
     The temporary file lives in the same directory (so `os.replace` is atomic), is flushed and
     fsynced before the rename, and is removed if `write` raises. The new file keeps the mode of
-    the file it replaces, or gets 0o644 when there was none.
+    the file it replaces, or gets 0o644 when there was none. An `OSError` of the write (no
+    space left, an I/O error, a quota) is raised with `path` as its file name, whatever file
+    the system named (none, or the temporary file).
     """
     path = Path(path)
     directory = path.parent
     # the writer's pid and host in the name let remove_stale_temps tell a dead writer's leftovers
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer()}.", suffix=TMP_SUFFIX,
-                               dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer()}.", suffix=TMP_SUFFIX,
+                                   dir=directory)
+    except OSError as exc:
+        raise _named(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -34,11 +39,18 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
             os.fsync(f.fileno())
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _named(exc, path) from exc
         raise
     _fsync_directory(directory)
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """``exc`` with ``path`` as its file name (an error without an errno: as it is)."""
+    return exc if exc.errno is None else type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def remove_stale_temps(path: str | os.PathLike[str], max_age_s: float = 86400.0) -> list[Path]:
