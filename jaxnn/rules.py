@@ -15,6 +15,8 @@ from jaxnn.defaults import MAX_SEED
 POSITIVE_INT = "a positive integer"
 NON_NEGATIVE_INT = "an integer >= 0"
 FRACTION = "a fraction in (0, 1)"
+#: why labels of one class are refused
+NEEDS_TWO_CLASSES = "a classifier needs examples of at least two"
 #: a central difference's step: a larger one approximates no derivative, and its squares and
 #: exponentials overflow
 STEP = "a finite-difference step in (0, 1]"

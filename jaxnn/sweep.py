@@ -58,7 +58,7 @@ from jaxnn.names import counted
 from jaxnn.parallel.fit_many import MANY_METHODS, check_many_memory, fit_many
 from jaxnn.parallel.members import evaluate_many
 from jaxnn.precision import x64_when
-from jaxnn.rules import FRACTION, is_fraction
+from jaxnn.rules import FRACTION, NEEDS_TWO_CLASSES, is_fraction
 
 __all__ = ["DEFAULT_LAMS", "METRICS", "Curve", "check_lams", "check_sizes", "learning_curve",
            "plot_curve", "validation_curve"]
@@ -113,10 +113,10 @@ class Curve:
     @property
     def best(self) -> float | None:
         """The ``lam`` with the lowest mean validation cost, among those where some network
-        did not diverge and the mean is a number (validation curves; None for a learning
-        curve, where the largest training set is always expected to win, or when no ``lam``
-        qualifies). A diverged network's parameters can give an infinite or NaN cost, and a
-        NaN mean is not the lowest."""
+        did not diverge and the mean is finite (validation curves; None for a learning curve,
+        where the largest training set is always expected to win, or when no ``lam``
+        qualifies). A diverged network's parameters can give an infinite or NaN cost: such a
+        ``lam`` is not the best, however its other networks did."""
         means = self.mean("val_cost")
         usable = np.flatnonzero(~self.diverged.all(axis=1) & np.isfinite(means))
         if self.kind != "validation" or usable.size == 0:
@@ -164,8 +164,7 @@ def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike
         raise ValueError(f"X must be 2-D (m, n) with at least 2 rows, got shape {X.shape}")
     y = check_labels(y, "y", X.shape[0])
     if np.unique(y).size < 2:
-        raise ValueError(f"y holds a single class ({int(y[0])}); a classifier needs examples "
-                         "of at least two")
+        raise ValueError(f"y holds a single class ({int(y[0])}); {NEEDS_TWO_CLASSES}")
     if (X_val is None) != (y_val is None):
         raise ValueError("pass both X_val and y_val, or neither (then val_fraction of X is held "
                          "out)")
@@ -191,7 +190,7 @@ def _split(X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None, y_val: ArrayLike
     if np.unique(y).size < 2:  # the training part of a split (the whole y was checked above)
         raise ValueError(f"after holding out val_fraction={val_fraction:g}, the training part "
                          f"({counted(len(y), 'example')}) holds a single class ({int(y[0])}); "
-                         "a classifier needs examples of at least two: give more examples")
+                         f"{NEEDS_TWO_CLASSES}: give more examples")
     K = int(max(y.max(), y_val.max())) + 1
     return _Data(X, y, X_val, y_val, K)
 

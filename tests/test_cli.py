@@ -181,7 +181,9 @@ def test_train_prints_report(digits_run: tuple[Path, int, str]) -> None:
         assert text in stdout, text
 
 
-def test_train_and_predict_print_one_percentage(digits_run: tuple[Path, int, str]) -> None:
+def test_train_and_predict_print_one_percentage(digits_run: tuple[Path, int, str],
+                                                tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The same predictions give the same printed accuracy in ``train`` and ``predict``, each
     rounded from the exact count (a half up): 829 of 4000 through ``100 * 0.20725`` printed
     20.72% in one and 20.73% in the other."""
@@ -200,6 +202,20 @@ def test_train_and_predict_print_one_percentage(digits_run: tuple[Path, int, str
         code, text, err = run(["predict", "--run", str(out), "--split", split])
         assert code == 0, err
         assert f"accuracy {printed} ({round(fraction * m)} of {m} correct)" in text
+    # train prints from the count: 829 of 4000 (a half at the third decimal) as 20.73%
+    import jaxnn.cli.train
+
+    real = jaxnn.cli.train.evaluate
+
+    def counted_829(*args, **kw):
+        return {**real(*args, **kw), "train_correct": (829, 4000), "train_accuracy": 0.20725}
+
+    monkeypatch.setattr(jaxnn.cli.train, "evaluate", counted_829)
+    code, stdout, err = run(["train", "--dataset", "digits", "--hidden", "3", "--iterations",
+                             "1", "--no-progress", "--out", str(tmp_path / "r")])
+    assert code == 0, err
+    assert "training accuracy 20.73%" in stdout
+    assert percent(np.int64(829), np.int64(4000)) == "20.73%"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -665,15 +681,22 @@ def test_predict_run_scores_the_runs_splits_by_their_rows(
                       "summary.json records it")
     assert "--data" not in err  # the run's file, not one the user gave
     np.savez(tmp_path / "a" / "data.npz", X=X, y=y)
-    for key, value, rule in (("seed", -5, "an integer in [0, 2**63 - 1]"),
-                             ("test_size", 7, "0 or a fraction in (0, 1)")):
+    seeds, sizes = "an integer in [0, 2**63 - 1]", "0 or a fraction in (0, 1)"
+    for key, value, said, rule in (
+            ("seed", -5, "-5", seeds), ("seed", 2.5, "2.5", seeds), ("seed", "7", '"7"', seeds),
+            ("seed", True, "true", seeds), ("seed", float("inf"), "Infinity", seeds),
+            ("test_size", 7, "7", sizes), ("test_size", "0.2", '"0.2"', sizes)):
         (tmp_path / "a" / "run" / "summary.json").write_text(json.dumps({**summary,
                                                                          key: value}))
         code, _, err = run(["predict", "--run", str(tmp_path / "a" / "run")])
         assert_user_error(code, err, f"summary.json: not a summary written by this jaxnn's "
-                                     f"'train' (its {key} is {value}, where train records "
+                                     f"'train' (its {key} is {said}, where train records "
                                      f"{rule})")
         assert "--test-size" not in err  # an option the user did not give (before)
+    (tmp_path / "a" / "run" / "summary.json").write_text(json.dumps({**summary, "inputs": 3}))
+    code, _, err = run(["predict", "--run", str(tmp_path / "a" / "run")])
+    assert_user_error(code, err, "summary.json: not a summary written by this jaxnn's 'train' "
+                                 "(missing or malformed inputs)")
 
 
 def test_predict_scores_weights_past_float32_in_float64(digits_run: tuple[Path, int, str],
@@ -1091,8 +1114,9 @@ def test_labels_that_leave_classes_without_an_example_are_refused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """Labels used as codes (0, 1000, 5000) made a network of 5001 outputs and a report of
-    5001 x 5001 cells (minutes, gigabytes); a class number without an example is refused like
-    a missing class 0, and a held-out split that leaves one class to train on like sweep's."""
+    5001 x 5001 cells (minutes, gigabytes): refused when most class numbers have no example; a
+    few without one (a sample of the digits without a 7) are a warning; a held-out split that
+    leaves one class to train on is refused like sweep's."""
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     X = rng.random((40, 6))
@@ -1105,20 +1129,32 @@ def test_labels_that_leave_classes_without_an_example_are_refused(
         err = " ".join(capsys.readouterr().err.split())
         assert ("codes.npz: the labels are 4 of the numbers 0..4000, so 3997 of the network's "
                 "4001 outputs (1, 2, 3, ..., 3999) would be classes without an example; labels "
-                "are classes 0..K-1, each with examples: renumber them 0..3 (with numpy, "
+                "are classes 0..K-1, most with examples: renumber them 0..3 (with numpy, "
                 "np.unique(y, return_inverse=True)[1])") in err, err
-        assert main([*argv, "--data", "gap.npz"]) == 2
-        assert "(2) would be a class without an example" in capsys.readouterr().err
+    assert main(["train", "--data", "gap.npz", "--iterations", "2", "--no-progress", "--out",
+                 str(tmp_path / "gap")]) == 0
+    assert ("gap.npz: the labels are 4 of the numbers 0..4, so 1 of the network's 5 outputs (2) "
+            "is a class without an example: nothing trains it toward a prediction") in \
+        " ".join(capsys.readouterr().err.split())
     assert main(["train", "--data", "two.npz", "--iterations", "2"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert ("--test-size 0.2 leaves 1 example to train on, of a single class (1); a classifier "
             "needs examples of at least two: give more examples, or --test-size 0 to train on "
             "all of them") in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npz", "gap.npz", "two.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npz", "gap", "gap.npz",
+                                                           "two.npz"]
     out = tmp_path / "all"
     assert main(["train", "--data", "two.npz", "--iterations", "2", "--test-size", "0",
                  "--no-progress", "--out", str(out)]) == 0
-    assert json.loads((out / "summary.json").read_text())["n_train"] == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_train"] == 2
+    # the same split remade by predict from an edited summary is the summary's fault
+    (out / "summary.json").write_text(json.dumps({**summary, "test_size": 0.5, "n_train": 1,
+                                                  "n_test": 1}))
+    code, _, err = run(["predict", "--run", str(out)])
+    assert_user_error(code, err, f"{out / 'summary.json'}: its test_size 0.5 leaves 1 example "
+                                 "to train on, of a single class")
+    assert "--test-size" not in err, err
 
 
 def test_labels_in_the_wrong_base_are_refused_in_the_command_s_words(

@@ -984,11 +984,11 @@ def test_out_of_memory_says_what_to_make_smaller_in_each_commands_options(capsys
                            "fewer examples or smaller layers")
 
 
-@pytest.mark.parametrize("method", ["L-BFGS-B", "lbfgs"])
+@pytest.mark.parametrize("method", ["L-BFGS-B", "lbfgs", "fmincg"])
 def test_a_gradient_too_large_for_float32_is_said_in_the_commands_words(
         tmp_path, small_npz, capsys, method):
     """The library's overflow message, printed after the run's report, names the option (the
-    run made no iteration: exit 1)."""
+    run made no iteration: exit 1; fmincg counts the line searches it began, and none moved)."""
     code = main(["train", "--data", str(small_npz), "--no-progress", "--out",
                  str(tmp_path / "run"), "--lam", "1e30", "--method", method])
     out = capsys.readouterr().out

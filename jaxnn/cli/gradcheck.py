@@ -27,6 +27,7 @@ from jaxnn.cli.options import (
     step,
 )
 from jaxnn.defaults import ACTIVATION, GRADCHECK_EPS, GRADCHECK_TOL, HIDDEN, OUTPUT
+from jaxnn.rules import STEP
 
 SMALL_SIZES = (3, 5, 3)
 # numerical vs backprop differences below this are what central differences can resolve in
@@ -59,8 +60,8 @@ def add_parser(sub: Subcommands) -> None:
                         f"{' '.join(map(str, HIDDEN))})")
     p.add_argument("--lam", nargs="+", action=ListOnce, type=non_negative, metavar="LAM",
                    help="one or more lambdas (default: 0 3; with --full: 1)")
-    p.add_argument("--eps", type=step, default=GRADCHECK_EPS, help="finite-difference step, "
-                   "in (0, 1] (default: %(default)g)")
+    p.add_argument("--eps", type=step, default=GRADCHECK_EPS,
+                   help=f"{STEP} (default: %(default)g)")
     p.add_argument("--tol", type=positive, default=GRADCHECK_TOL,
                    help="largest relative difference that passes (default: %(default)g)")
     p.add_argument("--seed", type=seed_int, default=0,

@@ -3,6 +3,7 @@ weights named by ``--weights``, with every problem turned into a :class:`UsageEr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,9 +230,11 @@ def load_weights(path: str, activation: str | None = None,
 
 def class_count(data: Data) -> int:
     """The classes a network trained on ``data``'s labels has, ``K = max(y) + 1``: at least
-    two, each with an example (1-based labels would leave class 0 without one; labels that
-    are codes, such as 0, 1000 and 2000, would make a network of 2001 outputs and a report of
-    2001 x 2001 cells)."""
+    two, class 0 with an example (1-based labels would leave it without one), and at least
+    half of them (labels that are codes, such as 0, 1000 and 2000, would make a network of
+    2001 outputs and a report of 2001 x 2001 cells). A few classes without an example (a
+    sample of the digits without a 7) are said in a warning: the outputs keep their
+    meaning."""
     y = data.y
     K = int(y.max()) + 1
     if K < 2:
@@ -249,12 +252,19 @@ def class_count(data: Data) -> int:
         shown = ", ".join(str(c) for c in missing[:3]) + (
             f", ..., {missing[-1]}" if missing.size > 4 else
             "".join(f", {c}" for c in missing[3:]))
-        raise UsageError(f"{data.name}: the labels are {present.size} of the numbers 0..{K - 1}"
-                         f", so {missing.size} of the network's {K} outputs ({shown}) would "
-                         f"be {'a class' if missing.size == 1 else 'classes'} without an "
-                         "example; labels are classes 0..K-1, each "
-                         f"with examples: renumber them 0..{present.size - 1} (with numpy, "
-                         "np.unique(y, return_inverse=True)[1])")
+        one = missing.size == 1
+
+        def said(verb: str) -> str:
+            return (f"{data.name}: the labels are {present.size} of the numbers 0..{K - 1}, so "
+                    f"{missing.size} of the network's {K} outputs ({shown}) {verb} "
+                    f"{'a class' if one else 'classes'} without an example")
+
+        if 2 * missing.size > K:
+            raise UsageError(f"{said('would be')}; labels are classes 0..K-1, most with "
+                             f"examples: renumber them 0..{present.size - 1} (with numpy, "
+                             "np.unique(y, return_inverse=True)[1])")
+        warnings.warn(f"{said('is' if one else 'are')}: nothing trains "
+                      f"{'it' if one else 'them'} toward a prediction", stacklevel=2)
     return K
 
 

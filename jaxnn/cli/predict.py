@@ -105,9 +105,10 @@ def _predicted(weights: Weights, X: np.ndarray) -> np.ndarray:
             continue
         with x64_when(dtype == np.float64):
             params, Xd = arrays[:-1], arrays[-1]
+            labels = predict(params, Xd, activation=weights.activation)  # checks, then labels
             z = jax.jit(logits, static_argnames="activation")(params, Xd, weights.activation)
             if bool(jax.numpy.isfinite(z).all()):
-                return np.asarray(predict(params, Xd, activation=weights.activation), np.int64)
+                return np.asarray(labels, np.int64)
     raise UsageError(f"{weights.path}: its weights make outputs that overflow float64 on these "
                      "examples, so they predict nothing; scale the weights down")
 
@@ -125,8 +126,9 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
                          "directory; wait for it to finish, then score it")
     try:
         summary = json.loads(summary_path.read_text())
-        source = summary["inputs"]
-        seed, test_size = int(summary["seed"]), float(summary["test_size"])
+        source, seed, test_size = summary["inputs"], summary["seed"], summary["test_size"]
+        if not isinstance(source, dict):
+            raise TypeError("inputs")
     except OSError as exc:
         raise UsageError(f"{summary_path}: cannot read the run's summary "
                          f"({exc.strerror or exc}); is {run_dir} a 'jaxnn train' output "
@@ -136,12 +138,15 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
                          f"(missing or malformed {exc})") from exc
     # the split is remade from these two: values 'train' never records (an edited summary)
     # are the summary's fault, not an option's
+    real = isinstance(test_size, int | float) and not isinstance(test_size, bool)
     for key, value, rule, ok in (
-            ("seed", seed, seed_range(numpy=True)[1], is_seed(seed, numpy=True)),
-            ("test_size", test_size, f"0 or {FRACTION}", test_size == 0 or is_fraction(test_size))):
+            ("seed", seed, seed_range(numpy=True)[1],
+             type(seed) is int and is_seed(seed, numpy=True)),
+            ("test_size", test_size, f"0 or {FRACTION}",
+             real and (test_size == 0 or is_fraction(test_size)))):
         if not ok:
             raise UsageError(f"{summary_path}: not a summary written by this jaxnn's 'train' "
-                             f"(its {key} is {value:g}, where train records {rule})")
+                             f"(its {key} is {json.dumps(value)}, where train records {rule})")
     if args.data or args.dataset:
         raise UsageError("--run uses the run's own data; leave out --data and --dataset")
     require("rich", *data_packages(source.get("data"), source.get("dataset")))
@@ -160,7 +165,7 @@ def _run_inputs(args: argparse.Namespace):  # noqa: ANN202
         raise UsageError(f"the run's data has changed since it trained: {data.name} holds "
                          f"other examples than the run's ({count}); restore them, or score "
                          f"these with --weights {run_dir / FILES['weights_npz']} --data ...")
-    split = split_data(data, test_size, seed)
+    split = split_data(data, test_size, seed, said=f"{summary_path}: its test_size")
     if recorded != (len(split.y_train), len(split.y_test)):
         raise UsageError(f"the run's data has changed since it trained: {summary_path} records "
                          f"{recorded[0]} training and {recorded[1]} held-out examples, the data "

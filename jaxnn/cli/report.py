@@ -21,7 +21,7 @@ def percent(correct: int, total: int) -> str:
     ratio (a half up), so that ``train`` and ``predict`` print one figure for one set of
     predictions: through a float, 829 of 4000 is ``100 * 0.20725 = 20.724999...`` one way and
     ``82900 / 4000 = 20.725000...1`` the other; here 20.73%."""
-    exact = Decimal(100 * correct) / Decimal(total)
+    exact = Decimal(100 * int(correct)) / Decimal(int(total))
     return f"{exact.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}%"
 
 

@@ -47,6 +47,7 @@ from jaxnn.cli.run_directory import RunDirectory
 from jaxnn.cli.writers import write_json
 from jaxnn.defaults import HELD_OUT, HIDDEN, LAM, LEARNING_RATES, MAXITER, METHOD
 from jaxnn.names import counted
+from jaxnn.rules import NEEDS_TWO_CLASSES
 
 FILES = {
     "weights_npz": "weights.npz",
@@ -203,7 +204,9 @@ def run(args: argparse.Namespace) -> int:
     files = ", ".join(summary["files"].values())
     console.print(f"files written to [bold]{escape(str(out))}[/]: {files}")
     console.print(f"total time {time.perf_counter() - started:.1f} s")
-    if outcome.n_iter == 0 and not outcome.converged:  # stopped before its first step
+    # stopped before its first step (fmincg counts a line search begun as an iteration; the
+    # history holds the cost after each one that moved)
+    if not len(outcome.history) and not outcome.converged:
         console.print("[bold red]training made no iteration[/]: the weights saved are the "
                       "initial ones (see the reason above)")
         return EXIT_FAILED
@@ -213,8 +216,11 @@ def run(args: argparse.Namespace) -> int:
 # ---- data and training -------------------------------------------------------------------------
 
 
-def split_data(data: Data, test_size: float, seed: int) -> Split:
-    """A stratified, seeded held-out split (none when ``test_size`` is 0)."""
+def split_data(data: Data, test_size: float, seed: int, said: str = "--test-size") -> Split:
+    """A stratified, seeded held-out split (none when ``test_size`` is 0). ``said``: where
+    ``test_size`` comes from, in messages (the option, or a run's summary for ``predict``)."""
+    advice = ": give more examples, or --test-size 0 to train on all of them" \
+        if said == "--test-size" else ""
     from jaxnn.datasets import train_test_split
 
     X, y = data.X, data.y
@@ -225,15 +231,13 @@ def split_data(data: Data, test_size: float, seed: int) -> Split:
     try:  # the split of the row numbers is the split of the examples (it depends on y only)
         rows_train, rows_test, _, _ = train_test_split(rows, y, test_size, seed)
     except ValueError as exc:
-        raise UsageError(f"--test-size {test_size:g}: {exc}") from exc
+        raise UsageError(f"{said} {test_size:g}: {exc}") from exc
     if np.unique(y[rows_train]).size < 2:
-        raise UsageError(f"--test-size {test_size:g} leaves "
-                         f"{counted(len(rows_train), 'example')} to train on, of a single "
-                         f"class ({int(y[rows_train[0]])}); a classifier needs examples of at "
-                         "least two: give more examples, or --test-size 0 to train on all of "
-                         "them")
+        raise UsageError(f"{said} {test_size:g} leaves {counted(len(rows_train), 'example')} to "
+                         f"train on, of a single class ({int(y[rows_train[0]])}); "
+                         f"{NEEDS_TWO_CLASSES}{advice}")
     if len(rows_test) < K:
-        warnings.warn(f"--test-size {test_size:g} holds out {counted(len(rows_test), 'example')}"
+        warnings.warn(f"{said} {test_size:g} holds out {counted(len(rows_test), 'example')}"
                       f", fewer than the {K} classes: the held-out accuracy says little",
                       stacklevel=2)
     return Split(X[rows_train], y[rows_train], X[rows_test], y[rows_test], K, rows_train,
