@@ -749,6 +749,7 @@ def test_a_run_that_made_no_iteration_exits_1(tmp_path: Path) -> None:
     text = " ".join(stdout.split())
     assert code == 1, err
     assert "stopped after 0 iterations: the gradient is too large for float32" in text
+    assert re.search(r"final cost \d\.\d{5}e\+\d\d after 0 iterations", text), text  # not 27 digits
     assert text.endswith("training made no iteration: the weights saved are the initial ones "
                          "(see the reason above)")
     summary = json.loads((out / "summary.json").read_text())

@@ -26,6 +26,7 @@ from jaxnn.cli.options import (
     seed_int,
     step,
 )
+from jaxnn.cli.report import cost_text
 from jaxnn.defaults import ACTIVATION, GRADCHECK_EPS, GRADCHECK_TOL, HIDDEN, OUTPUT
 from jaxnn.rules import STEP
 
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             report = check_gradients(params, X, y, lam, eps=args.eps,
                                      activation=args.activation, output=args.output)
         _refuse_non_finite(report, args, params)
-        out.print(f"cost J = {report.cost:.6f}; checked in "
+        out.print(f"cost J = {cost_text(report.cost)}; checked in "
                   f"{time.perf_counter() - started:.1f} s")
         ok &= _print_gradcheck(out, report, args.tol)
     return EXIT_OK if ok else EXIT_FAILED

@@ -16,6 +16,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from jaxnn.gradcheck import GradientCheck
 
 
+def cost_text(cost: float) -> str:
+    """A cost as the command prints it: six decimals (``0.318293``), or six significant digits
+    where six decimals would print dozens of digits (``4.47709e+26``, a cost that overflows
+    float32's penalty by little)."""
+    return f"{cost:.6f}" if abs(cost) < 1e6 else f"{cost:.6g}"
+
+
 def percent(correct: int, total: int) -> str:
     """``correct`` of ``total`` as a percentage with two decimals, rounded from the exact
     ratio (a half up), so that ``train`` and ``predict`` print one figure for one set of

@@ -43,6 +43,7 @@ from jaxnn.cli.options import (
     positive_int,
     seed_int,
 )
+from jaxnn.cli.report import cost_text
 from jaxnn.cli.run_directory import RunDirectory
 from jaxnn.cli.writers import write_json
 from jaxnn.defaults import HELD_OUT, HIDDEN, LAM, LEARNING_RATES, MAXITER, METHOD
@@ -287,12 +288,12 @@ class ProgressBar:
         self.history.append(float(cost))
         self.iteration, self.cost, self.params = iteration, float(cost), params
         self._progress.update(self._task, completed=min(iteration, self.total),
-                              cost=f"{cost:.6f}")
+                              cost=cost_text(cost))
 
     def finish(self, n_iter: int, cost: float | None) -> None:
         """Show the final iteration count and cost (None: no iterate's cost to show, "-")."""
         self._progress.update(self._task, completed=min(n_iter, self.total),
-                              cost="-" if cost is None else f"{cost:.6f}")
+                              cost="-" if cost is None else cost_text(cost))
 
     def interrupted(self, params0: tuple[Any, ...], seconds: float) -> Outcome:
         """The outcome when Ctrl-C escaped ``fit``: the last params seen, else the initial."""
@@ -403,7 +404,8 @@ def print_report(console: Any, evaluation: dict[str, Any], outcome: Outcome) -> 
                                   f"Confusion matrix ({on} set)"))
     console.print()
     console.print(command_words(outcome.message), markup=False)
-    console.print(f"final cost {outcome.cost:.6f} after {counted(outcome.n_iter, 'iteration')} "
+    console.print(f"final cost {cost_text(outcome.cost)} after "
+                  f"{counted(outcome.n_iter, 'iteration')} "
                   f"({counted(outcome.n_evals, 'evaluation')}) in {outcome.seconds:.1f} s")
     line = f"[bold]training accuracy {percent(*evaluation['train_correct'])}[/]"
     if evaluation["test_accuracy"] is not None:
