@@ -909,6 +909,12 @@ def test_gradcheck_full_on_a_subsample() -> None:
                           "--hidden", "4"])
     assert code == 0, err
     assert "64-4-10 network" in out and "20 examples" in out and "PASS" in out
+    # a sample too small to hold every class still checks the data's network: 10 outputs
+    # (before: as many as the sample's largest label, "64-4-5" or so)
+    for seed in ("0", "1", "2"):
+        code, out, err = run(["gradcheck", "--full", "--dataset", "digits", "--examples", "2",
+                              "--hidden", "4", "--seed", seed])
+        assert code == 0 and "64-4-10 network, 2 examples" in " ".join(out.split()), err
 
 
 # ---- user errors --------------------------------------------------------------------------------

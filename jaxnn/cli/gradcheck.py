@@ -15,7 +15,7 @@ from jaxnn.cli.common import (
     make_console,
     require,
 )
-from jaxnn.cli.inputs import check_fits, data_packages, load_data, load_weights
+from jaxnn.cli.inputs import check_fits, class_count, data_packages, load_data, load_weights
 from jaxnn.cli.options import (
     ListOnce,
     add_data_options,
@@ -91,6 +91,7 @@ def full_problem(args: argparse.Namespace) -> tuple[tuple[np.ndarray, ...], np.n
 
     data = load_data(args.data, args.dataset, need_labels=True)
     X, y = data.X, data.y
+    K = class_count(data) if not args.weights else None  # the data's classes, not a sample's
     if args.examples is not None:
         if not 1 <= args.examples <= X.shape[0]:
             raise UsageError(f"--examples must be in 1..{X.shape[0]}, got {args.examples}")
@@ -104,7 +105,7 @@ def full_problem(args: argparse.Namespace) -> tuple[tuple[np.ndarray, ...], np.n
         params = weights.params
         args.activation, args.output = weights.activation, weights.output
     else:
-        sizes = (X.shape[1], *(args.hidden or HIDDEN), int(y.max()) + 1)
+        sizes = (X.shape[1], *(args.hidden or HIDDEN), K)
         params = tuple(np.asarray(t, np.float64) for t in init_params(args.seed, sizes))
     return params, X, y
 
